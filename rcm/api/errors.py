@@ -1,0 +1,95 @@
+"""One error shape for every failure: ``{"error": {"code", "message", "details"}}``."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from rcm.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND_MESSAGE = "Not found."
+
+_CODES = {
+    400: "invalid",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "throttled",
+    500: "server_error",
+}
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _message_and_details(exc: exceptions.APIException):
+    detail = exc.detail
+    if isinstance(detail, dict):
+        return "The request is invalid; see details for each field.", detail
+    if isinstance(detail, list):
+        return "The request is invalid.", {"non_field_errors": detail}
+    return str(detail), {}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(NOT_FOUND_MESSAGE)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, IntegrityError):
+        # A constraint the serializers did not foresee (a race between two requests, mostly).
+        logger.info("integrity error turned into 409: %s", exc)
+        exc = exceptions.APIException("The change conflicts with existing data.")
+        exc.status_code = status.HTTP_409_CONFLICT
+    if not isinstance(exc, exceptions.APIException):
+        return None  # Django's 500 handler (rcm.api.errors.server_error) answers
+    set_rollback()
+    message, details = _message_and_details(exc)
+    code = _CODES.get(exc.status_code, "error")
+    if isinstance(exc, exceptions.ValidationError):
+        code = "invalid"
+    elif isinstance(exc.detail, str) and hasattr(exc.detail, "code") and exc.status_code != 404:
+        code = exc.detail.code or code
+    headers = {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+        details = {"retry_after_seconds": int(exc.wait) + 1}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
+
+
+def _json_error(status_code: int, message: str) -> JsonResponse:
+    return JsonResponse(error_body(_CODES[status_code], message), status=status_code)
+
+
+def not_found(request, exception=None):
+    return _json_error(404, NOT_FOUND_MESSAGE)
+
+
+def server_error(request):
+    return _json_error(500, "An internal error occurred; it has been logged.")
+
+
+def bad_request(request, exception=None):
+    return _json_error(400, "Bad request.")
+
+
+def permission_denied(request, exception=None):
+    return _json_error(403, "You do not have permission to perform this action.")

@@ -1,0 +1,106 @@
+"""The one base class every v2 endpoint derives from.
+
+It owns authentication (JWT or API key, both checked against a live membership), the
+organization context for the request, the role check and the queryset scoping. Subclasses say
+*what* they serve (``base_queryset``) and *who* may read or write (``read_role``,
+``write_role``); the scoping itself cannot be overridden (``__init_subclass__`` refuses).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from rest_framework import generics, permissions
+
+from rcm.api.access import OrgAccess
+from rcm.context import reset_org_id, set_org_id
+from rcm.lookups import UserRole, role_at_least
+
+_PROTECTED = (
+    "get_queryset",
+    "initial",
+    "finalize_response",
+    "get_permissions",
+    "get_authenticators",
+    "dispatch",
+)
+
+
+class RolePermission(permissions.BasePermission):
+    message = "Your role in this organization does not allow this action."
+
+    def has_permission(self, request, view) -> bool:
+        access = request.auth
+        if not isinstance(access, OrgAccess):
+            return False
+        needed = view.read_role if request.method in permissions.SAFE_METHODS else view.write_role
+        return role_at_least(access.role, needed)
+
+
+class OrgScopedAPIView(generics.GenericAPIView):
+    read_role: str = UserRole.VIEWER
+    write_role: str = UserRole.ORG_ADMIN
+    # Platform catalogues (channel types, lookups) are not tenant-owned; a view serving one
+    # says so explicitly rather than silently skipping the scope.
+    tenant_scoped: bool = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _PROTECTED:
+            if name in vars(cls):
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}(); organization scoping belongs to "
+                    "OrgScopedAPIView alone. Implement base_queryset() instead."
+                )
+        for name in ("authentication_classes", "permission_classes"):
+            if name in vars(cls):
+                raise TypeError(f"{cls.__name__} sets {name}; OrgScopedAPIView owns them.")
+
+    permission_classes = [permissions.IsAuthenticated, RolePermission]
+
+    @property
+    def access(self) -> OrgAccess:
+        return self.request.auth
+
+    @property
+    def org_id(self) -> uuid.UUID:
+        return self.request.auth.org_id
+
+    def base_queryset(self):
+        """The rows this endpoint serves, before scoping. Override this."""
+        raise ImproperlyConfigured(f"{type(self).__name__} must implement base_queryset().")
+
+    def get_queryset(self):
+        queryset = self.base_queryset()
+        if not self.tenant_scoped:
+            return queryset
+        manager = queryset.model._default_manager
+        if not hasattr(manager, "scope"):
+            raise ImproperlyConfigured(
+                f"{queryset.model.__name__} has no tenant-scoped manager; set tenant_scoped = "
+                "False only for platform catalogues."
+            )
+        return manager.scope(queryset, self.org_id)
+
+    def initial(self, request, *args, **kwargs):
+        self._org_token = None
+        # Authentication runs first (inside super().initial) and resolves the organization;
+        # only then is the context set, so nothing before it can read tenant rows.
+        super().initial(request, *args, **kwargs)
+        if isinstance(request.auth, OrgAccess):
+            self._org_token = set_org_id(request.auth.org_id)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(self, "_org_token", None) is not None:
+            token, self._org_token = self._org_token, None
+            reset_org_id(token)
+        return response
+
+    def dispatch(self, request, *args, **kwargs):
+        # Every request is one transaction: a failure leaves the database as it was, and the
+        # organization setting is applied once for it.
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)

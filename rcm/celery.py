@@ -1,0 +1,35 @@
+"""The Celery application, and the contract every task follows for its organization.
+
+A task that acts for an organization takes ``org_id`` and is declared with
+``@app.task(base=OrgTask)``: the context is set before it runs and cleared after, so nothing
+is left for the next task on the same worker process or thread.
+"""
+
+import os
+
+from celery import Celery, Task
+
+from rcm.context import org_context
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rcm.settings.base")
+
+app = Celery("rcm")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+class OrgTask(Task):
+    """A task that runs inside one organization's context (its ``org_id`` keyword)."""
+
+    def __call__(self, *args, **kwargs):
+        if "org_id" not in kwargs:
+            raise TypeError(f"{self.name} must be called with org_id=...")
+        from django.db import transaction
+
+        with org_context(kwargs["org_id"]), transaction.atomic():
+            return super().__call__(*args, **kwargs)
+
+
+@app.task(name="rcm.ping")
+def ping() -> str:
+    return "pong"

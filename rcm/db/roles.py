@@ -1,0 +1,61 @@
+"""The two database roles: migrations as the owner, everything else as the runtime role.
+
+The runtime role (``DATABASE_URL``) must not own the tables: an owner can switch FORCE ROW
+LEVEL SECURITY off again. So schema changes connect with ``DATABASE_OWNER_URL`` instead, and
+after every migration the owner grants the runtime role exactly the DML it needs.
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import connections
+
+# The audit trail is read-only to the runtime role: rows are appended only through the
+# audit_event_append() function, and its chain head is invisible to it.
+READ_ONLY_TABLES = ("audit_event",)
+PRIVATE_TABLES = ("audit_chain_head",)
+
+
+# Captured at import, before as_owner() can swap the credentials: Django's connection shares
+# its settings dict with settings.DATABASES, so reading the role inside the block would
+# answer with the owner.
+_RUNTIME_ROLE = settings.DATABASES["default"]["USER"]
+
+
+@contextlib.contextmanager
+def as_owner(alias: str = "default") -> Iterator[None]:
+    """Point ``alias`` at the owner role for the duration of the block."""
+    connection = connections[alias]
+    owner = settings.DATABASE_OWNER
+    saved = {key: connection.settings_dict.get(key) for key in ("USER", "PASSWORD")}
+    connection.close()
+    connection.settings_dict.update(USER=owner["USER"], PASSWORD=owner["PASSWORD"])
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+
+
+def runtime_role() -> str:
+    return _RUNTIME_ROLE
+
+
+def grant_runtime_privileges(using: str = "default", **kwargs) -> None:
+    app_role = runtime_role()
+    if app_role == settings.DATABASE_OWNER["USER"]:
+        return  # a single-role setup; rcm.checks reports it
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{app_role}"'
+        )
+        cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{app_role}"')
+        for tables, privileges in (
+            (READ_ONLY_TABLES, "INSERT, UPDATE, DELETE, TRUNCATE"),
+            (PRIVATE_TABLES, "ALL"),
+        ):
+            for table in tables:
+                cursor.execute("SELECT to_regclass(%s)", [table])
+                if cursor.fetchone()[0] is not None:
+                    cursor.execute(f'REVOKE {privileges} ON {table} FROM "{app_role}"')

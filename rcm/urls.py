@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from rcm import health
+
+handler400 = "rcm.api.errors.bad_request"
+handler403 = "rcm.api.errors.permission_denied"
+handler404 = "rcm.api.errors.not_found"
+handler500 = "rcm.api.errors.server_error"
+
+urlpatterns = [
+    path("health", health.liveness, name="health"),
+    path("health/ready", health.readiness, name="health-ready"),
+    path("admin/", admin.site.urls),
+    path("api/v2/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v2/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/v2/", include("tenants.urls")),
+]

@@ -1,0 +1,155 @@
+"""Shared fixtures: the test database (created and migrated as the owner role, used as the
+runtime role, so that row-level security binds the tests exactly as it binds production),
+two organizations with one member per role, and API clients holding their tokens."""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.test import TransactionTestCase
+from django.test.utils import setup_databases, teardown_databases
+from rest_framework.test import APIClient
+
+from rcm.context import org_context
+from rcm.db.roles import as_owner
+from rcm.lookups import OrgType, UserRole
+from tenants import services
+from tenants.authentication import token_pair_for
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    with django_db_blocker.unblock():
+        with as_owner():
+            names = setup_databases(verbosity=0, interactive=False, keepdb=False)
+        yield
+        with as_owner():
+            teardown_databases(names, verbosity=0)
+
+
+# Tables whose rows come from data migrations: transactional tests keep them.
+SEEDED_TABLES = {"django_migrations", "django_content_type", "auth_permission", "channel_type"}
+
+
+def _flush_as_owner(self) -> None:
+    """Empty the tenant tables after a transactional test.
+
+    Django's flush would TRUNCATE as the runtime role (which may not) and wipe the lookup rows
+    the data migrations seeded. We truncate as the owner instead and keep the seeds; the audit
+    chain head is reset with the events it anchors.
+    """
+    from django.db import connection
+
+    with as_owner(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename NOT LIKE '%%\\_lu' AND tablename <> ALL(%s)",
+            [sorted(SEEDED_TABLES | {"audit_chain_head"})],
+        )
+        tables = ", ".join(f'"{row[0]}"' for row in cursor.fetchall())
+        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        cursor.execute(
+            "UPDATE audit_chain_head SET anchor_hash = repeat('0', 64), "
+            "last_hash = repeat('0', 64), last_id = NULL"
+        )
+        seeded = importlib.import_module("tenants.migrations.0002_security").V8_CHANNEL_TYPES
+        cursor.execute(
+            "DELETE FROM channel_type WHERE code <> ALL(%s)", [[row[0] for row in seeded]]
+        )
+
+
+TransactionTestCase._fixture_teardown = _flush_as_owner
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters live in Redis; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@dataclass
+class Tenant:
+    org: object
+    users: dict  # role -> User
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.org.id
+
+    def __getitem__(self, role: str):
+        return self.users[role]
+
+
+def make_tenant(name: str, org_type: str = OrgType.BILLING_FIRM) -> Tenant:
+    org = services.organization_create(name=name, org_type=org_type)
+    users = {}
+    slug = name.lower().replace(" ", "-")
+    for role in (
+        UserRole.VIEWER,
+        UserRole.OPERATOR,
+        UserRole.ORG_ADMIN,
+        UserRole.API_USER,
+    ):
+        users[role] = services.user_create(
+            org_id=org.id,
+            email=f"{role}@{slug}.test",
+            role=role,
+            full_name=f"{role.title()} of {name}",
+            password=PASSWORD,
+        )
+    return Tenant(org=org, users=users)
+
+
+@pytest.fixture
+def org_a(db) -> Tenant:
+    return make_tenant("Acme Billing")
+
+
+@pytest.fixture
+def org_b(db) -> Tenant:
+    return make_tenant("Bayside Hospital", OrgType.HOSPITAL)
+
+
+@pytest.fixture
+def sys_admin(db, org_a):
+    """Platform staff, homed in org A but a member of nothing else."""
+    return services.user_create(
+        org_id=org_a.id,
+        email="staff@platform.test",
+        role=UserRole.SYS_ADMIN,
+        password=PASSWORD,
+        is_staff=True,
+    )
+
+
+def client_for(user, org_id, role: str | None = None) -> APIClient:
+    client = APIClient()
+    if role is None:
+        with org_context(org_id):
+            role = user.memberships.get(org_id=org_id).role_id
+    tokens = token_pair_for(user=user, org_id=org_id, role=role)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    return client
+
+
+@pytest.fixture
+def api(org_a, org_b):
+    """``api(tenant, role)``: a client authenticated as that tenant's member in that role."""
+
+    def build(tenant: Tenant, role: str) -> APIClient:
+        return client_for(tenant[role], tenant.id, role)
+
+    return build
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()

@@ -1,0 +1,190 @@
+"""Row-level security holds underneath the application, even when code forgets a filter."""
+
+import uuid
+
+import pytest
+from django.db import connection, transaction
+from django.db.utils import ProgrammingError
+
+from rcm.checks import check_runtime_role_cannot_bypass_rls
+from rcm.context import NoOrganizationContext, org_context
+from rcm.db.roles import as_owner
+from tenants import services
+from tenants.models import ChannelType, Endpoint, Membership, User
+
+TENANT_TABLES_QUERY = """
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+       EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) AS has_policy
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+ORDER BY c.relname
+"""
+
+
+def tenant_tables() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(TENANT_TABLES_QUERY)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _raw_rows(table: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT org_id FROM {table}")
+        return cursor.fetchall()
+
+
+@pytest.mark.django_db
+def test_every_table_with_org_id_forces_rls_with_a_policy():
+    with connection.cursor() as cursor:
+        cursor.execute(TENANT_TABLES_QUERY)
+        rows = cursor.fetchall()
+    assert {"organization", "app_user", "user_organization", "endpoint", "api_key"} <= {
+        row[0] for row in rows
+    } | {"organization"}
+    missing = [
+        name for name, enabled, forced, policy in rows if not (enabled and forced and policy)
+    ]
+    assert missing == [], f"tables with org_id but no forced RLS policy: {missing}"
+
+
+@pytest.mark.django_db
+def test_organization_table_is_policed_on_its_key():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
+            "WHERE relname = 'organization'"
+        )
+        assert cursor.fetchone() == (True, True)
+
+
+@pytest.fixture
+def populated(org_a, org_b):
+    channel = ChannelType.objects.get(code="uhc-portal")
+    for tenant in (org_a, org_b):
+        with org_context(tenant.id):
+            services.endpoint_create(org_id=tenant.id, name="UHC", channel_type=channel)
+            services.api_key_create(
+                org_id=tenant.id,
+                user=tenant["api_user"],
+                name="robot",
+                created_by=tenant["org_admin"],
+            )
+    return org_a, org_b
+
+
+@pytest.mark.django_db
+def test_raw_select_on_every_tenant_table_sees_only_the_current_org(populated):
+    org_a, org_b = populated
+    tables = [t for t in tenant_tables() if t != "audit_event"]
+    for table in tables:
+        with org_context(org_a.id):
+            rows = _raw_rows(table)
+        assert rows, f"{table}: org A sees nothing"
+        assert {row[0] for row in rows} == {org_a.id}, table
+        with org_context(None):
+            assert _raw_rows(table) == [], f"{table}: rows visible with no organization"
+
+
+@pytest.mark.django_db
+def test_audit_rows_are_scoped_too(populated):
+    org_a, org_b = populated
+    with org_context(org_a.id):
+        assert {row[0] for row in _raw_rows("audit_event")} == {org_a.id}
+    with org_context(None):
+        assert _raw_rows("audit_event") == []
+
+
+@pytest.mark.django_db
+def test_inserting_a_row_for_another_org_is_refused_by_the_database(org_a, org_b):
+    channel = ChannelType.objects.get(code="aetna-provider")
+    refused = pytest.raises(ProgrammingError, match="row-level security")
+    with org_context(org_a.id), refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO endpoint (org_id, name, channel_type_id, base_url, config, "
+            "created_at, updated_at) VALUES (%s, 'x', %s, '', '{\"max_concurrency\": 1}', "
+            "now(), now())",
+            [org_b.id, channel.id],
+        )
+
+
+@pytest.mark.django_db
+def test_moving_a_row_to_another_org_is_refused(org_a, org_b):
+    refused = pytest.raises(ProgrammingError, match="row-level security")
+    with org_context(org_a.id), refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE user_organization SET org_id = %s WHERE org_id = %s", [org_b.id, org_a.id]
+        )
+
+
+@pytest.mark.django_db
+def test_the_scoped_manager_fails_closed_without_context(org_a):
+    with pytest.raises(NoOrganizationContext):
+        list(Endpoint.objects.all())
+    with pytest.raises(NoOrganizationContext):
+        list(User.objects.all())
+    # The escape hatch is loud, and RLS still stands behind it.
+    assert list(Membership.objects.unscoped().all()) == []
+
+
+@pytest.mark.django_db
+def test_unscoped_manager_still_sees_only_the_current_org(org_a, org_b):
+    with org_context(org_a.id):
+        org_ids = set(Membership.objects.unscoped().values_list("org_id", flat=True))
+    assert org_ids == {org_a.id}
+
+
+@pytest.mark.django_db
+def test_a_member_homed_elsewhere_is_visible_in_the_org_they_joined(org_a, org_b):
+    guest = org_b["operator"]
+    with org_context(org_a.id):
+        services.membership_add(
+            org_id=org_a.id, actor=org_a["org_admin"], email=guest.email, role="viewer"
+        )
+        assert User.objects.filter(pk=guest.pk).exists()
+    with org_context(uuid.uuid4()):
+        assert not User.objects.unscoped().filter(pk=guest.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_connection_serving_a_then_nobody_then_b(org_a, org_b):
+    """A pooled connection carries nothing from one unit of work to the next."""
+    with org_context(org_a.id):
+        with transaction.atomic():
+            first = {row[0] for row in _raw_rows("user_organization")}
+        backend_pid = connection.connection.info.backend_pid
+    with transaction.atomic():
+        second = _raw_rows("user_organization")
+    second_autocommit = _raw_rows("user_organization")
+    with org_context(org_b.id), transaction.atomic():
+        third = {row[0] for row in _raw_rows("user_organization")}
+    assert connection.connection.info.backend_pid == backend_pid  # really one connection
+    assert first == {org_a.id}
+    assert second == [] and second_autocommit == []
+    assert third == {org_b.id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_setting_is_transaction_local_even_after_rollback_of_a_savepoint(org_a, org_b):
+    with org_context(org_a.id), transaction.atomic():
+        try:
+            with transaction.atomic(), org_context(org_b.id):
+                assert {r[0] for r in _raw_rows("user_organization")} == {org_b.id}
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+        assert {r[0] for r in _raw_rows("user_organization")} == {org_a.id}
+
+
+@pytest.mark.django_db
+def test_runtime_role_cannot_bypass_policies():
+    assert check_runtime_role_cannot_bypass_rls() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_system_check_refuses_a_role_that_owns_the_tables():
+    with as_owner():
+        errors = check_runtime_role_cannot_bypass_rls()
+    assert [error.id for error in errors] == ["rcm.E002"]
+    assert "owns" in errors[0].msg
