@@ -155,7 +155,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme != self.keyword:
             return None
-        parts = key.strip().split("_")
+        parts = key.strip().split("_", 2)  # the secret part may itself contain "_"
         if len(parts) != 3 or parts[0] != services.API_KEY_PREFIX:
             raise exceptions.AuthenticationFailed(KEY_INVALID, code="api_key_invalid")
         info = selectors.auth_api_key(prefix=parts[1])

@@ -77,6 +77,9 @@ class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     def get_queryset(self):
         return super().get_queryset().visible_in(require_org_id())
 
+    def scope(self, queryset, org_id):
+        return queryset.visible_in(org_id)
+
     def unscoped(self):
         return UserQuerySet(self.model, using=self._db)
 

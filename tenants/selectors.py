@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import OuterRef, Subquery
 
 from tenants.models import (
     ApiKey,
@@ -41,11 +42,15 @@ class ApiKeyInfo:
 
 
 def auth_user_by_email(*, email: str) -> User | None:
-    return next(iter(User.objects.raw("SELECT * FROM auth_user_by_email(%s)", [email])), None)
+    return next(
+        iter(User.objects.unscoped().raw("SELECT * FROM auth_user_by_email(%s)", [email])), None
+    )
 
 
 def auth_user_by_id(*, user_id: uuid.UUID) -> User | None:
-    return next(iter(User.objects.raw("SELECT * FROM auth_user_by_id(%s)", [user_id])), None)
+    return next(
+        iter(User.objects.unscoped().raw("SELECT * FROM auth_user_by_id(%s)", [user_id])), None
+    )
 
 
 def auth_memberships(*, user_id: uuid.UUID) -> list[MembershipInfo]:
@@ -77,12 +82,18 @@ def membership_active(*, user_id: uuid.UUID, org_id: uuid.UUID) -> Membership | 
     )
 
 
-def organization_current(*, org_id: uuid.UUID) -> Organization:
-    return Organization.objects.get(id=org_id)
+def organization_list():
+    """The organization in context (scoped on its own key): one row, or none."""
+    return Organization.objects.select_related("org_type")
 
 
-def user_list():
-    return User.objects.select_related("role", "org")
+def user_list(*, org_id: uuid.UUID):
+    """Users visible in the organization, each with the role of their membership there."""
+    membership = Membership.objects.unscoped().filter(user_id=OuterRef("pk"), org_id=org_id)
+    return User.objects.annotate(
+        member_role=Subquery(membership.values("role_id")[:1]),
+        member_active=Subquery(membership.values("is_active")[:1]),
+    )
 
 
 def membership_list():

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from rcm.api.serializers import StrictInputSerializer
-from rcm.lookups import UserRole
+from rcm.lookups import ChannelAuthType, UserRole
 from tenants.models import AccessMedium, EndpointKind
 
 MEMBER_ROLES = [role for role in UserRole.ordered() if role != UserRole.SYS_ADMIN]
@@ -44,7 +44,12 @@ class OrganizationOutput(serializers.Serializer):
 
 class OrganizationUpdateInput(StrictInputSerializer):
     name = serializers.CharField(max_length=200, required=False)
-    email_domain = serializers.CharField(max_length=253, required=False, allow_null=True)
+    email_domain = serializers.RegexField(
+        r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        required=False,
+        allow_null=True,
+        error_messages={"invalid": "Enter a domain name such as example.org."},
+    )
 
 
 class UserOutput(serializers.Serializer):
@@ -52,6 +57,10 @@ class UserOutput(serializers.Serializer):
     email = serializers.EmailField()
     full_name = serializers.CharField()
     home_org_id = serializers.UUIDField(source="org_id")
+    role = serializers.CharField(
+        source="member_role", allow_null=True, help_text="Role of the membership in this org."
+    )
+    membership_active = serializers.BooleanField(source="member_active", allow_null=True)
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     last_login_at = serializers.DateTimeField(source="last_login", allow_null=True)
@@ -102,13 +111,22 @@ class ChannelTypeOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class ChannelTypeUpdateInput(StrictInputSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    base_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    endpoint_kind = serializers.ChoiceField(choices=EndpointKind.values, required=False)
+    access_medium = serializers.ChoiceField(choices=AccessMedium.values, required=False)
+
+
 class ChannelTypeInput(StrictInputSerializer):
     code = serializers.SlugField(max_length=64)
     name = serializers.CharField(max_length=200)
     base_url = serializers.URLField(max_length=500, required=False, default="", allow_blank=True)
     endpoint_kind = serializers.ChoiceField(choices=EndpointKind.values)
     access_medium = serializers.ChoiceField(choices=AccessMedium.values)
-    auth_type = serializers.SlugField(max_length=64, required=False)
+    auth_type = serializers.ChoiceField(
+        choices=ChannelAuthType.ordered(), required=False, default=ChannelAuthType.USERNAME_PASSWORD
+    )
 
 
 class EndpointConfigInput(serializers.Serializer):
@@ -130,6 +148,12 @@ class EndpointInput(StrictInputSerializer):
         max_length=64, help_text="The code of a channel type, e.g. anthem-availity."
     )
     base_url = serializers.URLField(max_length=500, required=False, default="", allow_blank=True)
+    config = EndpointConfigInput(required=False)
+
+
+class EndpointUpdateInput(StrictInputSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    base_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
     config = EndpointConfigInput(required=False)
 
 

@@ -22,6 +22,7 @@ from rcm.middleware import current_request_id
 from tenants.models import ApiKey, ChannelType, Endpoint, Membership, Organization, User
 
 API_KEY_PREFIX = "rcm"
+NOT_API_USER = "API keys are issued only to active api_user members of this organization."
 
 
 class AuditAction:
@@ -36,6 +37,7 @@ class AuditAction:
     API_KEY_REVOKED = "api_key.revoked"
     PLATFORM_ACT = "platform.act"
     ENDPOINT_CHANGED = "endpoint.changed"
+    ORG_CHANGED = "organization.changed"
 
 
 # -- audit ---------------------------------------------------------------------------------
@@ -94,17 +96,62 @@ def audit_event_purge(*, now=None) -> int:
 
 
 @transaction.atomic
+def organization_update(
+    *, org: Organization, actor: User, ip_address: str | None = None, **fields
+) -> Organization:
+    """Rename an organization or change its email domain (both unique across the platform)."""
+    changed = sorted(name for name, value in fields.items() if getattr(org, name) != value)
+    if not changed:
+        return org
+    for name in changed:
+        setattr(org, name, fields[name])
+    try:
+        with transaction.atomic():
+            org.save(update_fields=[*changed, "updated_at"])
+    except IntegrityError as exc:
+        # RLS hides every other organization, so a clash can only show at the unique index.
+        raise Conflict(
+            "organization_exists",
+            "Another organization already has this name or email domain.",
+            {name: [str(fields[name])] for name in changed},
+        ) from exc
+    audit_event_record(
+        action=AuditAction.ORG_CHANGED,
+        org_id=org.pk,
+        actor=actor,
+        object_type="organization",
+        object_id=org.pk,
+        ip_address=ip_address,
+        details={"fields": changed},
+    )
+    return org
+
+
+@transaction.atomic
+def user_record_login(*, user: User, org_id: uuid.UUID) -> None:
+    with org_context(org_id):
+        User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+
+
+@transaction.atomic
 def organization_create(
     *, name: str, org_type: str, email_domain: str | None = None
 ) -> Organization:
     org_id = uuid.uuid4()
     # The row is its own tenant: inserting it needs its own id as the context (WITH CHECK).
+    # RLS hides every other organization, so a duplicate shows only at the unique index.
     with org_context(org_id):
-        if Organization.objects.unscoped().filter(name__iexact=name).exists():
-            raise Conflict("organization_exists", f"An organization named {name!r} exists.")
-        return Organization.objects.create(
-            id=org_id, name=name, org_type_id=org_type, email_domain=email_domain or None
-        )
+        try:
+            with transaction.atomic():
+                return Organization.objects.create(
+                    id=org_id, name=name, org_type_id=org_type, email_domain=email_domain or None
+                )
+        except IntegrityError as exc:
+            raise Conflict(
+                "organization_exists",
+                "An organization with this name or email domain exists.",
+                {"name": [name]},
+            ) from exc
 
 
 @transaction.atomic
@@ -239,6 +286,9 @@ def channel_type_update(*, channel_type: ChannelType, **fields) -> ChannelType:
     return channel_type
 
 
+ENDPOINT_DEFAULTS = {"max_concurrency": 4}
+
+
 @transaction.atomic
 def endpoint_create(
     *,
@@ -247,18 +297,21 @@ def endpoint_create(
     channel_type: ChannelType,
     base_url: str = "",
     config: dict | None = None,
+    actor: User | None = None,
 ) -> Endpoint:
-    config = {"max_concurrency": 4, **(config or {})}
+    config = {**ENDPOINT_DEFAULTS, **(config or {})}
     _refuse_duplicate_endpoint(org_id=org_id, name=name, channel_type=channel_type)
-    return Endpoint.objects.create(
+    endpoint = Endpoint.objects.create(
         org_id=org_id, name=name, channel_type=channel_type, base_url=base_url, config=config
     )
+    _audit_endpoint(endpoint, actor, "created")
+    return endpoint
 
 
 @transaction.atomic
-def endpoint_update(*, endpoint: Endpoint, **fields) -> Endpoint:
+def endpoint_update(*, endpoint: Endpoint, actor: User | None = None, **fields) -> Endpoint:
     if "config" in fields:
-        fields["config"] = {"max_concurrency": 4, **fields["config"]}
+        fields["config"] = {**ENDPOINT_DEFAULTS, **fields["config"]}
     _refuse_duplicate_endpoint(
         org_id=endpoint.org_id,
         name=fields.get("name", endpoint.name),
@@ -268,7 +321,27 @@ def endpoint_update(*, endpoint: Endpoint, **fields) -> Endpoint:
     for name, value in fields.items():
         setattr(endpoint, name, value)
     endpoint.save()
+    _audit_endpoint(endpoint, actor, "updated", sorted(fields))
     return endpoint
+
+
+@transaction.atomic
+def endpoint_delete(*, endpoint: Endpoint, actor: User | None = None) -> None:
+    endpoint_id = endpoint.pk
+    endpoint.delete()
+    endpoint.pk = endpoint_id
+    _audit_endpoint(endpoint, actor, "deleted")
+
+
+def _audit_endpoint(endpoint: Endpoint, actor: User | None, change: str, fields=()) -> None:
+    audit_event_record(
+        action=AuditAction.ENDPOINT_CHANGED,
+        org_id=endpoint.org_id,
+        actor=actor,
+        object_type="endpoint",
+        object_id=endpoint.pk,
+        details={"change": change, "fields": list(fields)},
+    )
 
 
 def _refuse_duplicate_endpoint(*, org_id, name, channel_type, exclude=None) -> None:
@@ -281,11 +354,6 @@ def _refuse_duplicate_endpoint(*, org_id, name, channel_type, exclude=None) -> N
             "This organization already has an endpoint for this channel type.",
             {"channel_type": [channel_type.code]},
         )
-
-
-@transaction.atomic
-def endpoint_delete(*, endpoint: Endpoint) -> None:
-    endpoint.delete()
 
 
 # -- API keys ------------------------------------------------------------------------------
@@ -312,11 +380,7 @@ def api_key_create(
     """A new key for an api_user member; returns the key row and the key, shown only once."""
     membership = Membership.objects.filter(user=user, org_id=org_id, is_active=True).first()
     if membership is None or membership.role_id != UserRole.API_USER:
-        raise ApplicationError(
-            "not_api_user",
-            "API keys are issued only to active api_user members of this organization.",
-            {"user": [str(user.pk)]},
-        )
+        raise ApplicationError("not_api_user", NOT_API_USER, {"user_id": [NOT_API_USER]})
     prefix = secrets.token_hex(6)
     key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(

@@ -1,1 +1,27 @@
-urlpatterns = []
+from django.urls import path
+
+from tenants import apis
+
+urlpatterns = [
+    path("auth/token/", apis.TokenApi.as_view(), name="auth-token"),
+    path("auth/token/refresh/", apis.TokenRefreshApi.as_view(), name="auth-token-refresh"),
+    path("auth/switch-org/", apis.SwitchOrgApi.as_view(), name="auth-switch-org"),
+    path(
+        "organizations/current/",
+        apis.OrganizationCurrentApi.as_view(),
+        name="organization-current",
+    ),
+    path("users/", apis.UserListApi.as_view(), name="user-list"),
+    path("users/<uuid:pk>/", apis.UserDetailApi.as_view(), name="user-detail"),
+    path("memberships/", apis.MembershipListApi.as_view(), name="membership-list"),
+    path("memberships/<int:pk>/", apis.MembershipDetailApi.as_view(), name="membership-detail"),
+    path("channel-types/", apis.ChannelTypeListApi.as_view(), name="channel-type-list"),
+    path(
+        "channel-types/<int:pk>/", apis.ChannelTypeDetailApi.as_view(), name="channel-type-detail"
+    ),
+    path("endpoints/", apis.EndpointListApi.as_view(), name="endpoint-list"),
+    path("endpoints/<int:pk>/", apis.EndpointDetailApi.as_view(), name="endpoint-detail"),
+    path("api-keys/", apis.ApiKeyListApi.as_view(), name="api-key-list"),
+    path("api-keys/<int:pk>/revoke/", apis.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
+    path("audit-events/", apis.AuditEventListApi.as_view(), name="audit-event-list"),
+]

@@ -68,6 +68,18 @@ class OrgScopedAPIView(generics.GenericAPIView):
     def org_id(self) -> uuid.UUID:
         return self.request.auth.org_id
 
+    def validated(self, serializer_class, *, partial: bool = False) -> dict:
+        """The request body checked by an input serializer (400 with field details if not)."""
+        serializer = serializer_class(data=self.request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def list_response(self, output_class, queryset=None):
+        """One cursor page of the scoped queryset, serialized."""
+        queryset = self.get_queryset() if queryset is None else queryset
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(output_class(page, many=True).data)
+
     def base_queryset(self):
         """The rows this endpoint serves, before scoping. Override this."""
         raise ImproperlyConfigured(f"{type(self).__name__} must implement base_queryset().")
