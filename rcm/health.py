@@ -60,10 +60,14 @@ def _broker():
 def _workers():
     from rcm.celery import app
 
-    replies = app.control.ping(timeout=WORKER_PING_TIMEOUT_S)
+    # One connection attempt, not Celery's retry loop: readiness must answer within seconds.
+    with app.connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
+        conn.ensure_connection(max_retries=1)
+        # limit=1: return at the first reply instead of always waiting out the timeout.
+        replies = app.control.ping(timeout=WORKER_PING_TIMEOUT_S, connection=conn, limit=1)
     if not replies:
         raise RuntimeError(f"no Celery worker answered within {WORKER_PING_TIMEOUT_S:.0f}s")
-    return f"{len(replies)} worker(s) answered"
+    return f"{next(iter(replies[0]))} answered"
 
 
 CHECKS = {

@@ -68,10 +68,17 @@ TransactionTestCase._fixture_teardown = _flush_as_owner
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Throttle counters live in Redis; each test starts with none."""
+    """Throttle counters live in Redis; each test starts with none.
+
+    Only the cache's own keys go: the broker shares this Redis database, and FLUSHDB would
+    take the running worker's queues with it.
+    """
     from django.core.cache import cache
 
-    cache.clear()
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
     yield
 
 
@@ -153,3 +160,36 @@ def api(org_a, org_b):
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(django_db_setup):
+    """A real Celery worker (a thread of this process) on the real Redis broker.
+
+    Started once per session; tests that use it also take ``transactional_db``, because the
+    worker reads rows through its own connection and only sees committed data.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from rcm.celery import app
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
+        yield worker
+
+
+@pytest.fixture
+def celery_worker(celery_worker_session, transactional_db):
+    return celery_worker_session
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.02):
+    """Poll ``condition`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {condition}")

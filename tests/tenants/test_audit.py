@@ -136,3 +136,21 @@ def test_a_retention_shorter_than_six_years_is_refused_at_start_up():
     )
     assert result.returncode != 0
     assert "AUDIT_RETENTION_DAYS" in result.stderr
+
+
+@pytest.mark.celery_worker
+def test_the_retention_task_runs_on_a_real_worker(celery_worker, org_a, settings):
+    from tenants.tasks import audit_event_purge_task
+    from tests.conftest import wait_for
+
+    _record(org_a.id, 1)
+    _record(org_a.id, 2)
+    assert services.audit_chain_verify() == (2, None)
+    # The worker is a thread of this process and reads the same settings: a negative
+    # retention puts the cut-off in the future, so the run must remove both rows.
+    settings.AUDIT_RETENTION_DAYS = -1
+    audit_event_purge_task.delay()
+    wait_for(lambda: services.audit_chain_verify() == (0, None))
+    _record(org_a.id, 3)
+    assert services.audit_chain_verify() == (1, None)
+    assert settings.CELERY_BEAT_SCHEDULE["audit-retention"]["task"] == audit_event_purge_task.name
