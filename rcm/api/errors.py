@@ -7,8 +7,8 @@ from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
+from rcm.api.idempotency import IdempotentReplay
 from rcm.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ def _message_and_details(exc: exceptions.APIException):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, IdempotentReplay):
+        return Response(exc.body, status=exc.status, headers={"Idempotent-Replayed": "true"})
     if isinstance(exc, ApplicationError):
-        set_rollback()
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(NOT_FOUND_MESSAGE)
@@ -59,7 +60,6 @@ def exception_handler(exc, context):
         exc.status_code = status.HTTP_409_CONFLICT
     if not isinstance(exc, exceptions.APIException):
         return None  # Django's 500 handler (rcm.api.errors.server_error) answers
-    set_rollback()
     message, details = _message_and_details(exc)
     code = _CODES.get(exc.status_code, "error")
     if isinstance(exc, exceptions.ValidationError):

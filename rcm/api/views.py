@@ -15,6 +15,7 @@ from django.db import transaction
 from rest_framework import generics, permissions
 
 from rcm.api.access import OrgAccess
+from rcm.api.idempotency import idempotency_claim, idempotency_record
 from rcm.context import reset_org_id, set_org_id
 from rcm.lookups import UserRole, role_at_least
 
@@ -98,13 +99,20 @@ class OrgScopedAPIView(generics.GenericAPIView):
 
     def initial(self, request, *args, **kwargs):
         self._org_token = None
+        self._idempotency_key_id = None
         # Authentication runs first (inside super().initial) and resolves the organization;
         # only then is the context set, so nothing before it can read tenant rows.
         super().initial(request, *args, **kwargs)
         if isinstance(request.auth, OrgAccess):
             self._org_token = set_org_id(request.auth.org_id)
+            self._idempotency_key_id = idempotency_claim(
+                request=request, org_id=request.auth.org_id, user_id=request.auth.user_id
+            )
 
     def finalize_response(self, request, response, *args, **kwargs):
+        key_id = getattr(self, "_idempotency_key_id", None)
+        if key_id is not None and response.status_code < 400:
+            idempotency_record(key_id=key_id, response=response)
         response = super().finalize_response(request, response, *args, **kwargs)
         if getattr(self, "_org_token", None) is not None:
             token, self._org_token = self._org_token, None
@@ -114,5 +122,10 @@ class OrgScopedAPIView(generics.GenericAPIView):
     def dispatch(self, request, *args, **kwargs):
         # Every request is one transaction: a failure leaves the database as it was, and the
         # organization setting is applied once for it.
+        # DRF's own rollback acts only under ATOMIC_REQUESTS, which we do not use (the
+        # transaction opens here, around authentication), so an error response rolls back here.
         with transaction.atomic():
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
+            if response.status_code >= 400:
+                transaction.set_rollback(True)
+            return response

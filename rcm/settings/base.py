@@ -185,6 +185,7 @@ CELERY_BEAT_SCHEDULE = {
         # Daily, off-peak: the purge locks the audit chain while it moves the anchor.
         "schedule": crontab(hour=3, minute=17),
     },
+    "idempotency-keys": {"task": "rcm.idempotency_key_purge", "schedule": crontab(minute=7)},
 }
 
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=6 * 366)

@@ -1,10 +1,9 @@
 """Lookup rows, the portal catalogue, row-level security and the SECURITY DEFINER functions."""
 
-from django.conf import settings
 from django.db import migrations
 
+from rcm.db.definer import definer_functions
 from rcm.db.rls import CURRENT_ORG, EnableRowLevelSecurity
-from rcm.db.roles import runtime_role
 from rcm.lookups import ChannelAuthType, OrgType, UserRole, seed_operation
 
 # A user is visible in the organization that is their home and in every organization they are
@@ -209,32 +208,14 @@ DEFINER_FUNCTIONS = [
 ]
 
 
-def install_definer_functions(apps, schema_editor):
-    definer = schema_editor.quote_name(settings.DATABASE_DEFINER_ROLE)
-    app_role = schema_editor.quote_name(runtime_role())
-    schema_editor.execute(FUNCTIONS, params=None)
-    schema_editor.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {definer}")
-    schema_editor.execute(
-        f"GRANT SELECT ON app_user, user_organization, organization, api_key TO {definer}"
-    )
-    schema_editor.execute(f"GRANT SELECT, INSERT, DELETE ON audit_event TO {definer}")
-    schema_editor.execute(f"GRANT SELECT, UPDATE ON audit_chain_head TO {definer}")
-    schema_editor.execute(
-        f"GRANT USAGE ON SEQUENCE {schema_editor.quote_name('audit_event_id_seq')} TO {definer}"
-    )
-    for signature in DEFINER_FUNCTIONS:
-        schema_editor.execute(f"ALTER FUNCTION {signature} OWNER TO {definer}")
-        schema_editor.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-        schema_editor.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {app_role}")
-
-
-def drop_definer_functions(apps, schema_editor):
-    schema_editor.execute("DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event")
-    schema_editor.execute("DROP FUNCTION IF EXISTS audit_event_immutable()")
-    for signature in DEFINER_FUNCTIONS:
-        schema_editor.execute(f"DROP FUNCTION IF EXISTS {signature}")
-    schema_editor.execute("DROP FUNCTION IF EXISTS audit_event_digest(audit_event)")
-    schema_editor.execute("DROP TABLE IF EXISTS audit_chain_head")
+DROP_SQL = """
+DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event;
+DROP FUNCTION IF EXISTS audit_event_immutable();
+"""
+DROP_AFTER_FUNCTIONS = """
+DROP FUNCTION IF EXISTS audit_event_digest(audit_event);
+DROP TABLE IF EXISTS audit_chain_head;
+"""
 
 
 def seed_channel_types(apps, schema_editor):
@@ -271,5 +252,17 @@ class Migration(migrations.Migration):
         EnableRowLevelSecurity("endpoint"),
         EnableRowLevelSecurity("api_key"),
         EnableRowLevelSecurity("audit_event"),
-        migrations.RunPython(install_definer_functions, drop_definer_functions),
+        # Undone after the functions below (reverse order): the helpers they use go last.
+        migrations.RunSQL(migrations.RunSQL.noop, DROP_AFTER_FUNCTIONS),
+        definer_functions(
+            sql=FUNCTIONS,
+            signatures=DEFINER_FUNCTIONS,
+            grants=[
+                "SELECT ON app_user, user_organization, organization, api_key",
+                "SELECT, INSERT, DELETE ON audit_event",
+                "SELECT, UPDATE ON audit_chain_head",
+                "USAGE ON SEQUENCE audit_event_id_seq",
+            ],
+            drop_sql=DROP_SQL,
+        ),
     ]

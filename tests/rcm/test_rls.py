@@ -9,6 +9,7 @@ from django.db.utils import ProgrammingError
 from rcm.checks import check_runtime_role_cannot_bypass_rls
 from rcm.context import NoOrganizationContext, org_context
 from rcm.db.roles import as_owner
+from rcm.models import IdempotencyKey
 from tenants import services
 from tenants.models import ChannelType, Endpoint, Membership, User
 
@@ -61,6 +62,8 @@ def test_organization_table_is_policed_on_its_key():
 
 @pytest.fixture
 def populated(org_a, org_b):
+    """A row of every tenant table in both organizations (a new table must be added here:
+    the test below fails on any tenant table that org A sees nothing of)."""
     channel = ChannelType.objects.get(code="uhc-portal")
     for tenant in (org_a, org_b):
         with org_context(tenant.id):
@@ -70,6 +73,14 @@ def populated(org_a, org_b):
                 user=tenant["api_user"],
                 name="robot",
                 created_by=tenant["org_admin"],
+            )
+            IdempotencyKey.objects.create(
+                org_id=tenant.id,
+                user_id=tenant["org_admin"].pk,
+                key="k",
+                method="POST",
+                path="/api/v2/endpoints/",
+                request_hash="0" * 64,
             )
     return org_a, org_b
 

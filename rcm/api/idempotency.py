@@ -1,0 +1,89 @@
+"""``Idempotency-Key`` on creating POSTs.
+
+The key row is inserted in the request's own transaction, before the view runs. A second
+request with the same key blocks on the unique index until the first one ends: if the first
+committed, the second gets the stored response; if it rolled back (any error), the key is gone
+with it and the second request runs as new. So "the same key sent twice at the same moment"
+yields one effect, with no lock table and no window between check and write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from rcm.errors import ApplicationError
+from rcm.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+# How long a key answers with its stored response; older ones are purged by beat.
+RETENTION = timedelta(hours=24)
+
+KEY_INVALID = "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces."
+KEY_REUSED = (
+    "This Idempotency-Key was already used with a different request; use a new key for a new "
+    "request."
+)
+
+
+class IdempotentReplay(Exception):
+    """The stored response of an earlier request with the same key (answered as is)."""
+
+    def __init__(self, status: int, body):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def request_fingerprint(request) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method, request.path, request.content_type or "", request.body):
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def idempotency_claim(*, request, org_id, user_id) -> int | None:
+    """Claim the request's key (None when it sent none); raise IdempotentReplay if it is known."""
+    key = request.headers.get(HEADER)
+    if key is None or request.method != "POST":
+        return None
+    if not KEY_PATTERN.match(key):
+        raise ApplicationError("invalid", KEY_INVALID, {HEADER: [KEY_INVALID]})
+    fingerprint = request_fingerprint(request)
+    cutoff = timezone.now() - RETENTION
+    # An expired key is free again: remove it first (same transaction, same lock order).
+    IdempotencyKey.objects.filter(user_id=user_id, key=key, created_at__lt=cutoff).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO idempotency_key (org_id, user_id, key, method, path, request_hash, "
+            "created_at) VALUES (%s, %s, %s, %s, %s, %s, now()) "
+            "ON CONFLICT (org_id, user_id, key) DO NOTHING RETURNING id",
+            [org_id, user_id, key, request.method, request.path[:500], fingerprint],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
+    stored = IdempotencyKey.objects.get(user_id=user_id, key=key)
+    if stored.request_hash != fingerprint:
+        raise ApplicationError("idempotency_key_reused", KEY_REUSED, status=422)
+    raise IdempotentReplay(stored.response_status, stored.response_body)
+
+
+def idempotency_record(*, key_id: int, response) -> None:
+    """Store a successful response with its key (errors roll the key back with everything)."""
+    IdempotencyKey.objects.filter(pk=key_id).update(
+        response_status=response.status_code, response_body=response.data
+    )
+
+
+def idempotency_key_purge(*, now=None) -> int:
+    """Delete expired keys of every organization (a SECURITY DEFINER sweep, run by beat)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT idempotency_key_purge(%s)", [(now or timezone.now()) - RETENTION])
+        return cursor.fetchone()[0]
