@@ -12,9 +12,11 @@ Roles created on first start (see docs/architecture.md, "Database roles"):
 * ``rcm_definer`` NOLOGIN, BYPASSRLS: owns the few SECURITY DEFINER functions that must look
   across organizations (authentication lookups, the audit chain).
 
-Lifetime: the process that starts a server stops it when it exits, unless it hands the servers
-over (``make run`` starts them once and passes their URLs to its children). A process that finds
-them running reuses them and leaves them running.
+Lifetime: the last process out stops them. Every process that uses the servers (starting them
+or finding them up) releases them at exit, and ``release`` stops them only when no other
+process is still connected, so `make run` and a test run sharing ``var/`` never pull the
+servers from under each other. ``make run`` passes the URLs to its children, which so never
+manage the servers themselves, and releases them after the children are gone.
 """
 
 from __future__ import annotations
@@ -223,6 +225,28 @@ class EmbeddedPostgres:
         self.secrets_file.write_text(json.dumps({"owner": owner_password, "app": app_password}))
         self.secrets_file.chmod(0o600)
 
+    def other_clients(self, port: int, own_application_name: str) -> int:
+        """Client connections of other processes (threads of ours share our name)."""
+        result = self._run(
+            [
+                str(self.bin / "psql"),
+                "-Atq",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid() AND application_name <> "
+                f"'{own_application_name}'",
+            ]
+        )
+        return int(result.stdout.strip() or 0)
+
     def urls(self, port: int) -> tuple[str, str]:
         passwords = json.loads(self.secrets_file.read_text())
         base = f"127.0.0.1:{port}/{DATABASE_NAME}"
@@ -305,7 +329,8 @@ class EmbeddedRedis:
 def ensure_running(var_dir: Path | None = None, *, stop_at_exit: bool = True) -> EmbeddedUrls:
     """Bring the embedded servers up if needed and return how to reach them.
 
-    ``stop_at_exit``: stop, when this process exits, whatever this call had to start.
+    ``stop_at_exit``: when this process exits, stop the servers unless another process is
+    still using them (see ``release``), whether this process started them or found them up.
     """
     var_dir = (var_dir or default_var_dir()).resolve()
     postgres, redis = EmbeddedPostgres(var_dir), EmbeddedRedis(var_dir)
@@ -313,15 +338,46 @@ def ensure_running(var_dir: Path | None = None, *, stop_at_exit: bool = True) ->
         pg_port = postgres.running_port()
         if pg_port is None:
             pg_port = postgres.start()
-            if stop_at_exit:
-                atexit.register(postgres.stop)
         redis_port = redis.running_port()
         if redis_port is None:
             redis_port = redis.start()
-            if stop_at_exit:
-                atexit.register(redis.stop)
+    if stop_at_exit and var_dir not in _users_of:
+        _users_of.add(var_dir)
+        atexit.register(release, var_dir)
     app_url, owner_url = postgres.urls(pg_port)
     return EmbeddedUrls(app_url, owner_url, f"redis://127.0.0.1:{redis_port}/0")
+
+
+# The var dirs whose servers this process uses (and so releases at exit).
+_users_of: set[Path] = set()
+
+
+def application_name() -> str:
+    """How this process's connections name themselves (``release`` tells them apart by it)."""
+    return f"rcm-{os.getpid()}"
+
+
+def release(var_dir: Path | None = None) -> bool:
+    """Stop the servers unless another process still uses them; True when they were stopped.
+
+    The last process out turns the lights off: `make run` and a test run sharing var/ never
+    stop the servers under each other, and whichever ends last leaves nothing running. Other
+    users are the PostgreSQL client connections of other processes; ours are closed first.
+    """
+    var_dir = (var_dir or default_var_dir()).resolve()
+    _users_of.discard(var_dir)
+    with contextlib.suppress(Exception):  # Django may not be configured in this process
+        from django.db import connections
+
+        connections.close_all()
+    postgres = EmbeddedPostgres(var_dir)
+    with _lock(var_dir):
+        port = postgres.running_port()
+        if port is not None and postgres.other_clients(port, application_name()) > 0:
+            return False
+        EmbeddedRedis(var_dir).stop()
+        postgres.stop()
+    return True
 
 
 def stop(var_dir: Path | None = None) -> None:

@@ -1,10 +1,28 @@
 """Organization context for the admin UI (the API sets its own in OrgScopedAPIView)."""
 
-from rcm.context import reset_org_id, set_org_id
+import uuid
+
+from django.contrib.auth.signals import user_logged_in
+from django.utils.functional import SimpleLazyObject
+
+from rcm.context import org_context, reset_org_id, set_org_id
+from tenants import selectors, services
+from tenants.authentication import client_ip
+from tenants.models import Organization
+
+ADMIN_PREFIX = "/admin/"
+# The operator's own account lives in their home organization: changing their password there
+# is a write to their own row, which row-level security hides in any other organization.
+OWN_ACCOUNT_PATHS = (f"{ADMIN_PREFIX}password_change/",)
 
 
 class AdminOrgContextMiddleware:
-    """Staff work in their home organization; a sys_admin in the one they picked (audited)."""
+    """Staff work in their home organization; a sys_admin in the one they picked (audited).
+
+    Staff lose the context (and so every admin page) when their home membership or home
+    organization is no longer active. ``request.admin_org`` is the organization in context,
+    loaded only if a page shows it.
+    """
 
     SESSION_KEY = "admin_org_id"
 
@@ -12,16 +30,62 @@ class AdminOrgContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if not request.path.startswith("/admin/"):
+        if not request.path.startswith(ADMIN_PREFIX):
             return self.get_response(request)
         user = request.user
-        org_id = None
-        if user.is_authenticated and user.is_staff:
-            org_id = user.org_id
-            if user.is_superuser:
-                org_id = request.session.get(self.SESSION_KEY, user.org_id)
+        org_id = self._org_for(request) if user.is_authenticated and user.is_staff else None
+        request.admin_org = SimpleLazyObject(lambda: _organization(org_id))
         token = set_org_id(org_id)
         try:
+            if org_id is not None and org_id != user.org_id:
+                # Platform staff acting in someone else's organization: one event per request.
+                services.audit_event_record(
+                    action=services.AuditAction.PLATFORM_ACT,
+                    org_id=org_id,
+                    actor=user,
+                    object_type="admin",
+                    object_id=request.method,
+                    ip_address=client_ip(request),
+                    details={"path": request.path[:200]},
+                )
             return self.get_response(request)
         finally:
             reset_org_id(token)
+
+    def _org_for(self, request):
+        user = request.user
+        if not user.is_superuser:
+            home_is_live = any(
+                membership.org_id == user.org_id
+                for membership in selectors.auth_memberships(user_id=user.pk)
+            )
+            return user.org_id if home_is_live else None
+        picked = request.session.get(self.SESSION_KEY)
+        if picked is None or request.path.startswith(OWN_ACCOUNT_PATHS):
+            return user.org_id
+        picked = uuid.UUID(picked)
+        if not selectors.auth_org_is_active(org_id=picked):
+            # Deactivated since it was picked: back home rather than into a dead organization.
+            del request.session[self.SESSION_KEY]
+            return user.org_id
+        return picked
+
+
+def _organization(org_id) -> Organization | None:
+    if org_id is None:
+        return None
+    with org_context(org_id):
+        return Organization.objects.filter(pk=org_id).first()
+
+
+def _record_login(sender, request, user, **kwargs):
+    services.user_record_login(user=user, org_id=user.org_id)
+
+
+# Django's own receiver saves ``last_login`` with no organization in context, which row-level
+# security turns into "no row updated" and a failed admin login; ours records it in the user's
+# home organization. It takes Django's dispatch_uid, so it replaces Django's receiver whichever
+# is connected first: a later connect under a taken uid is ignored. (tenants.admin imports this
+# module while the admin autodiscovers, before django.contrib.auth connects its receiver.)
+user_logged_in.disconnect(dispatch_uid="update_last_login")
+user_logged_in.connect(_record_login, dispatch_uid="update_last_login")

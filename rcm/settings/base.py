@@ -3,6 +3,7 @@
 See .env.example for the list of variables and README.md for what each one does.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
+# Port of `make run`'s web server on 127.0.0.1.
+RCM_PORT = env.int("RCM_PORT", default=8000)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
 
 
@@ -50,6 +53,9 @@ def _database(url: str) -> dict:
     config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
     config["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default="test_rcm")}
+    # Names this process's connections, so that the embedded servers' last-one-out rule can
+    # tell other processes' connections from ours (rcm/embedded.py, release()).
+    config.setdefault("OPTIONS", {})["application_name"] = f"rcm-{os.getpid()}"
     return config
 
 

@@ -1,0 +1,606 @@
+"""The admin UI for operators: every page shows the organization in context and nothing else.
+
+Staff work in their home organization, a sys_admin in the one picked on the switch page
+(tenants/middleware.py sets the context and audits platform access). Querysets go through the
+models' fail-closed managers, so the manager and row-level security agree on what is visible.
+Writes the API audits (organization, memberships, endpoints, API keys) go through the same
+services here. Platform catalogues (lookups, channel types) are read-only except to sys_admin.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.forms import SetPasswordMixin
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import urlencode
+from rest_framework import serializers
+
+from rcm.context import current_org_id, org_context, require_org_id
+from rcm.errors import ApplicationError
+from rcm.lookups import UserRole
+from tenants import selectors, services
+from tenants.authentication import client_ip
+from tenants.middleware import AdminOrgContextMiddleware
+from tenants.models import (
+    ApiKey,
+    AuditEvent,
+    ChannelAuthTypeLu,
+    ChannelType,
+    Endpoint,
+    Membership,
+    Organization,
+    OrgTypeLu,
+    User,
+    UserRoleLu,
+)
+from tenants.serializers import EndpointConfigInput
+
+EMAIL_TAKEN = "A user with this email already exists; add them as a member instead."
+PASSWORDS_BOTH = "Enter the password twice, or leave both fields empty."
+ORG_NOT_FOUND = "No active organization has this id."
+
+admin.site.site_header = "RCM platform"
+admin.site.site_title = "RCM admin"
+admin.site.index_title = "Administration"
+admin.site.site_url = None  # there is no public site to link to
+# Roles live on memberships; app_user has no groups or Django permissions to manage.
+admin.site.unregister(Group)
+
+
+# -- who may do what -----------------------------------------------------------------------
+
+
+def _is_staff(request) -> bool:
+    return request.user.is_active and request.user.is_staff
+
+
+def _in_org(request) -> bool:
+    """Staff with an organization in context (the middleware withholds it when access lapsed)."""
+    return _is_staff(request) and current_org_id() is not None
+
+
+def _is_platform_staff(request) -> bool:
+    return _in_org(request) and request.user.is_superuser
+
+
+def _assignable_roles(user):
+    """Roles an operator may hand out: only platform staff make platform staff."""
+    roles = UserRoleLu.objects.filter(is_active=True)
+    return roles if user.is_superuser else roles.exclude(pk=UserRole.SYS_ADMIN)
+
+
+# -- bases ---------------------------------------------------------------------------------
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """A service's refusal (a conflict, a forbidden self-change) is a message, not a 500."""
+
+    # Portal URLs typed without a scheme are https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as error:
+            # The admin's transaction has rolled back by now; say why and let them try again.
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class PlatformCatalogueAdmin(ServiceAdmin):
+    """Rows shared by every organization: staff read them, only sys_admin adds or changes.
+
+    Nothing is deleted here: rows of other organizations, invisible in this one, may point at
+    a catalogue row. Deactivate it instead.
+    """
+
+    def has_view_permission(self, request, obj=None):
+        return _in_org(request)
+
+    def has_add_permission(self, request):
+        return _is_platform_staff(request)
+
+    def has_change_permission(self, request, obj=None):
+        return _is_platform_staff(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class LookupAdmin(PlatformCatalogueAdmin):
+    """A lookup table (rcm.lookups.LookupModel). Its key is fixed once other rows use it."""
+
+    list_filter = ("is_active",)
+
+    def get_list_display(self, request):
+        return (self.model._meta.pk.name, "description", "sort_order", "is_active")
+
+    def get_search_fields(self, request):
+        return (self.model._meta.pk.name, "description")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Changing a primary key in the admin would insert a second row, not rename the first.
+        return (self.model._meta.pk.name,) if obj is not None else ()
+
+
+class TenantAdmin(ServiceAdmin):
+    """Rows of the organization in context; the organization is never a form field."""
+
+    def get_queryset(self, request):
+        queryset = self.model.objects.all()  # the fail-closed manager scopes to the context
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def get_exclude(self, request, obj=None):
+        return (*(self.exclude or ()), "org")
+
+    def has_view_permission(self, request, obj=None):
+        return _in_org(request)
+
+    def has_add_permission(self, request):
+        return _in_org(request)
+
+    def has_change_permission(self, request, obj=None):
+        return _in_org(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return _in_org(request)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.org_id = require_org_id()
+        super().save_model(request, obj, form, change)
+
+
+def _adopt(obj, saved) -> None:
+    """Turn the admin's unsaved form instance into the row a service saved (for the log
+    entry and the redirect that follow ``save_model``)."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+
+
+def _changes(form) -> dict:
+    return {name: form.cleaned_data[name] for name in form.changed_data}
+
+
+def _fresh(obj):
+    """The row as stored: the form has already written its input onto ``obj``, and services
+    compare the input with the stored values."""
+    return type(obj).objects.get(pk=obj.pk)
+
+
+class RoleChoicesMixin:
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "role":
+            kwargs["queryset"] = _assignable_roles(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+# -- forms ---------------------------------------------------------------------------------
+
+
+def _optional_password_fields():
+    fields = SetPasswordMixin.create_password_fields()
+    for field in fields:
+        field.required = False
+    return fields
+
+
+class PasswordFormMixin(SetPasswordMixin):
+    """Two password inputs, both empty or both the same; the value is never rendered back."""
+
+    def clean(self):
+        cleaned_data = super().clean()
+        if bool(cleaned_data.get("password1")) != bool(cleaned_data.get("password2")):
+            self.add_error("password2", PASSWORDS_BOTH)
+        self.validate_passwords()
+        self.validate_password_for_user(self.instance if isinstance(self.instance, User) else None)
+        return cleaned_data
+
+
+def _refuse_taken_email(email: str, user_pk=None) -> str:
+    # Emails are unique across every organization, most of which row-level security hides.
+    existing = selectors.auth_user_by_email(email=email)
+    if existing is not None and existing.pk != user_pk:
+        raise ValidationError(EMAIL_TAKEN)
+    return email
+
+
+class UserAddForm(PasswordFormMixin, forms.ModelForm):
+    password1, password2 = _optional_password_fields()
+
+    class Meta:
+        model = User
+        fields = ("email", "full_name", "role", "is_staff")
+
+    def clean_email(self):
+        return _refuse_taken_email(self.cleaned_data["email"].strip())
+
+
+class UserChangeForm(PasswordFormMixin, forms.ModelForm):
+    password1, password2 = _optional_password_fields()
+
+    class Meta:
+        model = User
+        fields = ("email", "full_name", "is_active", "is_staff")
+
+    def clean_email(self):
+        return _refuse_taken_email(self.cleaned_data["email"].strip(), self.instance.pk)
+
+
+class MembershipAddForm(PasswordFormMixin, forms.ModelForm):
+    email = forms.EmailField(max_length=254)
+    full_name = forms.CharField(max_length=200, required=False)
+    password1, password2 = _optional_password_fields()
+
+    class Meta:
+        model = Membership
+        fields = ("role",)
+
+
+class EndpointForm(forms.ModelForm):
+    """Checks the config; EndpointAdmin.fields names the other inputs."""
+
+    class Meta:
+        model = Endpoint
+        fields = ("config",)
+
+    def clean_config(self):
+        config = self.cleaned_data["config"]
+        try:
+            # The API's rules for the settings, so that both doors accept the same configs.
+            config = EndpointConfigInput().run_validation({} if config is None else config)
+        except serializers.ValidationError as exc:
+            raise ValidationError(_error_messages(exc.detail)) from exc
+        # The service fills in the same defaults; the database insists on max_concurrency.
+        return {**services.ENDPOINT_DEFAULTS, **config}
+
+
+def _error_messages(detail) -> list[str]:
+    """A serializer's errors (a list, or ``{field: [message]}``) as form messages."""
+    if isinstance(detail, dict):
+        return [f"{field}: {message}" for field, messages in detail.items() for message in messages]
+    return [str(message) for message in detail]
+
+
+class OrgSwitchForm(forms.Form):
+    org_id = forms.UUIDField(label="Organization id")
+
+    def clean_org_id(self):
+        org_id = self.cleaned_data["org_id"]
+        if not selectors.auth_org_is_active(org_id=org_id):
+            raise ValidationError(ORG_NOT_FOUND)
+        return org_id
+
+
+# -- organizations, users, memberships -----------------------------------------------------
+
+
+@admin.register(Organization)
+class OrganizationAdmin(TenantAdmin):
+    """The organization in context (one row). sys_admin creates organizations and switches
+    between them; staff may rename theirs."""
+
+    list_display = ("name", "org_type", "email_domain", "is_active", "created_at")
+    list_select_related = ("org_type",)
+    readonly_fields = ("id", "created_at", "updated_at")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "org_type", "email_domain")
+        return ("id", "name", "email_domain", "org_type", "is_active", "created_at", "updated_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if _is_platform_staff(request):
+            return self.readonly_fields
+        return (*self.readonly_fields, "org_type", "is_active")
+
+    def has_add_permission(self, request):
+        return _is_platform_staff(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.organization_update(
+                org=_fresh(obj),
+                actor=request.user,
+                ip_address=client_ip(request),
+                **_changes(form),
+            )
+            return
+        org = services.organization_create(
+            name=form.cleaned_data["name"],
+            org_type=form.cleaned_data["org_type"].pk,
+            email_domain=form.cleaned_data["email_domain"],
+        )
+        _adopt(obj, org)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The new organization is not the one in context, so its change page would not find
+        # it: offer to switch into it instead.
+        self.message_user(request, f"Created {obj.name} ({obj.pk}).", messages.SUCCESS)
+        return HttpResponseRedirect(
+            f"{reverse('admin:switch_org')}?{urlencode({'org_id': str(obj.pk)})}"
+        )
+
+    def get_urls(self):
+        switch = path("switch/", self.admin_site.admin_view(self.switch_view), name="switch_org")
+        return [switch, *super().get_urls()]
+
+    def switch_view(self, request):
+        """sys_admin: act in another organization, by id (RLS hides the list of them)."""
+        if not _is_platform_staff(request):
+            raise PermissionDenied
+        form = OrgSwitchForm(request.POST or None, initial={"org_id": request.GET.get("org_id")})
+        if request.method == "POST" and form.is_valid():
+            self._switch(request, form.cleaned_data["org_id"])
+            return HttpResponseRedirect(reverse("admin:index"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Switch organization",
+            "form": form,
+            "acting_elsewhere": current_org_id() != request.user.org_id,
+        }
+        return TemplateResponse(request, "admin/switch_org.html", context)
+
+    def _switch(self, request, org_id) -> None:
+        if org_id == request.user.org_id:
+            request.session.pop(AdminOrgContextMiddleware.SESSION_KEY, None)
+            self.message_user(request, "You are back in your home organization.")
+            return
+        request.session[AdminOrgContextMiddleware.SESSION_KEY] = str(org_id)
+        services.audit_event_record(
+            action=services.AuditAction.PLATFORM_ACT,
+            org_id=org_id,
+            actor=request.user,
+            object_type="admin",
+            ip_address=client_ip(request),
+            details={"switch": True},
+        )
+        with org_context(org_id):
+            name = Organization.objects.get(pk=org_id).name
+        self.message_user(request, f"You are now acting in {name}; every request is audited.")
+
+
+@admin.register(User)
+class UserAdmin(RoleChoicesMixin, TenantAdmin):
+    """Users homed here or members here. Only those homed here are edited here, and only
+    sys_admin edits platform staff or grants admin access; roles change on memberships."""
+
+    list_display = (
+        "email",
+        "full_name",
+        "role",
+        "member_role",
+        "is_active",
+        "is_staff",
+        "last_login",
+    )
+    list_filter = ("role", "is_active", "is_staff")
+    # Never a bare select_related(): it would join the home organization, which row-level
+    # security hides for members homed elsewhere, and the inner join would drop them.
+    list_select_related = ("role",)
+    search_fields = ("email", "full_name")
+    exclude = ("password",)
+
+    def get_queryset(self, request):
+        # Users.objects through the selector: scoped to who is visible here, plus their role
+        # in this organization (a member's home role may be another organization's).
+        return selectors.user_list(org_id=require_org_id())
+
+    @admin.display(description="role here")
+    def member_role(self, obj):
+        return obj.member_role
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["form"] = UserAddForm if obj is None else UserChangeForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        staff = ("is_staff",) if _is_platform_staff(request) else ()
+        if obj is None:
+            fields = ("email", "full_name", "role", *staff, "password1", "password2")
+            return [(None, {"fields": fields})]
+        fieldsets = [
+            (None, {"fields": ("email", "full_name", "role", "is_active", "is_staff")}),
+            ("Activity", {"fields": ("last_login", "created_at")}),
+        ]
+        if self.has_change_permission(request, obj):
+            description = "Leave both empty to keep the current password."
+            password = {"fields": ("password1", "password2"), "description": description}
+            fieldsets.insert(1, ("New password", password))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        staff = () if _is_platform_staff(request) else ("is_staff",)
+        return ("role", *staff, "last_login", "created_at")
+
+    def has_change_permission(self, request, obj=None):
+        if not _in_org(request):
+            return False
+        if obj is None:
+            return True
+        homed_here = obj.org_id == current_org_id()
+        return homed_here and (request.user.is_superuser or obj.role_id != UserRole.SYS_ADMIN)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead: audit rows and keys refer to the user
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            if form.cleaned_data.get("password1"):
+                form.set_password_and_save(obj, commit=False)
+            obj.save()
+            return
+        user = services.user_create(
+            org_id=require_org_id(),
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"].pk,
+            full_name=form.cleaned_data["full_name"],
+            password=form.cleaned_data.get("password1") or None,
+            is_staff=form.cleaned_data.get("is_staff", False),
+        )
+        _adopt(obj, user)
+
+
+@admin.register(Membership)
+class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
+    """Members of this organization. Adding, role changes and deactivation are audited."""
+
+    list_display = ("user", "role", "is_active", "is_primary", "created_at")
+    list_filter = ("role", "is_active", "is_primary")
+    list_select_related = ("user", "role")
+    search_fields = ("user__email", "user__full_name")
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = MembershipAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("email", "full_name", "role", "password1", "password2")
+        return ("user", "role", "is_active", "is_primary", "created_at", "updated_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("user", "is_primary", "created_at", "updated_at")
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.role_id == UserRole.SYS_ADMIN:
+            return _is_platform_staff(request)
+        return _in_org(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead, which is audited
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.membership_update(
+                membership=_fresh(obj),
+                actor=request.user,
+                role=form.cleaned_data["role"].pk,
+                is_active=form.cleaned_data["is_active"],
+                ip_address=client_ip(request),
+            )
+            return
+        membership = services.membership_add(
+            org_id=require_org_id(),
+            actor=request.user,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"].pk,
+            full_name=form.cleaned_data["full_name"],
+            password=form.cleaned_data.get("password1") or None,
+            ip_address=client_ip(request),
+        )
+        _adopt(obj, membership)
+
+
+# -- portals, keys, audit ------------------------------------------------------------------
+
+
+@admin.register(ChannelType)
+class ChannelTypeAdmin(PlatformCatalogueAdmin):
+    list_display = ("code", "name", "endpoint_kind", "access_medium", "auth_type", "base_url")
+    list_filter = ("endpoint_kind", "access_medium", "auth_type")
+    list_select_related = ("auth_type",)
+    search_fields = ("code", "name")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.channel_type_update(channel_type=_fresh(obj), **_changes(form))
+        else:
+            _adopt(obj, services.channel_type_create(**form.cleaned_data))
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(TenantAdmin):
+    """This organization's portals. Every change is audited."""
+
+    form = EndpointForm
+    fields = ("name", "channel_type", "base_url", "config", "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+    list_display = ("name", "channel_type", "effective_base_url", "created_at")
+    list_select_related = ("channel_type",)
+    search_fields = ("name",)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.endpoint_update(endpoint=_fresh(obj), actor=request.user, **_changes(form))
+            return
+        endpoint = services.endpoint_create(
+            org_id=require_org_id(), actor=request.user, **form.cleaned_data
+        )
+        _adopt(obj, endpoint)
+
+    def delete_model(self, request, obj):
+        services.endpoint_delete(endpoint=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            services.endpoint_delete(endpoint=endpoint, actor=request.user)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantAdmin):
+    """Keys are issued through the API (shown once there); here they are listed and revoked.
+    The key's hash is never shown."""
+
+    fields = ("name", "prefix", "user", "created_by", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    exclude = ("key_hash",)
+    list_display = fields
+    list_select_related = ("user", "created_by")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix", "user__email")
+    actions = ("revoke",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_revoke_permission(self, request):
+        return _in_org(request)
+
+    @admin.action(description="Revoke the selected API keys", permissions=("revoke",))
+    def revoke(self, request, queryset):
+        live = list(queryset.filter(revoked_at__isnull=True))
+        for api_key in live:
+            services.api_key_revoke(
+                api_key=api_key, actor=request.user, ip_address=client_ip(request)
+            )
+        self.message_user(request, f"Revoked {len(live)} API key(s).")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(TenantAdmin):
+    """The audit trail is append-only: nobody adds, changes or deletes events here."""
+
+    list_display = ("created_at", "action", "actor_email", "object_type", "object_id", "ip_address")
+    list_filter = ("action", "object_type")
+    search_fields = ("actor_email", "object_id", "request_id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.register((OrgTypeLu, UserRoleLu, ChannelAuthTypeLu), LookupAdmin)
