@@ -171,6 +171,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return user, access
 
 
+def record_login(sender, request, user, **kwargs) -> None:
+    """``user_logged_in`` receiver (admin log-ins): ``last_login`` in the home organization.
+
+    Replaces Django's own receiver, which saves the user with no organization in context: row-
+    level security turns that into "no row updated" and a failed log-in.
+    """
+    services.user_record_login(user=user, org_id=user.org_id)
+
+
 def client_ip(request) -> str | None:
     # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites
     # it, and throttling by a forged address would let an attacker dodge the limit.

@@ -2,7 +2,6 @@
 
 import uuid
 
-from django.contrib.auth.signals import user_logged_in
 from django.utils.functional import SimpleLazyObject
 
 from rcm.context import org_context, reset_org_id, set_org_id
@@ -76,16 +75,3 @@ def _organization(org_id) -> Organization | None:
         return None
     with org_context(org_id):
         return Organization.objects.filter(pk=org_id).first()
-
-
-def _record_login(sender, request, user, **kwargs):
-    services.user_record_login(user=user, org_id=user.org_id)
-
-
-# Django's own receiver saves ``last_login`` with no organization in context, which row-level
-# security turns into "no row updated" and a failed admin login; ours records it in the user's
-# home organization. It takes Django's dispatch_uid, so it replaces Django's receiver whichever
-# is connected first: a later connect under a taken uid is ignored. (tenants.admin imports this
-# module while the admin autodiscovers, before django.contrib.auth connects its receiver.)
-user_logged_in.disconnect(dispatch_uid="update_last_login")
-user_logged_in.connect(_record_login, dispatch_uid="update_last_login")
