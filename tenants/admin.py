@@ -437,9 +437,18 @@ class UserAdmin(RoleChoicesMixin, TenantAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            if form.cleaned_data.get("password1"):
-                form.set_password_and_save(obj, commit=False)
-            obj.save()
+            # The form has already set the new values on obj; the service saves and audits.
+            services.user_update(
+                user=obj,
+                actor=request.user,
+                password=form.cleaned_data.get("password1") or None,
+                ip_address=client_ip(request),
+                **{
+                    name: form.cleaned_data[name]
+                    for name in form.changed_data
+                    if name in services.USER_EDITABLE_FIELDS
+                },
+            )
             return
         user = services.user_create(
             org_id=require_org_id(),

@@ -38,6 +38,7 @@ class AuditAction:
     PLATFORM_ACT = "platform.act"
     ENDPOINT_CHANGED = "endpoint.changed"
     ORG_CHANGED = "organization.changed"
+    USER_CHANGED = "user.changed"
 
 
 # -- audit ---------------------------------------------------------------------------------
@@ -125,6 +126,52 @@ def organization_update(
         details={"fields": changed},
     )
     return org
+
+
+USER_EDITABLE_FIELDS = {"email", "full_name", "is_active", "is_staff"}
+
+
+@transaction.atomic
+def user_update(
+    *,
+    user: User,
+    actor: User,
+    password: str | None = None,
+    ip_address: str | None = None,
+    **fields,
+) -> User:
+    """Change a user's profile, flags or password; audited with the names of what changed."""
+    unknown = set(fields) - USER_EDITABLE_FIELDS
+    if unknown:
+        raise ApplicationError("invalid", f"Not editable: {', '.join(sorted(unknown))}.")
+    # Compared with the stored row, not the instance: a ModelForm has already copied the new
+    # values onto it.
+    stored = User.objects.filter(pk=user.pk).values(*fields).get() if fields else {}
+    changed = sorted(name for name, value in fields.items() if stored[name] != value)
+    for name in changed:
+        setattr(user, name, fields[name])
+    if password:
+        user.set_password(password)
+        changed.append("password")
+    if not changed:
+        return user
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            "email_taken", "A user with this email already exists.", {"email": [user.email]}
+        ) from exc
+    audit_event_record(
+        action=AuditAction.USER_CHANGED,
+        org_id=user.org_id,
+        actor=actor,
+        object_type="user",
+        object_id=user.pk,
+        ip_address=ip_address,
+        details={"fields": changed},
+    )
+    return user
 
 
 @transaction.atomic

@@ -548,3 +548,30 @@ def test_staff_rename_their_organization_and_only_sys_admin_creates_one(staff_a,
     created = uuid.UUID(response["Location"].rsplit("=", 1)[1])
     with org_context(created):
         assert Organization.objects.get().name == "Cobalt Credentialing"
+
+
+@pytest.mark.django_db
+def test_user_edits_in_the_admin_are_audited_without_values(staff_a, org_a):
+    from tenants.models import AuditEvent
+
+    client = Client()
+    client.force_login(staff_a)
+    target = org_a["viewer"]
+    url = f"/admin/tenants/user/{target.pk}/change/"
+    response = client.post(
+        url,
+        {
+            "email": target.email,
+            "full_name": "Renamed Viewer",
+            "is_active": "on",
+            "password1": "a-brand-new-password-9",
+            "password2": "a-brand-new-password-9",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    with org_context(org_a.id):
+        event = AuditEvent.objects.get(action="user.changed")
+        target.refresh_from_db()
+    assert event.details == {"fields": ["full_name", "password"]}
+    assert target.full_name == "Renamed Viewer"
+    assert target.check_password("a-brand-new-password-9")
