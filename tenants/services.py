@@ -135,12 +135,15 @@ USER_EDITABLE_FIELDS = {"email", "full_name", "is_active", "is_staff"}
 def user_update(
     *,
     user: User,
-    actor: User,
+    actor: User | None,
     password: str | None = None,
     ip_address: str | None = None,
     **fields,
 ) -> User:
-    """Change a user's profile, flags or password; audited with the names of what changed."""
+    """Change a user's profile, flags or password; audited with the names of what changed.
+
+    ``actor`` None: an administrator at the command line (``manage.py set_password``).
+    """
     unknown = set(fields) - USER_EDITABLE_FIELDS
     if unknown:
         raise ApplicationError("invalid", f"Not editable: {', '.join(sorted(unknown))}.")
@@ -166,6 +169,7 @@ def user_update(
         action=AuditAction.USER_CHANGED,
         org_id=user.org_id,
         actor=actor,
+        actor_email="" if actor else "manage.py",
         object_type="user",
         object_id=user.pk,
         ip_address=ip_address,

@@ -142,3 +142,26 @@ def test_audit_purge_keeps_what_retention_requires_and_the_chain_verifiable(org_
 
     assert f"Purged {before + 3} audit events older than {settings.AUDIT_RETENTION_DAYS}" in out
     assert "Audit chain intact: 0 events verified." in run("audit_verify")
+
+
+@pytest.mark.django_db
+def test_set_password_random_prints_once_and_is_audited(org_a):
+    from tenants.authentication import credentials_check
+    from tenants.models import AuditEvent
+
+    out = StringIO()
+    call_command("set_password", org_a["viewer"].email, "--random", stdout=out)
+    password = out.getvalue().rsplit(": ", 1)[1].strip()
+    assert credentials_check(email=org_a["viewer"].email, password=password) is not None
+    with org_context(org_a.id):
+        event = AuditEvent.objects.get(action="user.changed")
+    assert event.details == {"fields": ["password"]} and event.actor_email == "manage.py"
+
+
+@pytest.mark.django_db
+def test_set_password_refuses_an_unknown_email_and_a_weak_password(org_a, monkeypatch):
+    with pytest.raises(CommandError, match="No user"):
+        call_command("set_password", "ghost@nowhere.test", "--random")
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "password")
+    with pytest.raises(CommandError, match="too common"):
+        call_command("set_password", org_a["viewer"].email)
