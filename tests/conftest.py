@@ -33,7 +33,15 @@ def django_db_setup(django_test_environment, django_db_blocker):
 
 
 # Tables whose rows come from data migrations: transactional tests keep them.
-SEEDED_TABLES = {"django_migrations", "django_content_type", "auth_permission", "channel_type"}
+SEEDED_TABLES = {
+    "django_migrations",
+    "django_content_type",
+    "auth_permission",
+    "channel_type",
+    "task_type",
+    "field_requirement",
+    "payer_requirement",
+}
 
 
 def _flush_as_owner(self) -> None:

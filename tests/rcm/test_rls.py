@@ -74,6 +74,7 @@ def populated(org_a, org_b):
                 name="robot",
                 created_by=tenant["org_admin"],
             )
+            _workflow_rows(tenant)
             IdempotencyKey.objects.create(
                 org_id=tenant.id,
                 user_id=tenant["org_admin"].pk,
@@ -83,6 +84,60 @@ def populated(org_a, org_b):
                 request_hash="0" * 64,
             )
     return org_a, org_b
+
+
+def _workflow_rows(tenant) -> None:
+    """One row of each workflows table, written straight through the ORM."""
+    from workflows import models as wf
+
+    endpoint = Endpoint.objects.get()
+    task_type = wf.TaskType.objects.get(domain="eligibility", action="check")
+    wf.TaskSignature.objects.create(
+        org_id=tenant.id,
+        endpoint=endpoint,
+        domain_id="eligibility",
+        action_id="check",
+        source_id="human",
+    )
+    wf.OrgRequirementPolicy.objects.create(
+        org_id=tenant.id,
+        task_type=task_type,
+        field_name="mrn",
+        operation="add",
+        spec={"field_type": "text"},
+        effective_date="2025-01-01",
+        reason="our EHR needs it",
+    )
+    wf.RequirementChangelog.objects.create(
+        org_id=tenant.id,
+        table_name="org_requirement_policy",
+        record_id=1,
+        change="created",
+    )
+    workflow = wf.Workflow.objects.create(org_id=tenant.id, name="Eligibility")
+    entry = wf.WorkflowNode.objects.create(
+        org_id=tenant.id, workflow=workflow, key="start", node_type="entry"
+    )
+    done = wf.WorkflowNode.objects.create(
+        org_id=tenant.id, workflow=workflow, key="done", node_type="outcome"
+    )
+    wf.WorkflowTransition.objects.create(
+        org_id=tenant.id, workflow=workflow, from_node=entry, to_node=done
+    )
+    revision = wf.WorkflowRevision.objects.create(
+        org_id=tenant.id, workflow=workflow, revision_num=1, graph={}
+    )
+    run = wf.WorkflowRun.objects.create(org_id=tenant.id, workflow=workflow, revision=revision)
+    node_run = wf.NodeRun.objects.create(org_id=tenant.id, run=run, node_key="start")
+    trace = wf.WorkflowTrace.objects.create(
+        org_id=tenant.id,
+        workflow=workflow,
+        run=run,
+        node_run=node_run,
+        action_type="node",
+        success=True,
+    )
+    wf.WorkflowTraceEndpoint.objects.create(org_id=tenant.id, trace=trace, endpoint=endpoint)
 
 
 @pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Workflow lookups. The task catalog, graphs and engine arrive with the workflows issue."""
+"""Workflow lookup tables (DESIGN §4): a text key each, seeded by migration 0002."""
 
 from django.db import models
 

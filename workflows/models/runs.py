@@ -1,0 +1,138 @@
+"""Runs of a workflow revision, and the durable state of each node within a run.
+
+The state lives here, not in Celery: a task message only says "execute node run N", and a node
+run is claimed with a conditional UPDATE, so a message delivered twice does the work once.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from rcm.db.tenancy import TenantModel
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+
+RUN_TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT)
+
+
+class NodeRunStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for its incoming transitions to be decided
+    READY = "ready"  # decided to run; a message is (or will be) on the queue
+    RUNNING = "running"  # claimed by a worker, under a lease
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a dead path: no incoming transition fired
+    CANCELLED = "cancelled"
+
+
+NODE_TERMINAL = (
+    NodeRunStatus.COMPLETED,
+    NodeRunStatus.FAILED,
+    NodeRunStatus.SKIPPED,
+    NodeRunStatus.CANCELLED,
+)
+
+
+class WorkflowRun(TenantModel):
+    """One input row going through one revision of a workflow."""
+
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.PROTECT, related_name="+")
+    revision = models.ForeignKey(
+        "workflows.WorkflowRevision", on_delete=models.PROTECT, related_name="runs"
+    )
+    input = models.JSONField(default=dict)
+    # {"input": {...}, "nodes": {key: {"output": {...}, "label": "..."}}}
+    context = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default="pending")
+    # The key and result ("success" | "failure") of the outcome node that ended the run.
+    outcome = models.CharField(max_length=64, blank=True, default="")
+    result = models.CharField(max_length=10, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    external_id = models.CharField(max_length=200, null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        "tenants.User", on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "workflow_run"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="workflow_run_external_id_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=RunStatus.values), name="workflow_run_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["org", "workflow", "-created_at"], name="workflow_run_listing"),
+            models.Index(
+                fields=["deadline_at"],
+                condition=Q(status__in=["pending", "running"]),
+                name="workflow_run_open_deadline",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+
+class NodeRun(TenantModel):
+    """The state of one node of the revision within one run (created for every node at start).
+
+    ``node_key`` names the node in the run's revision snapshot, not a draft row: a draft may be
+    edited or deleted while the run goes on.
+    """
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="node_runs")
+    node_key = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=NodeRunStatus.choices, default="pending")
+    attempt = models.PositiveSmallIntegerField(default=0)
+    # A claimed attempt's lease: past it, the reaper takes the attempt as lost (dead worker).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # When the next attempt may start (retry backoff); the reaper also enqueues due retries.
+    not_before = models.DateTimeField(null=True, blank=True)
+    label = models.CharField(max_length=64, blank=True, default="")
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    error_kind = models.CharField(max_length=64, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "node_run"
+        ordering = ["run", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "node_key"], name="node_run_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=NodeRunStatus.values), name="node_run_status_valid"
+            ),
+        ]
+        indexes = [
+            # The reaper's scans: expired leases, and ready retries whose time has come.
+            models.Index(
+                fields=["lease_until"], condition=Q(status="running"), name="node_run_leases"
+            ),
+            models.Index(fields=["not_before"], condition=Q(status="ready"), name="node_run_ready"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.node_key} ({self.status})"
