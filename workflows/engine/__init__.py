@@ -1,0 +1,1 @@
+"""The workflow engine: node kinds, templates, run execution on Celery."""

@@ -1,0 +1,1 @@
+"""Split by concern: requirements, authoring, runs (and traces)."""
