@@ -19,15 +19,25 @@ app.autodiscover_tasks()
 
 
 class OrgTask(Task):
-    """A task that runs inside one organization's context (its ``org_id`` keyword)."""
+    """A task that runs inside one organization's context (its ``org_id`` keyword).
+
+    By default the task is also one transaction. A task that manages its own transactions
+    (the engine commits a claim before doing slow work) says ``wrap_in_transaction=False``;
+    the organization context is set either way, and each of its transactions applies it.
+    """
+
+    wrap_in_transaction = True
 
     def __call__(self, *args, **kwargs):
         if "org_id" not in kwargs:
             raise TypeError(f"{self.name} must be called with org_id=...")
         from django.db import transaction
 
-        with org_context(kwargs["org_id"]), transaction.atomic():
-            return super().__call__(*args, **kwargs)
+        with org_context(kwargs["org_id"]):
+            if not self.wrap_in_transaction:
+                return super().__call__(*args, **kwargs)
+            with transaction.atomic():
+                return super().__call__(*args, **kwargs)
 
 
 @app.task(name="rcm.ping")

@@ -201,3 +201,77 @@ def wait_for(condition, timeout: float = 20.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s: {condition}")
+
+
+class ScriptedHttpServer:
+    """A real HTTP server on 127.0.0.1 whose answers a test scripts, path by path.
+
+    ``respond(path, status, body, times=n, delay=s)`` queues an answer (the last one of a path
+    repeats once the queue is down to it); ``hits(path)`` counts the requests received.
+    """
+
+    def __init__(self):
+        import collections
+        import http.server
+        import json
+        import threading
+        import time
+
+        server = self
+        self._answers = collections.defaultdict(list)
+        self._hits = collections.Counter()
+        self._lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                path = self.path.split("?", 1)[0]
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                with server._lock:
+                    server._hits[path] += 1
+                    queue = server._answers.get(path) or [[1, 404, {"error": "unscripted"}, 0]]
+                    answer = queue[0]
+                    if len(queue) > 1:
+                        answer[0] -= 1
+                        if answer[0] <= 0:
+                            queue.pop(0)
+                _, status, body, delay = answer
+                if delay:
+                    time.sleep(delay)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
+
+    def respond(self, path: str, status: int = 200, body=None, *, times: int = 1, delay=0.0):
+        with self._lock:
+            self._answers[path].append([times, status, body if body is not None else {}, delay])
+
+    def hits(self, path: str) -> int:
+        with self._lock:
+            return self._hits[path]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def http_server():
+    server = ScriptedHttpServer()
+    yield server
+    server.close()

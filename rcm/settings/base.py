@@ -185,6 +185,18 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "rcm"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged message after the visibility timeout. With acks_late a
+# message stays unacknowledged while its node runs, and retries wait on the broker (countdown):
+# the timeout must outlast both, or a slow node would run twice. Longest node timeout: 1800 s
+# (workflows.engine.graph.MAX_NODE_TIMEOUT_S); longest retry interval: 3600 s.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+
+# The engine (workflows/engine/executor.py). A claimed attempt's lease is its node's timeout
+# plus this grace; past it the reaper takes the attempt back as lost.
+ENGINE_LEASE_GRACE_S = env.int("ENGINE_LEASE_GRACE_S", default=30)
+# A ready node run whose message has not been consumed after this long is sent again.
+ENGINE_REQUEUE_AFTER_S = env.int("ENGINE_REQUEUE_AFTER_S", default=60)
+ENGINE_REAPER_INTERVAL_S = env.int("ENGINE_REAPER_INTERVAL_S", default=5)
 CELERY_BEAT_SCHEDULE = {
     "audit-retention": {
         "task": "tenants.audit_event_purge",
@@ -192,6 +204,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=17),
     },
     "idempotency-keys": {"task": "rcm.idempotency_key_purge", "schedule": crontab(minute=7)},
+    "engine-reaper": {
+        "task": "workflows.engine_reap",
+        "schedule": timedelta(seconds=ENGINE_REAPER_INTERVAL_S),
+    },
 }
 
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=6 * 366)

@@ -1,0 +1,196 @@
+"""The engine on a real Celery worker: branches, joins, skips, labels, retries, outcomes."""
+
+import pytest
+
+from rcm.context import org_context
+from tests.conftest import wait_for
+from tests.workflows.engine_helpers import published
+from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
+from workflows.models.runs import RUN_TERMINAL
+from workflows.services import runs
+
+pytestmark = pytest.mark.celery_worker
+
+
+def finished(org_id, run_id, timeout=20.0) -> WorkflowRun:
+    def done():
+        with org_context(org_id):
+            run = WorkflowRun.objects.get(pk=run_id)
+        return run if run.status in RUN_TERMINAL else None
+
+    return wait_for(done, timeout=timeout)
+
+
+def node_states(org_id, run_id) -> dict:
+    with org_context(org_id):
+        return {nr.node_key: (nr.status, nr.label) for nr in NodeRun.objects.filter(run_id=run_id)}
+
+
+def start(org_id, workflow, **input_):
+    with org_context(org_id):
+        return runs.run_start(workflow=workflow, input=input_)
+
+
+def test_fan_out_and_join_run_every_node_once(celery_worker, org_a):
+    workflow, _ = published(
+        org_a.id, "start>a, start>b, start>c, a>join, b>join, c>join, join>done"
+    )
+    run = finished(org_a.id, start(org_a.id, workflow).pk)
+    assert (run.status, run.result, run.outcome) == ("completed", "success", "done")
+    states = node_states(org_a.id, run.pk)
+    assert all(status == "completed" for status, _ in states.values())
+    with org_context(org_a.id):
+        traces = WorkflowTrace.objects.filter(run=run)
+        assert traces.count() == 6 and all(t.success for t in traces)
+        assert run.duration_ms is not None and run.started_at and run.ended_at
+
+
+def test_a_decision_picks_a_branch_and_the_other_is_skipped(celery_worker, org_a):
+    decision = {
+        "conditions": [{"when": "input.plan == 'gold'", "label": "gold"}],
+        "default": "basic",
+    }
+    workflow, _ = published(
+        org_a.id,
+        "start>pick, pick>premium:gold, pick>standard:basic, premium>done, standard>done",
+        decisions={"pick": decision},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow, plan="gold").pk)
+    states = node_states(org_a.id, run.pk)
+    assert states["pick"] == ("completed", "gold")
+    assert states["premium"][0] == "completed" and states["standard"][0] == "skipped"
+    assert run.status == "completed"
+
+
+def test_transform_outputs_flow_into_the_context(celery_worker, org_a):
+    workflow, _ = published(
+        org_a.id,
+        "start>shape, shape>done",
+        kinds={"shape": "transform"},
+        configs={
+            "shape": {"outputs": {"greeting": "Hello {{ input.name }}", "n": "{{ input.n * 2 }}"}}
+        },
+    )
+    run = finished(org_a.id, start(org_a.id, workflow, name="Ada", n=21).pk)
+    assert run.context["nodes"]["shape"]["output"] == {"greeting": "Hello Ada", "n": 42}
+
+
+def test_a_business_failure_is_a_label_and_never_retried(celery_worker, org_a, http_server):
+    http_server.respond("/patients", status=404, body={"error": "no such patient"})
+    workflow, _ = published(
+        org_a.id,
+        "start>search, search>done, search>fail_missing:not_found",
+        kinds={"search": "http"},
+        configs={
+            "search": {"url": http_server.url("/patients"), "status_labels": {"404": "not_found"}}
+        },
+        retry={"search": {"maximum_attempts": 5, "initial_interval_s": 0.01}},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow).pk)
+    assert (run.status, run.result, run.outcome) == ("completed", "failure", "fail_missing")
+    assert http_server.hits("/patients") == 1
+    with org_context(org_a.id):
+        assert NodeRun.objects.get(run=run, node_key="search").attempt == 1
+
+
+def test_a_system_failure_is_retried_then_succeeds(celery_worker, org_a, http_server):
+    http_server.respond("/flaky", status=503, times=2)
+    http_server.respond("/flaky", status=200, body={"ok": True})
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done",
+        kinds={"call": "http"},
+        configs={"call": {"url": http_server.url("/flaky")}},
+        retry={"call": {"maximum_attempts": 4, "initial_interval_s": 0.05, "jitter": 0}},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow).pk)
+    assert run.status == "completed"
+    with org_context(org_a.id):
+        node_run = NodeRun.objects.get(run=run, node_key="call")
+        traces = list(WorkflowTrace.objects.filter(node_run=node_run).order_by("attempt"))
+    assert node_run.attempt == 3 and node_run.output["body"] == {"ok": True}
+    assert [(t.attempt, t.success) for t in traces] == [(1, False), (2, False), (3, True)]
+    assert traces[0].action_detail["error_kind"] == "http_503"
+
+
+def test_retries_exhausted_fail_the_node_and_the_run(celery_worker, org_a, http_server):
+    http_server.respond("/down", status=500, times=10)
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done",
+        kinds={"call": "http"},
+        configs={"call": {"url": http_server.url("/down")}},
+        retry={"call": {"maximum_attempts": 2, "initial_interval_s": 0.01, "jitter": 0}},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow).pk)
+    assert run.status == "failed" and "call" in run.error
+    assert node_states(org_a.id, run.pk)["done"][0] == "skipped"
+    assert http_server.hits("/down") == 2
+
+
+def test_an_error_edge_handles_a_node_that_failed_for_good(celery_worker, org_a, http_server):
+    http_server.respond("/down", status=500, times=10)
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done, call>fail_portal:error",
+        kinds={"call": "http"},
+        configs={"call": {"url": http_server.url("/down")}},
+        retry={"call": {"maximum_attempts": 1}},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow).pk)
+    assert (run.status, run.result, run.outcome) == ("completed", "failure", "fail_portal")
+
+
+@pytest.mark.parametrize(
+    ("rule", "join_status"),
+    [
+        ("none_failed_min_one_success", "skipped"),
+        ("all_success", "skipped"),
+        ("all_done", "completed"),
+    ],
+)
+def test_a_failing_branch_and_the_join_trigger_rules(
+    celery_worker, org_a, http_server, rule, join_status
+):
+    http_server.respond("/down", status=500, times=10)
+    workflow, _ = published(
+        org_a.id,
+        "start>ok, start>bad, ok>join, bad>join, join>done",
+        kinds={"bad": "http"},
+        configs={"bad": {"url": http_server.url("/down")}},
+        retry={"bad": {"maximum_attempts": 1}},
+        rules={"join": rule},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow).pk)
+    states = node_states(org_a.id, run.pk)
+    assert states["bad"][0] == "failed" and states["ok"][0] == "completed"
+    assert states["join"][0] == join_status
+    assert run.status == ("completed" if join_status == "completed" else "failed")
+
+
+def test_a_run_without_required_input_is_refused(db, org_a):
+    from rcm.errors import ApplicationError
+
+    workflow, _ = published(org_a.id, "start>done", required_data=["member_id", "dob"])
+    with pytest.raises(ApplicationError) as refused:
+        start(org_a.id, workflow, member_id="A1")
+    assert refused.value.details == {"missing": ["dob"]}
+    with org_context(org_a.id):
+        assert not WorkflowRun.objects.exists()
+
+
+def test_cancel_lets_running_nodes_finish_and_starts_nothing_new(celery_worker, org_a):
+    workflow, _ = published(
+        org_a.id,
+        "start>pause, pause>after, after>done",
+        kinds={"pause": "wait"},
+        configs={"pause": {"seconds": 0.5}},
+    )
+    run = start(org_a.id, workflow)
+    wait_for(lambda: node_states(org_a.id, run.pk)["pause"][0] in ("ready", "running"))
+    with org_context(org_a.id):
+        runs.run_cancel(run=run)
+    run = finished(org_a.id, run.pk)
+    assert run.status == "cancelled"
+    states = node_states(org_a.id, run.pk)
+    assert states["after"][0] in ("cancelled", "skipped") and states["done"][0] != "completed"

@@ -1,0 +1,549 @@
+"""Executing node runs: claim, run the kind, record the result, decide what runs next.
+
+Durability rules (DESIGN §6):
+
+* The state is in PostgreSQL. A Celery message only says "execute node run N"; it is sent
+  after the transaction that made N ready commits.
+* A node run is claimed with a conditional UPDATE (ready -> running, attempt + 1, a lease):
+  a message delivered twice, or a stale one, claims nothing and does nothing.
+* The result is written only if the claim still holds (same attempt, still running): an attempt
+  the reaper has taken back (its worker died) cannot complete after the fact.
+* Completions of one run are serialised by a lock on the run row, so that two parallel
+  branches finishing together decide their join exactly once.
+* A lost attempt (lease expired: the worker died) counts as a failed attempt of kind
+  ``worker_lost`` and is retried per the node's policy, like any system failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+
+from workflows.engine import clock, kinds
+from workflows.engine.graph import Graph, Node
+from workflows.engine.retry import RetryPolicy
+from workflows.models import (
+    NodeRun,
+    NodeRunStatus,
+    NodeType,
+    RunStatus,
+    TaskSignature,
+    TriggerRule,
+    WorkflowRevision,
+    WorkflowRun,
+    WorkflowTrace,
+)
+from workflows.models.runs import NODE_TERMINAL, RUN_TERMINAL
+
+logger = logging.getLogger(__name__)
+
+WORKER_LOST = "worker_lost"
+TIMEOUT = "timeout"
+CRASH = "crash"
+
+
+# -- the revision graph, cached: revisions never change --------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def _graph_of_revision(revision_id: int, workflow_id) -> Graph:
+    # Keyed with the workflow's random UUID too: a revision id alone can come back after a
+    # database is emptied and its sequences restarted (the test suite does that).
+    snapshot = WorkflowRevision.objects.filter(pk=revision_id, workflow_id=workflow_id)
+    return Graph.from_snapshot(snapshot.values_list("graph", flat=True).get())
+
+
+def graph_of(run: WorkflowRun) -> Graph:
+    return _graph_of_revision(run.revision_id, run.workflow_id)
+
+
+# -- enqueueing -----------------------------------------------------------------------------
+
+
+def enqueue(node_run: NodeRun, *, countdown: float = 0.0, timeout_s: int | None = None) -> None:
+    """Send "execute node run N" once the current transaction commits."""
+    from workflows.tasks import node_run_execute_task
+
+    soft = (timeout_s or 0) + settings.ENGINE_LEASE_GRACE_S
+    options = {"countdown": max(countdown, 0.0)} if countdown > 0 else {}
+    if timeout_s:
+        # A hard backstop in prefork workers for kinds that ignore their deadline.
+        options.update(soft_time_limit=soft, time_limit=soft + 10)
+    kwargs = {"org_id": str(node_run.org_id), "node_run_id": node_run.pk}
+    transaction.on_commit(lambda: node_run_execute_task.apply_async(kwargs=kwargs, **options))
+
+
+# -- claiming and executing -----------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    node_run: NodeRun
+    run: WorkflowRun
+    graph: Graph
+    node: Node
+    started: float = field(default_factory=time.perf_counter)
+
+
+def node_run_claim(*, node_run_id: int) -> Attempt | None:
+    """ready -> running under a lease, or None when there is nothing (left) to do."""
+    now = clock.now()
+    with transaction.atomic():
+        claimed = (
+            NodeRun.objects.filter(pk=node_run_id, status=NodeRunStatus.READY)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .update(
+                status=NodeRunStatus.RUNNING,
+                attempt=F("attempt") + 1,
+                started_at=Coalesce(F("started_at"), now),
+                # Provisional; set from the node's timeout just below, in the same transaction.
+                lease_until=now + timedelta(seconds=settings.ENGINE_LEASE_GRACE_S),
+                updated_at=now,
+            )
+        )
+        if not claimed:
+            return None
+        node_run = NodeRun.objects.select_related("run").get(pk=node_run_id)
+        run = node_run.run
+        graph = graph_of(run)
+        node = graph.nodes[node_run.node_key]
+        node_run.lease_until = now + timedelta(
+            seconds=node.effective_timeout_s + settings.ENGINE_LEASE_GRACE_S
+        )
+        NodeRun.objects.filter(pk=node_run_id).update(lease_until=node_run.lease_until)
+        if run.status == RunStatus.PENDING:
+            WorkflowRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
+                status=RunStatus.RUNNING, started_at=now, updated_at=now
+            )
+    return Attempt(node_run=node_run, run=run, graph=graph, node=node)
+
+
+def node_run_execute(*, node_run_id: int) -> None:
+    """One attempt of one node run: claim it, run its kind, record what happened."""
+    attempt = node_run_claim(node_run_id=node_run_id)
+    if attempt is None:
+        return
+    try:
+        outcome = _run_kind(attempt)
+    except Exception as exc:  # noqa: BLE001 - any crash of a kind is a system failure
+        logger.exception("node %s of run %s crashed", attempt.node.key, attempt.run.pk)
+        outcome = kinds.TransientError(CRASH, f"{type(exc).__name__}: {exc}")
+    node_run_complete(attempt=attempt, outcome=outcome)
+
+
+def _run_kind(attempt: Attempt):
+    node, node_run = attempt.node, attempt.node_run
+    if node.node_type == NodeType.ENTRY:
+        return kinds.NodeResult(output={})
+    if node.node_type == NodeType.OUTCOME:
+        return kinds.NodeResult(output={"result": node.config.get("result", "success")})
+    kind = kinds.get(node.kind or "decision")
+    if kind is None:
+        return kinds.PermanentError("unknown_kind", f"no node kind {node.kind!r} is registered")
+    now = clock.now()
+    context = kinds.ExecutionContext(
+        org_id=attempt.run.org_id,
+        run_id=attempt.run.pk,
+        node_key=node.key,
+        attempt=node_run.attempt,
+        config=node.config,
+        context=attempt.run.context,
+        deadline=now + timedelta(seconds=node.effective_timeout_s),
+        first_started_at=node_run.started_at or now,
+        now=now,
+    )
+    try:
+        result = kind.execute(context)
+    except (
+        kinds.BusinessFailure,
+        kinds.TransientError,
+        kinds.PermanentError,
+        kinds.WaitUntil,
+    ) as signal:
+        return signal
+    except _soft_time_limit() as exc:
+        return kinds.TransientError(TIMEOUT, f"no result within {node.effective_timeout_s}s: {exc}")
+    if clock.now() > context.deadline:
+        return kinds.TransientError(TIMEOUT, f"no result within {node.effective_timeout_s}s")
+    return result
+
+
+def _soft_time_limit():
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    return SoftTimeLimitExceeded
+
+
+# -- recording the outcome ------------------------------------------------------------------
+
+
+def node_run_complete(*, attempt: Attempt, outcome) -> None:
+    """Record one attempt's outcome, if the claim still holds, and move the run on."""
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().get(pk=attempt.run.pk)
+        node_run = NodeRun.objects.select_for_update().get(pk=attempt.node_run.pk)
+        if node_run.status != NodeRunStatus.RUNNING or node_run.attempt != attempt.node_run.attempt:
+            logger.warning(
+                "attempt %s of node run %s lost its claim", attempt.node_run.attempt, node_run.pk
+            )
+            return
+        _record(
+            run=run,
+            node_run=node_run,
+            graph=attempt.graph,
+            node=attempt.node,
+            outcome=outcome,
+            duration_ms=_elapsed_ms(attempt.started),
+        )
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _record(*, run, node_run, graph: Graph, node: Node, outcome, duration_ms: int) -> None:
+    now = clock.now()
+    node_run.lease_until = None
+    node_run.updated_at = now
+    if run.status in RUN_TERMINAL:
+        # The run timed out or was cancelled while this attempt ran: its result goes nowhere.
+        node_run.status = NodeRunStatus.CANCELLED
+        node_run.ended_at = now
+        node_run.save(update_fields=["status", "ended_at", "lease_until", "updated_at"])
+        _trace(
+            run,
+            node_run,
+            node,
+            success=False,
+            duration_ms=duration_ms,
+            error=f"run already {run.status}",
+            detail={"discarded": True},
+        )
+        return
+    if isinstance(outcome, kinds.WaitUntil):
+        # Not an attempt that failed: give the attempt back and come back later.
+        node_run.status = NodeRunStatus.READY
+        node_run.attempt -= 1
+        node_run.not_before = outcome.when
+        node_run.save(
+            update_fields=["status", "attempt", "not_before", "lease_until", "updated_at"]
+        )
+        enqueue(
+            node_run,
+            countdown=(outcome.when - now).total_seconds(),
+            timeout_s=node.effective_timeout_s,
+        )
+        return
+    if isinstance(outcome, kinds.NodeResult | kinds.BusinessFailure):
+        business = isinstance(outcome, kinds.BusinessFailure)
+        node_run.status = NodeRunStatus.COMPLETED
+        node_run.label = outcome.label
+        node_run.output = outcome.output
+        node_run.error = str(outcome) if business else ""
+        node_run.ended_at = now
+        node_run.save(
+            update_fields=[
+                "status",
+                "label",
+                "output",
+                "error",
+                "ended_at",
+                "lease_until",
+                "updated_at",
+            ]
+        )
+        run.context.setdefault("nodes", {})[node.key] = {
+            "output": outcome.output,
+            "label": outcome.label,
+        }
+        WorkflowRun.objects.filter(pk=run.pk).update(context=run.context, updated_at=now)
+        _trace(
+            run,
+            node_run,
+            node,
+            success=not business,
+            duration_ms=duration_ms,
+            error=str(outcome) if business else "",
+            detail={"label": outcome.label, "business_failure": business},
+        )
+        _propagate(run=run, graph=graph, changed=[node.key])
+        return
+    _record_failure(
+        run=run, node_run=node_run, graph=graph, node=node, error=outcome, duration_ms=duration_ms
+    )
+
+
+def _record_failure(*, run, node_run, graph, node, error, duration_ms: int) -> None:
+    """A system failure: retry per the policy, or fail the node for good."""
+    now = clock.now()
+    kind = getattr(error, "kind", CRASH)
+    policy = RetryPolicy.from_config(node.retry_policy)
+    retry = isinstance(error, kinds.TransientError) and policy.retries(
+        attempt=node_run.attempt, error_kind=kind
+    )
+    node_run.error = str(error)
+    node_run.error_kind = kind
+    node_run.lease_until = None
+    node_run.updated_at = now
+    if retry:
+        delay = policy.delay_s(attempt=node_run.attempt)
+        node_run.status = NodeRunStatus.READY
+        node_run.not_before = now + timedelta(seconds=delay)
+        node_run.save(
+            update_fields=[
+                "status",
+                "error",
+                "error_kind",
+                "not_before",
+                "lease_until",
+                "updated_at",
+            ]
+        )
+        _trace(
+            run,
+            node_run,
+            node,
+            success=False,
+            duration_ms=duration_ms,
+            error=str(error),
+            detail={"error_kind": kind, "retry_in_s": round(delay, 3)},
+        )
+        enqueue(node_run, countdown=delay, timeout_s=node.effective_timeout_s)
+        return
+    node_run.status = NodeRunStatus.FAILED
+    node_run.ended_at = now
+    node_run.save(
+        update_fields=["status", "error", "error_kind", "ended_at", "lease_until", "updated_at"]
+    )
+    _trace(
+        run,
+        node_run,
+        node,
+        success=False,
+        duration_ms=duration_ms,
+        error=str(error),
+        detail={"error_kind": kind, "final": True},
+    )
+    _propagate(run=run, graph=graph, changed=[node.key])
+
+
+# -- deciding what runs next ----------------------------------------------------------------
+
+
+def _edge_state(edge, node_runs: dict[str, NodeRun]) -> str:
+    """fired | failed | dead | open (its source has not finished)."""
+    source = node_runs[edge.source]
+    if source.status not in NODE_TERMINAL:
+        return "open"
+    if source.status == NodeRunStatus.COMPLETED and source.label == edge.label:
+        return "fired"
+    if source.status == NodeRunStatus.FAILED:
+        return "fired" if edge.label == kinds.ERROR_LABEL else "failed"
+    return "dead"
+
+
+def _should_run(rule: str, states: list[str]) -> bool:
+    fired = states.count("fired")
+    if rule == TriggerRule.ALL_SUCCESS:
+        return fired == len(states)
+    if rule == TriggerRule.ALL_DONE:
+        # Every upstream is done; the node runs unless its whole way in is a dead path.
+        return any(state in ("fired", "failed") for state in states)
+    return fired > 0 and "failed" not in states  # none_failed_min_one_success
+
+
+def _propagate(*, run: WorkflowRun, graph: Graph, changed: list[str]) -> None:
+    """Decide every node whose incoming edges are now all decided; finish the run if done.
+
+    Runs with the run row locked. Skips cascade: a skipped node's edges are dead.
+    """
+    node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run=run)}
+    now = clock.now()
+    pending = [edge.target for key in changed for edge in graph.outgoing[key]]
+    to_enqueue, skipped = [], []
+    while pending:
+        target = pending.pop()
+        node_run = node_runs[target]
+        if node_run.status != NodeRunStatus.PENDING:
+            continue
+        states = [_edge_state(edge, node_runs) for edge in graph.incoming[target]]
+        if "open" in states:
+            continue
+        node = graph.nodes[target]
+        if not run.cancel_requested and _should_run(node.trigger_rule, states):
+            node_run.status = NodeRunStatus.READY
+            to_enqueue.append(node_run)
+        else:
+            node_run.status = NodeRunStatus.SKIPPED
+            node_run.ended_at = now
+            node_run.error = "cancelled" if run.cancel_requested else "no incoming edge fired"
+            skipped.append(node_run)
+            pending.extend(edge.target for edge in graph.outgoing[target])
+    for node_run in to_enqueue:
+        NodeRun.objects.filter(pk=node_run.pk).update(status=NodeRunStatus.READY, updated_at=now)
+        enqueue(node_run, timeout_s=graph.nodes[node_run.node_key].effective_timeout_s)
+    for node_run in skipped:
+        NodeRun.objects.filter(pk=node_run.pk).update(
+            status=NodeRunStatus.SKIPPED, ended_at=now, updated_at=now, error=node_run.error
+        )
+    if not any(nr.status not in NODE_TERMINAL for nr in node_runs.values()):
+        run_finish(run=run, graph=graph, node_runs=node_runs)
+
+
+def run_finish(*, run: WorkflowRun, graph: Graph, node_runs: dict[str, NodeRun]) -> None:
+    """Every node is decided: the run's status, result, counters and traversal counts."""
+    now = clock.now()
+    reached = sorted(
+        (
+            nr
+            for key, nr in node_runs.items()
+            if graph.nodes[key].is_outcome and nr.status == NodeRunStatus.COMPLETED
+        ),
+        key=lambda nr: (nr.ended_at or now, nr.pk),
+    )
+    failed = [nr for nr in node_runs.values() if nr.status == NodeRunStatus.FAILED]
+    if run.cancel_requested:
+        status, error = RunStatus.CANCELLED, "cancelled on request"
+    elif reached:
+        status, error = RunStatus.COMPLETED, ""
+    else:
+        status = RunStatus.FAILED
+        error = "; ".join(f"{nr.node_key}: {nr.error}" for nr in failed) or "no outcome reached"
+    results = [graph.nodes[nr.node_key].config.get("result", "success") for nr in reached]
+    result = ("failure" if "failure" in results else "success") if reached else ""
+    started = run.started_at or run.created_at
+    WorkflowRun.objects.filter(pk=run.pk).update(
+        status=status,
+        outcome=reached[0].node_key if reached else "",
+        result=result,
+        error=error[:2000],
+        ended_at=now,
+        duration_ms=max(0, int((now - started).total_seconds() * 1000)),
+        updated_at=now,
+    )
+    _count_traversals(graph=graph, node_runs=node_runs)
+    _count_signature(
+        run=run, graph=graph, succeeded=status == RunStatus.COMPLETED and result == "success"
+    )
+
+
+def _count_traversals(*, graph: Graph, node_runs: dict[str, NodeRun]) -> None:
+    """Add this run's traversals to the draft edges still there (once per run, at its end,
+    so that concurrent runs do not queue on the same edge rows at every step)."""
+    from workflows.models import WorkflowTransition
+
+    fired = [e.id for e in graph.edges if e.id and _edge_state(e, node_runs) == "fired"]
+    if fired:
+        WorkflowTransition.objects.filter(pk__in=fired).update(freq=F("freq") + 1)
+
+
+def _count_signature(*, run: WorkflowRun, graph: Graph, succeeded: bool) -> None:
+    if not graph.task_type_id:
+        return
+    from workflows.models import TaskType
+
+    task_type = TaskType.objects.filter(pk=graph.task_type_id).first()
+    if task_type is None:
+        return
+    signature, _ = TaskSignature.objects.get_or_create(
+        org_id=run.org_id,
+        endpoint_id=graph.endpoint_id,
+        domain_id=task_type.domain_id,
+        action_id=task_type.action_id,
+        defaults={"source_id": "system_learned"},
+    )
+    updates = {"total_runs": F("total_runs") + 1, "updated_at": clock.now()}
+    if succeeded:
+        updates["success_runs"] = F("success_runs") + 1
+    if run.created_by_id is not None:
+        updates["last_human_run"] = clock.now()
+    TaskSignature.objects.filter(pk=signature.pk).update(**updates)
+
+
+# -- traces ---------------------------------------------------------------------------------
+
+
+def _trace(
+    run,
+    node_run,
+    node: Node,
+    *,
+    success: bool,
+    duration_ms: int,
+    error: str = "",
+    detail: dict | None = None,
+) -> None:
+    WorkflowTrace.objects.create(
+        org_id=run.org_id,
+        workflow_id=run.workflow_id,
+        run_id=run.pk,
+        node_run_id=node_run.pk,
+        node_key=node.key,
+        attempt=max(node_run.attempt, 1),
+        action_type=f"node.{node.kind or node.node_type}",
+        action_detail={"node_type": node.node_type, **(detail or {})},
+        success=success,
+        duration_ms=duration_ms,
+        error_detail=error[:4000],
+        user_id=run.created_by_id,
+    )
+
+
+# -- recovery (the reaper) ------------------------------------------------------------------
+
+
+def node_run_recover(*, node_run_id: int) -> bool:
+    """Take back an attempt whose lease expired (its worker died); True if it did."""
+    with transaction.atomic():
+        node_run = NodeRun.objects.filter(pk=node_run_id).values("run_id").first()
+        if node_run is None:
+            return False
+        run = WorkflowRun.objects.select_for_update().get(pk=node_run["run_id"])
+        node_run = NodeRun.objects.select_for_update().get(pk=node_run_id)
+        if node_run.status != NodeRunStatus.RUNNING or node_run.lease_until > clock.now():
+            return False
+        graph = graph_of(run)
+        lost = kinds.TransientError(WORKER_LOST, "the worker running this attempt stopped")
+        node = graph.nodes[node_run.node_key]
+        _record(run=run, node_run=node_run, graph=graph, node=node, outcome=lost, duration_ms=0)
+        return True
+
+
+def node_run_requeue(*, node_run_id: int) -> None:
+    """Send the message of a ready node run again (a lost or long-delayed message).
+
+    Harmless when the first message is still coming: only one of them can claim.
+    """
+    node_run = NodeRun.objects.filter(pk=node_run_id, status=NodeRunStatus.READY).first()
+    if node_run is not None:
+        with transaction.atomic():
+            enqueue(node_run)
+
+
+def run_expire(*, run_id: int) -> bool:
+    """A run past its deadline: status timeout; nothing new starts (running attempts finish
+    and are discarded)."""
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().get(pk=run_id)
+        if run.status in RUN_TERMINAL or run.deadline_at is None or run.deadline_at > clock.now():
+            return False
+        now = clock.now()
+        NodeRun.objects.filter(run=run, status__in=["pending", "ready"]).update(
+            status=NodeRunStatus.CANCELLED, ended_at=now, updated_at=now, error="run timed out"
+        )
+        WorkflowRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.TIMEOUT,
+            error="the run did not finish before its deadline",
+            ended_at=now,
+            duration_ms=int((now - (run.started_at or run.created_at)).total_seconds() * 1000),
+            updated_at=now,
+        )
+        return True

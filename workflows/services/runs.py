@@ -1,0 +1,139 @@
+"""Starting, cancelling and re-running workflow runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+
+from rcm.errors import ApplicationError, Conflict
+from rcm.lookups import WorkflowStatus
+from workflows.engine import clock, executor
+from workflows.engine.graph import Graph
+from workflows.models import (
+    NodeRun,
+    NodeRunStatus,
+    Workflow,
+    WorkflowRevision,
+    WorkflowRun,
+)
+from workflows.models.runs import RUN_TERMINAL
+
+NOT_PUBLISHED = "This workflow has never been published; publish it before running it."
+NOT_RUNNABLE = "This workflow is {status}; only an active workflow runs."
+MISSING_FIELDS = "The input lacks required fields."
+INVALID_INPUT = "The input does not satisfy the workflow's requirements."
+EXTERNAL_ID_TAKEN = "A run with this external_id exists."
+ALREADY_FINISHED = "This run has already finished ({status})."
+MAX_RUN_TIMEOUT_S = 7 * 24 * 3600
+
+
+def revision_latest(*, workflow: Workflow) -> WorkflowRevision | None:
+    return WorkflowRevision.objects.filter(workflow=workflow).order_by("-revision_num").first()
+
+
+def run_input_problems(*, graph: Graph, org_id, row: dict) -> dict:
+    """What the input lacks or gets wrong, as {"missing": [...], "errors": {...}}; empty if ok.
+
+    ``required_data`` must be present and not blank; when the workflow names a task type, the
+    effective requirements of (organization, endpoint, task type, today) apply as well.
+    """
+    missing = [name for name in graph.required_data if row.get(name) in (None, "", [])]
+    problems: dict = {}
+    if graph.task_type_id:
+        from workflows.services import requirements
+
+        result = requirements.input_problems(
+            org_id=org_id,
+            task_type_id=graph.task_type_id,
+            endpoint_id=graph.endpoint_id,
+            row=row,
+        )
+        missing += [name for name in result.get("missing", []) if name not in missing]
+        if result.get("errors"):
+            problems["errors"] = result["errors"]
+    if missing:
+        problems["missing"] = missing
+    return problems
+
+
+@transaction.atomic
+def run_start(
+    *,
+    workflow: Workflow,
+    input: dict,
+    created_by=None,
+    external_id: str | None = None,
+    revision: WorkflowRevision | None = None,
+    timeout_s: int | None = None,
+) -> WorkflowRun:
+    """A new run of the workflow's latest revision (or ``revision``), started asynchronously."""
+    if workflow.status_id != WorkflowStatus.ACTIVE:
+        raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
+    revision = revision or revision_latest(workflow=workflow)
+    if revision is None:
+        raise Conflict("workflow_not_published", NOT_PUBLISHED)
+    graph = Graph.from_snapshot(revision.graph)
+    problems = run_input_problems(graph=graph, org_id=workflow.org_id, row=input)
+    if problems:
+        message = MISSING_FIELDS if set(problems) == {"missing"} else INVALID_INPUT
+        raise ApplicationError("invalid_input", message, problems)
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            run = WorkflowRun.objects.create(
+                org_id=workflow.org_id,
+                workflow=workflow,
+                revision=revision,
+                input=input,
+                context={"input": input, "nodes": {}},
+                created_by=created_by,
+                external_id=external_id,
+                deadline_at=now + timedelta(seconds=timeout_s) if timeout_s else None,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "external_id_taken", EXTERNAL_ID_TAKEN, {"external_id": [EXTERNAL_ID_TAKEN]}
+        ) from exc
+    entry = graph.entries[0].key
+    node_runs = NodeRun.objects.bulk_create(
+        NodeRun(
+            org_id=workflow.org_id,
+            run=run,
+            node_key=key,
+            status=NodeRunStatus.READY if key == entry else NodeRunStatus.PENDING,
+        )
+        for key in graph.nodes
+    )
+    executor.enqueue(next(nr for nr in node_runs if nr.node_key == entry))
+    return run
+
+
+@transaction.atomic
+def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
+    """Nothing new starts; running nodes finish; the run ends as cancelled."""
+    run = WorkflowRun.objects.select_for_update().get(pk=run.pk)
+    if run.status in RUN_TERMINAL:
+        raise Conflict("run_finished", ALREADY_FINISHED.format(status=run.status))
+    now = clock.now()
+    WorkflowRun.objects.filter(pk=run.pk).update(cancel_requested=True, updated_at=now)
+    run.cancel_requested = True
+    NodeRun.objects.filter(run=run, status__in=[NodeRunStatus.PENDING, NodeRunStatus.READY]).update(
+        status=NodeRunStatus.CANCELLED, ended_at=now, updated_at=now, error="cancelled on request"
+    )
+    if not NodeRun.objects.filter(run=run, status=NodeRunStatus.RUNNING).exists():
+        node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run=run)}
+        executor.run_finish(run=run, graph=executor.graph_of(run), node_runs=node_runs)
+    run.refresh_from_db()
+    return run
+
+
+def run_rerun(*, run: WorkflowRun, created_by=None, use_current: bool = False) -> WorkflowRun:
+    """The same input again, on the run's own revision or, if asked, the latest one."""
+    workflow = Workflow.objects.get(pk=run.workflow_id)
+    return run_start(
+        workflow=workflow,
+        input=run.input,
+        created_by=created_by,
+        revision=None if use_current else run.revision,
+    )
