@@ -13,10 +13,11 @@ Roles created on first start (see docs/architecture.md, "Database roles"):
   across organizations (authentication lookups, the audit chain).
 
 Lifetime: the last process out stops them. Every process that uses the servers (starting them
-or finding them up) releases them at exit, and ``release`` stops them only when no other
-process is still connected, so `make run` and a test run sharing ``var/`` never pull the
-servers from under each other. ``make run`` passes the URLs to its children, which so never
-manage the servers themselves, and releases them after the children are gone.
+or finding them up) registers under var/users/ and releases them at exit, and ``release``
+stops them only when no other registered process is alive, so `make run` and a test run
+sharing ``var/`` never pull the servers from under each other. ``make run`` passes the URLs
+to its children, which so never manage the servers themselves, and releases them after the
+children are gone.
 """
 
 from __future__ import annotations
@@ -225,28 +226,6 @@ class EmbeddedPostgres:
         self.secrets_file.write_text(json.dumps({"owner": owner_password, "app": app_password}))
         self.secrets_file.chmod(0o600)
 
-    def other_clients(self, port: int, own_application_name: str) -> int:
-        """Client connections of other processes (threads of ours share our name)."""
-        result = self._run(
-            [
-                str(self.bin / "psql"),
-                "-Atq",
-                "-h",
-                str(self.socket_dir),
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                "AND pid <> pg_backend_pid() AND application_name <> "
-                f"'{own_application_name}'",
-            ]
-        )
-        return int(result.stdout.strip() or 0)
-
     def urls(self, port: int) -> tuple[str, str]:
         passwords = json.loads(self.secrets_file.read_text())
         base = f"127.0.0.1:{port}/{DATABASE_NAME}"
@@ -343,6 +322,7 @@ def ensure_running(var_dir: Path | None = None, *, stop_at_exit: bool = True) ->
             redis_port = redis.start()
     if stop_at_exit and var_dir not in _users_of:
         _users_of.add(var_dir)
+        _user_file(var_dir, os.getpid()).touch()
         atexit.register(release, var_dir)
     app_url, owner_url = postgres.urls(pg_port)
     return EmbeddedUrls(app_url, owner_url, f"redis://127.0.0.1:{redis_port}/0")
@@ -352,17 +332,20 @@ def ensure_running(var_dir: Path | None = None, *, stop_at_exit: bool = True) ->
 _users_of: set[Path] = set()
 
 
-def application_name() -> str:
-    """How this process's connections name themselves (``release`` tells them apart by it)."""
-    return f"rcm-{os.getpid()}"
+def _user_file(var_dir: Path, pid: int) -> Path:
+    """One file per process using the servers: var/users/<pid>."""
+    folder = var_dir / "users"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / str(pid)
 
 
 def release(var_dir: Path | None = None) -> bool:
-    """Stop the servers unless another process still uses them; True when they were stopped.
+    """Stop the servers unless another live process still uses them; True if they stopped.
 
-    The last process out turns the lights off: `make run` and a test run sharing var/ never
-    stop the servers under each other, and whichever ends last leaves nothing running. Other
-    users are the PostgreSQL client connections of other processes; ours are closed first.
+    The last process out turns the lights off: `make run`, a test run and a `manage.py shell`
+    can share var/ in any order, and whichever ends last leaves nothing running. Every user
+    registers itself as var/users/<pid>; files of processes that died without releasing are
+    swept here.
     """
     var_dir = (var_dir or default_var_dir()).resolve()
     _users_of.discard(var_dir)
@@ -370,13 +353,14 @@ def release(var_dir: Path | None = None) -> bool:
         from django.db import connections
 
         connections.close_all()
-    postgres = EmbeddedPostgres(var_dir)
     with _lock(var_dir):
-        port = postgres.running_port()
-        if port is not None and postgres.other_clients(port, application_name()) > 0:
-            return False
+        _user_file(var_dir, os.getpid()).unlink(missing_ok=True)
+        for other in _user_file(var_dir, os.getpid()).parent.iterdir():
+            if other.name.isdigit() and _pid_alive(int(other.name)):
+                return False
+            other.unlink(missing_ok=True)
         EmbeddedRedis(var_dir).stop()
-        postgres.stop()
+        EmbeddedPostgres(var_dir).stop()
     return True
 
 

@@ -53,6 +53,7 @@ def _flush_as_owner(self) -> None:
     """
     from django.db import connection
 
+    _wait_for_idle_worker()
     with as_owner(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
@@ -69,6 +70,23 @@ def _flush_as_owner(self) -> None:
         cursor.execute(
             "DELETE FROM channel_type WHERE code <> ALL(%s)", [[row[0] for row in seeded]]
         )
+
+
+def _wait_for_idle_worker(timeout: float = 15.0) -> None:
+    """Let the in-process worker finish the task it is running before the tables are emptied:
+    TRUNCATE against a task mid-transaction deadlocks. Queued messages are purged; ones the
+    worker already holds (retries waiting out a countdown) are harmless later: they carry
+    this test's organization, which the next test's rows do not belong to."""
+    import time
+
+    from celery.worker import state
+
+    from rcm.celery import app
+
+    app.control.purge()
+    deadline = time.monotonic() + timeout
+    while state.active_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 TransactionTestCase._fixture_teardown = _flush_as_owner

@@ -75,6 +75,12 @@ class OrgScopedAPIView(generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
+    def validated_query(self, serializer_class) -> dict:
+        """The query string checked by a filter serializer (400 naming the bad parameter)."""
+        serializer = serializer_class(data=self.request.query_params.dict())
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
     def list_response(self, output_class, queryset=None):
         """One cursor page of the scoped queryset, serialized."""
         queryset = self.get_queryset() if queryset is None else queryset

@@ -53,8 +53,7 @@ def _database(url: str) -> dict:
     config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
     config["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default="test_rcm")}
-    # Names this process's connections, so that the embedded servers' last-one-out rule can
-    # tell other processes' connections from ours (rcm/embedded.py, release()).
+    # Names this process's connections in pg_stat_activity.
     config.setdefault("OPTIONS", {})["application_name"] = f"rcm-{os.getpid()}"
     return config
 
