@@ -182,7 +182,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "rcm"
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rcm")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged message after the visibility timeout. With acks_late a
 # message stays unacknowledged while its node runs, and retries wait on the broker (countdown):

@@ -1,8 +1,12 @@
 """Test settings: the same real PostgreSQL and Redis as development, faster hashing."""
 
+import os
+
 from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-CACHES["default"]["KEY_PREFIX"] = "rcm-test"  # noqa: F405
-CELERY_TASK_DEFAULT_QUEUE = "rcm-test"
+# Keys and queue of this test session alone: two sessions sharing one Redis (or a `make run`
+# beside a test run) would otherwise clear each other's keys and take each other's messages.
+CACHES["default"]["KEY_PREFIX"] = f"rcm-test-{os.getpid()}"  # noqa: F405
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"rcm-test-{os.getpid()}")  # noqa: F405
 DEBUG = False

@@ -78,6 +78,8 @@ def enqueue(node_run: NodeRun, *, countdown: float = 0.0, timeout_s: int | None 
         # A hard backstop in prefork workers for kinds that ignore their deadline.
         options.update(soft_time_limit=soft, time_limit=soft + 10)
     kwargs = {"org_id": str(node_run.org_id), "node_run_id": node_run.pk}
+    # Named per message, from the settings of the moment (a test routes to its own workers).
+    options["queue"] = settings.CELERY_TASK_DEFAULT_QUEUE
     transaction.on_commit(lambda: node_run_execute_task.apply_async(kwargs=kwargs, **options))
 
 

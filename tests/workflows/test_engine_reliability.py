@@ -1,0 +1,222 @@
+"""The engine under faults: killed workers, duplicate messages, concurrency, retries on a fake
+clock, republishing under running runs, and the Celery settings durable work needs."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.conf import settings
+from django.db.models import Count, Q
+
+from rcm.context import org_context
+from tests.conftest import wait_for
+from tests.workflows.engine_helpers import published
+from workflows.engine import clock, executor, retry
+from workflows.engine.graph import MAX_NODE_TIMEOUT_S
+from workflows.models import NodeRun, WorkflowRevision, WorkflowRun, WorkflowTrace
+from workflows.models.runs import RUN_TERMINAL
+from workflows.services import runs
+from workflows.tasks import engine_reap
+
+FAN = "start>a, start>b, start>c, a>join, b>join, c>join, join>done"
+
+
+def _start_many(org_id, workflow, count: int) -> list[int]:
+    with org_context(org_id):
+        return [runs.run_start(workflow=workflow, input={"n": n}).pk for n in range(count)]
+
+
+def _all_finished(org_id, run_ids) -> bool:
+    with org_context(org_id):
+        open_runs = WorkflowRun.objects.filter(pk__in=run_ids).exclude(status__in=RUN_TERMINAL)
+        return not open_runs.exists()
+
+
+def _successes_per_node_run(org_id, run_ids) -> dict:
+    with org_context(org_id):
+        rows = (
+            NodeRun.objects.filter(run_id__in=run_ids)
+            .annotate(ok=Count("traces", filter=Q(traces__success=True)))
+            .values_list("node_key", "status", "ok")
+        )
+        return list(rows)
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(
+    worker_processes, org_a, http_server, settings
+):
+    http_server.respond("/slow", status=200, body={"ok": True}, delay=1.0, times=1000)
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done",
+        kinds={"call": "http"},
+        configs={"call": {"url": http_server.url("/slow"), "timeout_s": 5}},
+        timeouts={"call": 3},
+        retry={"call": {"maximum_attempts": 5, "initial_interval_s": 0.1, "jitter": 0}},
+    )
+    # The killed worker's prefetched messages stay unacknowledged on the broker; the reaper
+    # sends them again once they are this old.
+    settings.ENGINE_REQUEUE_AFTER_S = 1
+    env = {"ENGINE_LEASE_GRACE_S": "1"}
+    first = worker_processes(concurrency=2, env=env)
+    run_ids = _start_many(org_a.id, workflow, 8)
+
+    def calls_running() -> set[int]:
+        with org_context(org_a.id):
+            running = NodeRun.objects.filter(run_id__in=run_ids, node_key="call", status="running")
+            return set(running.values_list("pk", flat=True))
+
+    wait_for(lambda: len(calls_running()) >= 2, timeout=30)
+    first.kill()
+    killed = calls_running()
+    worker_processes(concurrency=2, env=env)
+    wait_for(
+        lambda: engine_reap() is not None and _all_finished(org_a.id, run_ids),
+        timeout=90,
+        interval=0.5,
+    )
+
+    with org_context(org_a.id):
+        statuses = set(WorkflowRun.objects.filter(pk__in=run_ids).values_list("status", flat=True))
+        lost = WorkflowTrace.objects.filter(
+            node_run_id__in=killed, success=False, action_detail__error_kind="worker_lost"
+        )
+        assert lost.count() == len(killed)
+    assert statuses == {"completed"}
+    rows = _successes_per_node_run(org_a.id, run_ids)
+    assert all(status == "completed" and ok == 1 for _, status, ok in rows), rows
+
+
+def test_two_hundred_concurrent_fan_out_fan_in_runs_join_once_each(worker_processes, org_a):
+    workflow, _ = published(org_a.id, FAN, name="fan-200")
+    worker_processes(concurrency=2)
+    run_ids = _start_many(org_a.id, workflow, 200)
+    wait_for(lambda: _all_finished(org_a.id, run_ids), timeout=240, interval=0.25)
+    with org_context(org_a.id):
+        assert set(WorkflowRun.objects.filter(pk__in=run_ids).values_list("status", flat=True)) == {
+            "completed"
+        }
+        joins = WorkflowTrace.objects.filter(run_id__in=run_ids, node_key="join")
+        assert joins.count() == 200
+        assert joins.values("run_id").distinct().count() == 200
+    rows = _successes_per_node_run(org_a.id, run_ids)
+    assert len(rows) == 200 * 6 and all(ok == 1 for _, _, ok in rows)
+
+
+@pytest.mark.celery_worker
+def test_every_message_delivered_twice_still_runs_each_node_once(celery_worker, org_a, monkeypatch):
+    original = executor.enqueue
+
+    def twice(node_run, **kwargs):
+        original(node_run, **kwargs)
+        original(node_run, **kwargs)
+
+    monkeypatch.setattr(executor, "enqueue", twice)
+    workflow, _ = published(org_a.id, FAN)
+    run_ids = _start_many(org_a.id, workflow, 5)
+    wait_for(lambda: _all_finished(org_a.id, run_ids))
+    rows = _successes_per_node_run(org_a.id, run_ids)
+    assert len(rows) == 30 and all(ok == 1 for _, _, ok in rows)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.mark.django_db
+def test_the_retry_schedule_follows_the_policy_exactly(org_a, http_server, monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(clock, "now", fake)
+    http_server.respond("/down", status=503, times=100)
+    policy = {
+        "initial_interval_s": 2,
+        "backoff_coefficient": 3,
+        "maximum_interval_s": 30,
+        "maximum_attempts": 5,
+        "jitter": 0,
+    }
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done",
+        kinds={"call": "http"},
+        configs={"call": {"url": http_server.url("/down")}},
+        retry={"call": policy},
+    )
+    with org_context(org_a.id):
+        run = runs.run_start(workflow=workflow, input={})
+        start = NodeRun.objects.get(run=run, node_key="start")
+        executor.node_run_execute(node_run_id=start.pk)
+        call = NodeRun.objects.get(run=run, node_key="call")
+        waits = []
+        for _ in range(5):
+            executor.node_run_execute(node_run_id=call.pk)
+            call.refresh_from_db()
+            if call.status != "ready":
+                break
+            waits.append((call.not_before - fake.now).total_seconds())
+            # Too early: the claim refuses, and nothing runs.
+            fake.advance(waits[-1] - 0.001)
+            executor.node_run_execute(node_run_id=call.pk)
+            call.refresh_from_db()
+            assert call.status == "ready"
+            fake.advance(0.001)
+    assert waits == [2, 6, 18, 30]  # 2 * 3^(n-1), capped at 30
+    assert call.status == "failed" and call.attempt == 5
+    assert http_server.hits("/down") == 5
+
+
+def test_jitter_stretches_each_delay_by_at_most_its_fraction():
+    import random
+
+    policy = retry.RetryPolicy.from_config({"initial_interval_s": 4, "jitter": 0.25})
+    rng = random.Random(7)
+    delays = [policy.delay_s(attempt=1, rng=rng) for _ in range(200)]
+    assert min(delays) >= 4 and max(delays) <= 5 and len(set(delays)) > 100
+
+
+@pytest.mark.celery_worker
+def test_republishing_does_not_touch_runs_in_flight(celery_worker, org_a):
+    workflow, first = published(
+        org_a.id,
+        "start>pause, pause>shape, shape>done",
+        kinds={"pause": "wait", "shape": "transform"},
+        configs={"pause": {"seconds": 0.6}, "shape": {"outputs": {"version": "one"}}},
+    )
+    run_ids = _start_many(org_a.id, workflow, 3)
+    # A new revision while they wait: another output, and the wait node gone.
+    _, second = published(
+        org_a.id,
+        "start>shape, shape>done",
+        kinds={"shape": "transform"},
+        configs={"shape": {"outputs": {"version": "two"}}},
+    )
+    with org_context(org_a.id):
+        WorkflowRevision.objects.filter(pk=second.pk).delete()
+        snapshot = dict(second.graph)
+        WorkflowRevision.objects.create(
+            org_id=org_a.id, workflow=workflow, revision_num=2, graph=snapshot
+        )
+        later = runs.run_start(workflow=workflow, input={})
+    wait_for(lambda: _all_finished(org_a.id, [*run_ids, later.pk]))
+    with org_context(org_a.id):
+        for run in WorkflowRun.objects.filter(pk__in=run_ids):
+            assert run.revision_id == first.pk
+            assert run.context["nodes"]["shape"]["output"] == {"version": "one"}
+            assert "pause" in run.context["nodes"]
+        later.refresh_from_db()
+        assert later.context["nodes"]["shape"]["output"] == {"version": "two"}
+
+
+def test_celery_is_configured_for_durable_work():
+    assert settings.CELERY_TASK_ACKS_LATE is True
+    assert settings.CELERY_TASK_REJECT_ON_WORKER_LOST is True
+    assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert visibility > MAX_NODE_TIMEOUT_S + settings.ENGINE_LEASE_GRACE_S
+    assert visibility > retry.MAX_INTERVAL_S
