@@ -170,3 +170,37 @@ def test_cancel_and_rerun(celery_worker, api, org_a):
     rerun = client.post(f"/api/v2/runs/{run_id}/rerun/", {}, "json")
     assert rerun.status_code == 202
     assert rerun.json()["input"] == {"n": 1} and rerun.json()["id"] != run_id
+
+
+@pytest.mark.django_db
+def test_the_task_types_effective_requirements_apply_to_run_input(api, org_a):
+    from tenants import services as tenant_services
+    from tenants.models import ChannelType
+    from workflows.models import TaskType
+
+    with org_context(org_a.id):
+        endpoint = tenant_services.endpoint_create(
+            org_id=org_a.id,
+            name="Anthem",
+            channel_type=ChannelType.objects.get(code="anthem-availity"),
+        )
+    task_type = TaskType.objects.get(domain="eligibility", action="check")
+    workflow, _ = published(
+        org_a.id, "start>done", task_type_id=str(task_type.pk), endpoint_id=endpoint.pk
+    )
+    client = api(org_a, "operator")
+    row = {
+        "member_id": "XEH123456789",
+        "patient_first_name": "Ada",
+        "patient_last_name": "Lovelace",
+        "patient_dob": "1990-13-45",
+        "provider_npi": "123",
+    }
+    response = _start(client, workflow, {"input": row})
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    # Anthem (the payer) adds the group number; the platform checks the formats.
+    assert details["missing"] == ["group_number"]
+    assert set(details["errors"]) == {"patient_dob", "provider_npi"}
+    fixed = {**row, "patient_dob": "1990-12-10", "provider_npi": "1234567893", "group_number": "G1"}
+    assert _start(client, workflow, {"input": fixed}).status_code == 202

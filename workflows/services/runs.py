@@ -8,16 +8,19 @@ from django.db import IntegrityError, transaction
 
 from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import WorkflowStatus
+from tenants import selectors as tenant_selectors
 from workflows.engine import clock, executor
 from workflows.engine.graph import Graph
 from workflows.models import (
     NodeRun,
     NodeRunStatus,
+    TaskType,
     Workflow,
     WorkflowRevision,
     WorkflowRun,
 )
 from workflows.models.runs import RUN_TERMINAL
+from workflows.selectors.requirements import RowValidator, requirements_effective
 
 NOT_PUBLISHED = "This workflow has never been published; publish it before running it."
 NOT_RUNNABLE = "This workflow is {status}; only an active workflow runs."
@@ -36,22 +39,21 @@ def run_input_problems(*, graph: Graph, org_id, row: dict) -> dict:
     """What the input lacks or gets wrong, as {"missing": [...], "errors": {...}}; empty if ok.
 
     ``required_data`` must be present and not blank; when the workflow names a task type, the
-    effective requirements of (organization, endpoint, task type, today) apply as well.
+    effective requirements of (organization, endpoint, task type, today) apply as well. Fields
+    the requirements do not know are allowed through: a workflow may carry its own.
     """
     missing = [name for name in graph.required_data if row.get(name) in (None, "", [])]
     problems: dict = {}
     if graph.task_type_id:
-        from workflows.services import requirements
-
-        result = requirements.input_problems(
-            org_id=org_id,
-            task_type_id=graph.task_type_id,
-            endpoint_id=graph.endpoint_id,
-            row=row,
+        task_type = TaskType.objects.get(pk=graph.task_type_id)
+        endpoint = tenant_selectors.endpoint_list().filter(pk=graph.endpoint_id).first()
+        fields = requirements_effective(
+            org_id=org_id, task_type=task_type, endpoint=endpoint, as_of=clock.now().date()
         )
-        missing += [name for name in result.get("missing", []) if name not in missing]
-        if result.get("errors"):
-            problems["errors"] = result["errors"]
+        result = RowValidator(fields).validate(row)
+        missing += [name for name in result.missing if name not in missing]
+        if result.errors:
+            problems["errors"] = result.errors
     if missing:
         problems["missing"] = missing
     return problems
