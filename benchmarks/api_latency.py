@@ -11,32 +11,20 @@ figures exclude only the HTTP server. Prints one `name: value` line per figure.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rcm.settings.base")
+from _common import bench_database, percentile
+from django.contrib.auth.hashers import make_password
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.contrib.auth.hashers import make_password  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_databases, teardown_databases  # noqa: E402
-from rest_framework.test import APIClient  # noqa: E402
-
-from rcm.context import org_context  # noqa: E402
-from rcm.db.roles import as_owner  # noqa: E402
-from rcm.lookups import OrgType, UserRole  # noqa: E402
-from rcm.progress import ProgressBar  # noqa: E402
-from tenants import services  # noqa: E402
-from tenants.authentication import token_pair_for  # noqa: E402
+from rcm.context import org_context
+from rcm.lookups import OrgType, UserRole
+from rcm.progress import ProgressBar
+from tenants import services
+from tenants.authentication import token_pair_for
 
 PAGE_SIZE = 50
 
@@ -82,20 +70,13 @@ def measure(client: APIClient, urls: list[str], label: str) -> list[float]:
     return timings
 
 
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
 
-    settings.DATABASES["default"]["TEST"]["NAME"] = "bench_rcm"
-    with as_owner():
-        names = setup_databases(verbosity=0, interactive=False)
-    try:
+    with bench_database():
         orgs = [seed_org(f"Bench Org {n}", args.users) for n in (1, 2)]
         results = {"list": [], "detail": []}
         query_counts = {}
@@ -124,9 +105,6 @@ def main() -> None:
                 with CaptureQueriesContext(connection) as queries:
                     client.get(f"/api/v2/users/?page_size={size}")
                 query_counts[size] = len(queries)
-    finally:
-        with as_owner():
-            teardown_databases(names, verbosity=0)
 
     print(f"list_p50_ms: {percentile(results['list'], 50):.2f}")
     print(f"list_p99_ms: {percentile(results['list'], 99):.2f}")

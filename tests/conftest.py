@@ -295,85 +295,10 @@ def http_server():
     server.close()
 
 
-class WorkerProcess:
-    """A real `celery worker` process (prefork) on the test database, on its own queue."""
-
-    def __init__(self, queue: str, concurrency: int = 2, env: dict | None = None):
-        import os
-        import subprocess
-        import sys
-
-        from django.db import connection
-
-        db = connection.settings_dict
-        url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-        from django.conf import settings
-
-        owner = settings.DATABASE_OWNER
-        owner_url = (
-            f"postgres://{owner['USER']}:{owner['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-        )
-        environment = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "rcm.settings.test",
-            "DATABASE_URL": url,
-            "DATABASE_OWNER_URL": owner_url,
-            "REDIS_URL": settings.REDIS_URL,
-            "CELERY_QUEUE": queue,
-            **(env or {}),
-        }
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "rcm.celery",
-                "worker",
-                "-Q",
-                queue,
-                "--concurrency",
-                str(concurrency),
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"{queue}-{os.getpid()}-{id(self)}@%h",
-                "--loglevel",
-                "WARNING",
-            ],
-            env=environment,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its pool at once, as a crashed machine would."""
-        import os
-        import signal
-
-        with __import__("contextlib").suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        import os
-        import signal
-        import subprocess
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
 def worker_processes(transactional_db, settings):
-    """``start(concurrency=2, env=None)`` -> a WorkerProcess on a queue of this test's own,
-    to which the engine's messages are routed for the test (no in-process worker sees them)."""
+    """``start(concurrency=2, env=None)`` -> a rcm.workers.WorkerProcess on a queue of this
+    test's own, to which the engine's messages are routed (no in-process worker sees them)."""
     import uuid as uuid_module
 
     from rcm.celery import app
@@ -382,8 +307,14 @@ def worker_processes(transactional_db, settings):
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     started = []
 
+    from rcm.workers import WorkerProcess
+
     def start(concurrency: int = 2, env: dict | None = None) -> WorkerProcess:
-        worker = WorkerProcess(queue, concurrency, env)
+        worker = WorkerProcess(
+            queue,
+            concurrency=concurrency,
+            env={"DJANGO_SETTINGS_MODULE": "rcm.settings.test", **(env or {})},
+        )
         started.append(worker)
         return worker
 

@@ -17,15 +17,16 @@ Durability rules (DESIGN §6):
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import F
 
 from workflows.engine import clock, kinds
 from workflows.engine.graph import Graph, Node
@@ -95,37 +96,70 @@ class Attempt:
     started: float = field(default_factory=time.perf_counter)
 
 
+# One statement: the conditional claim, its lease from the node's own timeout, the run marked
+# running on its first claim, and what the attempt needs to read.
+_CLAIM_SQL = """
+WITH claimed AS (
+    UPDATE node_run
+       SET status = 'running', attempt = attempt + 1,
+           started_at = coalesce(started_at, %(now)s),
+           lease_until = %(now)s + make_interval(secs => timeout_s + %(grace)s),
+           updated_at = %(now)s
+     WHERE id = %(id)s AND status = 'ready' AND (not_before IS NULL OR not_before <= %(now)s)
+    RETURNING id, org_id, run_id, node_key, attempt, started_at, lease_until
+), first_claim AS (
+    UPDATE workflow_run SET status = 'running', started_at = %(now)s, updated_at = %(now)s
+     WHERE id = (SELECT run_id FROM claimed) AND status = 'pending'
+    RETURNING id
+)
+SELECT c.id, c.org_id, c.run_id, c.node_key, c.attempt, c.started_at, c.lease_until,
+       r.workflow_id, r.revision_id, r.context, r.created_by_id
+  FROM claimed c JOIN workflow_run r ON r.id = c.run_id
+"""
+
+
 def node_run_claim(*, node_run_id: int) -> Attempt | None:
     """ready -> running under a lease, or None when there is nothing (left) to do."""
-    now = clock.now()
-    with transaction.atomic():
-        claimed = (
-            NodeRun.objects.filter(pk=node_run_id, status=NodeRunStatus.READY)
-            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-            .update(
-                status=NodeRunStatus.RUNNING,
-                attempt=F("attempt") + 1,
-                started_at=Coalesce(F("started_at"), now),
-                # Provisional; set from the node's timeout just below, in the same transaction.
-                lease_until=now + timedelta(seconds=settings.ENGINE_LEASE_GRACE_S),
-                updated_at=now,
-            )
-        )
-        if not claimed:
-            return None
-        node_run = NodeRun.objects.select_related("run").get(pk=node_run_id)
-        run = node_run.run
-        graph = graph_of(run)
-        node = graph.nodes[node_run.node_key]
-        node_run.lease_until = now + timedelta(
-            seconds=node.effective_timeout_s + settings.ENGINE_LEASE_GRACE_S
-        )
-        NodeRun.objects.filter(pk=node_run_id).update(lease_until=node_run.lease_until)
-        if run.status == RunStatus.PENDING:
-            WorkflowRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
-                status=RunStatus.RUNNING, started_at=now, updated_at=now
-            )
-    return Attempt(node_run=node_run, run=run, graph=graph, node=node)
+    params = {"id": node_run_id, "now": clock.now(), "grace": settings.ENGINE_LEASE_GRACE_S}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (
+        pk,
+        org_id,
+        run_id,
+        node_key,
+        attempt,
+        started_at,
+        lease_until,
+        workflow_id,
+        revision_id,
+        context,
+        created_by_id,
+    ) = row
+    run = WorkflowRun(
+        id=run_id,
+        org_id=org_id,
+        workflow_id=workflow_id,
+        revision_id=revision_id,
+        # Django's backend leaves jsonb undecoded on raw cursors (JSONField decodes itself).
+        context=json.loads(context) if isinstance(context, str) else context,
+        created_by_id=created_by_id,
+    )
+    node_run = NodeRun(
+        id=pk,
+        org_id=org_id,
+        run_id=run_id,
+        node_key=node_key,
+        attempt=attempt,
+        started_at=started_at,
+        lease_until=lease_until,
+        status=NodeRunStatus.RUNNING,
+    )
+    graph = graph_of(run)
+    return Attempt(node_run=node_run, run=run, graph=graph, node=graph.nodes[node_key])
 
 
 def node_run_execute(*, node_run_id: int) -> None:
@@ -191,7 +225,10 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
     """Record one attempt's outcome, if the claim still holds, and move the run on."""
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().get(pk=attempt.run.pk)
-        node_run = NodeRun.objects.select_for_update().get(pk=attempt.node_run.pk)
+        # The run lock serialises every writer of this run's node runs that matters here
+        # (completions, the reaper); a claim only moves ready rows, never this running one.
+        node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run_id=run.pk)}
+        node_run = node_runs[attempt.node.key]
         if node_run.status != NodeRunStatus.RUNNING or node_run.attempt != attempt.node_run.attempt:
             logger.warning(
                 "attempt %s of node run %s lost its claim", attempt.node_run.attempt, node_run.pk
@@ -204,6 +241,7 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
             node=attempt.node,
             outcome=outcome,
             duration_ms=_elapsed_ms(attempt.started),
+            node_runs=node_runs,
         )
 
 
@@ -211,7 +249,10 @@ def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-def _record(*, run, node_run, graph: Graph, node: Node, outcome, duration_ms: int) -> None:
+def _record(
+    *, run, node_run, graph: Graph, node: Node, outcome, duration_ms: int, node_runs=None
+) -> None:
+    """Write one attempt's outcome. ``node_runs``: the run's node runs, if already loaded."""
     now = clock.now()
     node_run.lease_until = None
     node_run.updated_at = now
@@ -262,11 +303,15 @@ def _record(*, run, node_run, graph: Graph, node: Node, outcome, duration_ms: in
                 "updated_at",
             ]
         )
-        run.context.setdefault("nodes", {})[node.key] = {
-            "output": outcome.output,
-            "label": outcome.label,
-        }
-        WorkflowRun.objects.filter(pk=run.pk).update(context=run.context, updated_at=now)
+        entry = {"output": outcome.output, "label": outcome.label}
+        run.context.setdefault("nodes", {})[node.key] = entry
+        # Only this node's entry travels: the context grows with every node of the run.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE workflow_run SET context = jsonb_set(context, ARRAY['nodes', %s], "
+                "%s::jsonb), updated_at = %s WHERE id = %s",
+                [node.key, json.dumps(entry, cls=DjangoJSONEncoder), now, run.pk],
+            )
         _trace(
             run,
             node_run,
@@ -276,14 +321,20 @@ def _record(*, run, node_run, graph: Graph, node: Node, outcome, duration_ms: in
             error=str(outcome) if business else "",
             detail={"label": outcome.label, "business_failure": business},
         )
-        _propagate(run=run, graph=graph, changed=[node.key])
+        _propagate(run=run, graph=graph, changed=[node.key], node_runs=node_runs)
         return
     _record_failure(
-        run=run, node_run=node_run, graph=graph, node=node, error=outcome, duration_ms=duration_ms
+        run=run,
+        node_run=node_run,
+        graph=graph,
+        node=node,
+        error=outcome,
+        duration_ms=duration_ms,
+        node_runs=node_runs,
     )
 
 
-def _record_failure(*, run, node_run, graph, node, error, duration_ms: int) -> None:
+def _record_failure(*, run, node_run, graph, node, error, duration_ms: int, node_runs=None) -> None:
     """A system failure: retry per the policy, or fail the node for good."""
     now = clock.now()
     kind = getattr(error, "kind", CRASH)
@@ -334,7 +385,7 @@ def _record_failure(*, run, node_run, graph, node, error, duration_ms: int) -> N
         error=str(error),
         detail={"error_kind": kind, "final": True},
     )
-    _propagate(run=run, graph=graph, changed=[node.key])
+    _propagate(run=run, graph=graph, changed=[node.key], node_runs=node_runs)
 
 
 # -- deciding what runs next ----------------------------------------------------------------
@@ -362,12 +413,15 @@ def _should_run(rule: str, states: list[str]) -> bool:
     return fired > 0 and "failed" not in states  # none_failed_min_one_success
 
 
-def _propagate(*, run: WorkflowRun, graph: Graph, changed: list[str]) -> None:
+def _propagate(
+    *, run: WorkflowRun, graph: Graph, changed: list[str], node_runs: dict | None = None
+) -> None:
     """Decide every node whose incoming edges are now all decided; finish the run if done.
 
     Runs with the run row locked. Skips cascade: a skipped node's edges are dead.
     """
-    node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run=run)}
+    if node_runs is None:
+        node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run=run)}
     now = clock.now()
     pending = [edge.target for key in changed for edge in graph.outgoing[key]]
     to_enqueue, skipped = [], []
@@ -389,12 +443,15 @@ def _propagate(*, run: WorkflowRun, graph: Graph, changed: list[str]) -> None:
             node_run.error = "cancelled" if run.cancel_requested else "no incoming edge fired"
             skipped.append(node_run)
             pending.extend(edge.target for edge in graph.outgoing[target])
+    if to_enqueue:
+        NodeRun.objects.filter(pk__in=[nr.pk for nr in to_enqueue]).update(
+            status=NodeRunStatus.READY, updated_at=now
+        )
     for node_run in to_enqueue:
-        NodeRun.objects.filter(pk=node_run.pk).update(status=NodeRunStatus.READY, updated_at=now)
         enqueue(node_run, timeout_s=graph.nodes[node_run.node_key].effective_timeout_s)
-    for node_run in skipped:
-        NodeRun.objects.filter(pk=node_run.pk).update(
-            status=NodeRunStatus.SKIPPED, ended_at=now, updated_at=now, error=node_run.error
+    for error in {nr.error for nr in skipped}:
+        NodeRun.objects.filter(pk__in=[nr.pk for nr in skipped if nr.error == error]).update(
+            status=NodeRunStatus.SKIPPED, ended_at=now, updated_at=now, error=error
         )
     if not any(nr.status not in NODE_TERMINAL for nr in node_runs.values()):
         run_finish(run=run, graph=graph, node_runs=node_runs)

@@ -106,6 +106,9 @@ class NodeRun(TenantModel):
     attempt = models.PositiveSmallIntegerField(default=0)
     # A claimed attempt's lease: past it, the reaper takes the attempt as lost (dead worker).
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The node's timeout, copied from the revision at the run's start: the claim sets the
+    # lease from it in the same statement.
+    timeout_s = models.PositiveIntegerField(default=300)
     # When the next attempt may start (retry backoff); the reaper also enqueues due retries.
     not_before = models.DateTimeField(null=True, blank=True)
     label = models.CharField(max_length=64, blank=True, default="")

@@ -104,8 +104,9 @@ def run_start(
             run=run,
             node_key=key,
             status=NodeRunStatus.READY if key == entry else NodeRunStatus.PENDING,
+            timeout_s=node.effective_timeout_s,
         )
-        for key in graph.nodes
+        for key, node in graph.nodes.items()
     )
     executor.enqueue(next(nr for nr in node_runs if nr.node_key == entry))
     return run

@@ -1,0 +1,44 @@
+"""What every benchmark shares: Django set up, and a throw-away database to measure in."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rcm.settings.base")
+
+import django  # noqa: E402
+
+django.setup()
+
+
+@contextlib.contextmanager
+def bench_database(name: str = "bench_rcm"):
+    """A fresh, migrated database on the configured server, dropped afterwards.
+
+    Created and migrated as the owner role and used as the runtime role, like the real one,
+    so row-level security costs what it costs in production.
+    """
+    from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    from rcm.db.roles import as_owner
+
+    settings.DATABASES["default"]["TEST"]["NAME"] = name
+    with as_owner():
+        names = setup_databases(verbosity=0, interactive=False)
+    try:
+        yield
+    finally:
+        with as_owner():
+            teardown_databases(names, verbosity=0)
+
+
+def percentile(values: list[float], q: int) -> float:
+    import statistics
+
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
