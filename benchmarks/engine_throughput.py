@@ -30,6 +30,7 @@ from workflows.models import NodeRun, WorkflowRun
 from workflows.models.runs import RUN_TERMINAL
 from workflows.services import authoring, runs
 
+LOGLEVEL = "WARNING"
 STEPS_PER_RUN = 6
 NODES = [
     {"key": "start", "node_type": "entry"},
@@ -133,7 +134,9 @@ def main() -> None:
         user = tenant_services.user_create(
             org_id=org.id, email="bench@bench.test", role=UserRole.OPERATOR
         )
-        worker = WorkerProcess(queue, concurrency=2, include=("benchmarks.raw_celery",))
+        worker = WorkerProcess(
+            queue, concurrency=2, include=("benchmarks.raw_celery",), loglevel=LOGLEVEL
+        )
         try:
             raw = raw_celery(20)  # warm-up: both pool processes up and connected
             raw = raw_celery(args.runs)

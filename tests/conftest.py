@@ -199,6 +199,9 @@ def celery_worker_session(django_db_setup):
 
     from rcm.celery import app
 
+    # Close the worker thread's connection after each task (production reuses it): a
+    # connection left open at the end would keep the test database from being dropped.
+    app.conf.CELERY_DB_REUSE_MAX = 0
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
         yield worker
 

@@ -1,6 +1,5 @@
 """The requirements resolver (platform ← payer ← organization, by date) and the row validator."""
 
-import time
 from datetime import date
 
 import pytest
@@ -446,7 +445,7 @@ def test_conditional_fields_are_missing_only_when_their_condition_holds():
     assert validator.validate({"no_plan": "x", "dual": False}).ok
 
 
-def test_a_validator_is_built_once_and_is_fast_per_row():
+def test_a_validator_is_built_once_and_compiles_each_pattern_once(monkeypatch):
     fields = [
         _field("member_id", validation={"pattern": r"[A-Za-z0-9-]{3,30}", "max_length": 30}),
         _field("first_name", validation={"min_length": 1, "max_length": 60}),
@@ -466,10 +465,16 @@ def test_a_validator_is_built_once_and_is_fast_per_row():
         "codes": "99213|99214",
         "units": "2",
     }
+    import re
+
+    compiled = []
+    real_compile = re.compile
+    monkeypatch.setattr(re, "compile", lambda *a, **k: compiled.append(a) or real_compile(*a, **k))
     validator = RowValidator(fields)
-    started = time.perf_counter()
-    for _ in range(10_000):
-        result = validator.validate(row)
-    assert result.ok
-    # ~10 µs a row on a laptop; the bound only catches a regression by an order of magnitude.
-    assert time.perf_counter() - started < 2.0
+    patterns_at_build = len(compiled)
+    bad = {**row, "npi": "12"}
+    results = [validator.validate(row if n % 2 else bad) for n in range(1_000)]
+    # Per-row cost is for a benchmark to measure, not for a test to assert; what a test
+    # can hold is that rows reuse the validator's compiled patterns.
+    assert len(compiled) == patterns_at_build
+    assert all(r.ok for r in results[1::2]) and not any(r.ok for r in results[::2])
