@@ -202,7 +202,14 @@ def celery_worker_session(django_db_setup):
     # Close the worker thread's connection after each task (production reuses it): a
     # connection left open at the end would keep the test database from being dropped.
     app.conf.CELERY_DB_REUSE_MAX = 0
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
+    from django.conf import settings
+
+    # The queue named, not left to the app: a test that routed messages to a queue of its
+    # own (worker_processes) has added that queue to the ones the app would consume.
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=[queue]
+    ) as worker:
         yield worker
 
 

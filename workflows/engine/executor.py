@@ -96,8 +96,8 @@ class Attempt:
     started: float = field(default_factory=time.perf_counter)
 
 
-# One statement: the conditional claim, its lease from the node's own timeout, the run marked
-# running on its first claim, and what the attempt needs to read.
+# One statement: the conditional claim, its lease from the node's own timeout, and what the
+# attempt needs to read.
 _CLAIM_SQL = """
 WITH claimed AS (
     UPDATE node_run
@@ -107,10 +107,6 @@ WITH claimed AS (
            updated_at = %(now)s
      WHERE id = %(id)s AND status = 'ready' AND (not_before IS NULL OR not_before <= %(now)s)
     RETURNING id, org_id, run_id, node_key, attempt, started_at, lease_until
-), first_claim AS (
-    UPDATE workflow_run SET status = 'running', started_at = %(now)s, updated_at = %(now)s
-     WHERE id = (SELECT run_id FROM claimed) AND status = 'pending'
-    RETURNING id
 )
 SELECT c.id, c.org_id, c.run_id, c.node_key, c.attempt, c.started_at, c.lease_until,
        r.workflow_id, r.revision_id, r.context, r.created_by_id
@@ -224,10 +220,9 @@ def _soft_time_limit():
 def node_run_complete(*, attempt: Attempt, outcome) -> None:
     """Record one attempt's outcome, if the claim still holds, and move the run on."""
     with transaction.atomic():
-        run = WorkflowRun.objects.select_for_update().get(pk=attempt.run.pk)
         # The run lock serialises every writer of this run's node runs that matters here
         # (completions, the reaper); a claim only moves ready rows, never this running one.
-        node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run_id=run.pk)}
+        run, node_runs = _run_locked(attempt.run.pk)
         node_run = node_runs[attempt.node.key]
         if node_run.status != NodeRunStatus.RUNNING or node_run.attempt != attempt.node_run.attempt:
             logger.warning(
@@ -243,6 +238,58 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
             duration_ms=_elapsed_ms(attempt.started),
             node_runs=node_runs,
         )
+
+
+# What deciding needs of a run and its node runs. The JSON (input, context, outputs) stays in
+# the database: it grows with the run, and decoding it at every step would cost more than the
+# step. Two statements, not one join: a statement that waited for the run's lock still reads
+# the other tables as they were when it began, so a join would miss the node run whose
+# completion it waited for, and a join would never be decided.
+_LOCK_SQL = """
+SELECT org_id, workflow_id, revision_id, status, cancel_requested, created_by_id, started_at,
+       created_at
+  FROM workflow_run WHERE id = %s FOR UPDATE
+"""
+_NODE_RUNS_SQL = """
+SELECT id, node_key, status, label, attempt, error, ended_at FROM node_run WHERE run_id = %s
+"""
+
+
+def _run_locked(run_id: int) -> tuple[WorkflowRun, dict[str, NodeRun]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [run_id])
+        org_id, workflow_id, revision_id, status, cancel, created_by_id, started, created = (
+            cursor.fetchone()
+        )
+        cursor.execute(_NODE_RUNS_SQL, [run_id])
+        rows = cursor.fetchall()
+    run = WorkflowRun(
+        id=run_id,
+        org_id=org_id,
+        workflow_id=workflow_id,
+        revision_id=revision_id,
+        status=status,
+        cancel_requested=cancel,
+        created_by_id=created_by_id,
+        started_at=started,
+        created_at=created,
+        context={"nodes": {}},  # written key by key (_completion_write), never read back here
+    )
+    node_runs = {
+        key: NodeRun(
+            id=pk,
+            org_id=org_id,
+            run_id=run_id,
+            node_key=key,
+            status=node_status,
+            label=label,
+            attempt=attempt,
+            error=error,
+            ended_at=ended_at,
+        )
+        for pk, key, node_status, label, attempt, error, ended_at in rows
+    }
+    return run, node_runs
 
 
 def _elapsed_ms(started: float) -> int:
@@ -271,6 +318,24 @@ def _record(
             detail={"discarded": True},
         )
         return
+    finished = isinstance(outcome, kinds.NodeResult | kinds.BusinessFailure)
+    if run.cancel_requested and not finished:
+        # Cancelling starts nothing new: no retry, no coming back after a wait.
+        node_run.status = NodeRunStatus.CANCELLED
+        node_run.ended_at = now
+        node_run.error = "cancelled on request"
+        node_run.save(update_fields=["status", "ended_at", "error", "lease_until", "updated_at"])
+        _trace(
+            run,
+            node_run,
+            node,
+            success=False,
+            duration_ms=duration_ms,
+            error=str(outcome),
+            detail={"cancelled": True},
+        )
+        _propagate(run=run, graph=graph, changed=[node.key], node_runs=node_runs)
+        return
     if isinstance(outcome, kinds.WaitUntil):
         # Not an attempt that failed: give the attempt back and come back later.
         node_run.status = NodeRunStatus.READY
@@ -289,36 +354,15 @@ def _record(
         business = isinstance(outcome, kinds.BusinessFailure)
         node_run.status = NodeRunStatus.COMPLETED
         node_run.label = outcome.label
-        node_run.output = outcome.output
         node_run.error = str(outcome) if business else ""
         node_run.ended_at = now
-        node_run.save(
-            update_fields=[
-                "status",
-                "label",
-                "output",
-                "error",
-                "ended_at",
-                "lease_until",
-                "updated_at",
-            ]
-        )
-        entry = {"output": outcome.output, "label": outcome.label}
-        run.context.setdefault("nodes", {})[node.key] = entry
-        # Only this node's entry travels: the context grows with every node of the run.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE workflow_run SET context = jsonb_set(context, ARRAY['nodes', %s], "
-                "%s::jsonb), updated_at = %s WHERE id = %s",
-                [node.key, json.dumps(entry, cls=DjangoJSONEncoder), now, run.pk],
-            )
-        _trace(
-            run,
-            node_run,
-            node,
+        _completion_write(
+            run=run,
+            node_run=node_run,
+            node=node,
+            output=outcome.output,
             success=not business,
             duration_ms=duration_ms,
-            error=str(outcome) if business else "",
             detail={"label": outcome.label, "business_failure": business},
         )
         _propagate(run=run, graph=graph, changed=[node.key], node_runs=node_runs)
@@ -332,6 +376,88 @@ def _record(
         duration_ms=duration_ms,
         node_runs=node_runs,
     )
+
+
+# A node's completion in one statement: its row, its entry in the run's context, its trace.
+# It is every step's write, so one round trip instead of three is worth the SQL.
+_COMPLETION_SQL = """
+WITH node AS (
+    UPDATE node_run
+       SET status = %(status)s, label = %(label)s, output = %(output)s::jsonb, error = %(error)s,
+           attempt = greatest(attempt, 1), started_at = coalesce(started_at, %(now)s),
+           ended_at = %(now)s, lease_until = NULL, updated_at = %(now)s
+     WHERE id = %(node_run_id)s
+), context AS (
+    UPDATE workflow_run
+       SET context = jsonb_set(context, ARRAY['nodes', %(key)s], %(entry)s::jsonb),
+           updated_at = %(now)s
+     WHERE id = %(run_id)s
+)
+INSERT INTO workflow_trace (
+    org_id, workflow_id, run_id, node_run_id, node_key, attempt, action_type, action_detail,
+    success, duration_ms, error_detail, llm_prompt, llm_response, llm_model, tier_reason,
+    user_id, session_id, created_at)
+VALUES (%(org_id)s, %(workflow_id)s, %(run_id)s, %(node_run_id)s, %(key)s, %(attempt)s,
+        %(action_type)s, %(detail)s::jsonb, %(success)s, %(duration_ms)s, %(error)s, '', '', '',
+        '', %(user_id)s, '', %(now)s)
+"""
+
+
+def _completion_write(
+    *, run, node_run, node: Node, output: dict, success: bool, duration_ms: int, detail: dict
+) -> None:
+    entry = {"output": output, "label": node_run.label}
+    run.context.setdefault("nodes", {})[node.key] = entry
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _COMPLETION_SQL,
+            {
+                "status": node_run.status,
+                "label": node_run.label,
+                "output": json.dumps(output, cls=DjangoJSONEncoder),
+                "error": node_run.error[:4000],
+                "now": node_run.ended_at,
+                "node_run_id": node_run.pk,
+                "key": node.key,
+                "entry": json.dumps(entry, cls=DjangoJSONEncoder),
+                "run_id": run.pk,
+                "org_id": run.org_id,
+                "workflow_id": run.workflow_id,
+                "attempt": max(node_run.attempt, 1),
+                "action_type": f"node.{node.kind or node.node_type}",
+                "detail": json.dumps({"node_type": node.node_type, **detail}),
+                "success": success,
+                "duration_ms": duration_ms,
+                "user_id": run.created_by_id,
+            },
+        )
+
+
+def _complete_inline(run: WorkflowRun, node_run: NodeRun, node: Node) -> None:
+    """Entry and outcome nodes do no work of their own: they complete where they are decided,
+    in the deciding transaction, without a message and a worker's round trip."""
+    now = clock.now()
+    output = {"result": node.config.get("result", "success")} if node.is_outcome else {}
+    node_run.status = NodeRunStatus.COMPLETED
+    node_run.label = kinds.SUCCESS
+    node_run.attempt = 1
+    node_run.ended_at = now
+    _completion_write(
+        run=run,
+        node_run=node_run,
+        node=node,
+        output=output,
+        success=True,
+        duration_ms=0,
+        detail={"label": kinds.SUCCESS, "inline": True},
+    )
+
+
+def run_begin(*, run: WorkflowRun, graph: Graph, node_runs: dict[str, NodeRun]) -> None:
+    """Complete the entry node of a new run and release what follows it."""
+    entry = graph.entries[0]
+    _complete_inline(run, node_runs[entry.key], entry)
+    _propagate(run=run, graph=graph, changed=[entry.key], node_runs=node_runs)
 
 
 def _record_failure(*, run, node_run, graph, node, error, duration_ms: int, node_runs=None) -> None:
@@ -421,7 +547,7 @@ def _propagate(
     Runs with the run row locked. Skips cascade: a skipped node's edges are dead.
     """
     if node_runs is None:
-        node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run=run)}
+        node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run_id=run.pk)}
     now = clock.now()
     pending = [edge.target for key in changed for edge in graph.outgoing[key]]
     to_enqueue, skipped = [], []
@@ -435,6 +561,9 @@ def _propagate(
             continue
         node = graph.nodes[target]
         if not run.cancel_requested and _should_run(node.trigger_rule, states):
+            if node.is_outcome:
+                _complete_inline(run, node_run, node)
+                continue
             node_run.status = NodeRunStatus.READY
             to_enqueue.append(node_run)
         else:

@@ -14,6 +14,7 @@ from workflows.engine.graph import Graph
 from workflows.models import (
     NodeRun,
     NodeRunStatus,
+    RunStatus,
     TaskType,
     Workflow,
     WorkflowRevision,
@@ -92,23 +93,24 @@ def run_start(
                 created_by=created_by,
                 external_id=external_id,
                 deadline_at=now + timedelta(seconds=timeout_s) if timeout_s else None,
+                status=RunStatus.RUNNING,
+                started_at=now,
             )
     except IntegrityError as exc:
         raise Conflict(
             "external_id_taken", EXTERNAL_ID_TAKEN, {"external_id": [EXTERNAL_ID_TAKEN]}
         ) from exc
-    entry = graph.entries[0].key
     node_runs = NodeRun.objects.bulk_create(
         NodeRun(
             org_id=workflow.org_id,
             run=run,
             node_key=key,
-            status=NodeRunStatus.READY if key == entry else NodeRunStatus.PENDING,
+            status=NodeRunStatus.PENDING,
             timeout_s=node.effective_timeout_s,
         )
         for key, node in graph.nodes.items()
     )
-    executor.enqueue(next(nr for nr in node_runs if nr.node_key == entry))
+    executor.run_begin(run=run, graph=graph, node_runs={nr.node_key: nr for nr in node_runs})
     return run
 
 
