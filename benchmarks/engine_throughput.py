@@ -2,17 +2,20 @@
 
     .venv/bin/python benchmarks/engine_throughput.py [--runs 1000]
 
-The engine: a no-op workflow (entry -> 3 parallel general nodes -> join -> outcome, 6 node
-steps a run), ``--runs`` runs fed ``--window`` at a time as a batch feeder would (so that the
-hand-off measures the engine, not the depth of a queue of a thousand runs started at once).
-Entry and outcome nodes complete inline, in the transaction that decides them; the other four
-steps of a run each travel through the broker. The baseline: as many Celery chains of 6 no-op
-tasks, all sent at once. Both on one `celery worker` with 2 prefork processes, on the embedded
-PostgreSQL and
-Redis (or DATABASE_URL/REDIS_URL), in a throw-away database.
+Throughput: the worker stops consuming, the phase fills the queue (``--runs`` Celery chains of
+6 no-op tasks for the baseline; ``--runs`` runs of a no-op workflow, entry -> 3 parallel
+general nodes -> join -> outcome, 6 node steps a run, for the engine), the worker resumes and
+the clock runs until the last chain or run is done. The load generator's own cost stays out of
+both figures. Entry and outcome nodes complete inline, in the transaction that decides them;
+the other four steps of a run each travel through the broker.
 
-Prints engine_steps_per_s, raw_celery_steps_per_s, ratio_vs_raw_celery and handoff_p50_ms
-(a node's completion to its successor's start: commit, broker, worker pick-up, claim).
+Hand-off: ``--handoff-runs`` runs one after the other on the idle pool; for every node that
+travels through the broker, its start minus the end of the predecessor that released it
+(commit, broker, worker pick-up, claim), with nothing queued ahead of it.
+
+Both on one `celery worker` with 2 prefork processes, on the embedded PostgreSQL and Redis (or
+DATABASE_URL/REDIS_URL), in a throw-away database. Prints engine_steps_per_s,
+raw_celery_steps_per_s, ratio_vs_raw_celery, handoff_p50_ms and handoff_p99_ms.
 """
 
 from __future__ import annotations
@@ -65,33 +68,66 @@ def wait_until(done, total: int, label: str, timeout: float = 900, interval=0.05
     return time.perf_counter()
 
 
-def engine(org_id, user, count: int, window: int) -> tuple[float, list[float]]:
+def publish_noop_workflow(org_id, user):
+    workflow = authoring.workflow_create(org_id=org_id, created_by=user, name="bench no-op")
+    authoring.workflow_graph_replace(
+        workflow=workflow, version=workflow.version, nodes=NODES, transitions=EDGES
+    )
+    workflow.refresh_from_db()
+    authoring.workflow_publish(workflow=workflow, created_by=user)
+    workflow.refresh_from_db()
+    return workflow
+
+
+class Paused:
+    """The worker stops consuming the queue for the block, so that a phase can fill the queue
+    first and time only the draining: the load generator's own cost stays out of the figure.
+    The clock starts at the first sign of progress after the block (``started``)."""
+
+    def __init__(self, queue: str, progress):
+        self.queue = queue
+        self.progress = progress
+
+    def __enter__(self):
+        app.control.cancel_consumer(self.queue, reply=True, timeout=5)
+
+    def __exit__(self, *exc):
+        app.control.add_consumer(self.queue)
+        while not self.progress():
+            time.sleep(0.001)
+        self.started = time.perf_counter()
+
+
+def engine_throughput(org_id, workflow, count: int, queue: str) -> float:
     with org_context(org_id):
-        workflow = authoring.workflow_create(org_id=org_id, created_by=user, name="bench no-op")
-        authoring.workflow_graph_replace(
-            workflow=workflow, version=workflow.version, nodes=NODES, transitions=EDGES
-        )
-        workflow.refresh_from_db()
-        authoring.workflow_publish(workflow=workflow, created_by=user)
-        workflow.refresh_from_db()
         run_ids: list[int] = []
-        started = time.perf_counter()
 
-        def top_up() -> int:
-            """Keep ``window`` runs in flight, as a batch feeder does; how many finished."""
-            finished = WorkflowRun.objects.filter(pk__in=run_ids, status__in=RUN_TERMINAL).count()
-            wanted = min(count - len(run_ids), window - (len(run_ids) - finished))
-            if wanted > 0:
-                with transaction.atomic():  # their messages leave together, at the commit
-                    run_ids.extend(
-                        runs.run_start(workflow=workflow, input={}).pk for _ in range(wanted)
-                    )
-            return finished
+        def claimed() -> bool:
+            return NodeRun.objects.filter(run_id__in=run_ids[:50], attempt__gt=0).exists()
 
-        ended = wait_until(top_up, count, "engine runs", interval=0.01)
+        def finished() -> int:
+            return WorkflowRun.objects.filter(pk__in=run_ids, status__in=RUN_TERMINAL).count()
+
+        pause = Paused(queue, claimed)
+        with pause, transaction.atomic():  # every first message leaves at the commit
+            run_ids += [runs.run_start(workflow=workflow, input={}).pk for _ in range(count)]
+        ended = wait_until(finished, count, "engine runs", interval=0.1)
         assert not WorkflowRun.objects.filter(pk__in=run_ids).exclude(status="completed").exists()
-        handoffs = handoff_ms(run_ids)
-    return count * STEPS_PER_RUN / (ended - started), handoffs
+    return count * STEPS_PER_RUN / (ended - pause.started)
+
+
+def engine_handoffs(org_id, workflow, count: int) -> list[float]:
+    """Runs one after the other on an idle pool: the hand-off with nothing queued before it."""
+    with org_context(org_id):
+        run_ids = []
+        with ProgressBar(count, "hand-off runs") as bar:
+            for _ in range(count):
+                run_id = runs.run_start(workflow=workflow, input={}).pk
+                run_ids.append(run_id)
+                while not WorkflowRun.objects.filter(pk=run_id, status__in=RUN_TERMINAL).exists():
+                    time.sleep(0.005)
+                bar.advance()
+        return handoff_ms(run_ids)
 
 
 def handoff_ms(run_ids: list[int]) -> list[float]:
@@ -112,28 +148,29 @@ def handoff_ms(run_ids: list[int]) -> list[float]:
     return gaps
 
 
-def raw_celery(count: int) -> float:
+def raw_celery(count: int, queue: str) -> float:
     from celery import chain
 
     from benchmarks.raw_celery import counter, noop_step
 
     key = f"bench-raw-{uuid.uuid4().hex}"
     chains = [chain(*(noop_step.si(key) for _ in range(STEPS_PER_RUN))) for _ in range(count)]
-    started = time.perf_counter()
-    for item in chains:
-        item.apply_async()
+    pause = Paused(queue, lambda: counter().get(key))
+    with pause:
+        for item in chains:
+            item.apply_async()
     ended = wait_until(
         lambda: int(counter().get(key) or 0) // STEPS_PER_RUN, count, "raw celery chains"
     )
     counter().delete(key)
-    return count * STEPS_PER_RUN / (ended - started)
+    return count * STEPS_PER_RUN / (ended - pause.started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument(
-        "--window", type=int, default=50, help="runs in flight at once (default 50)"
+        "--handoff-runs", type=int, default=100, help="sequential runs for the hand-off figure"
     )
     args = parser.parse_args()
     from django.conf import settings
@@ -150,9 +187,12 @@ def main() -> None:
             queue, concurrency=2, include=("benchmarks.raw_celery",), loglevel=LOGLEVEL
         )
         try:
-            raw = raw_celery(20)  # warm-up: both pool processes up and connected
-            raw = raw_celery(args.runs)
-            engine_steps, handoffs = engine(org.id, user, args.runs, args.window)
+            raw_celery(20, queue)  # warm-up: both pool processes up and connected
+            raw = raw_celery(args.runs, queue)
+            with org_context(org.id):
+                workflow = publish_noop_workflow(org.id, user)
+            engine_steps = engine_throughput(org.id, workflow, args.runs, queue)
+            handoffs = engine_handoffs(org.id, workflow, args.handoff_runs)
         finally:
             worker.stop()
             with app.connection_for_write() as conn:

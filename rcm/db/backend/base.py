@@ -15,6 +15,9 @@ short transaction, so that the setting is in force for it; with no organization 
 nothing to apply and policies see no organization (no rows).
 """
 
+import uuid
+
+import psycopg
 from django.db import transaction
 from django.db.backends.postgresql import base
 
@@ -34,14 +37,33 @@ class DatabaseWrapper(base.DatabaseWrapper):
         org_id = current_org_id()
         wanted = str(org_id) if org_id is not None else ""
         if self.in_atomic_block or not self.get_autocommit():
-            if self.rls_applied != wanted:
-                self._set_org(context["cursor"], wanted)
-            return execute(sql, params, many, context)
+            if self.rls_applied == wanted:
+                return execute(sql, params, many, context)
+            return self._execute_with_org(execute, sql, params, many, context, wanted)
         if not wanted:
             return execute(sql, params, many, context)
         with transaction.atomic(using=self.alias):
+            return self._execute_with_org(execute, sql, params, many, context, wanted)
+
+    def _execute_with_org(self, execute, sql, params, many, context, wanted: str):
+        """Apply the organization and run the statement, in one round trip where possible.
+
+        Client-side binding sends both statements in one message; the cursor then moves on to
+        the second one's result. The organization goes in as a literal: it is a UUID (checked
+        by rcm.context), so it cannot carry SQL, and adding a parameter would make any literal
+        ``%`` of a parameterless statement a placeholder. executemany and server-side cursors
+        take the separate statement.
+        """
+        raw = context["cursor"].cursor
+        if many or not isinstance(raw, psycopg.ClientCursor):
             self._set_org(context["cursor"], wanted)
             return execute(sql, params, many, context)
+        literal = str(uuid.UUID(wanted)) if wanted else ""
+        prefix = f"SELECT set_config('app.current_org_id', '{literal}', true); "
+        result = execute(prefix + sql, params, many, context)
+        self.rls_applied = wanted
+        raw.nextset()
+        return result
 
     def _set_org(self, cursor, wanted: str) -> None:
         # The raw psycopg cursor: going through Django's cursor would re-enter this wrapper.
