@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 
+from rcm.context import require_org_id
 from workflows.engine import clock, kinds
 from workflows.engine.graph import Graph, Node
 from workflows.engine.retry import RetryPolicy
@@ -114,12 +116,35 @@ SELECT c.id, c.org_id, c.run_id, c.node_key, c.attempt, c.started_at, c.lease_un
 """
 
 
+def _claim_one_round_trip(params: dict):
+    """The claim as one message: set the organization, claim, commit.
+
+    Every node step starts with a claim, so it skips Django's transaction (BEGIN, the
+    statement, COMMIT: three round trips): on a connection in autocommit, the statements of
+    one simple-protocol message run as one implicit transaction, which set_config(..., true)
+    lasts for. The organization goes in as a literal (a UUID, checked by rcm.context).
+    """
+    org_id = require_org_id()
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT set_config('app.current_org_id', '{uuid.UUID(str(org_id))}', true); "
+            + _CLAIM_SQL,
+            params,
+        )
+        cursor.nextset()
+        return cursor.fetchone()
+
+
 def node_run_claim(*, node_run_id: int) -> Attempt | None:
     """ready -> running under a lease, or None when there is nothing (left) to do."""
     params = {"id": node_run_id, "now": clock.now(), "grace": settings.ENGINE_LEASE_GRACE_S}
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, params)
-        row = cursor.fetchone()
+    if connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, params)
+            row = cursor.fetchone()
+    else:
+        row = _claim_one_round_trip(params)
     if row is None:
         return None
     (
@@ -244,7 +269,7 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
 # the database: it grows with the run, and decoding it at every step would cost more than the
 # step. Two statements, not one join: a statement that waited for the run's lock still reads
 # the other tables as they were when it began, so a join would miss the node run whose
-# completion it waited for, and a join would never be decided.
+# completion it waited for, and a join node would never be decided.
 _LOCK_SQL = """
 SELECT org_id, workflow_id, revision_id, status, cancel_requested, created_by_id, started_at,
        created_at
@@ -257,11 +282,13 @@ SELECT id, node_key, status, label, attempt, error, ended_at FROM node_run WHERE
 
 def _run_locked(run_id: int) -> tuple[WorkflowRun, dict[str, NodeRun]]:
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_SQL, [run_id])
+        # One message, two statements: each takes its own snapshot, the second after the first
+        # holds the lock.
+        cursor.execute(_LOCK_SQL + ";" + _NODE_RUNS_SQL, [run_id, run_id])
         org_id, workflow_id, revision_id, status, cancel, created_by_id, started, created = (
             cursor.fetchone()
         )
-        cursor.execute(_NODE_RUNS_SQL, [run_id])
+        cursor.nextset()
         rows = cursor.fetchall()
     run = WorkflowRun(
         id=run_id,
