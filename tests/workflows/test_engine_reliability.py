@@ -220,3 +220,83 @@ def test_celery_is_configured_for_durable_work():
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
     assert visibility > MAX_NODE_TIMEOUT_S + settings.ENGINE_LEASE_GRACE_S
     assert visibility > retry.MAX_INTERVAL_S
+
+
+@pytest.mark.django_db
+def test_the_reaper_times_out_a_run_past_its_deadline(org_a, monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(clock, "now", fake)
+    workflow, _ = published(
+        org_a.id,
+        "start>pause, pause>done",
+        kinds={"pause": "wait"},
+        configs={"pause": {"seconds": 3600}},
+    )
+    with org_context(org_a.id):
+        run = runs.run_start(workflow=workflow, input={}, timeout_s=60)
+        pause = NodeRun.objects.get(run=run, node_key="pause")
+        executor.node_run_execute(node_run_id=pause.pk)  # waits: back to ready until later
+        pause.refresh_from_db()
+        assert pause.status == "ready" and pause.attempt == 0
+    fake.advance(61)
+    assert engine_reap()["deadline"] == 1
+    with org_context(org_a.id):
+        run.refresh_from_db()
+        pause.refresh_from_db()
+    assert run.status == "timeout" and run.ended_at == fake.now
+    assert pause.status == "cancelled"
+    assert engine_reap()["deadline"] == 0  # nothing twice
+
+
+@pytest.mark.django_db
+def test_a_lost_attempt_is_retried_once_its_lease_expires(org_a, monkeypatch, settings):
+    fake = FakeClock()
+    monkeypatch.setattr(clock, "now", fake)
+    settings.ENGINE_LEASE_GRACE_S = 5
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done",
+        timeouts={"call": 10},
+        retry={"call": {"maximum_attempts": 2, "initial_interval_s": 1, "jitter": 0}},
+    )
+    with org_context(org_a.id):
+        run = runs.run_start(workflow=workflow, input={})
+        call = NodeRun.objects.get(run=run, node_key="call")
+        # A worker claims the attempt and dies before it reports.
+        assert executor.node_run_claim(node_run_id=call.pk) is not None
+    fake.advance(14)
+    assert engine_reap()["lease"] == 0  # within timeout + grace: still its worker's
+    fake.advance(2)
+    assert engine_reap()["lease"] == 1
+    with org_context(org_a.id):
+        call.refresh_from_db()
+        assert (call.status, call.error_kind, call.attempt) == ("ready", "worker_lost", 1)
+        fake.advance(1)
+        executor.node_run_execute(node_run_id=call.pk)
+        run.refresh_from_db()
+        lost = WorkflowTrace.objects.get(node_run=call, attempt=1)
+    assert run.status == "completed"
+    assert lost.success is False and lost.action_detail["error_kind"] == "worker_lost"
+
+
+@pytest.mark.django_db
+def test_a_node_over_its_timeout_is_a_retried_timeout(org_a, http_server):
+    http_server.respond("/slow", status=200, delay=1.5, times=1)
+    http_server.respond("/slow", status=200, body={"ok": 1})
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done",
+        kinds={"call": "http"},
+        configs={"call": {"url": http_server.url("/slow"), "timeout_s": 5}},
+        timeouts={"call": 1},
+        retry={"call": {"maximum_attempts": 2, "initial_interval_s": 0, "jitter": 0}},
+    )
+    with org_context(org_a.id):
+        run = runs.run_start(workflow=workflow, input={})
+        call = NodeRun.objects.get(run=run, node_key="call")
+        executor.node_run_execute(node_run_id=call.pk)
+        call.refresh_from_db()
+        assert (call.status, call.error_kind) == ("ready", "timeout")
+        executor.node_run_execute(node_run_id=call.pk)
+        call.refresh_from_db()
+    assert call.status == "completed" and call.output["body"] == {"ok": 1}
