@@ -40,3 +40,12 @@ def engine_reap(*, limit: int = 500) -> dict:
             else:
                 done[what] += executor.run_expire(run_id=item_id)
     return done
+
+
+@app.task(name="workflows.batch_feed")
+def batch_feed_task() -> int:
+    """Start pending batch rows where there is room (after uploads, as rows end, and by beat
+    as a safety net for a feed message that was lost)."""
+    from workflows.services.batch import batch_feed
+
+    return batch_feed()

@@ -203,6 +203,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=17),
     },
     "idempotency-keys": {"task": "rcm.idempotency_key_purge", "schedule": crontab(minute=7)},
+    "batch-feeder": {"task": "workflows.batch_feed", "schedule": timedelta(seconds=5)},
     "engine-reaper": {
         "task": "workflows.engine_reap",
         "schedule": timedelta(seconds=ENGINE_REAPER_INTERVAL_S),

@@ -138,6 +138,8 @@ def _workflow_rows(tenant) -> None:
         success=True,
     )
     wf.WorkflowTraceEndpoint.objects.create(org_id=tenant.id, trace=trace, endpoint=endpoint)
+    job = wf.BatchJob.objects.create(org_id=tenant.id, workflow=workflow, revision=revision)
+    wf.BatchJobItem.objects.create(org_id=tenant.id, batch_job=job, row_number=1)
 
 
 @pytest.mark.django_db

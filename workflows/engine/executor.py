@@ -272,7 +272,7 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
 # completion it waited for, and a join node would never be decided.
 _LOCK_SQL = """
 SELECT org_id, workflow_id, revision_id, status, cancel_requested, created_by_id, started_at,
-       created_at
+       created_at, batch_job_item_id
   FROM workflow_run WHERE id = %s FOR UPDATE
 """
 _NODE_RUNS_SQL = """
@@ -285,9 +285,17 @@ def _run_locked(run_id: int) -> tuple[WorkflowRun, dict[str, NodeRun]]:
         # One message, two statements: each takes its own snapshot, the second after the first
         # holds the lock.
         cursor.execute(_LOCK_SQL + ";" + _NODE_RUNS_SQL, [run_id, run_id])
-        org_id, workflow_id, revision_id, status, cancel, created_by_id, started, created = (
-            cursor.fetchone()
-        )
+        (
+            org_id,
+            workflow_id,
+            revision_id,
+            status,
+            cancel,
+            created_by_id,
+            started,
+            created,
+            item_id,
+        ) = cursor.fetchone()
         cursor.nextset()
         rows = cursor.fetchall()
     run = WorkflowRun(
@@ -300,6 +308,7 @@ def _run_locked(run_id: int) -> tuple[WorkflowRun, dict[str, NodeRun]]:
         created_by_id=created_by_id,
         started_at=started,
         created_at=created,
+        batch_job_item_id=item_id,
         context={"nodes": {}},  # written key by key (_completion_write), never read back here
     )
     node_runs = {
@@ -648,6 +657,15 @@ def run_finish(*, run: WorkflowRun, graph: Graph, node_runs: dict[str, NodeRun])
     _count_signature(
         run=run, graph=graph, succeeded=status == RunStatus.COMPLETED and result == "success"
     )
+    _settle_batch_item(run=run, status=status, result=result, error=error)
+
+
+def _settle_batch_item(*, run: WorkflowRun, status: str, result: str, error: str) -> None:
+    if run.batch_job_item_id is None:
+        return
+    from workflows.services.batch import batch_item_settle
+
+    batch_item_settle(run=run, status=status, result=result, error=error)
 
 
 def _count_traversals(*, graph: Graph, node_runs: dict[str, NodeRun]) -> None:
@@ -754,6 +772,7 @@ def run_expire(*, run_id: int) -> bool:
         NodeRun.objects.filter(run=run, status__in=["pending", "ready"]).update(
             status=NodeRunStatus.CANCELLED, ended_at=now, updated_at=now, error="run timed out"
         )
+        _settle_batch_item(run=run, status=RunStatus.TIMEOUT, result="", error="the run timed out")
         WorkflowRun.objects.filter(pk=run.pk).update(
             status=RunStatus.TIMEOUT,
             error="the run did not finish before its deadline",

@@ -3,6 +3,7 @@
 One module per concern; everything is importable from ``workflows.models``.
 """
 
+from workflows.models.batch import BatchJob, BatchJobItem, InvalidRowPolicy, ItemStatus
 from workflows.models.catalog import TaskSignature, TaskType, X12Transaction
 from workflows.models.graph import (
     NodeType,
@@ -32,6 +33,10 @@ from workflows.models.runs import NodeRun, NodeRunStatus, RunStatus, WorkflowRun
 from workflows.models.traces import WorkflowTrace, WorkflowTraceEndpoint
 
 __all__ = [
+    "BatchJob",
+    "BatchJobItem",
+    "InvalidRowPolicy",
+    "ItemStatus",
     "FieldRequirement",
     "FieldType",
     "JobStatusLu",

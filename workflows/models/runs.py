@@ -58,6 +58,14 @@ class WorkflowRun(TenantModel):
     external_id = models.CharField(max_length=200, null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # The batch row this run serves, if any: its end moves the row and the job's counters.
+    batch_job_item = models.ForeignKey(
+        "workflows.BatchJobItem",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="runs",
+    )
     created_by = models.ForeignKey(
         "tenants.User", on_delete=models.SET_NULL, null=True, related_name="+"
     )

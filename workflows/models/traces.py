@@ -13,8 +13,13 @@ class WorkflowTrace(TenantModel):
     workflow = models.ForeignKey(
         "workflows.Workflow", on_delete=models.CASCADE, null=True, related_name="+"
     )
-    # The batch item this step served; a foreign key once batch jobs exist.
-    batch_job_item_id = models.BigIntegerField(null=True, blank=True)
+    batch_job_item = models.ForeignKey(
+        "workflows.BatchJobItem",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     run = models.ForeignKey(
         "workflows.WorkflowRun", on_delete=models.CASCADE, null=True, related_name="traces"
     )

@@ -69,15 +69,21 @@ def run_start(
     external_id: str | None = None,
     revision: WorkflowRevision | None = None,
     timeout_s: int | None = None,
+    batch_job_item=None,
+    check_input: bool = True,
 ) -> WorkflowRun:
-    """A new run of the workflow's latest revision (or ``revision``), started asynchronously."""
+    """A new run of the workflow's latest revision (or ``revision``), started asynchronously.
+
+    ``check_input=False`` for rows already validated against the same requirements (a batch
+    upload checks every row before it accepts the file).
+    """
     if workflow.status_id != WorkflowStatus.ACTIVE:
         raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
     revision = revision or revision_latest(workflow=workflow)
     if revision is None:
         raise Conflict("workflow_not_published", NOT_PUBLISHED)
     graph = Graph.from_snapshot(revision.graph)
-    problems = run_input_problems(graph=graph, org_id=workflow.org_id, row=input)
+    problems = check_input and run_input_problems(graph=graph, org_id=workflow.org_id, row=input)
     if problems:
         message = MISSING_FIELDS if set(problems) == {"missing"} else INVALID_INPUT
         raise ApplicationError("invalid_input", message, problems)
@@ -95,6 +101,7 @@ def run_start(
                 deadline_at=now + timedelta(seconds=timeout_s) if timeout_s else None,
                 status=RunStatus.RUNNING,
                 started_at=now,
+                batch_job_item=batch_job_item,
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -112,6 +119,18 @@ def run_start(
     )
     executor.run_begin(run=run, graph=graph, node_runs={nr.node_key: nr for nr in node_runs})
     return run
+
+
+def run_start_for_item(*, job, item) -> WorkflowRun:
+    """The run of one batch row, on the job's own revision (validated at upload)."""
+    return run_start(
+        workflow=job.workflow,
+        input=item.input_data,
+        created_by=job.created_by,
+        revision=job.revision,
+        batch_job_item=item,
+        check_input=False,
+    )
 
 
 @transaction.atomic

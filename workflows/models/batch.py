@@ -1,0 +1,151 @@
+"""Batch jobs: a spreadsheet of rows, each run through a published workflow revision.
+
+The counters live on the job and change in the same transaction as the item whose status
+they count, so that ``total_rows = pending + running + successful + failed + cancelled`` holds
+at every instant (a CHECK constraint says so).
+"""
+
+from django.db import models
+from django.db.models import F, Q
+
+from rcm.db.tenancy import TenantModel
+
+
+class InvalidRowPolicy(models.TextChoices):
+    REJECT = "reject"  # any invalid row refuses the whole upload
+    SKIP = "skip"  # invalid rows become failed items; valid rows run
+
+
+class ItemStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ITEM_TERMINAL = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+
+
+class BatchJob(TenantModel):
+    """One uploaded file (or JSON rows) running through one workflow revision."""
+
+    prompt = models.TextField(blank=True, default="")  # the operator's description
+    file_name = models.CharField(max_length=255, blank=True, default="")
+    file_path = models.CharField(max_length=500, blank=True, default="")
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.PROTECT, related_name="+")
+    revision = models.ForeignKey(
+        "workflows.WorkflowRevision", on_delete=models.PROTECT, related_name="batch_jobs"
+    )
+    task_type = models.ForeignKey(
+        "workflows.TaskType", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    endpoint = models.ForeignKey(
+        "tenants.Endpoint", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    max_concurrency = models.PositiveIntegerField(default=4)
+    on_invalid = models.CharField(
+        max_length=10, choices=InvalidRowPolicy.choices, default=InvalidRowPolicy.REJECT
+    )
+    status = models.ForeignKey(
+        "workflows.JobStatusLu",
+        on_delete=models.PROTECT,
+        db_column="status",
+        related_name="+",
+        default="pending",
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    pending_rows = models.PositiveIntegerField(default=0)
+    running_rows = models.PositiveIntegerField(default=0)
+    successful_rows = models.PositiveIntegerField(default=0)
+    failed_rows = models.PositiveIntegerField(default=0)
+    cancelled_rows = models.PositiveIntegerField(default=0)
+    # V8's column: rows that reached an end (successful + failed + cancelled).
+    processed_rows = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    # When the feeder last started one of its rows: organizations take turns by it.
+    last_fed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        "tenants.User", on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "batch_job"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    total_rows=F("pending_rows")
+                    + F("running_rows")
+                    + F("successful_rows")
+                    + F("failed_rows")
+                    + F("cancelled_rows")
+                ),
+                name="batch_job_counters_add_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    processed_rows=F("successful_rows") + F("failed_rows") + F("cancelled_rows")
+                ),
+                name="batch_job_processed_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_concurrency__gte=1), name="batch_job_max_concurrency_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["endpoint"],
+                condition=Q(pending_rows__gt=0) | Q(running_rows__gt=0),
+                name="batch_job_active_by_endpoint",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.status_id})"
+
+
+class BatchJobItem(TenantModel):
+    """One row of a batch job, with its input, its result and the run that produced it."""
+
+    batch_job = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="items")
+    row_number = models.PositiveIntegerField()
+    input_data = models.JSONField(default=dict)
+    output_data = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=ItemStatus.choices, default="pending")
+    error_message = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    run = models.ForeignKey(
+        "workflows.WorkflowRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "batch_job_item"
+        ordering = ["batch_job", "row_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch_job", "row_number"], name="batch_job_item_row_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ItemStatus.values), name="batch_job_item_status_valid"
+            ),
+        ]
+        indexes = [
+            # The feeder's pick: the next pending rows of a job, in row order.
+            models.Index(
+                fields=["batch_job", "row_number"],
+                condition=Q(status="pending"),
+                name="batch_job_item_pending",
+            ),
+            models.Index(fields=["run"], name="batch_job_item_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch_job_id}#{self.row_number} ({self.status})"

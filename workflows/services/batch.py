@@ -1,0 +1,362 @@
+"""Batch jobs: creating them, feeding their rows to the engine, settling rows as runs end.
+
+Feeding (``batch_feed``): pending rows start as runs, never more at once than the job's
+``max_concurrency`` nor than the endpoint's ``config.max_concurrency`` summed over every job
+using that endpoint. Organizations take turns (round-robin by the time each was last fed), so
+that one organization's large batch never starves another's small one. Feeders are serialised
+by an advisory lock: two of them at once would both see the same free slot.
+
+Settling (``batch_item_settle``): when an item's run ends, the item and the job's counters
+change in the run's own completion transaction, and a feed is sent after the commit to fill the
+slot the item freed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from rcm.context import org_context
+from rcm.errors import ApplicationError, Conflict
+from rcm.lookups import JobStatus
+from workflows.engine import clock
+from workflows.models import (
+    BatchJob,
+    BatchJobItem,
+    InvalidRowPolicy,
+    ItemStatus,
+    RunStatus,
+    Workflow,
+    WorkflowRevision,
+    WorkflowRun,
+)
+
+INSERT_CHUNK = 2000
+# Rows started by one feeder pass; the pass is one transaction, kept short.
+FEED_BATCH = 200
+JOB_FINISHED = "This batch job has already finished ({status})."
+NOTHING_TO_RETRY = "This batch job has no failed rows to retry."
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row as uploaded: its number (1 = first data row), its input, and its problems."""
+
+    row_number: int
+    input_data: dict
+    error: str = ""
+
+
+# -- creating -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def batch_job_create(
+    *,
+    workflow: Workflow,
+    revision: WorkflowRevision,
+    rows: Iterable[Row],
+    created_by=None,
+    prompt: str = "",
+    file_name: str = "",
+    file_path: str = "",
+    max_concurrency: int = 4,
+    on_invalid: str = InvalidRowPolicy.REJECT,
+) -> BatchJob:
+    """A job and its items. Rows carrying an error become failed items (on_invalid=skip; with
+    reject the caller refuses the upload before it gets here). Feeding starts at the commit."""
+    job = BatchJob.objects.create(
+        org_id=workflow.org_id,
+        workflow=workflow,
+        revision=revision,
+        task_type_id=revision.graph.get("task_type_id"),
+        endpoint_id=revision.graph.get("endpoint_id"),
+        prompt=prompt,
+        file_name=file_name,
+        file_path=file_path,
+        max_concurrency=max_concurrency,
+        on_invalid=on_invalid,
+        created_by=created_by,
+    )
+    counts = {ItemStatus.PENDING: 0, ItemStatus.FAILED: 0}
+    now = clock.now()
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, INSERT_CHUNK)):
+        items = []
+        for row in chunk:
+            status = ItemStatus.FAILED if row.error else ItemStatus.PENDING
+            counts[status] += 1
+            items.append(
+                BatchJobItem(
+                    org_id=job.org_id,
+                    batch_job=job,
+                    row_number=row.row_number,
+                    input_data=row.input_data,
+                    status=status,
+                    error_message=row.error,
+                    completed_at=now if row.error else None,
+                )
+            )
+        BatchJobItem.objects.bulk_create(items)
+    total = counts[ItemStatus.PENDING] + counts[ItemStatus.FAILED]
+    BatchJob.objects.filter(pk=job.pk).update(
+        total_rows=total,
+        pending_rows=counts[ItemStatus.PENDING],
+        failed_rows=counts[ItemStatus.FAILED],
+        processed_rows=counts[ItemStatus.FAILED],
+    )
+    job.refresh_from_db()
+    if job.pending_rows == 0:
+        _job_finish_if_done(job_id=job.pk)
+        job.refresh_from_db()
+    else:
+        feed_soon()
+    return job
+
+
+def feed_soon() -> None:
+    """Send a feed after the current transaction commits."""
+    from workflows.tasks import batch_feed_task
+
+    transaction.on_commit(batch_feed_task.delay)
+
+
+# -- feeding ------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    org_id: object
+    job_id: int
+    endpoint_id: int | None
+    free_in_job: int
+    last_fed_at: object
+
+
+def _candidates() -> list[Candidate]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM batch_feed_candidates()")
+        return [Candidate(*row) for row in cursor.fetchall()]
+
+
+def _endpoint_room() -> dict[int, int]:
+    """Free slots per endpoint: its max_concurrency minus the rows running on it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT endpoint_id, room FROM batch_endpoint_room()")
+        return dict(cursor.fetchall())
+
+
+def batch_feed(*, limit: int = FEED_BATCH) -> int:
+    """Start pending rows wherever there is room, organizations taking turns; how many."""
+    with transaction.atomic():
+        # One feeder at a time: two would both see the same free slot and overfill it.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('batch_feeder'))")
+        candidates = _candidates()
+        if not candidates:
+            return 0
+        endpoint_room = _endpoint_room()
+        by_org: dict = defaultdict(list)
+        for candidate in sorted(
+            candidates, key=lambda c: (c.last_fed_at is not None, c.last_fed_at, c.job_id)
+        ):
+            by_org[candidate.org_id].append(candidate)
+        # Organizations in the order they were last fed (never fed first): one row each per
+        # turn, until the slots or the rows run out.
+        started = 0
+        while started < limit:
+            progressed = False
+            for org_id, jobs in by_org.items():
+                job = next((c for c in jobs if _has_room(c, endpoint_room)), None)
+                if job is None:
+                    continue
+                with org_context(org_id):
+                    if not _start_next_item(job_id=job.job_id):
+                        job.free_in_job = 0
+                        continue
+                job.free_in_job -= 1
+                if job.endpoint_id is not None:
+                    endpoint_room[job.endpoint_id] -= 1
+                started += 1
+                progressed = True
+                if started >= limit:
+                    break
+            if not progressed:
+                break
+        return started
+
+
+def _has_room(candidate: Candidate, endpoint_room: dict[int, int]) -> bool:
+    if candidate.free_in_job <= 0:
+        return False
+    return candidate.endpoint_id is None or endpoint_room.get(candidate.endpoint_id, 0) > 0
+
+
+def _start_next_item(*, job_id: int) -> bool:
+    """pending -> running for the job's next row, its counters, and its run; False if none."""
+    from workflows.services.runs import run_start_for_item
+
+    item = (
+        BatchJobItem.objects.filter(batch_job_id=job_id, status=ItemStatus.PENDING)
+        .order_by("row_number")
+        .select_for_update(skip_locked=True)
+        .first()
+    )
+    if item is None:
+        return False
+    job = BatchJob.objects.select_related("workflow", "revision").get(pk=job_id)
+    now = clock.now()
+    BatchJob.objects.filter(pk=job_id).update(
+        last_fed_at=now,
+        started_at=job.started_at or now,
+        status_id=JobStatus.PROCESSING,
+        updated_at=now,
+    )
+    try:
+        with transaction.atomic():
+            run = run_start_for_item(job=job, item=item)
+    except ApplicationError as exc:
+        # The workflow was suspended or archived since the upload: the row fails, with why.
+        BatchJobItem.objects.filter(pk=item.pk).update(
+            status=ItemStatus.FAILED,
+            attempts=F("attempts") + 1,
+            error_message=exc.message,
+            completed_at=now,
+            updated_at=now,
+        )
+        BatchJob.objects.filter(pk=job_id).update(
+            pending_rows=F("pending_rows") - 1,
+            failed_rows=F("failed_rows") + 1,
+            processed_rows=F("processed_rows") + 1,
+        )
+        _job_finish_if_done(job_id=job_id)
+        return True
+    BatchJobItem.objects.filter(pk=item.pk).update(
+        status=ItemStatus.RUNNING, attempts=F("attempts") + 1, run=run, updated_at=now
+    )
+    BatchJob.objects.filter(pk=job_id).update(
+        pending_rows=F("pending_rows") - 1, running_rows=F("running_rows") + 1
+    )
+    return True
+
+
+# -- settling -----------------------------------------------------------------------------
+
+
+def batch_item_settle(*, run: WorkflowRun, status: str, result: str, error: str) -> None:
+    """A run of an item ended (inside the run's completion transaction): the item's status,
+    output and the job's counters move together, then a feed fills the freed slot."""
+    item = BatchJobItem.objects.select_for_update().get(pk=run.batch_job_item_id)
+    if item.status != ItemStatus.RUNNING or item.run_id != run.pk:
+        return  # a re-run of an item that has since moved on
+    if status == RunStatus.CANCELLED:
+        item_status, counter = ItemStatus.CANCELLED, "cancelled_rows"
+    elif status == RunStatus.COMPLETED and result == "success":
+        item_status, counter = ItemStatus.COMPLETED, "successful_rows"
+    else:
+        item_status, counter = ItemStatus.FAILED, "failed_rows"
+    now = clock.now()
+    BatchJobItem.objects.filter(pk=item.pk).update(
+        status=item_status,
+        output_data=_outputs_of(run.pk),
+        error_message="" if item_status == ItemStatus.COMPLETED else (error or result),
+        completed_at=now,
+        updated_at=now,
+    )
+    BatchJob.objects.filter(pk=item.batch_job_id).update(
+        running_rows=F("running_rows") - 1,
+        processed_rows=F("processed_rows") + 1,
+        updated_at=now,
+        **{counter: F(counter) + 1},
+    )
+    _job_finish_if_done(job_id=item.batch_job_id)
+    feed_soon()
+
+
+def _outputs_of(run_id: int) -> dict:
+    """What the run produced, flat: every node's output keys, later nodes winning."""
+    context = WorkflowRun.objects.filter(pk=run_id).values_list("context", flat=True).get()
+    merged: dict = {}
+    for entry in (context or {}).get("nodes", {}).values():
+        if isinstance(entry.get("output"), dict):
+            merged.update(entry["output"])
+    merged.pop("result", None)  # the outcome node's own marker
+    return merged
+
+
+def _job_finish_if_done(*, job_id: int) -> None:
+    job = BatchJob.objects.select_for_update().get(pk=job_id)
+    if job.pending_rows or job.running_rows:
+        return
+    if job.cancel_requested and job.cancelled_rows:
+        status = JobStatus.CANCELLED
+    elif job.failed_rows == 0:
+        status = JobStatus.COMPLETED
+    elif job.successful_rows == 0:
+        status = JobStatus.FAILED
+    else:
+        status = JobStatus.PARTIALLY_COMPLETED
+    now = clock.now()
+    BatchJob.objects.filter(pk=job_id).update(status_id=status, completed_at=now, updated_at=now)
+
+
+# -- cancel and retry ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def batch_job_cancel(*, job: BatchJob) -> BatchJob:
+    """Nothing new starts; running rows finish; the other rows become cancelled."""
+    job = BatchJob.objects.select_for_update().get(pk=job.pk)
+    if job.completed_at is not None:
+        raise Conflict("job_finished", JOB_FINISHED.format(status=job.status_id))
+    now = clock.now()
+    cancelled = BatchJobItem.objects.filter(batch_job=job, status=ItemStatus.PENDING).update(
+        status=ItemStatus.CANCELLED, completed_at=now, updated_at=now, error_message="cancelled"
+    )
+    BatchJob.objects.filter(pk=job.pk).update(
+        cancel_requested=True,
+        pending_rows=F("pending_rows") - cancelled,
+        cancelled_rows=F("cancelled_rows") + cancelled,
+        processed_rows=F("processed_rows") + cancelled,
+        updated_at=now,
+    )
+    _job_finish_if_done(job_id=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def batch_job_retry_failed(*, job: BatchJob) -> BatchJob:
+    """Failed rows run again (their attempts count on); the job is processing again."""
+    job = BatchJob.objects.select_for_update().get(pk=job.pk)
+    if job.cancel_requested:
+        raise Conflict("job_cancelled", JOB_FINISHED.format(status=job.status_id))
+    now = clock.now()
+    retried = BatchJobItem.objects.filter(batch_job=job, status=ItemStatus.FAILED).update(
+        status=ItemStatus.PENDING, completed_at=None, updated_at=now, error_message="", run=None
+    )
+    if not retried:
+        raise Conflict("nothing_to_retry", NOTHING_TO_RETRY)
+    BatchJob.objects.filter(pk=job.pk).update(
+        pending_rows=F("pending_rows") + retried,
+        failed_rows=F("failed_rows") - retried,
+        processed_rows=F("processed_rows") - retried,
+        status_id=JobStatus.PROCESSING,
+        completed_at=None,
+        updated_at=now,
+    )
+    feed_soon()
+    job.refresh_from_db()
+    return job
+
+
+def rows_numbered(rows: Iterable[dict], *, errors: dict[int, str] | None = None) -> Iterator[Row]:
+    """JSON rows as Rows, numbered from 1."""
+    errors = errors or {}
+    for number, row in enumerate(rows, start=1):
+        yield Row(row_number=number, input_data=row, error=errors.get(number, ""))
