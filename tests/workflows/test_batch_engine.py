@@ -1,7 +1,7 @@
 """Batch rows through the engine: limits, exact counters, cancel, retry, fairness."""
 
 import pytest
-from django.db.models import Count
+from django.db import connection
 
 from rcm.context import org_context
 from tenants import services as tenant_services
@@ -28,14 +28,23 @@ def _job(org_id, job_id) -> BatchJob:
 
 
 def _counters_match_items(org_id, job_id) -> None:
-    with org_context(org_id):
-        job = BatchJob.objects.get(pk=job_id)
-        counts = dict(
-            BatchJobItem.objects.filter(batch_job=job).values_list("status").annotate(n=Count("id"))
+    """The job's counters against its items' statuses, read in one statement (one snapshot):
+    the invariant must hold at every instant, not only once the job is done."""
+    counts = ", ".join(
+        f"(SELECT count(*) FROM batch_job_item i WHERE i.batch_job_id = j.id "
+        f"AND i.status = '{status}')"
+        for status in STATUS_COUNTERS
+    )
+    fields = ", ".join(STATUS_COUNTERS.values())
+    with org_context(org_id), connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT total_rows, {fields}, {counts} FROM batch_job j WHERE j.id = %s", [job_id]
         )
-    for status, field in STATUS_COUNTERS.items():
-        assert getattr(job, field) == counts.get(status, 0), (status, job.__dict__)
-    assert job.total_rows == sum(counts.values())
+        total, *values = cursor.fetchone()
+    counters, items = values[: len(STATUS_COUNTERS)], values[len(STATUS_COUNTERS) :]
+    pairs = zip(STATUS_COUNTERS, zip(counters, items, strict=True), strict=True)
+    assert counters == items, dict(pairs)
+    assert total == sum(items)
 
 
 def _create(tenant, workflow, revision, rows, **kwargs):

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 
 from rcm.context import org_context
-from rcm.errors import ApplicationError, Conflict
-from rcm.lookups import JobStatus
+from rcm.errors import Conflict
+from rcm.lookups import JobStatus, WorkflowStatus
 from workflows.engine import clock
 from workflows.models import (
     BatchJob,
@@ -37,6 +38,8 @@ from workflows.models import (
 )
 
 INSERT_CHUNK = 2000
+# Rows one organization may start in one turn of the feeder's round.
+TURN = 8
 # Rows started by one feeder pass; the pass is one transaction, kept short.
 FEED_BATCH = 200
 JOB_FINISHED = "This batch job has already finished ({status})."
@@ -166,24 +169,26 @@ def batch_feed(*, limit: int = FEED_BATCH) -> int:
             candidates, key=lambda c: (c.last_fed_at is not None, c.last_fed_at, c.job_id)
         ):
             by_org[candidate.org_id].append(candidate)
-        # Organizations in the order they were last fed (never fed first): one row each per
-        # turn, until the slots or the rows run out.
+        # Organizations in the order they were last fed (never fed first), up to TURN rows
+        # each per turn, until the slots or the rows run out: their runs reach the workers'
+        # queue interleaved, so a large batch queued first does not hold a small one back.
         started = 0
         while started < limit:
             progressed = False
             for org_id, jobs in by_org.items():
-                job = next((c for c in jobs if _has_room(c, endpoint_room)), None)
+                job = next((c for c in jobs if _room(c, endpoint_room) > 0), None)
                 if job is None:
                     continue
+                wanted = min(TURN, _room(job, endpoint_room), limit - started)
                 with org_context(org_id):
-                    if not _start_next_item(job_id=job.job_id):
-                        job.free_in_job = 0
-                        continue
-                job.free_in_job -= 1
+                    count = _start_items(job_id=job.job_id, count=wanted)
+                if count < wanted:
+                    job.free_in_job = 0  # no pending rows left (or all being started)
+                job.free_in_job -= count
                 if job.endpoint_id is not None:
-                    endpoint_room[job.endpoint_id] -= 1
-                started += 1
-                progressed = True
+                    endpoint_room[job.endpoint_id] -= count
+                started += count
+                progressed = progressed or count > 0
                 if started >= limit:
                     break
             if not progressed:
@@ -191,58 +196,65 @@ def batch_feed(*, limit: int = FEED_BATCH) -> int:
         return started
 
 
-def _has_room(candidate: Candidate, endpoint_room: dict[int, int]) -> bool:
-    if candidate.free_in_job <= 0:
-        return False
-    return candidate.endpoint_id is None or endpoint_room.get(candidate.endpoint_id, 0) > 0
+def _room(candidate: Candidate, endpoint_room: dict[int, int]) -> int:
+    if candidate.endpoint_id is None:
+        return candidate.free_in_job
+    return min(candidate.free_in_job, endpoint_room.get(candidate.endpoint_id, 0))
 
 
-def _start_next_item(*, job_id: int) -> bool:
-    """pending -> running for the job's next row, its counters, and its run; False if none."""
+def _start_items(*, job_id: int, count: int) -> int:
+    """pending -> running for the job's next ``count`` rows, with their runs and counters."""
     from workflows.services.runs import run_start_for_item
 
-    item = (
+    # The job's row first, then its items: the lock order of every writer of both.
+    job = (
+        BatchJob.objects.select_for_update(of=("self",))
+        .select_related("workflow", "revision")
+        .get(pk=job_id)
+    )
+    if job.cancel_requested:
+        return 0
+    items = list(
         BatchJobItem.objects.filter(batch_job_id=job_id, status=ItemStatus.PENDING)
         .order_by("row_number")
-        .select_for_update(skip_locked=True)
-        .first()
+        .select_for_update(skip_locked=True)[:count]
     )
-    if item is None:
-        return False
-    job = BatchJob.objects.select_related("workflow", "revision").get(pk=job_id)
+    if not items:
+        return 0
     now = clock.now()
-    BatchJob.objects.filter(pk=job_id).update(
-        last_fed_at=now,
-        started_at=job.started_at or now,
-        status_id=JobStatus.PROCESSING,
-        updated_at=now,
-    )
-    try:
-        with transaction.atomic():
-            run = run_start_for_item(job=job, item=item)
-    except ApplicationError as exc:
-        # The workflow was suspended or archived since the upload: the row fails, with why.
-        BatchJobItem.objects.filter(pk=item.pk).update(
+    if job.workflow.status_id != WorkflowStatus.ACTIVE:
+        # Suspended or archived since the upload: the rows fail, saying why.
+        message = f"The workflow is {job.workflow.status_id}; it no longer runs."
+        BatchJobItem.objects.filter(pk__in=[item.pk for item in items]).update(
             status=ItemStatus.FAILED,
             attempts=F("attempts") + 1,
-            error_message=exc.message,
+            error_message=message,
             completed_at=now,
             updated_at=now,
         )
         BatchJob.objects.filter(pk=job_id).update(
-            pending_rows=F("pending_rows") - 1,
-            failed_rows=F("failed_rows") + 1,
-            processed_rows=F("processed_rows") + 1,
+            pending_rows=F("pending_rows") - len(items),
+            failed_rows=F("failed_rows") + len(items),
+            processed_rows=F("processed_rows") + len(items),
+            updated_at=now,
         )
         _job_finish_if_done(job_id=job_id)
-        return True
-    BatchJobItem.objects.filter(pk=item.pk).update(
-        status=ItemStatus.RUNNING, attempts=F("attempts") + 1, run=run, updated_at=now
-    )
+        return len(items)
+    for item in items:
+        item.run = run_start_for_item(job=job, item=item)
+        item.status = ItemStatus.RUNNING
+        item.attempts += 1
+        item.updated_at = now
+    BatchJobItem.objects.bulk_update(items, ["run", "status", "attempts", "updated_at"])
     BatchJob.objects.filter(pk=job_id).update(
-        pending_rows=F("pending_rows") - 1, running_rows=F("running_rows") + 1
+        pending_rows=F("pending_rows") - len(items),
+        running_rows=F("running_rows") + len(items),
+        last_fed_at=now,
+        started_at=Coalesce(F("started_at"), now),
+        status_id=JobStatus.PROCESSING,
+        updated_at=now,
     )
-    return True
+    return len(items)
 
 
 # -- settling -----------------------------------------------------------------------------
@@ -251,6 +263,12 @@ def _start_next_item(*, job_id: int) -> bool:
 def batch_item_settle(*, run: WorkflowRun, status: str, result: str, error: str) -> None:
     """A run of an item ended (inside the run's completion transaction): the item's status,
     output and the job's counters move together, then a feed fills the freed slot."""
+    # Locks in one order everywhere, the job's row before its items' (cancel and retry take
+    # the job first too): the other order deadlocks against a cancel.
+    job_id = BatchJobItem.objects.values_list("batch_job_id", flat=True).get(
+        pk=run.batch_job_item_id
+    )
+    BatchJob.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True).get()
     item = BatchJobItem.objects.select_for_update().get(pk=run.batch_job_item_id)
     if item.status != ItemStatus.RUNNING or item.run_id != run.pk:
         return  # a re-run of an item that has since moved on
@@ -268,14 +286,26 @@ def batch_item_settle(*, run: WorkflowRun, status: str, result: str, error: str)
         completed_at=now,
         updated_at=now,
     )
-    BatchJob.objects.filter(pk=item.batch_job_id).update(
-        running_rows=F("running_rows") - 1,
-        processed_rows=F("processed_rows") + 1,
-        updated_at=now,
-        **{counter: F(counter) + 1},
-    )
-    _job_finish_if_done(job_id=item.batch_job_id)
-    feed_soon()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE batch_job SET running_rows = running_rows - 1, "
+            f"processed_rows = processed_rows + 1, {counter} = {counter} + 1, updated_at = %s "
+            "WHERE id = %s RETURNING pending_rows, running_rows, max_concurrency",
+            [now, item.batch_job_id],
+        )
+        pending, running, max_concurrency = cursor.fetchone()
+    if not pending and not running:
+        _job_finish_if_done(job_id=item.batch_job_id)
+    elif pending and running <= _refill_at(max_concurrency):
+        feed_soon()
+
+
+def _refill_at(max_concurrency: int) -> int:
+    """How low a job's running rows fall before a feed refills it. A job allowed 4 at once
+    is refilled as each row ends; one allowed 200, once 50 have ended, so that the feeder's
+    fixed cost is shared by many rows. (A job held below its own limit by its endpoint's is
+    always under this mark, so its every slot is refilled.)"""
+    return max_concurrency - max(1, max_concurrency // 4)
 
 
 def _outputs_of(run_id: int) -> dict:

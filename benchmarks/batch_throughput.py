@@ -1,0 +1,94 @@
+"""Batch throughput against the engine's own, on the same broker and worker processes.
+
+    .venv/bin/python benchmarks/batch_throughput.py [--rows 10000] [--engine-runs 2000]
+
+The engine: ``--engine-runs`` runs of the engine benchmark's no-op workflow, queued at once and
+drained (engine_throughput.py). The batch: a ``--rows``-row batch job through the same
+workflow, fed by the batch feeder (job max_concurrency 200, so that the feeder, not the limit,
+is what is measured), timed from its first row's start to its completion. Both on one `celery
+worker` with 2 prefork processes, in a throw-away database.
+
+Prints batch_rows_per_s, engine_runs_per_s and ratio_vs_engine (target >= 0.8: batching adds
+little).
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+from _common import bench_database
+from engine_throughput import engine_throughput, publish_noop_workflow, wait_until
+
+from rcm.celery import app
+from rcm.context import org_context
+from rcm.lookups import OrgType, UserRole
+from rcm.workers import WorkerProcess
+from tenants import services as tenant_services
+from workflows.models import BatchJob, BatchJobItem
+from workflows.services import batch
+from workflows.services.runs import revision_latest
+
+STEPS_PER_RUN = 6
+
+
+def batch_rows_per_s(org_id, user, workflow, rows: int) -> float:
+    with org_context(org_id):
+        revision = revision_latest(workflow=workflow)
+        job = batch.batch_job_create(
+            workflow=workflow,
+            revision=revision,
+            rows=batch.rows_numbered({} for _ in range(rows)),
+            created_by=user,
+            max_concurrency=200,
+        )
+
+        def processed() -> int:
+            return BatchJob.objects.values_list("processed_rows", flat=True).get(pk=job.pk)
+
+        wait_until(processed, rows, "batch rows", interval=0.1)
+        first = (
+            BatchJobItem.objects.filter(batch_job=job)
+            .order_by("row_number")
+            .values_list("run__started_at", flat=True)
+            .first()
+        )
+        job.refresh_from_db()
+        assert job.status_id == "completed", job.status_id
+    return rows / (job.completed_at - first).total_seconds()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--engine-runs", type=int, default=2000)
+    args = parser.parse_args()
+    from django.conf import settings
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    app.conf.task_default_queue = queue
+    with bench_database():
+        org = tenant_services.organization_create(name="Bench", org_type=OrgType.BILLING_FIRM)
+        user = tenant_services.user_create(
+            org_id=org.id, email="bench@bench.test", role=UserRole.OPERATOR
+        )
+        with org_context(org.id):
+            workflow = publish_noop_workflow(org.id, user)
+        worker = WorkerProcess(queue, concurrency=2)
+        try:
+            engine_throughput(org.id, workflow, 50, queue)  # warm-up
+            engine_runs = engine_throughput(org.id, workflow, args.engine_runs, queue)
+            engine_runs /= STEPS_PER_RUN  # steps/s -> runs/s
+            rows = batch_rows_per_s(org.id, user, workflow, args.rows)
+        finally:
+            worker.stop()
+            with app.connection_for_write() as conn:
+                conn.default_channel.queue_delete(queue)
+    print(f"batch_rows_per_s: {rows:.0f}")
+    print(f"engine_runs_per_s: {engine_runs:.0f}")
+    print(f"ratio_vs_engine: {rows / engine_runs:.2f}")
+
+
+if __name__ == "__main__":
+    main()
