@@ -1,3 +1,8 @@
-from workflows.apis import authoring, requirements, runs
+from workflows.apis import authoring, batch, requirements, runs
 
-urlpatterns = [*requirements.urlpatterns, *authoring.urlpatterns, *runs.urlpatterns]
+urlpatterns = [
+    *requirements.urlpatterns,
+    *authoring.urlpatterns,
+    *runs.urlpatterns,
+    *batch.urlpatterns,
+]

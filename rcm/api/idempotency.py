@@ -41,10 +41,29 @@ class IdempotentReplay(Exception):
 
 
 def request_fingerprint(request) -> str:
+    """What makes two requests "the same": method, path and content.
+
+    A JSON body is hashed as sent. A multipart upload is hashed by its fields and its files'
+    names and contents, read in chunks: its raw body differs between two sends of the same
+    upload (clients pick a new boundary each time), and may be too large to hold in memory.
+    """
     digest = hashlib.sha256()
-    for part in (request.method, request.path, request.content_type or "", request.body):
-        digest.update(part if isinstance(part, bytes) else part.encode())
+    media_type = (request.content_type or "").split(";")[0].strip()  # without the boundary
+    for part in (request.method, request.path, media_type):
+        digest.update(part.encode())
         digest.update(b"\0")
+    if media_type == "multipart/form-data":
+        for name, value in sorted(request.data.items()):
+            if isinstance(value, str):
+                digest.update(f"{name}={value}\0".encode())
+        for name in sorted(request.FILES):
+            for upload in request.FILES.getlist(name):
+                digest.update(f"{name}:{upload.name}:{upload.size}\0".encode())
+                for chunk in upload.chunks():
+                    digest.update(chunk)
+                upload.seek(0)  # the view reads it again
+    else:
+        digest.update(request.body)
     return digest.hexdigest()
 
 

@@ -196,6 +196,9 @@ ENGINE_LEASE_GRACE_S = env.int("ENGINE_LEASE_GRACE_S", default=30)
 # A ready node run whose message has not been consumed after this long is sent again.
 ENGINE_REQUEUE_AFTER_S = env.int("ENGINE_REQUEUE_AFTER_S", default=60)
 ENGINE_REAPER_INTERVAL_S = env.int("ENGINE_REAPER_INTERVAL_S", default=5)
+for _name in ("ENGINE_LEASE_GRACE_S", "ENGINE_REQUEUE_AFTER_S", "ENGINE_REAPER_INTERVAL_S"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1 (seconds); got {globals()[_name]}.")
 CELERY_BEAT_SCHEDULE = {
     "audit-retention": {
         "task": "tenants.audit_event_purge",
@@ -209,6 +212,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=ENGINE_REAPER_INTERVAL_S),
     },
 }
+
+# Batch uploads (workflows/services/batch_upload.py): the largest file and the most rows one
+# upload may carry; over either is a 413 naming the limit.
+BATCH_MAX_UPLOAD_BYTES = env.int("BATCH_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=100_000)
 
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=6 * 366)
 if AUDIT_RETENTION_DAYS < 6 * 365:

@@ -499,6 +499,8 @@ def test_every_admin_page_renders_for_staff_and_sys_admin(staff_a, sys_admin, or
         assert client.get("/admin/").status_code == 200
         for model, model_admin in admin.site._registry.items():
             opts = model._meta
+            if opts.app_label != "tenants":
+                continue  # tests/workflows/test_admin.py renders the workflows pages
             changelist = client.get(_url(opts.model_name, app=opts.app_label))
             assert changelist.status_code == 200, opts.label
             first = changelist.context["cl"].result_list[0]

@@ -194,3 +194,19 @@ def test_cancel_lets_running_nodes_finish_and_starts_nothing_new(celery_worker, 
     assert run.status == "cancelled"
     states = node_states(org_a.id, run.pk)
     assert states["after"][0] in ("cancelled", "skipped") and states["done"][0] != "completed"
+
+
+def test_an_error_edge_and_a_label_edge_to_one_node_reach_it(celery_worker, org_a, http_server):
+    http_server.respond("/down", status=500, times=10)
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done, call>fail_x:not_found, call>fail_x:error",
+        kinds={"call": "http"},
+        configs={"call": {"url": http_server.url("/down"), "status_labels": {"404": "not_found"}}},
+        retry={"call": {"maximum_attempts": 1}},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow).pk)
+    assert (run.status, run.result, run.outcome) == ("completed", "failure", "fail_x")
+    with org_context(org_a.id):
+        error = NodeRun.objects.get(run=run, node_key="call").error
+    assert "127.0.0.1" in error and "/down" not in error  # the host, never the path

@@ -49,6 +49,9 @@ from workflows.models.runs import NODE_TERMINAL, RUN_TERMINAL
 logger = logging.getLogger(__name__)
 
 WORKER_LOST = "worker_lost"
+# Longest a message may wait on the broker before it is due (retries are capped at this in
+# workflows/engine/retry.py; longer waits go through the reaper instead).
+MAX_COUNTDOWN_S = 3600
 TIMEOUT = "timeout"
 CRASH = "crash"
 
@@ -75,6 +78,10 @@ def enqueue(node_run: NodeRun, *, countdown: float = 0.0, timeout_s: int | None 
     """Send "execute node run N" once the current transaction commits."""
     from workflows.tasks import node_run_execute_task
 
+    if countdown > MAX_COUNTDOWN_S:
+        # A message held longer than the broker's visibility timeout would be delivered
+        # again; a long wait is left to the reaper, which sends it once not_before has come.
+        return
     soft = (timeout_s or 0) + settings.ENGINE_LEASE_GRACE_S
     options = {"countdown": max(countdown, 0.0)} if countdown > 0 else {}
     if timeout_s:
@@ -421,6 +428,7 @@ WITH node AS (
     UPDATE node_run
        SET status = %(status)s, label = %(label)s, output = %(output)s::jsonb, error = %(error)s,
            attempt = greatest(attempt, 1), started_at = coalesce(started_at, %(now)s),
+           error_kind = '', not_before = NULL,
            ended_at = %(now)s, lease_until = NULL, updated_at = %(now)s
      WHERE id = %(node_run_id)s
 ), context AS (
@@ -565,6 +573,16 @@ def _edge_state(edge, node_runs: dict[str, NodeRun]) -> str:
     return "dead"
 
 
+def _incoming_states(edges, node_runs: dict[str, NodeRun]) -> list[str]:
+    """The states of a node's incoming edges, one per source: a source that reached this node
+    by one edge (its ``error`` edge, say) has not also "failed" it by another."""
+    by_source: dict[str, list[str]] = {}
+    for edge in edges:
+        by_source.setdefault(edge.source, []).append(_edge_state(edge, node_runs))
+    order = ("open", "fired", "failed", "dead")
+    return [min(states, key=order.index) for states in by_source.values()]
+
+
 def _should_run(rule: str, states: list[str]) -> bool:
     fired = states.count("fired")
     if rule == TriggerRule.ALL_SUCCESS:
@@ -592,7 +610,7 @@ def _propagate(
         node_run = node_runs[target]
         if node_run.status != NodeRunStatus.PENDING:
             continue
-        states = [_edge_state(edge, node_runs) for edge in graph.incoming[target]]
+        states = _incoming_states(graph.incoming[target], node_runs)
         if "open" in states:
             continue
         node = graph.nodes[target]
@@ -755,10 +773,13 @@ def node_run_requeue(*, node_run_id: int) -> None:
 
     Harmless when the first message is still coming: only one of them can claim.
     """
-    node_run = NodeRun.objects.filter(pk=node_run_id, status=NodeRunStatus.READY).first()
-    if node_run is not None:
-        with transaction.atomic():
-            enqueue(node_run)
+    with transaction.atomic():
+        node_run = NodeRun.objects.filter(pk=node_run_id, status=NodeRunStatus.READY).first()
+        if node_run is None:
+            return
+        # Marked as sent now, so that the next pass does not send it again before its time.
+        NodeRun.objects.filter(pk=node_run_id).update(not_before=None, updated_at=clock.now())
+        enqueue(node_run)
 
 
 def run_expire(*, run_id: int) -> bool:

@@ -262,23 +262,22 @@ class HttpKind(NodeKind):
 
     def execute(self, ctx):
         config = ctx.config
+        method = config.get("method", "GET")
         url = ctx.render(config["url"])
         headers = ctx.render(config.get("headers", {}))
         body = ctx.render(config["body"]) if "body" in config else None
         timeout = min(float(config.get("timeout_s", 10)), max(ctx.seconds_left(), 0.1))
+        # Errors name the method and host, never the URL: a rendered URL may carry patient
+        # data (a member ID in its path), and error texts are stored in runs and traces.
+        where = f"{method} {_host(url)}"
         try:
             response = httpx.request(
-                config.get("method", "GET"),
-                url,
-                headers=headers,
-                json=body,
-                timeout=timeout,
-                follow_redirects=False,
+                method, url, headers=headers, json=body, timeout=timeout, follow_redirects=False
             )
         except httpx.TimeoutException as exc:
-            raise TransientError("timeout", f"{url}: no answer within {timeout:.1f}s") from exc
+            raise TransientError("timeout", f"{where}: no answer within {timeout:.1f}s") from exc
         except httpx.TransportError as exc:
-            raise TransientError("connection", f"{url}: {type(exc).__name__}: {exc}") from exc
+            raise TransientError("connection", f"{where}: {type(exc).__name__}") from exc
         status = response.status_code
         payload = _body(response)
         if 200 <= status < 300:
@@ -287,8 +286,15 @@ class HttpKind(NodeKind):
         if label:
             raise BusinessFailure(label, f"HTTP {status}", {"status": status, "body": payload})
         if status >= 500 or status == 429:
-            raise TransientError(f"http_{status}", f"{url} answered {status}")
-        raise PermanentError(f"http_{status}", f"{url} answered {status}")
+            raise TransientError(f"http_{status}", f"{where} answered {status}")
+        raise PermanentError(f"http_{status}", f"{where} answered {status}")
+
+
+def _host(url: str) -> str:
+    try:
+        return httpx.URL(url).host or "?"
+    except (httpx.InvalidURL, TypeError):
+        return "?"
 
 
 def _body(response: httpx.Response) -> Any:

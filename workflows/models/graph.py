@@ -78,7 +78,7 @@ class WorkflowNode(TenantModel):
     kind = models.CharField(max_length=32, blank=True, default="")
     config = models.JSONField(default=dict, blank=True)
     # Temporal-shaped: initial_interval_s, backoff_coefficient, maximum_interval_s,
-    # maximum_attempts, non_retryable_error_kinds.
+    # maximum_attempts, non_retryable_error_kinds, jitter (workflows/engine/retry.py).
     retry_policy = models.JSONField(default=dict, blank=True)
     trigger_rule = models.CharField(
         max_length=32, choices=TriggerRule.choices, default=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
@@ -114,7 +114,7 @@ class WorkflowTransition(TenantModel):
     """An edge: when ``from_node`` finishes with ``action_label``, ``to_node`` may run.
 
     Several transitions with one label fire together (parallel branches). The database refuses
-    an edge whose nodes belong to another workflow (composite foreign keys, migration 0004).
+    an edge whose nodes belong to another workflow (composite foreign keys, migration 0003).
     """
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="transitions")

@@ -14,10 +14,12 @@ slot the item freed.
 from __future__ import annotations
 
 import itertools
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
@@ -40,8 +42,9 @@ from workflows.models import (
 INSERT_CHUNK = 2000
 # Rows one organization may start in one turn of the feeder's round.
 TURN = 8
-# Rows started by one feeder pass; the pass is one transaction, kept short.
-FEED_BATCH = 200
+# Rows started by one feeder pass; the pass is one transaction, kept short so that its runs'
+# messages leave early (the task sends another pass when this one was full).
+FEED_BATCH = 50
 JOB_FINISHED = "This batch job has already finished ({status})."
 NOTHING_TO_RETRY = "This batch job has no failed rows to retry."
 
@@ -260,17 +263,35 @@ def _start_items(*, job_id: int, count: int) -> int:
 # -- settling -----------------------------------------------------------------------------
 
 
+# The settling reads, in one message: the job's row locked first (every writer of a job's
+# items takes it first: cancel, retry, the feeder; so the item needs no lock of its own, and
+# the one lock order rules out deadlocks), then the item and its run's context.
+_SETTLE_READ_SQL = """
+SELECT id FROM batch_job
+ WHERE id = (SELECT batch_job_id FROM batch_job_item WHERE id = %(item)s) FOR UPDATE;
+SELECT i.batch_job_id, i.status, i.run_id, r.context
+  FROM batch_job_item i JOIN workflow_run r ON r.id = %(run)s
+ WHERE i.id = %(item)s
+"""
+# The item and the job's counters, in one message too.
+_SETTLE_WRITE_SQL = """
+UPDATE batch_job_item SET status = %(status)s, output_data = %(output)s::jsonb,
+       error_message = %(error)s, completed_at = %(now)s, updated_at = %(now)s
+ WHERE id = %(item)s;
+UPDATE batch_job SET running_rows = running_rows - 1, processed_rows = processed_rows + 1,
+       {counter} = {counter} + 1, updated_at = %(now)s
+ WHERE id = %(job)s RETURNING pending_rows, running_rows, max_concurrency
+"""
+
+
 def batch_item_settle(*, run: WorkflowRun, status: str, result: str, error: str) -> None:
     """A run of an item ended (inside the run's completion transaction): the item's status,
-    output and the job's counters move together, then a feed fills the freed slot."""
-    # Locks in one order everywhere, the job's row before its items' (cancel and retry take
-    # the job first too): the other order deadlocks against a cancel.
-    job_id = BatchJobItem.objects.values_list("batch_job_id", flat=True).get(
-        pk=run.batch_job_item_id
-    )
-    BatchJob.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True).get()
-    item = BatchJobItem.objects.select_for_update().get(pk=run.batch_job_item_id)
-    if item.status != ItemStatus.RUNNING or item.run_id != run.pk:
+    output and the job's counters move together, then a feed refills the job if it is low."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLE_READ_SQL, {"item": run.batch_job_item_id, "run": run.pk})
+        cursor.nextset()
+        job_id, item_status_now, item_run_id, context = cursor.fetchone()
+    if item_status_now != ItemStatus.RUNNING or item_run_id != run.pk:
         return  # a re-run of an item that has since moved on
     if status == RunStatus.CANCELLED:
         item_status, counter = ItemStatus.CANCELLED, "cancelled_rows"
@@ -278,24 +299,23 @@ def batch_item_settle(*, run: WorkflowRun, status: str, result: str, error: str)
         item_status, counter = ItemStatus.COMPLETED, "successful_rows"
     else:
         item_status, counter = ItemStatus.FAILED, "failed_rows"
-    now = clock.now()
-    BatchJobItem.objects.filter(pk=item.pk).update(
-        status=item_status,
-        output_data=_outputs_of(run.pk),
-        error_message="" if item_status == ItemStatus.COMPLETED else (error or result),
-        completed_at=now,
-        updated_at=now,
-    )
+    context = json.loads(context) if isinstance(context, str) else context
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE batch_job SET running_rows = running_rows - 1, "
-            f"processed_rows = processed_rows + 1, {counter} = {counter} + 1, updated_at = %s "
-            "WHERE id = %s RETURNING pending_rows, running_rows, max_concurrency",
-            [now, item.batch_job_id],
+            _SETTLE_WRITE_SQL.format(counter=counter),
+            {
+                "status": item_status,
+                "output": json.dumps(_outputs_of(context), cls=DjangoJSONEncoder),
+                "error": "" if item_status == ItemStatus.COMPLETED else (error or result),
+                "now": clock.now(),
+                "item": run.batch_job_item_id,
+                "job": job_id,
+            },
         )
+        cursor.nextset()
         pending, running, max_concurrency = cursor.fetchone()
     if not pending and not running:
-        _job_finish_if_done(job_id=item.batch_job_id)
+        _job_finish_if_done(job_id=job_id)
     elif pending and running <= _refill_at(max_concurrency):
         feed_soon()
 
@@ -308,9 +328,10 @@ def _refill_at(max_concurrency: int) -> int:
     return max_concurrency - max(1, max_concurrency // 4)
 
 
-def _outputs_of(run_id: int) -> dict:
-    """What the run produced, flat: every node's output keys, later nodes winning."""
-    context = WorkflowRun.objects.filter(pk=run_id).values_list("context", flat=True).get()
+def _outputs_of(context: dict | None) -> dict:
+    """What the run produced, flat: every node's output keys in one object. Where two nodes
+    name an output alike, one of them wins (the context is JSONB, which keeps no node order):
+    workflows that feed batch results give their outputs distinct names."""
     merged: dict = {}
     for entry in (context or {}).get("nodes", {}).values():
         if isinstance(entry.get("output"), dict):
@@ -367,7 +388,10 @@ def batch_job_retry_failed(*, job: BatchJob) -> BatchJob:
     if job.cancel_requested:
         raise Conflict("job_cancelled", JOB_FINISHED.format(status=job.status_id))
     now = clock.now()
-    retried = BatchJobItem.objects.filter(batch_job=job, status=ItemStatus.FAILED).update(
+    # Rows that failed the upload's own check (never attempted) would fail the same way.
+    retried = BatchJobItem.objects.filter(
+        batch_job=job, status=ItemStatus.FAILED, attempts__gt=0
+    ).update(
         status=ItemStatus.PENDING, completed_at=None, updated_at=now, error_message="", run=None
     )
     if not retried:

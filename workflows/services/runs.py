@@ -36,6 +36,10 @@ def revision_latest(*, workflow: Workflow) -> WorkflowRevision | None:
     return WorkflowRevision.objects.filter(workflow=workflow).order_by("-revision_num").first()
 
 
+def _blank(value) -> bool:
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
+
+
 def run_input_problems(*, graph: Graph, org_id, row: dict) -> dict:
     """What the input lacks or gets wrong, as {"missing": [...], "errors": {...}}; empty if ok.
 
@@ -43,7 +47,7 @@ def run_input_problems(*, graph: Graph, org_id, row: dict) -> dict:
     effective requirements of (organization, endpoint, task type, today) apply as well. Fields
     the requirements do not know are allowed through: a workflow may carry its own.
     """
-    missing = [name for name in graph.required_data if row.get(name) in (None, "", [])]
+    missing = [name for name in graph.required_data if _blank(row.get(name))]
     problems: dict = {}
     if graph.task_type_id:
         task_type = TaskType.objects.get(pk=graph.task_type_id)

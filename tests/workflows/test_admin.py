@@ -1,0 +1,620 @@
+"""The workflows admin: staff see only their organization's workflows and history, history is
+read-only to everyone, status changes and requirement writes go through the services, and the
+graph pictures show every node, coloured, with nothing unescaped."""
+
+import xml.etree.ElementTree as ET
+from datetime import date
+
+import pytest
+from django.contrib import admin
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from rcm.context import org_context
+from rcm.lookups import UserRole
+from tenants import services as tenant_services
+from tenants.models import ChannelType
+from tests.conftest import PASSWORD
+from tests.workflows.factories import entry, general, outcome, workflow_build
+from workflows.admin import NOT_PUBLISHED
+from workflows.admin_graph import ENTRY_COLOUR, RESULT_COLOURS, STATUS_COLOURS, graph_svg
+from workflows.models import (
+    NodeRun,
+    NodeRunStatus,
+    OrgRequirementPolicy,
+    PayerRequirement,
+    RequirementChangelog,
+    RunStatus,
+    TaskSignature,
+    Workflow,
+    WorkflowRevision,
+    WorkflowRun,
+    WorkflowTrace,
+)
+from workflows.selectors.requirements import task_type_find
+from workflows.services import authoring, requirements, runs
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _url(model: str, view: str = "changelist", *args) -> str:
+    return reverse(f"admin:workflows_{model}_{view}", args=args)
+
+
+def _logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _messages(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def _last_message(response) -> str:
+    """What the last request said (earlier ones wait in the session: no redirect followed)."""
+    return _messages(response)[-1]
+
+
+def _staff(tenant, email: str, role: str = UserRole.ORG_ADMIN):
+    return tenant_services.user_create(
+        org_id=tenant.id, email=email, role=role, password=PASSWORD, is_staff=True
+    )
+
+
+@pytest.fixture
+def staff_a(org_a):
+    return _staff(org_a, "ops@acme.test")
+
+
+@pytest.fixture
+def viewer_staff_a(org_a):
+    return _staff(org_a, "look@acme.test", UserRole.VIEWER)
+
+
+def _workflow(tenant, name: str, *, publish: bool = True) -> Workflow:
+    workflow, _ = workflow_build(
+        org_id=tenant.id,
+        name=name,
+        nodes=[entry("start"), general("check"), outcome("done"), outcome("denied", "failure")],
+        edges=["start -> check -> done", ("check", "denied", "error")],
+        publish=publish,
+    )
+    return workflow
+
+
+def _run(tenant, workflow: Workflow, external_id: str) -> WorkflowRun:
+    """A run just started: the entry completed (with its trace), the next node ready (its
+    message would go out on commit, which a test transaction never reaches)."""
+    with org_context(tenant.id):
+        return runs.run_start(workflow=workflow, input={"member_id": "W1"}, external_id=external_id)
+
+
+def _policy(tenant, field_name: str = "referral_number") -> OrgRequirementPolicy:
+    with org_context(tenant.id):
+        return requirements.org_policy_create(
+            org_id=tenant.id,
+            task_type=task_type_find(ref="eligibility/check"),
+            field_name=field_name,
+            operation="add",
+            spec={"field_type": "text"},
+            effective_date=date(2025, 1, 1),
+            reason="Our payers ask for it.",
+            actor=tenant["org_admin"],
+        )
+
+
+def _signature(tenant, domain: str = "eligibility") -> TaskSignature:
+    with org_context(tenant.id):
+        return TaskSignature.objects.create(
+            org_id=tenant.id, domain_id=domain, action_id="check", source_id="human"
+        )
+
+
+def _act(client, model: str, action: str, *objects):
+    return client.post(
+        _url(model), {"action": action, "_selected_action": [obj.pk for obj in objects]}
+    )
+
+
+def _inline_management(page) -> dict:
+    """The management form of each inline, as a browser posts it back with the page."""
+    data = {}
+    for inline in page.context["inline_admin_formsets"]:
+        form = inline.formset.management_form
+        data.update({form.add_prefix(name): value for name, value in form.initial.items()})
+    return data
+
+
+def _reload(tenant, obj):
+    with org_context(tenant.id):
+        return type(obj).objects.get(pk=obj.pk)
+
+
+# -- the picture ---------------------------------------------------------------------------
+
+SNAPSHOT = {
+    "nodes": [
+        {"key": "start", "node_type": "entry"},
+        {"key": "search", "node_type": "general", "kind": "http"},
+        {"key": "route", "node_type": "decision", "kind": "decision"},
+        {"key": "done", "node_type": "outcome", "config": {"result": "success"}},
+        {"key": "denied", "node_type": "outcome", "config": {"result": "failure"}},
+    ],
+    "transitions": [
+        {"from": "start", "to": "search", "label": "success"},
+        {"from": "search", "to": "route", "label": "success"},
+        {"from": "route", "to": "done", "label": "found"},
+        {"from": "route", "to": "denied", "label": "not_found"},
+        {"from": "search", "to": "denied", "label": "timeout"},
+    ],
+}
+
+
+def _boxes(svg: str) -> dict[str, dict]:
+    """Each node's rect attributes, by node key (the SVG must be well-formed XML)."""
+    root = ET.fromstring(svg)
+    return {
+        group.get("data-key"): group.find(f"{SVG}rect").attrib
+        for group in root.iter(f"{SVG}g")
+        if group.get("class") == "node"
+    }
+
+
+def test_the_graph_is_laid_out_by_depth_with_labelled_edges_and_coloured_outcomes():
+    svg = graph_svg(SNAPSHOT)
+    boxes = _boxes(svg)
+    depth = {key: float(box["y"]) for key, box in boxes.items()}
+    # "denied" is reached from search and from route: it sits below both.
+    assert depth["start"] < depth["search"] < depth["route"] < depth["done"] == depth["denied"]
+    assert boxes["start"]["fill"] == ENTRY_COLOUR
+    assert boxes["done"]["fill"] == RESULT_COLOURS["success"]
+    assert boxes["denied"]["fill"] == RESULT_COLOURS["failure"]
+    assert boxes["search"]["fill"] == "#ffffff"
+    labels = {text.text for text in ET.fromstring(svg).iter(f"{SVG}text")}
+    assert {"found", "not_found", "timeout", "general: http", "outcome: failure"} <= labels
+
+
+def test_the_run_picture_colours_each_node_by_its_node_run_status():
+    statuses = {
+        "start": NodeRunStatus.COMPLETED,
+        "search": NodeRunStatus.FAILED,
+        "route": NodeRunStatus.RUNNING,
+        "done": NodeRunStatus.SKIPPED,
+        "denied": NodeRunStatus.CANCELLED,
+    }
+    boxes = _boxes(graph_svg(SNAPSHOT, statuses=statuses))
+    assert {key: box["fill"] for key, box in boxes.items()} == {
+        "start": "#a5d6a7",  # green
+        "search": "#ef9a9a",  # red
+        "route": "#ffe082",  # amber
+        "done": "#e0e0e0",  # grey
+        "denied": "#9e9e9e",  # dark grey
+    }
+    assert STATUS_COLOURS[NodeRunStatus.READY] == STATUS_COLOURS[NodeRunStatus.RUNNING]
+
+
+def test_every_text_of_the_graph_is_escaped():
+    key = '<script>alert("key")</script>'
+    label = '"><img src=x onerror=alert(1)>'
+    snapshot = {
+        "nodes": [
+            {"key": "start", "node_type": "entry"},
+            {"key": key, "node_type": "general", "kind": "<b>kind</b>"},
+        ],
+        "transitions": [{"from": "start", "to": key, "label": label}],
+    }
+    for svg in (graph_svg(snapshot), graph_svg(snapshot, statuses={key: "<i>odd</i>"})):
+        assert "<script" not in svg
+        assert "<img" not in svg
+        assert "<b>" not in svg and "<i>" not in svg
+        assert "&lt;script&gt;" in svg
+        assert set(_boxes(svg)) == {"start", key}  # well-formed, and the key read back whole
+
+
+def test_a_graph_with_a_cycle_or_no_nodes_still_draws():
+    cyclic = {
+        "nodes": [{"key": key, "node_type": "general"} for key in ("a", "b", "c")],
+        "transitions": [
+            {"from": "a", "to": "b", "label": "success"},
+            {"from": "b", "to": "c", "label": "success"},
+            {"from": "c", "to": "b", "label": "again"},
+            {"from": "c", "to": "gone", "label": "dangling"},
+        ],
+    }
+    assert set(_boxes(graph_svg(cyclic))) == {"a", "b", "c"}
+    assert _boxes(graph_svg({"nodes": [], "transitions": []})) == {}
+
+
+# -- one organization's rows ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_staff_see_only_their_organizations_workflows_and_history(staff_a, org_a, org_b):
+    _run(org_a, _workflow(org_a, "Acme eligibility"), "acme-1")
+    theirs = _workflow(org_b, "Bayside eligibility")
+    their_run = _run(org_b, theirs, "bayside-1")
+    client = _logged_in(staff_a)
+    for model in ("workflow", "workflowrevision", "workflowrun", "workflowtrace"):
+        page = client.get(_url(model))
+        assert page.status_code == 200, model
+        rows = list(page.context["cl"].result_list)
+        assert rows, model
+        assert {row.org_id for row in rows} == {org_a.id}, model
+        assert "bayside" not in page.text.lower(), model
+
+    with org_context(org_b.id):
+        revision = WorkflowRevision.objects.get(workflow=theirs)
+        trace = WorkflowTrace.objects.get(run=their_run)
+    for model, pk in [
+        ("workflow", theirs.pk),
+        ("workflowrevision", revision.pk),
+        ("workflowrun", their_run.pk),
+        ("workflowtrace", trace.pk),
+    ]:
+        response = client.get(_url(model, "change", pk))
+        assert response.status_code == 302, model
+        assert response["Location"] == reverse("admin:index")
+        assert "doesn’t exist" in _last_message(response)
+    _act(client, "workflow", "archive", theirs)
+    _act(client, "workflowrun", "cancel", their_run)
+    assert _reload(org_b, theirs).status_id == "active"
+    assert _reload(org_b, their_run).status == RunStatus.RUNNING
+
+
+HISTORY = ["workflowrevision", "workflowrun", "workflowtrace", "requirementchangelog"]
+
+
+@pytest.mark.django_db
+def test_history_is_never_added_changed_or_deleted(staff_a, sys_admin, org_a):
+    run = _run(org_a, _workflow(org_a, "Eligibility"), "row-1")
+    _policy(org_a)
+    with org_context(org_a.id):
+        rows = {
+            "workflowrevision": WorkflowRevision.objects.get(),
+            "workflowrun": run,
+            "workflowtrace": WorkflowTrace.objects.get(),
+            "requirementchangelog": RequirementChangelog.objects.get(org_id=org_a.id),
+            "tasksignature": _signature(org_a),
+        }
+    for user in (staff_a, sys_admin):
+        client = _logged_in(user)
+        for model, row in rows.items():
+            change = _url(model, "change", row.pk)
+            assert client.get(change).context["title"].startswith("View"), model
+            assert client.post(change, {"status": "completed"}).status_code == 403, model
+            assert client.get(_url(model, "add")).status_code == 403, model
+            delete = _url(model, "delete", row.pk)
+            assert client.post(delete, {"post": "yes"}).status_code == 403, model
+            assert _reload(org_a, row).pk == row.pk
+    assert _reload(org_a, run).status == RunStatus.RUNNING
+
+
+# -- workflows -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_publish_suspend_and_archive_go_through_the_services(staff_a, org_a):
+    draft = _workflow(org_a, "Eligibility", publish=False)
+    client = _logged_in(staff_a)
+
+    response = _act(client, "workflow", "publish", draft)
+    assert response.status_code == 302
+    assert _last_message(response) == "Published 1 workflow(s)."
+    draft = _reload(org_a, draft)
+    assert (draft.status_id, draft.published_at is not None) == ("active", True)
+    with org_context(org_a.id):
+        revision = WorkflowRevision.objects.get(workflow=draft)
+    assert (revision.revision_num, revision.created_by_id) == (1, staff_a.pk)
+
+    _act(client, "workflow", "suspend", draft)
+    assert _reload(org_a, draft).status_id == "suspended"
+    response = _act(client, "workflow", "suspend", draft)
+    assert _last_message(response) == f"Eligibility: {authoring.NOT_ACTIVE}"
+
+    _act(client, "workflow", "archive", draft)
+    assert _reload(org_a, draft).status_id == "archived"
+    response = _act(client, "workflow", "publish", draft)
+    assert _last_message(response) == f"Eligibility: {authoring.WORKFLOW_ARCHIVED}"
+    with org_context(org_a.id):
+        assert WorkflowRevision.objects.filter(workflow=draft).count() == 1
+    # Archived for good: its page is view-only.
+    assert client.get(_url("workflow", "change", draft.pk)).context["title"].startswith("View")
+
+
+@pytest.mark.django_db
+def test_a_graph_that_cannot_be_published_is_a_message_listing_its_problems(staff_a, org_a):
+    workflow, _ = workflow_build(
+        org_id=org_a.id,
+        name="Dead end",
+        nodes=[entry("start"), general("check")],
+        edges=["start -> check"],
+        publish=False,
+    )
+    response = _act(_logged_in(staff_a), "workflow", "publish", workflow)
+    (message,) = _messages(response)
+    assert message.startswith(f"Dead end: {authoring.NOT_PUBLISHABLE}")
+    assert "graph:" in message  # the graph has no outcome
+    assert _reload(org_a, workflow).status_id == "draft"
+    with org_context(org_a.id):
+        assert not WorkflowRevision.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_viewer_reads_workflows_but_changes_nothing(viewer_staff_a, org_a):
+    draft = _workflow(org_a, "Eligibility", publish=False)
+    run = _run(org_a, _workflow(org_a, "Live"), "row-1")
+    client = _logged_in(viewer_staff_a)
+    page = client.get(_url("workflow"))
+    assert page.status_code == 200
+    assert page.context["action_form"] is None
+    _act(client, "workflow", "publish", draft)
+    _act(client, "workflowrun", "cancel", run)
+    assert _reload(org_a, draft).status_id == "draft"
+    assert _reload(org_a, run).status == RunStatus.RUNNING
+    assert client.get(_url("workflow", "add")).status_code == 403
+    change = _url("workflow", "change", draft.pk)
+    assert client.get(change).context["title"].startswith("View")
+    assert client.post(change, {"name": "Renamed"}).status_code == 403
+    assert _reload(org_a, draft).name == "Eligibility"
+
+
+@pytest.mark.django_db
+def test_an_operator_adds_and_renames_a_workflow_and_a_stale_page_is_refused(staff_a, org_a):
+    client = _logged_in(staff_a)
+    response = client.post(_url("workflow", "add"), {"name": "Prior auth", "description": ""})
+    assert response.status_code == 302, response.text
+    with org_context(org_a.id):
+        workflow = Workflow.objects.get(name="Prior auth")
+    assert (workflow.org_id, workflow.status_id, workflow.created_by_id) == (
+        org_a.id,
+        "draft",
+        staff_a.pk,
+    )
+    response = client.post(_url("workflow", "add"), {"name": "Prior auth", "description": ""})
+    assert _last_message(response) == authoring.WORKFLOW_EXISTS
+
+    workflow = _workflow(org_a, "Eligibility")
+    url = _url("workflow", "change", workflow.pk)
+    page = client.get(url)
+    assert page.context["adminform"].form["based_on_version"].value() == workflow.version
+    body = {
+        "name": "Eligibility (UHC)",
+        "description": "Checks coverage",
+        "based_on_version": workflow.version,
+        **_inline_management(page),
+    }
+    response = client.post(url, body)
+    assert response.status_code == 302, response.text
+    renamed = _reload(org_a, workflow)
+    assert (renamed.name, renamed.version) == ("Eligibility (UHC)", workflow.version + 1)
+
+    response = client.post(url, {**body, "name": "From a stale page"})
+    assert response["Location"] == url
+    assert _last_message(response) == authoring.STALE_VERSION
+    assert _reload(org_a, workflow).name == "Eligibility (UHC)"
+
+
+@pytest.mark.django_db
+def test_the_workflow_page_shows_its_draft_graph_and_its_latest_revision(staff_a, org_a):
+    workflow = _workflow(org_a, "Eligibility")
+    draft = _workflow(org_a, "Draft", publish=False)
+    client = _logged_in(staff_a)
+    page = client.get(_url("workflow", "change", workflow.pk))
+    inlines = {
+        inline.formset.prefix: len(inline.formset.forms)
+        for inline in page.context["inline_admin_formsets"]
+    }
+    assert inlines == {"nodes": 4, "transitions": 3}
+    assert "Revision 1" in page.text
+    for key in ("start", "check", "done", "denied"):
+        assert f'data-key="{key}"' in page.text
+    assert NOT_PUBLISHED in client.get(_url("workflow", "change", draft.pk)).text
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_run_page_pictures_each_node_in_its_status_colour(staff_a, org_a):
+    run = _run(org_a, _workflow(org_a, "Eligibility"), "row-1")
+    with org_context(org_a.id):
+        statuses = dict(NodeRun.objects.filter(run=run).values_list("node_key", "status"))
+    assert statuses["start"] == NodeRunStatus.COMPLETED
+    assert statuses["check"] == NodeRunStatus.READY
+    page = _logged_in(staff_a).get(_url("workflowrun", "change", run.pk))
+    assert page.status_code == 200
+    assert set(statuses) == {"start", "check", "done", "denied"}
+    for key, status in statuses.items():
+        assert f'data-key="{key}"' in page.text
+        assert f'fill="{STATUS_COLOURS[status]}"' in page.text
+    node_runs = page.context["inline_admin_formsets"][0].formset.forms
+    assert len(node_runs) == 4
+    traces = f"{_url('workflowtrace')}?run__id__exact={run.pk}"
+    assert traces in page.text
+    listed = _logged_in(staff_a).get(traces).context["cl"].result_list
+    assert [trace.node_key for trace in listed] == ["start"]
+    assert "Revision 1" in page.text
+
+
+@pytest.mark.django_db
+def test_an_operator_cancels_a_running_run(staff_a, org_a):
+    workflow = _workflow(org_a, "Eligibility")
+    live, other = _run(org_a, workflow, "row-1"), _run(org_a, workflow, "row-2")
+    client = _logged_in(staff_a)
+    response = _act(client, "workflowrun", "cancel", live)
+    assert _last_message(response) == "Cancelled 1 run(s)."
+    assert _reload(org_a, live).status == RunStatus.CANCELLED
+    assert _reload(org_a, other).status == RunStatus.RUNNING
+    with org_context(org_a.id):
+        left = NodeRun.objects.filter(run=live).exclude(node_key="start")
+        assert set(left.values_list("status", flat=True)) == {NodeRunStatus.CANCELLED}
+    response = _act(client, "workflowrun", "cancel", live)  # finished: nothing to cancel
+    assert _last_message(response) == "Cancelled 0 run(s)."
+
+
+# -- requirements --------------------------------------------------------------------------
+
+
+def _policy_form(**overrides) -> dict:
+    body = {
+        "task_type": task_type_find(ref="eligibility/check").pk,
+        "endpoint": "",
+        "field_name": "referral_number",
+        "operation": "add",
+        "spec": '{"field_type": "text"}',
+        "effective_date": "2025-01-01",
+        "end_date": "",
+        "approved_by": "",
+        "reason": "Our payers ask for it.",
+    }
+    return {**body, **overrides}
+
+
+@pytest.mark.django_db
+def test_policies_are_written_through_the_services_with_a_reason(staff_a, org_a, org_b):
+    client = _logged_in(staff_a)
+    response = client.post(_url("orgrequirementpolicy", "add"), _policy_form(reason=""))
+    assert response.status_code == 200
+    assert "reason" in response.context["adminform"].form.errors
+
+    response = client.post(
+        _url("orgrequirementpolicy", "add"), _policy_form(spec='{"field_type": "blob"}')
+    )
+    assert response.status_code == 302
+    assert requirements.BAD_FIELD_TYPE in _last_message(response)
+    with org_context(org_a.id):
+        assert not OrgRequirementPolicy.objects.exists()
+
+    response = client.post(_url("orgrequirementpolicy", "add"), _policy_form())
+    assert response.status_code == 302, response.text
+    with org_context(org_a.id):
+        policy = OrgRequirementPolicy.objects.get()
+    assert (policy.org_id, policy.created_by_id) == (org_a.id, staff_a.pk)
+
+    change = _url("orgrequirementpolicy", "change", policy.pk)
+    form = client.get(change).context["adminform"].form
+    assert form["reason"].value() == ""  # a change states its own reason
+    body = _policy_form(spec='{"field_type": "text", "label": "Referral"}', reason="Label it")
+    response = client.post(change, body)
+    assert response.status_code == 302, response.text
+    with org_context(org_a.id):
+        log = list(
+            RequirementChangelog.objects.filter(record_id=policy.pk)
+            .order_by("id")
+            .values_list("change", "reason", "changed_by_id")
+        )
+    assert log == [
+        ("created", "Our payers ask for it.", staff_a.pk),
+        ("updated", "Label it", staff_a.pk),
+    ]
+    assert _reload(org_a, policy).spec == {"field_type": "text", "label": "Referral"}
+
+
+@pytest.mark.django_db
+def test_policy_writes_and_the_changelog_need_an_org_admin(viewer_staff_a, org_a):
+    policy = _policy(org_a)
+    client = _logged_in(viewer_staff_a)
+    assert client.get(_url("orgrequirementpolicy")).status_code == 200
+    assert client.get(_url("orgrequirementpolicy", "add")).status_code == 403
+    change = _url("orgrequirementpolicy", "change", policy.pk)
+    assert client.post(change, _policy_form(reason="Mine now")).status_code == 403
+    assert client.get(_url("requirementchangelog")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_payer_requirements_are_read_by_staff_and_versioned_by_sys_admin(staff_a, sys_admin):
+    uhc = ChannelType.objects.get(code="uhc-portal")
+    task_type = task_type_find(ref="eligibility/check")
+    body = {
+        "channel_type": uhc.pk,
+        "task_type": task_type.pk,
+        "field_name": "group_number",
+        "label": "Group number",
+        "field_type": "text",
+        "rtype": "required",
+        "validation": '{"max_length": 20}',
+        "conditional_on": "null",
+        "effective_date": "2025-01-01",
+        "end_date": "",
+        "reason": "UHC asks for the group number.",
+    }
+    assert _logged_in(staff_a).post(_url("payerrequirement", "add"), body).status_code == 403
+    platform = _logged_in(sys_admin)
+    response = platform.post(_url("payerrequirement", "add"), body)
+    assert response.status_code == 302, response.text
+    row = PayerRequirement.objects.get(channel_type=uhc, field_name="group_number")
+    assert (row.version, row.validation) == (1, {"max_length": 20})
+    with org_context(sys_admin.org_id):
+        log = RequirementChangelog.objects.get(table_name="payer_requirement", record_id=row.pk)
+    assert (log.org_id, log.reason) == (None, "UHC asks for the group number.")
+    change = _url("payerrequirement", "change", row.pk)
+    assert platform.get(change).context["title"].startswith("View")  # a new version instead
+    assert platform.post(change, body).status_code == 403
+
+
+# -- every page, and the query counts ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_every_workflows_admin_page_renders_for_staff_and_sys_admin(staff_a, sys_admin, org_a):
+    _run(org_a, _workflow(org_a, "Eligibility"), "row-1")
+    _policy(org_a)
+    _signature(org_a)
+    registered = [
+        (model, model_admin)
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label == "workflows"
+    ]
+    for user in (staff_a, sys_admin):
+        client = _logged_in(user)
+        for model, model_admin in registered:
+            name = model._meta.model_name
+            changelist = client.get(_url(name))
+            assert changelist.status_code == 200, (user.email, name)
+            first = changelist.context["cl"].result_list[0]
+            assert client.get(_url(name, "change", first.pk)).status_code == 200, name
+            add = client.get(_url(name, "add"))
+            with org_context(user.org_id):
+                may_add = model_admin.has_add_permission(add.wsgi_request)
+            assert add.status_code == (200 if may_add else 403), (user.email, name)
+
+
+LISTS = [
+    "workflow",
+    "workflowrevision",
+    "workflowrun",
+    "workflowtrace",
+    "orgrequirementpolicy",
+    "requirementchangelog",
+    "tasksignature",
+    "fieldrequirement",
+    "payerrequirement",
+    "tasktype",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", LISTS)
+def test_lists_run_the_same_queries_for_more_rows(staff_a, org_a, model):
+    def fill(number: int) -> None:
+        _run(org_a, _workflow(org_a, f"Workflow {number}"), f"row-{number}")
+        _policy(org_a, f"field_{number}")
+        _signature(org_a, ["eligibility", "claim", "prior_auth"][number])
+
+    client = _logged_in(staff_a)
+    fill(0)
+    client.get(_url(model))  # warm the session and content-type caches
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(_url(model)).status_code == 200
+        return len(queries)
+
+    before = count()
+    fill(1)
+    fill(2)
+    assert count() == before

@@ -1,0 +1,597 @@
+"""Batch uploads: a CSV or Excel file, or JSON rows, read, checked and turned into a batch job.
+
+Reading streams in constant memory: a CSV is read line by line through a text wrapper over the
+uploaded file (Django keeps uploads larger than FILE_UPLOAD_MAX_MEMORY_SIZE in a temporary
+file), an Excel workbook through openpyxl's read-only mode, and rows flow one by one through the
+check into ``batch_job_create``, which inserts them in chunks.
+
+What an upload means (docs/api.md repeats it for clients):
+
+- **Encoding.** A CSV is UTF-8 (with or without a byte-order mark) when every byte of it decodes
+  as UTF-8, else Windows-1252 as a whole. The choice takes a pass over the file before any row
+  is read: switching at the first bad byte would leave the rows already read in the wrong one.
+  A byte that is neither (0x81, 0x8D, 0x8F, 0x90, 0x9D) or a NUL byte is a 400 naming its offset.
+- **Rows** are numbered from 1, the first row under the header (spreadsheet row 2). Blank rows
+  of a file are skipped but keep their number, so an item's ``row_number`` still points at its
+  row in the file. JSON rows are numbered from 1 in list order and none is skipped.
+- **Cells.** Text is stripped; an empty cell is an absent field (so optional fields validate).
+  Excel dates become text in the field's date format (ISO otherwise).
+- **Columns** are renamed by the optional ``column_map`` (file column -> field). The header is
+  checked once: every field the workflow's ``required_data`` names and every unconditionally
+  required field of its task's effective requirements must have a column (400
+  ``missing_columns`` naming them, not one error per row). Other columns are carried into the
+  rows' input, as a run's input may carry fields of its own.
+- **Invalid rows.** Each row is checked like a run's input (``run_input_problems``): required
+  data present, then the effective requirements of (organization, endpoint, task type, today).
+  ``reject`` refuses the upload (400 ``invalid_rows``, the first 100 errors listed, nothing
+  written); ``skip`` makes them failed items carrying their errors while valid rows run.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+import openpyxl
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from openpyxl.utils.exceptions import InvalidFileException
+
+from rcm.errors import ApplicationError, Conflict
+from rcm.lookups import RequirementType, WorkflowStatus
+from tenants import selectors as tenant_selectors
+from workflows.engine import clock
+from workflows.engine.graph import Graph
+from workflows.models import BatchJob, FieldType, InvalidRowPolicy, TaskType, Workflow
+from workflows.selectors.requirements import (
+    DEFAULT_DATE_FORMAT,
+    RowValidator,
+    requirements_effective,
+)
+from workflows.services.batch import Row, batch_job_create
+from workflows.services.runs import NOT_PUBLISHED, NOT_RUNNABLE, revision_latest
+
+DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_ROWS = 100_000
+# Excel's own limit for one cell: longer text is not spreadsheet data.
+MAX_CELL_CHARS = 32_767
+# No payer task has more than a few dozen fields; a wider header is the wrong file.
+MAX_COLUMNS = 1_000
+# One physical CSV line, so that a file without line breaks cannot fill the memory.
+MAX_LINE_CHARS = 1024 * 1024
+# Room for the form fields around the file in a multipart body (column_map, prompt, ...).
+MULTIPART_SLACK_BYTES = 1024 * 1024
+MAX_LISTED_ERRORS = 100
+READ_CHUNK_BYTES = 64 * 1024
+
+FILE_TOO_LARGE = "The upload is {size} bytes; at most {limit} bytes ({mb:g} MB) are accepted."
+TOO_MANY_ROWS = "The upload has more than {limit} rows; split it into files of at most {limit}."
+EMPTY_FILE = "The file is empty: it has no header row."
+NO_ROWS = "The upload has no rows under its header."
+NO_JSON_ROWS = "rows is empty: send at least one row."
+BINARY_FILE = (
+    "The file has a NUL byte at offset {offset} (line {line}): it is not plain text (UTF-16 "
+    "'Unicode text', or not a CSV at all). Save it as CSV UTF-8."
+)
+UNDECODABLE = (
+    "Byte 0x{byte:02X} at offset {offset} (line {line}) is neither UTF-8 nor Windows-1252. "
+    "Save the file as CSV UTF-8."
+)
+UNSUPPORTED_FILE = "Only CSV (.csv) and Excel (.xlsx) files are accepted; save the file as one."
+INVALID_XLSX = "The file is not a readable Excel (.xlsx) workbook."
+MALFORMED_CSV = "Line {line} is not valid CSV: {reason}."
+LINE_TOO_LONG = "Line {line} is longer than {limit} characters."
+CELL_TOO_LARGE = "Row {row}, column {column}: the cell is longer than {limit} characters."
+CELL_TOO_LARGE_AT_LINE = "Line {line}: a cell is longer than {limit} characters."
+TOO_MANY_COLUMNS = "The header has more than {limit} columns."
+BLANK_HEADER = "The header leaves column(s) {positions} without a name; name every column."
+DUPLICATE_HEADER = "These columns appear more than once (after column_map): {names}."
+RAGGED_ROW = "Row {row} (line {line}) has {found} cells; the header has {expected}."
+UNKNOWN_MAPPED = "column_map names columns the file does not have: {names}."
+MISSING_COLUMNS = (
+    "The file has no column for these required fields: {names}. Rename the columns or map them "
+    "with column_map."
+)
+INVALID_ROWS = (
+    "{count} row(s) do not satisfy the workflow's requirements; nothing was created. Rows are "
+    "numbered from 1, the first row under the header; up to {listed} errors are listed."
+)
+UNSTORABLE_TEXT = "Row {row} holds text that cannot be stored (a NUL or a lone surrogate)."
+MISSING_VALUE = "Required field is missing."
+
+XLSX_MAGIC = b"PK\x03\x04"
+LEGACY_XLS_MAGIC = b"\xd0\xcf\x11\xe0"
+_XLSX_ERRORS = (
+    zipfile.BadZipFile,
+    InvalidFileException,
+    KeyError,
+    ValueError,
+    TypeError,
+    OSError,
+    EOFError,
+    ParseError,
+    zlib.error,
+    NotImplementedError,  # zipfile: a compression method it does not support
+)
+
+
+def upload_limits() -> tuple[int, int]:
+    """(bytes, rows) an upload may have (settings BATCH_MAX_UPLOAD_BYTES, BATCH_MAX_ROWS)."""
+    return (
+        getattr(settings, "BATCH_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
+        getattr(settings, "BATCH_MAX_ROWS", DEFAULT_MAX_ROWS),
+    )
+
+
+def upload_size_check(*, size: int, slack: int = 0) -> None:
+    """413 when an upload (or the request carrying it, with ``slack`` for its form fields) is
+    larger than allowed. The view calls it on Content-Length before the body is parsed, so that
+    an oversized file is refused before it is spooled to disk."""
+    limit = upload_limits()[0]
+    if size > limit + slack:
+        message = FILE_TOO_LARGE.format(size=size, limit=limit, mb=limit / (1024 * 1024))
+        raise ApplicationError("file_too_large", message, {"limit_bytes": limit}, status=413)
+
+
+# -- the service ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def batch_job_upload(
+    *,
+    workflow: Workflow,
+    file: UploadedFile | None = None,
+    rows: Iterable[Mapping] | None = None,
+    column_map: Mapping[str, str] | None = None,
+    on_invalid: str = InvalidRowPolicy.REJECT,
+    max_concurrency: int = 4,
+    prompt: str = "",
+    created_by=None,
+) -> BatchJob:
+    """A batch job of the workflow's latest revision from a file or from JSON rows.
+
+    Every refusal raises (and so rolls back whatever was inserted): the caller sees either the
+    job with all its items, or an error and nothing written.
+    """
+    if workflow.status_id != WorkflowStatus.ACTIVE:
+        raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
+    revision = revision_latest(workflow=workflow)
+    if revision is None:
+        raise Conflict("workflow_not_published", NOT_PUBLISHED)
+    checker = RowChecker(graph=Graph.from_snapshot(revision.graph), org_id=workflow.org_id)
+    if file is not None:
+        upload_size_check(size=file.size)
+        table = upload_table_read(
+            upload=file, column_map=column_map, date_formats=checker.date_formats
+        )
+        checker.columns_check(table.columns)
+    else:
+        table = UploadTable(columns=None, records=_json_records(rows or [], column_map or {}))
+    flow = RowFlow(checker=checker, on_invalid=on_invalid, max_rows=upload_limits()[1])
+    job = batch_job_create(
+        workflow=workflow,
+        revision=revision,
+        rows=flow.rows(table.records, empty_message=NO_JSON_ROWS if file is None else NO_ROWS),
+        created_by=created_by,
+        prompt=prompt,
+        file_name=(file.name or "")[:255] if file is not None else "",
+        max_concurrency=max_concurrency,
+        on_invalid=on_invalid,
+    )
+    if flow.invalid_rows and on_invalid == InvalidRowPolicy.REJECT:
+        message = INVALID_ROWS.format(count=flow.invalid_rows, listed=MAX_LISTED_ERRORS)
+        details = {"invalid_row_count": flow.invalid_rows, "rows": flow.errors}
+        raise ApplicationError("invalid_rows", message, details)
+    return job
+
+
+# -- checking rows --------------------------------------------------------------------------
+
+
+class RowChecker:
+    """The checks a run's input gets (``run_input_problems``), prepared once for all rows:
+    ``required_data`` present, then the task type's effective requirements."""
+
+    def __init__(self, *, graph: Graph, org_id):
+        self.required_data = list(graph.required_data)
+        self.required_columns = list(self.required_data)
+        self.date_formats: dict[str, str] = {}
+        self.validator: RowValidator | None = None
+        if not graph.task_type_id:
+            return
+        task_type = TaskType.objects.get(pk=graph.task_type_id)
+        endpoint = None
+        if graph.endpoint_id is not None:
+            endpoint = tenant_selectors.endpoint_list().filter(pk=graph.endpoint_id).first()
+        fields = requirements_effective(
+            org_id=org_id, task_type=task_type, endpoint=endpoint, as_of=clock.now().date()
+        )
+        self.validator = RowValidator(fields)
+        for field in fields:
+            if not field.is_input:
+                continue
+            if field.field_type == FieldType.DATE:
+                self.date_formats[field.field_name] = (
+                    field.validation.get("date_format") or DEFAULT_DATE_FORMAT
+                )
+            always_required = field.rtype == RequirementType.REQUIRED and not field.conditional_on
+            if always_required and field.field_name not in self.required_columns:
+                self.required_columns.append(field.field_name)
+
+    def columns_check(self, columns: list[str]) -> None:
+        """A file must have a column for every field each row needs (one error, not N)."""
+        missing = [name for name in self.required_columns if name not in columns]
+        if missing:
+            unmapped = [name for name in columns if name not in self.required_columns]
+            raise ApplicationError(
+                "missing_columns",
+                MISSING_COLUMNS.format(names=", ".join(missing)),
+                {"missing_columns": missing, "unmapped_columns": unmapped[:MAX_LISTED_ERRORS]},
+            )
+
+    def problems(self, row: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(field, message) for everything wrong with the row; blank cells are absent."""
+        missing = [name for name in self.required_data if name not in row]
+        errors: dict[str, list[str]] = {}
+        if self.validator is not None:
+            result = self.validator.validate(row)
+            missing += [name for name in result.missing if name not in missing]
+            errors = result.errors
+        found = [(name, MISSING_VALUE) for name in missing]
+        found += [(name, message) for name, messages in errors.items() for message in messages]
+        return found
+
+
+class RowFlow:
+    """Checked rows on their way to ``batch_job_create``, counted.
+
+    With ``reject`` no row is passed on after the first invalid one (the upload will be refused
+    and rolled back, so inserting more would be wasted), but reading goes on to count them all.
+    """
+
+    def __init__(self, *, checker: RowChecker, on_invalid: str, max_rows: int):
+        self.checker = checker
+        self.reject = on_invalid == InvalidRowPolicy.REJECT
+        self.max_rows = max_rows
+        self.count = 0
+        self.invalid_rows = 0
+        self.errors: list[dict] = []
+
+    def rows(self, records: Iterator[tuple[int, dict]], *, empty_message: str) -> Iterator[Row]:
+        for row_number, cells in records:
+            self.count += 1
+            if self.count > self.max_rows:
+                message = TOO_MANY_ROWS.format(limit=self.max_rows)
+                raise ApplicationError(
+                    "too_many_rows", message, {"limit_rows": self.max_rows}, status=413
+                )
+            problems = self.checker.problems(cells)
+            if problems:
+                self.invalid_rows += 1
+                room = MAX_LISTED_ERRORS - len(self.errors)
+                self.errors += [
+                    {"row": row_number, "field": name, "message": message}
+                    for name, message in problems[:room]
+                ]
+            if not self.reject:
+                error = "; ".join(f"{name}: {message}" for name, message in problems)
+                yield Row(row_number=row_number, input_data=cells, error=error)
+            elif not self.invalid_rows:
+                yield Row(row_number=row_number, input_data=cells)
+        if self.count == 0:
+            raise ApplicationError("no_rows", empty_message)
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+@dataclass
+class UploadTable:
+    """An upload's columns (after column_map; None for JSON rows) and its rows, read lazily as
+    (row number, the row's non-blank cells by field name)."""
+
+    columns: list[str] | None
+    records: Iterator[tuple[int, dict]]
+
+
+def upload_table_read(
+    *,
+    upload: UploadedFile,
+    column_map: Mapping[str, str] | None = None,
+    date_formats: Mapping[str, str] | None = None,
+) -> UploadTable:
+    """The header, read and checked now; the rows, read as they are consumed."""
+    head = _head(upload)
+    if head.startswith(XLSX_MAGIC):
+        raw, is_xlsx = _xlsx_records(upload), True
+    elif head.startswith(LEGACY_XLS_MAGIC) or (upload.name or "").lower().endswith(".xls"):
+        raise ApplicationError("unsupported_file_type", UNSUPPORTED_FILE)
+    else:
+        raw, is_xlsx = _csv_records(upload, _encoding_of(upload)), False
+    for _line, cells in raw:  # the header: the first row that is not blank
+        if not _is_blank_row(cells):
+            break
+    else:
+        raise ApplicationError("empty_file", EMPTY_FILE)
+    names = ["" if cell is None else str(cell).strip() for cell in cells]
+    if is_xlsx:  # Excel reports formatted but empty cells; only named columns count
+        while names and not names[-1]:
+            names.pop()
+    columns = _columns_mapped(names, column_map or {})
+    records = _file_records(raw, columns, exact_width=not is_xlsx, date_formats=date_formats or {})
+    return UploadTable(columns=columns, records=records)
+
+
+def _head(upload: UploadedFile) -> bytes:
+    upload.seek(0)
+    head = upload.read(4)
+    upload.seek(0)
+    return head
+
+
+def _columns_mapped(names: list[str], column_map: Mapping[str, str]) -> list[str]:
+    if len(names) > MAX_COLUMNS:
+        message = TOO_MANY_COLUMNS.format(limit=MAX_COLUMNS)
+        raise ApplicationError("too_many_columns", message, {"limit_columns": MAX_COLUMNS})
+    blank = [position for position, name in enumerate(names, start=1) if not name]
+    if blank:
+        positions = ", ".join(str(position) for position in blank[:MAX_LISTED_ERRORS])
+        raise ApplicationError(
+            "blank_header", BLANK_HEADER.format(positions=positions), {"columns": blank}
+        )
+    unknown = [name for name in column_map if name not in names]
+    if unknown:
+        message = UNKNOWN_MAPPED.format(names=", ".join(unknown))
+        raise ApplicationError("invalid_column_map", message, {"column_map": [message]})
+    columns = [column_map.get(name, name) for name in names]
+    _duplicates_refuse(columns)
+    return columns
+
+
+def _duplicates_refuse(columns: Iterable[str]) -> None:
+    seen: set[str] = set()
+    repeated: dict[str, None] = {}
+    for name in columns:
+        if name in seen:
+            repeated[name] = None
+        seen.add(name)
+    if repeated:
+        names = list(repeated)
+        raise ApplicationError(
+            "duplicate_header", DUPLICATE_HEADER.format(names=", ".join(names)), {"columns": names}
+        )
+
+
+def _is_blank_row(cells: list) -> bool:
+    return all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells)
+
+
+def _file_records(
+    raw: Iterator[tuple[int, list]],
+    columns: list[str],
+    *,
+    exact_width: bool,
+    date_formats: Mapping[str, str],
+) -> Iterator[tuple[int, dict]]:
+    width = len(columns)
+    for row_number, (line, cells) in enumerate(raw, start=1):
+        if _is_blank_row(cells):
+            continue
+        # A CSV row has the header's width. Excel pads rows to the sheet's widest one: there
+        # only a value beyond the header's last column makes a row ragged.
+        found = len(cells) if exact_width else _last_filled(cells)
+        if (found != width) if exact_width else (found > width):
+            message = RAGGED_ROW.format(row=row_number, line=line, found=found, expected=width)
+            raise ApplicationError(
+                "ragged_row", message, {"row": row_number, "line": line, "expected": width}
+            )
+        row = {}
+        for column, value in zip(columns, cells, strict=False):
+            value = _cell_value(value, date_format=date_formats.get(column))
+            if value is None:
+                continue
+            if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+                _cell_too_large(row_number, column)
+            row[column] = value
+        yield row_number, row
+
+
+def _last_filled(cells: list) -> int:
+    """The position (from 1) of the row's last non-empty cell; 0 for none."""
+    for position in range(len(cells), 0, -1):
+        if not _is_blank_row(cells[position - 1 : position]):
+            return position
+    return 0
+
+
+def _cell_value(value: Any, *, date_format: str | None = None) -> Any:
+    """A cell as it goes into the row's input (JSON): stripped text, numbers, booleans, and
+    Excel dates as text; None for an empty cell."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, dt.datetime):
+        if date_format:
+            return value.strftime(date_format)
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.strftime(date_format or DEFAULT_DATE_FORMAT)
+    if isinstance(value, dt.time | dt.timedelta):
+        return str(value)
+    return value
+
+
+def _cell_too_large(row_number: int, column: str):
+    message = CELL_TOO_LARGE.format(row=row_number, column=column, limit=MAX_CELL_CHARS)
+    raise ApplicationError(
+        "cell_too_large", message, {"row": row_number, "column": column, "limit": MAX_CELL_CHARS}
+    )
+
+
+# CSV
+
+
+def _encoding_of(upload: UploadedFile) -> str:
+    """utf-8-sig (which also reads UTF-8 without a BOM) if the whole file decodes as UTF-8,
+    else cp1252, whose five undefined bytes are a 400 naming where they are."""
+    if _undecodable(upload, "utf-8") is None:
+        return "utf-8-sig"
+    failure = _undecodable(upload, "cp1252")
+    if failure is not None:
+        offset, line, byte = failure
+        message = UNDECODABLE.format(byte=byte, offset=offset, line=line)
+        raise ApplicationError(
+            "undecodable", message, {"offset": offset, "line": line, "byte": f"0x{byte:02X}"}
+        )
+    return "cp1252"
+
+
+def _undecodable(upload: UploadedFile, encoding: str) -> tuple[int, int, int] | None:
+    """Where the file stops decoding as ``encoding`` (offset, line, byte), or None.
+
+    The offset is exact for cp1252 (one byte a character); for UTF-8 only the verdict is used.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = newlines = 0
+    for chunk in upload.chunks(READ_CHUNK_BYTES):
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            line = newlines + chunk.count(b"\n", 0, nul) + 1
+            raise ApplicationError(
+                "binary_file",
+                BINARY_FILE.format(offset=offset + nul, line=line),
+                {"offset": offset + nul, "line": line},
+            )
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            start = max(exc.start, 0)
+            line = newlines + chunk.count(b"\n", 0, start) + 1
+            return offset + start, line, chunk[start] if start < len(chunk) else 0
+        offset += len(chunk)
+        newlines += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return offset, newlines + 1, 0  # a sequence cut off by the end of the file
+    return None
+
+
+def _csv_records(upload: UploadedFile, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of each CSV record, read line by line."""
+    upload.seek(0)
+    text = io.TextIOWrapper(upload.file, encoding=encoding, newline="")
+    reader = csv.reader(_lines(text))
+    try:
+        for cells in reader:
+            yield reader.line_num, cells
+    except csv.Error as exc:
+        # The csv module's own cap (131,072 characters a field) is above MAX_CELL_CHARS.
+        if "field larger than field limit" in str(exc):
+            raise ApplicationError(
+                "cell_too_large",
+                CELL_TOO_LARGE_AT_LINE.format(line=reader.line_num, limit=MAX_CELL_CHARS),
+                {"line": reader.line_num, "limit": MAX_CELL_CHARS},
+            ) from exc
+        message = MALFORMED_CSV.format(line=reader.line_num, reason=exc)
+        raise ApplicationError("malformed_csv", message, {"line": reader.line_num}) from exc
+    finally:
+        text.detach()  # closing the wrapper would close the upload under Django's feet
+
+
+def _lines(text: io.TextIOWrapper) -> Iterator[str]:
+    number = 0
+    while line := text.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            message = LINE_TOO_LONG.format(line=number, limit=MAX_LINE_CHARS)
+            raise ApplicationError("line_too_long", message, {"line": number})
+        yield line
+
+
+# Excel
+
+
+def _xlsx_records(upload: UploadedFile) -> Iterator[tuple[int, list]]:
+    """(sheet row, values) of the first worksheet, streamed (openpyxl's read-only mode).
+
+    The sheet's declared dimension is ignored: some writers declare a wrong one, which would
+    cut rows off, and a sheet formatted out to column XFD would pad every row to 16,384 cells.
+    Each row ends at its last cell instead; one column past MAX_COLUMNS is kept, so that a
+    wider header is still seen. openpyxl holds the shared-strings table (every distinct text
+    once) in memory; the upload's size limit bounds it."""
+    upload.seek(0)
+    try:
+        workbook = openpyxl.load_workbook(upload.file, read_only=True, data_only=True)
+    except _XLSX_ERRORS as exc:
+        raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
+    try:
+        if not workbook.worksheets:
+            raise ApplicationError("empty_file", EMPTY_FILE)
+        sheet = workbook.worksheets[0]
+        sheet.reset_dimensions()
+        rows = sheet.iter_rows(values_only=True)
+        yield from enumerate((list(values[: MAX_COLUMNS + 1]) for values in rows), start=1)
+    except _XLSX_ERRORS as exc:
+        raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
+    finally:
+        workbook.close()
+
+
+# JSON rows
+
+
+def _json_records(
+    rows: Iterable[Mapping], column_map: Mapping[str, str]
+) -> Iterator[tuple[int, dict]]:
+    for row_number, row in enumerate(rows, start=1):
+        if len(row) > MAX_COLUMNS:
+            message = TOO_MANY_COLUMNS.format(limit=MAX_COLUMNS)
+            raise ApplicationError("too_many_columns", message, {"row": row_number})
+        if not _storable(row):
+            raise ApplicationError("invalid_text", UNSTORABLE_TEXT.format(row=row_number))
+        names = [column_map.get(name, name) for name in row]
+        _duplicates_refuse(names)
+        cells = {}
+        for name, value in zip(names, row.values(), strict=True):
+            value = _json_value(value)
+            if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+                _cell_too_large(row_number, name)
+            if value is not None:
+                cells[name] = value
+        yield row_number, cells
+
+
+def _storable(value: Any) -> bool:
+    """Whether PostgreSQL can store the value: jsonb takes no U+0000, and UTF-8 has no lone
+    surrogate (which JSON's escapes can spell). Refused here rather than failing the insert."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    return True
+
+
+def _json_value(value: Any) -> Any:
+    """Blank (None, whitespace, a list of blanks) is absent, like an empty cell."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, list) and all(_json_value(item) is None for item in value):
+        return None
+    return value
