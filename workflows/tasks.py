@@ -50,5 +50,6 @@ def batch_feed_task() -> int:
 
     started = batch_feed()
     if started >= FEED_BATCH:
-        batch_feed_task.delay()  # there may be room for more
+        # There may be room for more.
+        batch_feed_task.apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
     return started

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
@@ -129,7 +130,8 @@ def feed_soon() -> None:
     """Send a feed after the current transaction commits."""
     from workflows.tasks import batch_feed_task
 
-    transaction.on_commit(batch_feed_task.delay)
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE  # as the engine's messages (executor.enqueue)
+    transaction.on_commit(lambda: batch_feed_task.apply_async(queue=queue))
 
 
 # -- feeding ------------------------------------------------------------------------------
