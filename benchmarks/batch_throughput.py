@@ -23,7 +23,7 @@ from engine_throughput import engine_throughput, publish_noop_workflow, wait_unt
 from rcm.celery import app
 from rcm.context import org_context
 from rcm.lookups import OrgType, UserRole
-from rcm.workers import WorkerProcess
+from rcm.workers import WorkerProcess, queue_drop
 from tenants import services as tenant_services
 from workflows.models import BatchJob, BatchJobItem
 from workflows.services import batch
@@ -83,8 +83,7 @@ def main() -> None:
             rows = batch_rows_per_s(org.id, user, workflow, args.rows)
         finally:
             worker.stop()
-            with app.connection_for_write() as conn:
-                conn.default_channel.queue_delete(queue)
+            queue_drop(queue)
     print(f"batch_rows_per_s: {rows:.0f}")
     print(f"engine_runs_per_s: {engine_runs:.0f}")
     print(f"ratio_vs_engine: {rows / engine_runs:.2f}")

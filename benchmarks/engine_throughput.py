@@ -31,7 +31,7 @@ from rcm.celery import app
 from rcm.context import org_context
 from rcm.lookups import OrgType, UserRole
 from rcm.progress import ProgressBar
-from rcm.workers import WorkerProcess
+from rcm.workers import WorkerProcess, queue_drop
 from tenants import services as tenant_services
 from workflows.models import NodeRun, WorkflowRun
 from workflows.models.runs import RUN_TERMINAL
@@ -195,8 +195,7 @@ def main() -> None:
             handoffs = engine_handoffs(org.id, workflow, args.handoff_runs)
         finally:
             worker.stop()
-            with app.connection_for_write() as conn:
-                conn.default_channel.queue_delete(queue)
+            queue_drop(queue)
     print(f"engine_steps_per_s: {engine_steps:.0f}")
     print(f"raw_celery_steps_per_s: {raw:.0f}")
     print(f"ratio_vs_raw_celery: {engine_steps / raw:.2f}")

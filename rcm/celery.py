@@ -8,6 +8,7 @@ is left for the next task on the same worker process or thread.
 import os
 
 from celery import Celery, Task
+from celery.signals import task_prerun
 
 from rcm.context import org_context
 
@@ -19,6 +20,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # told to reuse it; a new connection costs a SCRAM handshake, several times a no-op node's
 # own work. Reused for 500 tasks, then recycled (Django's health checks catch a dead one).
 app.conf.CELERY_DB_REUSE_MAX = 500
+
+
+@task_prerun.connect
+def _drop_dead_connections(**kwargs) -> None:
+    """With connections reused across tasks, one the database dropped (a restart) must be
+    noticed before a task uses it, as Django does between requests."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        connection.close_if_unusable_or_obsolete()
+
+
 app.autodiscover_tasks()
 
 

@@ -320,10 +320,12 @@ def ensure_running(var_dir: Path | None = None, *, stop_at_exit: bool = True) ->
         redis_port = redis.running_port()
         if redis_port is None:
             redis_port = redis.start()
-    if stop_at_exit and var_dir not in _users_of:
-        _users_of.add(var_dir)
-        _user_file(var_dir, os.getpid()).touch()
-        atexit.register(release, var_dir)
+        if stop_at_exit and var_dir not in _users_of:
+            # Registered under the lock: a release() between finding the servers up and
+            # registering would otherwise stop them under this process.
+            _users_of.add(var_dir)
+            _user_file(var_dir, os.getpid()).touch()
+            atexit.register(release, var_dir)
     app_url, owner_url = postgres.urls(pg_port)
     return EmbeddedUrls(app_url, owner_url, f"redis://127.0.0.1:{redis_port}/0")
 

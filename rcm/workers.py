@@ -90,3 +90,17 @@ class WorkerProcess:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def queue_drop(name: str) -> None:
+    """Delete a queue with whatever is left in it. A channel deletes only the bindings it has
+    declared itself (kombu keeps them in the channel's memory), so a fresh channel declares the
+    queue first; a bare ``queue_delete`` would leave it all in Redis."""
+    from kombu import Queue
+
+    from rcm.celery import app
+
+    with app.connection_for_write() as conn:
+        bound = Queue(name).bind(conn.default_channel)
+        bound.declare()
+        bound.delete()

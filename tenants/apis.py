@@ -107,6 +107,7 @@ class TokenRefreshApi(PublicAPIView):
 class SwitchOrgApi(OrgScopedAPIView):
     tenant_scoped = False
     write_role = UserRole.VIEWER
+    idempotency_redact = ("access", "refresh")
 
     @extend_schema(request=io.SwitchOrgInput, responses={200: io.TokenOutput})
     def post(self, request):
@@ -325,6 +326,8 @@ class ApiKeyBase(OrgScopedAPIView):
 
 
 class ApiKeyListApi(ApiKeyBase):
+    idempotency_redact = ("key",)
+
     @extend_schema(responses={200: io.ApiKeyOutput(many=True)})
     def get(self, request):
         return self.list_response(io.ApiKeyOutput)

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 
-from rcm.context import require_org_id
+from rcm.context import org_context, require_org_id
 from rcm.db.tenancy import TenantManager, TenantModel
 from rcm.lookups import ROLE_RANK, ChannelAuthType, LookupModel, UserRole
 
@@ -125,6 +125,19 @@ class User(AbstractBaseUser):
     @property
     def is_superuser(self) -> bool:
         return self.role_id == UserRole.SYS_ADMIN
+
+    def check_password(self, raw_password) -> bool:
+        """Django's check, whose re-hash (after a hasher or iteration change) is saved in the
+        user's own organization: saved with none, RLS would hide the row and the log-in fail."""
+        from django.contrib.auth.hashers import check_password
+
+        def rehash(raw):
+            self.set_password(raw)
+            self._password = None
+            with org_context(self.org_id):
+                type(self).objects.filter(pk=self.pk).update(password=self.password)
+
+        return check_password(raw_password, self.password, rehash)
 
     def has_perm(self, perm, obj=None) -> bool:
         # The admin shows tenant rows to staff of their organization and platform catalogues

@@ -311,13 +311,11 @@ def worker_processes(transactional_db, settings):
     test's own, to which the engine's messages are routed (no in-process worker sees them)."""
     import uuid as uuid_module
 
-    from rcm.celery import app
-
     queue = f"rcm-test-proc-{uuid_module.uuid4().hex[:8]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     started = []
 
-    from rcm.workers import WorkerProcess
+    from rcm.workers import WorkerProcess, queue_drop
 
     def start(concurrency: int = 2, env: dict | None = None) -> WorkerProcess:
         worker = WorkerProcess(
@@ -331,5 +329,4 @@ def worker_processes(transactional_db, settings):
     yield start
     for worker in started:
         worker.stop()
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_delete(queue)
+    queue_drop(queue)

@@ -13,6 +13,8 @@ import hashlib
 import re
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.utils import timezone
 
@@ -25,6 +27,7 @@ KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 RETENTION = timedelta(hours=24)
 
 KEY_INVALID = "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces."
+BODY_TOO_LARGE = "The request body is larger than this endpoint accepts."
 KEY_REUSED = (
     "This Idempotency-Key was already used with a different request; use a new key for a new "
     "request."
@@ -40,6 +43,11 @@ class IdempotentReplay(Exception):
         self.body = body
 
 
+def _max_fingerprinted_bytes() -> int:
+    # The largest body any endpoint accepts: a batch upload, plus its form fields.
+    return settings.BATCH_MAX_UPLOAD_BYTES + 1024 * 1024
+
+
 def request_fingerprint(request) -> str:
     """What makes two requests "the same": method, path and content.
 
@@ -52,6 +60,10 @@ def request_fingerprint(request) -> str:
     for part in (request.method, request.path, media_type):
         digest.update(part.encode())
         digest.update(b"\0")
+    if int(request.META.get("CONTENT_LENGTH") or 0) > _max_fingerprinted_bytes():
+        # Refused before anything is read: hashing a huge body would cost what the size
+        # limit exists to prevent.
+        raise ApplicationError("too_large", BODY_TOO_LARGE, status=413)
     if media_type == "multipart/form-data":
         for name, value in sorted(request.data.items()):
             if isinstance(value, str):
@@ -63,7 +75,10 @@ def request_fingerprint(request) -> str:
                     digest.update(chunk)
                 upload.seek(0)  # the view reads it again
     else:
-        digest.update(request.body)
+        try:
+            digest.update(request.body)
+        except RequestDataTooBig as exc:
+            raise ApplicationError("too_large", BODY_TOO_LARGE, status=413) from exc
     return digest.hexdigest()
 
 
@@ -94,10 +109,14 @@ def idempotency_claim(*, request, org_id, user_id) -> int | None:
     raise IdempotentReplay(stored.response_status, stored.response_body)
 
 
-def idempotency_record(*, key_id: int, response) -> None:
-    """Store a successful response with its key (errors roll the key back with everything)."""
+def idempotency_record(*, key_id: int, response, redact: tuple[str, ...] = ()) -> None:
+    """Store a successful response with its key (errors roll the key back with everything).
+    ``redact``: fields left out (secrets are shown once, never kept)."""
+    body = response.data
+    if redact and isinstance(body, dict):
+        body = {name: value for name, value in body.items() if name not in redact}
     IdempotencyKey.objects.filter(pk=key_id).update(
-        response_status=response.status_code, response_body=response.data
+        response_status=response.status_code, response_body=body
     )
 
 

@@ -46,6 +46,9 @@ class OrgScopedAPIView(generics.GenericAPIView):
     # Platform catalogues (channel types, lookups) are not tenant-owned; a view serving one
     # says so explicitly rather than silently skipping the scope.
     tenant_scoped: bool = True
+    # Response fields never stored with an Idempotency-Key (secrets shown once: an API key,
+    # tokens); a replay answers without them.
+    idempotency_redact: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -118,7 +121,7 @@ class OrgScopedAPIView(generics.GenericAPIView):
     def finalize_response(self, request, response, *args, **kwargs):
         key_id = getattr(self, "_idempotency_key_id", None)
         if key_id is not None and response.status_code < 400:
-            idempotency_record(key_id=key_id, response=response)
+            idempotency_record(key_id=key_id, response=response, redact=self.idempotency_redact)
         response = super().finalize_response(request, response, *args, **kwargs)
         if getattr(self, "_org_token", None) is not None:
             token, self._org_token = self._org_token, None
@@ -130,8 +133,15 @@ class OrgScopedAPIView(generics.GenericAPIView):
         # organization setting is applied once for it.
         # DRF's own rollback acts only under ATOMIC_REQUESTS, which we do not use (the
         # transaction opens here, around authentication), so an error response rolls back here.
-        with transaction.atomic():
-            response = super().dispatch(request, *args, **kwargs)
-            if response.status_code >= 400:
-                transaction.set_rollback(True)
-            return response
+        try:
+            with transaction.atomic():
+                response = super().dispatch(request, *args, **kwargs)
+                if response.status_code >= 400:
+                    transaction.set_rollback(True)
+                return response
+        finally:
+            # An exception DRF does not answer skips finalize_response: the context must not
+            # outlive the request on this thread all the same.
+            token, self._org_token = getattr(self, "_org_token", None), None
+            if token is not None:
+                reset_org_id(token)

@@ -103,3 +103,27 @@ def test_expired_keys_are_purged_and_free_again(api, org_a):
     assert idempotency_key_purge(now=later) == 1
     with org_context(org_a.id):
         assert not IdempotencyKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_secrets_shown_once_are_never_stored_with_the_key(api, org_a):
+    client = api(org_a, "org_admin")
+    body = {"name": "robot", "user_id": str(org_a["api_user"].pk)}
+    first = client.post("/api/v2/api-keys/", body, "json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = client.post("/api/v2/api-keys/", body, "json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == again.status_code == 201
+    assert "key" in first.json() and "key" not in again.json()
+    assert again.json()["id"] == first.json()["id"]
+    with org_context(org_a.id):
+        stored = IdempotencyKey.objects.get(key="k-1")
+    assert first.json()["key"] not in str(stored.response_body)
+
+
+@pytest.mark.django_db
+def test_an_oversized_body_with_a_key_is_413_before_it_is_read(api, org_a, settings):
+    settings.BATCH_MAX_UPLOAD_BYTES = 10
+    response = api(org_a, "org_admin").post(
+        URL, {**BODY, "name": "x" * (2 * 1024 * 1024)}, "json", HTTP_IDEMPOTENCY_KEY="big"
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"

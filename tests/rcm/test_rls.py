@@ -256,3 +256,30 @@ def test_system_check_refuses_a_role_that_owns_the_tables():
         errors = check_runtime_role_cannot_bypass_rls()
     assert [error.id for error in errors] == ["rcm.E002"]
     assert "owns" in errors[0].msg
+
+
+@pytest.mark.django_db(transaction=True)
+def test_server_side_cursors_see_the_organization_too(org_a, org_b):
+    """.iterator() uses a named cursor, which only DECLAREs its query: the organization must
+    still be set for it, including when the context switches inside one transaction."""
+    with transaction.atomic():
+        with org_context(org_a.id):
+            assert {m.org_id for m in Membership.objects.iterator()} == {org_a.id}
+        with org_context(org_b.id):
+            assert {m.org_id for m in Membership.objects.iterator()} == {org_b.id}
+    with org_context(org_a.id):  # autocommit
+        assert {m.org_id for m in Membership.objects.iterator()} == {org_a.id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_statement_after_an_inner_rollback_leaves_the_outer_block_usable(org_a):
+    with org_context(org_a.id), transaction.atomic():
+        with transaction.atomic():
+            _raw_rows("user_organization")
+            transaction.set_rollback(True)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT 1/0")
+        except Exception:  # noqa: BLE001 - the division fails on purpose
+            pass
+        assert {row[0] for row in _raw_rows("user_organization")} == {org_a.id}

@@ -326,3 +326,17 @@ def test_an_api_key_cannot_switch_organization(api, org_a, org_b):
     client = key_client(_issue_key(api, org_a)["key"])
     response = client.post("/api/v2/auth/switch-org/", {"org_id": str(org_b.id)}, "json")
     assert response.status_code == 403, response.json()
+
+
+@pytest.mark.django_db
+def test_a_login_that_upgrades_the_password_hash_works(org_a, settings):
+    """A hasher change re-hashes at the next log-in; the re-hash is saved under RLS."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    user = org_a["viewer"]
+    assert login(user.email).status_code == 200
+    with org_context(org_a.id):
+        user.refresh_from_db()
+    assert user.password.startswith("pbkdf2_sha256$")

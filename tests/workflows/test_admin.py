@@ -35,7 +35,7 @@ from workflows.models import (
     WorkflowTrace,
 )
 from workflows.selectors.requirements import task_type_find
-from workflows.services import authoring, requirements, runs
+from workflows.services import authoring, batch, requirements, runs
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -561,9 +561,16 @@ def test_payer_requirements_are_read_by_staff_and_versioned_by_sys_admin(staff_a
 
 @pytest.mark.django_db
 def test_every_workflows_admin_page_renders_for_staff_and_sys_admin(staff_a, sys_admin, org_a):
-    _run(org_a, _workflow(org_a, "Eligibility"), "row-1")
+    workflow = _workflow(org_a, "Eligibility")
+    _run(org_a, workflow, "row-1")
     _policy(org_a)
     _signature(org_a)
+    with org_context(org_a.id):
+        batch.batch_job_create(
+            workflow=workflow,
+            revision=WorkflowRevision.objects.get(workflow=workflow),
+            rows=batch.rows_numbered([{"member_id": "W1"}]),
+        )
     registered = [
         (model, model_admin)
         for model, model_admin in admin.site._registry.items()

@@ -170,3 +170,18 @@ def test_a_small_batch_is_not_starved_by_a_large_one(celery_worker, org_a):
         batch.batch_job_cancel(job=large_job)
     assert large_done_before < 100, large_done_before
     _finished(org_a.id, large_job.pk, timeout=60)
+
+
+def test_rows_whose_run_ends_at_once_are_settled(db, org_a):
+    """entry -> outcome completes inside run_start: the row must not stay running."""
+    workflow, revision = published(org_a.id, "start>done")
+    with org_context(org_a.id):
+        job = batch.batch_job_create(
+            workflow=workflow, revision=revision, rows=batch.rows_numbered([{}, {}, {}])
+        )
+    assert batch.batch_feed() == 3
+    job = _job(org_a.id, job.pk)
+    assert (job.status_id, job.successful_rows, job.running_rows) == ("completed", 3, 0)
+    _counters_match_items(org_a.id, job.pk)
+    with org_context(org_a.id):
+        assert all(item.run_id for item in BatchJobItem.objects.filter(batch_job=job))

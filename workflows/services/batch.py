@@ -245,12 +245,11 @@ def _start_items(*, job_id: int, count: int) -> int:
         )
         _job_finish_if_done(job_id=job_id)
         return len(items)
-    for item in items:
-        item.run = run_start_for_item(job=job, item=item)
-        item.status = ItemStatus.RUNNING
-        item.attempts += 1
-        item.updated_at = now
-    BatchJobItem.objects.bulk_update(items, ["run", "status", "attempts", "updated_at"])
+    # Running (and counted so) before their runs exist: a run can end inside run_start (a
+    # workflow of an entry and an outcome), and it then settles its row at once.
+    BatchJobItem.objects.filter(pk__in=[item.pk for item in items]).update(
+        status=ItemStatus.RUNNING, attempts=F("attempts") + 1, updated_at=now
+    )
     BatchJob.objects.filter(pk=job_id).update(
         pending_rows=F("pending_rows") - len(items),
         running_rows=F("running_rows") + len(items),
@@ -259,6 +258,9 @@ def _start_items(*, job_id: int, count: int) -> int:
         status_id=JobStatus.PROCESSING,
         updated_at=now,
     )
+    for item in items:
+        item.run = run_start_for_item(job=job, item=item)
+    BatchJobItem.objects.bulk_update(items, ["run"])
     return len(items)
 
 
@@ -293,8 +295,10 @@ def batch_item_settle(*, run: WorkflowRun, status: str, result: str, error: str)
         cursor.execute(_SETTLE_READ_SQL, {"item": run.batch_job_item_id, "run": run.pk})
         cursor.nextset()
         job_id, item_status_now, item_run_id, context = cursor.fetchone()
-    if item_status_now != ItemStatus.RUNNING or item_run_id != run.pk:
-        return  # a re-run of an item that has since moved on
+    if item_status_now != ItemStatus.RUNNING or item_run_id not in (None, run.pk):
+        # A run of an item that has since moved on. (No run yet: this is the item's first run
+        # ending inside its own start, before the feeder records it.)
+        return
     if status == RunStatus.CANCELLED:
         item_status, counter = ItemStatus.CANCELLED, "cancelled_rows"
     elif status == RunStatus.COMPLETED and result == "success":

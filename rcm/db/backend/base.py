@@ -25,6 +25,7 @@ from rcm.context import current_org_id
 
 _NOT_APPLIED = object()
 _SET_SQL = "SELECT set_config('app.current_org_id', %s, true)"
+_TRANSACTION_CONTROL = ("SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT ")
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -34,6 +35,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.execute_wrappers.append(self._apply_org_context)
 
     def _apply_org_context(self, execute, sql, params, many, context):
+        if isinstance(sql, str) and sql.startswith(_TRANSACTION_CONTROL):
+            # SAVEPOINT, RELEASE, ROLLBACK TO: never prefixed. A ROLLBACK TO runs in an
+            # aborted transaction, where a set_config before it would fail and doom the rest.
+            return execute(sql, params, many, context)
         org_id = current_org_id()
         wanted = str(org_id) if org_id is not None else ""
         if self.in_atomic_block or not self.get_autocommit():
@@ -66,8 +71,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return result
 
     def _set_org(self, cursor, wanted: str) -> None:
-        # The raw psycopg cursor: going through Django's cursor would re-enter this wrapper.
-        cursor.cursor.execute(_SET_SQL, [wanted])
+        # A fresh client-side cursor of the raw connection: going through Django's cursor
+        # would re-enter this wrapper, and a named (server-side) cursor only DECLAREs what it
+        # is given and runs it at the first fetch, which set_config never gets.
+        with self.connection.cursor() as raw:
+            raw.execute(_SET_SQL, [wanted])
         self.rls_applied = wanted
 
     # Every way a transaction (or a savepoint holding the setting) can end forgets the marker.
