@@ -81,6 +81,28 @@ def _wait_for_port(port: int, timeout: float, what: str) -> None:
     raise RuntimeError(f"{what} did not accept connections on port {port} within {timeout:.0f}s")
 
 
+def _wait_for_redis_loaded(port: int, timeout: float) -> None:
+    """Redis accepts connections while it replays its append-only file, and answers LOADING
+    to every command until done: callers must not see it before then."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.exceptions.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"embedded Redis still loading after {timeout:.0f}s"
+                    ) from None
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
 @contextlib.contextmanager
 def _lock(var_dir: Path):
     """Serialise start-up between processes that race to bring the servers up."""
@@ -277,6 +299,12 @@ class EmbeddedRedis:
                 str(self.data_dir),
                 "--appendonly",
                 "yes",
+                # Queues churn: without rewrites the log of every message ever sent grows to
+                # gigabytes and every start replays it.
+                "--auto-aof-rewrite-percentage",
+                "100",
+                "--auto-aof-rewrite-min-size",
+                "16mb",
                 "--save",
                 "",
                 "--logfile",
@@ -288,6 +316,7 @@ class EmbeddedRedis:
             start_new_session=True,
         )
         _wait_for_port(port, 20, "embedded Redis")
+        _wait_for_redis_loaded(port, 60)
         self.state_file.write_text(json.dumps({"pid": process.pid, "port": port}))
         return port
 

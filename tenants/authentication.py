@@ -14,6 +14,7 @@ import uuid
 
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.hashers import check_password, make_password
+from django.db import transaction
 from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
@@ -166,9 +167,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         )
         if access.role != UserRole.API_USER:
             raise exceptions.AuthenticationFailed(KEY_INVALID, code="api_key_invalid")
-        with org_context(info.org_id):
-            services.api_key_touch(api_key_id=info.id)
+        # After the request's commit, in a short transaction of its own: inside the request it
+        # would hold the key's row lock to the end, and every concurrent request with the same
+        # key would queue behind it.
+        transaction.on_commit(lambda: _touch(org_id=info.org_id, api_key_id=info.id))
         return user, access
+
+
+def _touch(*, org_id, api_key_id: int) -> None:
+    with org_context(org_id):
+        services.api_key_touch(api_key_id=api_key_id)
 
 
 def record_login(sender, request, user, **kwargs) -> None:

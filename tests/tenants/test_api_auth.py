@@ -340,3 +340,16 @@ def test_a_login_that_upgrades_the_password_hash_works(org_a, settings):
     with org_context(org_a.id):
         user.refresh_from_db()
     assert user.password.startswith("pbkdf2_sha256$")
+
+
+@pytest.mark.django_db
+def test_a_key_records_its_last_use_after_the_request(
+    api, org_a, django_capture_on_commit_callbacks
+):
+    from tenants.models import ApiKey
+
+    created = _issue_key(api, org_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert key_client(created["key"]).get(ME_URL).status_code == 200
+    with org_context(org_a.id):
+        assert ApiKey.objects.get(pk=created["id"]).last_used_at is not None
