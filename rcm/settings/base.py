@@ -196,6 +196,8 @@ ENGINE_LEASE_GRACE_S = env.int("ENGINE_LEASE_GRACE_S", default=30)
 # A ready node run whose message has not been consumed after this long is sent again.
 ENGINE_REQUEUE_AFTER_S = env.int("ENGINE_REQUEUE_AFTER_S", default=60)
 ENGINE_REAPER_INTERVAL_S = env.int("ENGINE_REAPER_INTERVAL_S", default=5)
+# The http node kind refuses loopback, private and link-local addresses unless this is set.
+ENGINE_HTTP_ALLOW_PRIVATE = env.bool("ENGINE_HTTP_ALLOW_PRIVATE", default=False)
 for _name in ("ENGINE_LEASE_GRACE_S", "ENGINE_REQUEUE_AFTER_S", "ENGINE_REAPER_INTERVAL_S"):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1 (seconds); got {globals()[_name]}.")

@@ -10,3 +10,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES["default"]["KEY_PREFIX"] = f"rcm-test-{os.getpid()}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"rcm-test-{os.getpid()}")  # noqa: F405
 DEBUG = False
+# The tests' scripted HTTP servers listen on 127.0.0.1.
+ENGINE_HTTP_ALLOW_PRIVATE = True

@@ -300,3 +300,24 @@ def test_a_node_over_its_timeout_is_a_retried_timeout(org_a, http_server):
         executor.node_run_execute(node_run_id=call.pk)
         call.refresh_from_db()
     assert call.status == "completed" and call.output["body"] == {"ok": 1}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/x", "http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/"]
+)
+def test_the_http_kind_refuses_internal_addresses(org_a, settings, url):
+    settings.ENGINE_HTTP_ALLOW_PRIVATE = False
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done",
+        kinds={"call": "http"},
+        configs={"call": {"url": url}},
+        retry={"call": {"maximum_attempts": 3}},
+    )
+    with org_context(org_a.id):
+        run = runs.run_start(workflow=workflow, input={})
+        call = NodeRun.objects.get(run=run, node_key="call")
+        executor.node_run_execute(node_run_id=call.pk)
+        call.refresh_from_db()
+    assert (call.status, call.error_kind, call.attempt) == ("failed", "forbidden_address", 1)
