@@ -10,3 +10,10 @@ class StrictInputSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class PageQuery(StrictInputSerializer):
+    """The query parameters of every cursor-paginated list (rcm/api/pagination.py)."""
+
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)

@@ -14,6 +14,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from rcm.api.pagination import CreatedCursorPagination
+from rcm.api.serializers import PageQuery
 from rcm.api.views import OrgScopedAPIView
 from rcm.errors import ApplicationError, NotFound
 from rcm.lookups import UserRole
@@ -32,11 +33,6 @@ UNKNOWN_CHANNEL = "No channel type has this code."
 class RequirementsAPIView(OrgScopedAPIView):
     # Shared parsing: query strings, task types and endpoints named by the caller. (A comment,
     # not a docstring: the schema would show it as every subclass's description.)
-
-    def query(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.query_params)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
 
     @staticmethod
     def task_type(ref: str, *, name: str = "task_type") -> TaskType:
@@ -71,9 +67,9 @@ class TaskTypeBase(RequirementsAPIView):
 class TaskTypeListApi(TaskTypeBase):
     """The task catalogue (eligibility/check, prior_auth/submit, ...)."""
 
-    @extend_schema(parameters=[io.ListQuery], responses={200: io.TaskTypeOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.TaskTypeOutput(many=True)})
     def get(self, request):
-        self.query(io.ListQuery)
+        self.validated_query(PageQuery)
         return self.list_response(io.TaskTypeOutput)
 
 
@@ -111,7 +107,9 @@ class RequirementsEffectiveApi(EffectiveBase):
         parameters=[io.RequirementsEffectiveQuery], responses={200: io.RequirementsEffectiveOutput}
     )
     def get(self, request):
-        task_type, endpoint, as_of, fields = self.resolve(self.query(io.RequirementsEffectiveQuery))
+        task_type, endpoint, as_of, fields = self.resolve(
+            self.validated_query(io.RequirementsEffectiveQuery)
+        )
         body = {
             "task_type": task_type.pk,
             "endpoint": endpoint.pk if endpoint else None,
@@ -153,7 +151,7 @@ class PolicyListApi(PolicyBase):
         responses={200: io.RequirementPolicyOutput(many=True)},
     )
     def get(self, request):
-        data = self.query(io.RequirementPolicyListQuery)
+        data = self.validated_query(io.RequirementPolicyListQuery)
         task_type = self.task_type(data["task_type"]) if "task_type" in data else None
         policies = selectors.org_policy_list(task_type=task_type, endpoint_id=data.get("endpoint"))
         return self.list_response(io.RequirementPolicyOutput, self.get_queryset() & policies)
@@ -231,7 +229,7 @@ class PayerListApi(PayerBase):
         responses={200: io.PayerRequirementOutput(many=True)},
     )
     def get(self, request):
-        data = self.query(io.PayerRequirementListQuery)
+        data = self.validated_query(io.PayerRequirementListQuery)
         rows = selectors.payer_requirement_list(
             channel_type_code=data.get("channel_type"),
             task_type=self.task_type(data["task_type"]) if "task_type" in data else None,
@@ -287,10 +285,10 @@ class ChangelogListApi(RequirementsAPIView):
         return selectors.requirement_changelog_list()
 
     @extend_schema(
-        parameters=[io.ListQuery], responses={200: io.RequirementChangelogOutput(many=True)}
+        parameters=[PageQuery], responses={200: io.RequirementChangelogOutput(many=True)}
     )
     def get(self, request):
-        self.query(io.ListQuery)
+        self.validated_query(PageQuery)
         return self.list_response(io.RequirementChangelogOutput)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from rcm.api.serializers import StrictInputSerializer
+from rcm.api.serializers import PageQuery, StrictInputSerializer
 from rcm.lookups import JobStatus
 from workflows.models import InvalidRowPolicy, ItemStatus
 from workflows.selectors import batch as selectors
@@ -105,19 +105,15 @@ class BatchJobRowsInput(BatchJobCreateInput):
     column_map = ColumnMapObjectField(required=False)
 
 
-class BatchJobListFilter(StrictInputSerializer):
+class BatchJobListFilter(PageQuery):
     workflow = serializers.UUIDField(required=False)
     status = serializers.ChoiceField(choices=JobStatus.ordered(), required=False)
     since = serializers.DateTimeField(required=False, help_text="Created at or after.")
     until = serializers.DateTimeField(required=False, help_text="Created before.")
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 
-class BatchJobItemFilter(StrictInputSerializer):
+class BatchJobItemFilter(PageQuery):
     status = serializers.ChoiceField(choices=ItemStatus.values, required=False)
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 
 # -- output ---------------------------------------------------------------------------------

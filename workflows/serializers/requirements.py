@@ -6,19 +6,12 @@ services, so that the admin and the commands get the same answers as the API.
 
 from rest_framework import serializers
 
-from rcm.api.serializers import StrictInputSerializer
+from rcm.api.serializers import PageQuery, StrictInputSerializer
 from rcm.lookups import RequirementType
 from workflows.models import FieldType, PolicyOperation
 from workflows.services.requirements import FIELD_NAME_PATTERN
 
 TASK_TYPE_HELP = "A task type id, or its domain/action (e.g. eligibility/check)."
-
-
-class ListQuery(StrictInputSerializer):
-    """Query parameters every list takes: the cursor pagination's own."""
-
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1)
 
 
 # -- task types ----------------------------------------------------------------------------
@@ -97,7 +90,7 @@ class RequirementsValidateOutput(serializers.Serializer):
 
 
 # -- organization policies -----------------------------------------------------------------
-class RequirementPolicyListQuery(ListQuery):
+class RequirementPolicyListQuery(PageQuery):
     task_type = serializers.CharField(max_length=100, required=False, help_text=TASK_TYPE_HELP)
     endpoint = serializers.IntegerField(required=False)
 
@@ -158,7 +151,7 @@ class RequirementPolicyOutput(serializers.Serializer):
 
 
 # -- payer requirements --------------------------------------------------------------------
-class PayerRequirementListQuery(ListQuery):
+class PayerRequirementListQuery(PageQuery):
     channel_type = serializers.SlugField(max_length=64, required=False, help_text="Its code.")
     task_type = serializers.CharField(max_length=100, required=False, help_text=TASK_TYPE_HELP)
     as_of = serializers.DateField(required=False, help_text="Only the rows effective that day.")

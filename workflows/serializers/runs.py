@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from rcm.api.serializers import StrictInputSerializer
+from rcm.api.serializers import PageQuery, StrictInputSerializer
 from workflows.models import RunStatus
 from workflows.services.runs import MAX_RUN_TIMEOUT_S
 
@@ -26,22 +26,18 @@ class RunRerunInput(StrictInputSerializer):
     )
 
 
-class RunListFilter(StrictInputSerializer):
+class RunListFilter(PageQuery):
     workflow = serializers.UUIDField(required=False)
     status = serializers.ChoiceField(choices=RunStatus.values, required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 
-class TraceListFilter(StrictInputSerializer):
+class TraceListFilter(PageQuery):
     run = serializers.IntegerField(required=False, min_value=1)
     workflow = serializers.UUIDField(required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 
 class NodeRunOutput(serializers.Serializer):
