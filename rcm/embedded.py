@@ -28,7 +28,6 @@ import fcntl
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -400,9 +399,3 @@ def stop(var_dir: Path | None = None) -> None:
     with _lock(var_dir):
         EmbeddedRedis(var_dir).stop()
         EmbeddedPostgres(var_dir).stop()
-
-
-def destroy(var_dir: Path) -> None:
-    """Stop the servers and remove their data (used for throw-away test clusters)."""
-    stop(var_dir)
-    shutil.rmtree(var_dir, ignore_errors=True)

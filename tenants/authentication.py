@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from django.contrib.auth.backends import BaseBackend
@@ -25,9 +26,15 @@ from rcm.context import org_context
 from rcm.lookups import UserRole
 from tenants import selectors, services
 
+
 # Checking a password against this when the email is unknown keeps the response time the same
 # for unknown users and wrong passwords (no account enumeration by timing).
-_DUMMY_HASH = make_password("not-a-real-password")
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: every process (workers, commands) imports this module,
+    # and a password hash costs as much as a log-in.
+    return make_password("not-a-real-password")
+
 
 INVALID_CREDENTIALS = "Invalid email or password."
 MEMBERSHIP_GONE = "Your membership of this organization is no longer active."
@@ -38,7 +45,7 @@ KEY_INVALID = "The API key is invalid or revoked."
 def credentials_check(*, email: str, password: str):
     user = selectors.auth_user_by_email(email=email)
     if user is None:
-        check_password(password, _DUMMY_HASH)
+        check_password(password, _dummy_hash())
         return None
     if not user.check_password(password) or not user.is_active:
         return None

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from rcm.context import org_context
-from rcm.errors import ApplicationError, Conflict, NotFound
+from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import UserRole
 from rcm.middleware import current_request_id
 from tenants.models import ApiKey, ChannelType, Endpoint, Membership, Organization, User
@@ -478,10 +478,3 @@ def api_key_touch(*, api_key_id: int) -> None:
     ApiKey.objects.filter(pk=api_key_id).exclude(last_used_at__gt=cutoff).update(
         last_used_at=timezone.now()
     )
-
-
-def get_or_404(queryset, **lookup):
-    try:
-        return queryset.get(**lookup)
-    except queryset.model.DoesNotExist as exc:
-        raise NotFound("not_found", "Not found.") from exc

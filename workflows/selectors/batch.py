@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db.models import CharField, F, Func, QuerySet
 
 from rcm.context import org_context
+from rcm.db.filters import filter_given
 from rcm.errors import NotFound
 from workflows.engine import clock
 from workflows.engine.graph import Graph
@@ -35,16 +36,13 @@ def batch_workflow_get(*, workflow_id: uuid.UUID) -> Workflow:
 
 
 def batch_job_list(*, workflow_id=None, status: str | None = None, since=None, until=None):
-    jobs = BatchJob.objects.all()
-    if workflow_id is not None:
-        jobs = jobs.filter(workflow_id=workflow_id)
-    if status:
-        jobs = jobs.filter(status_id=status)
-    if since is not None:
-        jobs = jobs.filter(created_at__gte=since)
-    if until is not None:
-        jobs = jobs.filter(created_at__lt=until)
-    return jobs
+    return filter_given(
+        BatchJob.objects.all(),
+        workflow_id=workflow_id,
+        status_id=status,
+        created_at__gte=since,
+        created_at__lt=until,
+    )
 
 
 def batch_job_item_list(*, job: BatchJob, status: str | None = None) -> QuerySet[BatchJobItem]:

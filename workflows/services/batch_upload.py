@@ -48,17 +48,13 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import RequirementType, WorkflowStatus
-from tenants import selectors as tenant_selectors
-from workflows.engine import clock
 from workflows.engine.graph import Graph
-from workflows.models import BatchJob, FieldType, InvalidRowPolicy, TaskType, Workflow
+from workflows.models import BatchJob, FieldType, InvalidRowPolicy, Workflow
 from workflows.selectors.requirements import (
     DEFAULT_DATE_FORMAT,
-    RowValidator,
-    requirements_effective,
 )
 from workflows.services.batch import Row, batch_job_create
-from workflows.services.runs import NOT_PUBLISHED, NOT_RUNNABLE, revision_latest
+from workflows.services.runs import NOT_PUBLISHED, NOT_RUNNABLE, InputCheck, revision_latest
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_ROWS = 100_000
@@ -198,25 +194,14 @@ def batch_job_upload(
 
 
 class RowChecker:
-    """The checks a run's input gets (``run_input_problems``), prepared once for all rows:
-    ``required_data`` present, then the task type's effective requirements."""
+    """A run's input check (``runs.InputCheck``) for every row of a file, plus what a file
+    needs on top: the columns every row must have, and the date formats of its cells."""
 
     def __init__(self, *, graph: Graph, org_id):
-        self.required_data = list(graph.required_data)
-        self.required_columns = list(self.required_data)
+        self.check = InputCheck(graph=graph, org_id=org_id)
+        self.required_columns = list(self.check.required_data)
         self.date_formats: dict[str, str] = {}
-        self.validator: RowValidator | None = None
-        if not graph.task_type_id:
-            return
-        task_type = TaskType.objects.get(pk=graph.task_type_id)
-        endpoint = None
-        if graph.endpoint_id is not None:
-            endpoint = tenant_selectors.endpoint_list().filter(pk=graph.endpoint_id).first()
-        fields = requirements_effective(
-            org_id=org_id, task_type=task_type, endpoint=endpoint, as_of=clock.now().date()
-        )
-        self.validator = RowValidator(fields)
-        for field in fields:
+        for field in self.check.fields:
             if not field.is_input:
                 continue
             if field.field_type == FieldType.DATE:
@@ -240,15 +225,12 @@ class RowChecker:
 
     def problems(self, row: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(field, message) for everything wrong with the row; blank cells are absent."""
-        missing = [name for name in self.required_data if name not in row]
-        errors: dict[str, list[str]] = {}
-        if self.validator is not None:
-            result = self.validator.validate(row)
-            missing += [name for name in result.missing if name not in missing]
-            errors = result.errors
-        found = [(name, MISSING_VALUE) for name in missing]
-        found += [(name, message) for name, messages in errors.items() for message in messages]
-        return found
+        found = self.check.problems(dict(row))
+        return [(name, MISSING_VALUE) for name in found.get("missing", [])] + [
+            (name, message)
+            for name, messages in found.get("errors", {}).items()
+            for message in messages
+        ]
 
 
 class RowFlow:

@@ -40,28 +40,42 @@ def _blank(value) -> bool:
     return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
-def run_input_problems(*, graph: Graph, org_id, row: dict) -> dict:
-    """What the input lacks or gets wrong, as {"missing": [...], "errors": {...}}; empty if ok.
+class InputCheck:
+    """The checks a run's input gets, prepared once (a batch upload checks every row with one).
 
     ``required_data`` must be present and not blank; when the workflow names a task type, the
     effective requirements of (organization, endpoint, task type, today) apply as well. Fields
     the requirements do not know are allowed through: a workflow may carry its own.
     """
-    missing = [name for name in graph.required_data if _blank(row.get(name))]
-    problems: dict = {}
-    if graph.task_type_id:
-        task_type = TaskType.objects.get(pk=graph.task_type_id)
-        endpoint = tenant_selectors.endpoint_list().filter(pk=graph.endpoint_id).first()
-        fields = requirements_effective(
-            org_id=org_id, task_type=task_type, endpoint=endpoint, as_of=clock.now().date()
-        )
-        result = RowValidator(fields).validate(row)
-        missing += [name for name in result.missing if name not in missing]
-        if result.errors:
-            problems["errors"] = result.errors
-    if missing:
-        problems["missing"] = missing
-    return problems
+
+    def __init__(self, *, graph: Graph, org_id):
+        self.required_data = list(graph.required_data)
+        self.fields = []
+        self.validator: RowValidator | None = None
+        if graph.task_type_id:
+            task_type = TaskType.objects.get(pk=graph.task_type_id)
+            endpoint = tenant_selectors.endpoint_list().filter(pk=graph.endpoint_id).first()
+            self.fields = requirements_effective(
+                org_id=org_id, task_type=task_type, endpoint=endpoint, as_of=clock.now().date()
+            )
+            self.validator = RowValidator(self.fields)
+
+    def problems(self, row: dict) -> dict:
+        """What the row lacks or gets wrong: {"missing": [...], "errors": {...}}; empty if ok."""
+        missing = [name for name in self.required_data if _blank(row.get(name))]
+        problems: dict = {}
+        if self.validator is not None:
+            result = self.validator.validate(row)
+            missing += [name for name in result.missing if name not in missing]
+            if result.errors:
+                problems["errors"] = result.errors
+        if missing:
+            problems["missing"] = missing
+        return problems
+
+
+def run_input_problems(*, graph: Graph, org_id, row: dict) -> dict:
+    return InputCheck(graph=graph, org_id=org_id).problems(row)
 
 
 @transaction.atomic
