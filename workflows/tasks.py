@@ -46,10 +46,9 @@ def engine_reap(*, limit: int = 500) -> dict:
 def batch_feed_task() -> int:
     """Start pending batch rows where there is room (after uploads, as rows end, and by beat
     as a safety net for a feed message that was lost)."""
-    from workflows.services.batch import FEED_BATCH, batch_feed
+    from workflows.services.batch import FEED_BATCH, batch_feed, feed_send
 
     started = batch_feed()
     if started >= FEED_BATCH:
-        # There may be room for more.
-        batch_feed_task.apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        feed_send()  # there may be room for more
     return started

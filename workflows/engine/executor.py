@@ -60,7 +60,7 @@ CRASH = "crash"
 
 
 @functools.lru_cache(maxsize=512)
-def _graph_of_revision(revision_id: int, workflow_id) -> Graph:
+def graph_of_revision(revision_id: int, workflow_id) -> Graph:
     # Keyed with the workflow's random UUID too: a revision id alone can come back after a
     # database is emptied and its sequences restarted (the test suite does that).
     snapshot = WorkflowRevision.objects.filter(pk=revision_id, workflow_id=workflow_id)
@@ -68,7 +68,7 @@ def _graph_of_revision(revision_id: int, workflow_id) -> Graph:
 
 
 def graph_of(run: WorkflowRun) -> Graph:
-    return _graph_of_revision(run.revision_id, run.workflow_id)
+    return graph_of_revision(run.revision_id, run.workflow_id)
 
 
 # -- enqueueing -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
@@ -126,12 +127,26 @@ def batch_job_create(
     return job
 
 
+# Set while a feed message waits in the queue; the feeder clears it as it starts. Every row
+# that ends below its job's refill mark asks for a feed, and one waiting feed serves them all:
+# without the mark, a job of 200 slots queued a feed per ending row, each a pass over the
+# candidates under the feeder's lock. It expires so that a lost message blocks nothing (beat
+# also feeds every few seconds).
+FEED_QUEUED_KEY = "batch:feed-queued"
+FEED_QUEUED_TTL_S = 10
+
+
 def feed_soon() -> None:
-    """Send a feed after the current transaction commits."""
+    """Send a feed after the current transaction commits, unless one is already waiting."""
+    transaction.on_commit(feed_send)
+
+
+def feed_send() -> None:
     from workflows.tasks import batch_feed_task
 
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE  # as the engine's messages (executor.enqueue)
-    transaction.on_commit(lambda: batch_feed_task.apply_async(queue=queue))
+    if cache.add(FEED_QUEUED_KEY, 1, timeout=FEED_QUEUED_TTL_S):
+        # The engine's queue, named per message as executor.enqueue does.
+        batch_feed_task.apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 # -- feeding ------------------------------------------------------------------------------
@@ -161,6 +176,8 @@ def _endpoint_room() -> dict[int, int]:
 
 def batch_feed(*, limit: int = FEED_BATCH) -> int:
     """Start pending rows wherever there is room, organizations taking turns; how many."""
+    # Cleared before the candidates are read: a row ending from here on asks for a new feed.
+    cache.delete(FEED_QUEUED_KEY)
     with transaction.atomic():
         # One feeder at a time: two would both see the same free slot and overfill it.
         with connection.cursor() as cursor:
@@ -209,7 +226,7 @@ def _room(candidate: Candidate, endpoint_room: dict[int, int]) -> int:
 
 def _start_items(*, job_id: int, count: int) -> int:
     """pending -> running for the job's next ``count`` rows, with their runs and counters."""
-    from workflows.services.runs import run_start_for_item
+    from workflows.services.runs import runs_start_for_items
 
     # The job's row first, then its items: the lock order of every writer of both.
     job = (
@@ -258,8 +275,8 @@ def _start_items(*, job_id: int, count: int) -> int:
         status_id=JobStatus.PROCESSING,
         updated_at=now,
     )
-    for item in items:
-        item.run = run_start_for_item(job=job, item=item)
+    for item, run in zip(items, runs_start_for_items(job=job, items=items), strict=True):
+        item.run = run
     BatchJobItem.objects.bulk_update(items, ["run"])
     return len(items)
 

@@ -87,21 +87,15 @@ def run_start(
     external_id: str | None = None,
     revision: WorkflowRevision | None = None,
     timeout_s: int | None = None,
-    batch_job_item=None,
-    check_input: bool = True,
 ) -> WorkflowRun:
-    """A new run of the workflow's latest revision (or ``revision``), started asynchronously.
-
-    ``check_input=False`` for rows already validated against the same requirements (a batch
-    upload checks every row before it accepts the file).
-    """
+    """A new run of the workflow's latest revision (or ``revision``), started asynchronously."""
     if workflow.status_id != WorkflowStatus.ACTIVE:
         raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
     revision = revision or revision_latest(workflow=workflow)
     if revision is None:
         raise Conflict("workflow_not_published", NOT_PUBLISHED)
     graph = Graph.from_snapshot(revision.graph)
-    problems = check_input and run_input_problems(graph=graph, org_id=workflow.org_id, row=input)
+    problems = run_input_problems(graph=graph, org_id=workflow.org_id, row=input)
     if problems:
         message = MISSING_FIELDS if set(problems) == {"missing"} else INVALID_INPUT
         raise ApplicationError("invalid_input", message, problems)
@@ -119,36 +113,57 @@ def run_start(
                 deadline_at=now + timedelta(seconds=timeout_s) if timeout_s else None,
                 status=RunStatus.RUNNING,
                 started_at=now,
-                batch_job_item=batch_job_item,
             )
     except IntegrityError as exc:
         raise Conflict(
             "external_id_taken", EXTERNAL_ID_TAKEN, {"external_id": [EXTERNAL_ID_TAKEN]}
         ) from exc
+    _runs_begin(graph=graph, runs=[run])
+    return run
+
+
+def runs_start_for_items(*, job, items: list) -> list[WorkflowRun]:
+    """The runs of a batch's rows, on the job's own revision (every row was validated at
+    upload), created together: a feeder pass starts dozens of rows while it holds the job's
+    lock, which every settling row of the job waits for."""
+    graph = executor.graph_of_revision(job.revision_id, job.workflow_id)
+    now = clock.now()
+    runs = WorkflowRun.objects.bulk_create(
+        WorkflowRun(
+            org_id=job.org_id,
+            workflow_id=job.workflow_id,
+            revision_id=job.revision_id,
+            input=item.input_data,
+            context={"input": item.input_data, "nodes": {}},
+            created_by_id=job.created_by_id,
+            status=RunStatus.RUNNING,
+            started_at=now,
+            batch_job_item=item,
+        )
+        for item in items
+    )
+    _runs_begin(graph=graph, runs=runs)
+    return runs
+
+
+def _runs_begin(*, graph: Graph, runs: list[WorkflowRun]) -> None:
+    """New runs' node runs, and each run's entry completed, which releases what follows it."""
     node_runs = NodeRun.objects.bulk_create(
         NodeRun(
-            org_id=workflow.org_id,
+            org_id=run.org_id,
             run=run,
             node_key=key,
             status=NodeRunStatus.PENDING,
             timeout_s=node.effective_timeout_s,
         )
+        for run in runs
         for key, node in graph.nodes.items()
     )
-    executor.run_begin(run=run, graph=graph, node_runs={nr.node_key: nr for nr in node_runs})
-    return run
-
-
-def run_start_for_item(*, job, item) -> WorkflowRun:
-    """The run of one batch row, on the job's own revision (validated at upload)."""
-    return run_start(
-        workflow=job.workflow,
-        input=item.input_data,
-        created_by=job.created_by,
-        revision=job.revision,
-        batch_job_item=item,
-        check_input=False,
-    )
+    by_run: dict[int, dict[str, NodeRun]] = {run.pk: {} for run in runs}
+    for node_run in node_runs:
+        by_run[node_run.run_id][node_run.node_key] = node_run
+    for run in runs:
+        executor.run_begin(run=run, graph=graph, node_runs=by_run[run.pk])
 
 
 @transaction.atomic
