@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/v2/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v2/", include("tenants.urls")),
     path("api/v2/", include("workflows.urls")),
+    path("api/v2/", include("memory.urls")),
 ]

@@ -220,6 +220,37 @@ CELERY_BEAT_SCHEDULE = {
 BATCH_MAX_UPLOAD_BYTES = env.int("BATCH_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=100_000)
 
+# Memory (memory/): the embedder that turns pages into 768-D vectors, and the rules of the
+# micro-state store. See docs/memory.md.
+#   structural            deterministic, offline: the page's structure hashed (the default)
+#   sentence-transformers a local model (MEMORY_EMBEDDER_MODEL: a name in the local cache or a
+#                         path); loaded offline, never downloaded
+#   http                  an OpenAI-compatible /embeddings service at MEMORY_EMBEDDER_URL
+MEMORY_EMBEDDER = env.str("MEMORY_EMBEDDER", default="structural")
+MEMORY_EMBEDDER_MODEL = env.str("MEMORY_EMBEDDER_MODEL", default="")
+MEMORY_EMBEDDER_URL = env.str("MEMORY_EMBEDDER_URL", default="")
+MEMORY_EMBEDDER_API_KEY = env.str("MEMORY_EMBEDDER_API_KEY", default="")
+# The http model's own dimension (at most 768; smaller vectors are zero-padded to 768).
+MEMORY_EMBEDDER_DIMENSION = env.int("MEMORY_EMBEDDER_DIMENSION", default=768)
+MEMORY_EMBEDDER_TIMEOUT_S = env.float("MEMORY_EMBEDDER_TIMEOUT_S", default=10.0)
+# A page at least this similar to a stored state is the same page (V8: 0.80).
+MEMORY_SAME_PAGE_THRESHOLD = env.float("MEMORY_SAME_PAGE_THRESHOLD", default=0.80)
+# Success scoring: an exponential moving average with this weight on the newest outcome; a
+# state retires itself when its average falls below MEMORY_RETIRE_BELOW after at least
+# MEMORY_RETIRE_MIN_OUTCOMES outcomes.
+MEMORY_EMA_ALPHA = env.float("MEMORY_EMA_ALPHA", default=0.2)
+MEMORY_RETIRE_BELOW = env.float("MEMORY_RETIRE_BELOW", default=0.3)
+MEMORY_RETIRE_MIN_OUTCOMES = env.int("MEMORY_RETIRE_MIN_OUTCOMES", default=5)
+# The largest DOM snapshot a state may be stored from (bytes, UTF-8); over it is a 413.
+MEMORY_MAX_DOM_BYTES = env.int("MEMORY_MAX_DOM_BYTES", default=2 * 1024 * 1024)
+for _name in ("MEMORY_SAME_PAGE_THRESHOLD", "MEMORY_EMA_ALPHA", "MEMORY_RETIRE_BELOW"):
+    if not 0 <= globals()[_name] <= 1:
+        raise ImproperlyConfigured(f"{_name} must be between 0 and 1; got {globals()[_name]}.")
+if MEMORY_RETIRE_MIN_OUTCOMES < 1:
+    raise ImproperlyConfigured(
+        f"MEMORY_RETIRE_MIN_OUTCOMES must be at least 1; got {MEMORY_RETIRE_MIN_OUTCOMES}."
+    )
+
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=6 * 366)
 if AUDIT_RETENTION_DAYS < 6 * 365:
     raise ImproperlyConfigured(

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 
+from memory.models import MicroState
 from rcm.checks import check_runtime_role_cannot_bypass_rls
 from rcm.context import NoOrganizationContext, org_context
 from rcm.db.roles import as_owner
@@ -15,7 +16,8 @@ from tenants.models import ChannelType, Endpoint, Membership, User
 
 TENANT_TABLES_QUERY = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
-       EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) AS has_policy
+       EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) AS has_policy,
+       c.relispartition
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped
@@ -24,10 +26,13 @@ ORDER BY c.relname
 """
 
 
-def tenant_tables() -> list[str]:
+def tenant_tables(*, partitions: bool = False) -> list[str]:
+    """Tables with an org_id; with ``partitions``, the partitions of partitioned ones (a row
+    lands in one of them only) instead of the rest."""
     with connection.cursor() as cursor:
         cursor.execute(TENANT_TABLES_QUERY)
-        return [row[0] for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    return [name for name, *_, is_partition in rows if is_partition == partitions]
 
 
 def _raw_rows(table: str) -> list[tuple]:
@@ -45,7 +50,7 @@ def test_every_table_with_org_id_forces_rls_with_a_policy():
         row[0] for row in rows
     } | {"organization"}
     missing = [
-        name for name, enabled, forced, policy in rows if not (enabled and forced and policy)
+        name for name, enabled, forced, policy, _ in rows if not (enabled and forced and policy)
     ]
     assert missing == [], f"tables with org_id but no forced RLS policy: {missing}"
 
@@ -140,6 +145,15 @@ def _workflow_rows(tenant) -> None:
     wf.WorkflowTraceEndpoint.objects.create(org_id=tenant.id, trace=trace, endpoint=endpoint)
     job = wf.BatchJob.objects.create(org_id=tenant.id, workflow=workflow, revision=revision)
     wf.BatchJobItem.objects.create(org_id=tenant.id, batch_job=job, row_number=1)
+    MicroState.objects.create(
+        org_id=tenant.id,
+        workflow=workflow,
+        dom_snapshot="<form><label>Member ID</label><input name=member_id></form>",
+        action_json={"tool": "fill"},
+        text_emb=[1.0] + [0.0] * 767,
+        embedder="test",
+        embedder_dimension=768,
+    )
 
 
 @pytest.mark.django_db
@@ -153,6 +167,22 @@ def test_raw_select_on_every_tenant_table_sees_only_the_current_org(populated):
         assert {row[0] for row in rows} == {org_a.id}, table
         with org_context(None):
             assert _raw_rows(table) == [], f"{table}: rows visible with no organization"
+
+
+@pytest.mark.django_db
+def test_a_partition_queried_directly_is_policed_too(populated):
+    """micro_state is partitioned; a query naming a partition skips the parent's policy, so
+    every partition carries its own."""
+    org_a, org_b = populated
+    partitions = tenant_tables(partitions=True)
+    assert "micro_state_p00" in partitions
+    seen = set()
+    for table in partitions:
+        with org_context(org_a.id):
+            seen |= {row[0] for row in _raw_rows(table)}
+        with org_context(None):
+            assert _raw_rows(table) == [], f"{table}: rows visible with no organization"
+    assert seen == {org_a.id}
 
 
 @pytest.mark.django_db

@@ -210,3 +210,21 @@ def test_an_error_edge_and_a_label_edge_to_one_node_reach_it(celery_worker, org_
     with org_context(org_a.id):
         error = NodeRun.objects.get(run=run, node_key="call").error
     assert "127.0.0.1" in error and "/down" not in error  # the host, never the path
+
+
+def test_an_error_quoting_the_row_is_stored_masked(celery_worker, org_a):
+    """A template that fails on a row quotes the row's value in its error; the node run, its
+    trace and the run keep the error with the value masked."""
+    workflow, _ = published(
+        org_a.id,
+        "start>shape, shape>done",
+        kinds={"shape": "transform"},
+        configs={"shape": {"outputs": {"x": "{{ {}[input.member_id] ~ '' }}"}}},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow, member_id="W123456789").pk)
+    with org_context(org_a.id):
+        node_run = NodeRun.objects.get(run=run, node_key="shape")
+        trace = WorkflowTrace.objects.filter(node_run=node_run).get()
+    assert run.status == "failed"
+    for text in (node_run.error, trace.error_detail, run.error):
+        assert "W123456789" not in text and "[MEMBER_ID]" in text, text

@@ -29,6 +29,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 
+from rcm import phi
 from rcm.context import require_org_id
 from workflows.engine import clock, kinds
 from workflows.engine.graph import Graph, Node
@@ -261,6 +262,8 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
                 "attempt %s of node run %s lost its claim", attempt.node_run.attempt, node_run.pk
             )
             return
+        if isinstance(outcome, Exception):
+            _mask_message(outcome, declared=(attempt.run.context or {}).get("input") or {})
         _record(
             run=run,
             node_run=node_run,
@@ -270,6 +273,16 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
             duration_ms=_elapsed_ms(attempt.started),
             node_runs=node_runs,
         )
+
+
+def _mask_message(error: Exception, *, declared: dict) -> None:
+    """Patient data out of an error's text before it is stored (node run, trace, run, batch
+    row): a template or a portal that failed on a row often quotes the row. The row's own
+    values are declared; SSNs, dates, phones, emails and member IDs are masked by pattern."""
+    text = str(error)
+    masked = phi.mask(text, declared=declared)
+    if masked != text:
+        error.args = (masked,)
 
 
 # What deciding needs of a run and its node runs. The JSON (input, context, outputs) stays in

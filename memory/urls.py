@@ -1,0 +1,3 @@
+from memory import apis
+
+urlpatterns = [*apis.urlpatterns]

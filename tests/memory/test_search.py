@@ -1,0 +1,204 @@
+"""Organization-filtered vector search: scoped always, filters that never starve the index
+scan, the HNSW index at work, and the pgvector the search needs."""
+
+import uuid
+
+import numpy as np
+import pytest
+from django.db import connection, transaction
+
+from memory import selectors
+from memory.checks import check_pgvector_version, pgvector_problem
+from memory.models import MicroState
+from rcm.context import org_context
+from tenants import services as tenant_services
+from tenants.models import ChannelType
+from tests.workflows.factories import entry, general, outcome, workflow_build
+from workflows.models import WorkflowNode
+
+EMBEDDER = "test-embedder"
+RNG = np.random.default_rng(7)
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def near(centre: np.ndarray, noise: float) -> np.ndarray:
+    return unit(centre + RNG.normal(0, noise, centre.shape))
+
+
+def add_states(org_id, vectors, **fields) -> list[MicroState]:
+    with org_context(org_id):
+        return MicroState.objects.bulk_create(
+            MicroState(
+                org_id=org_id,
+                dom_snapshot="<p>page</p>",
+                action_json={"tool": "click"},
+                text_emb=vector,
+                embedder=EMBEDDER,
+                embedder_dimension=768,
+                **fields,
+            )
+            for vector in vectors
+        )
+
+
+def search(org_id, vector, **kwargs) -> list[selectors.Match]:
+    with org_context(org_id):
+        return selectors.micro_state_search(vector=vector, embedder=EMBEDDER, **kwargs)
+
+
+def partition_of(org_id) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'micro_state'::regclass "
+            "AND satisfies_hash_partition('micro_state'::regclass, 32, "
+            "  (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'remainder (\\d+)'))[1]::int, "
+            "  %s::uuid)",
+            [str(org_id)],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_results_are_the_nearest_first_with_their_similarity(org_a):
+    centre = unit(RNG.normal(size=768))
+    states = add_states(org_a.id, [near(centre, 0.01 * i) for i in range(1, 6)])
+    found = search(org_a.id, centre, k=3)
+    assert [match.state.pk for match in found] == [state.pk for state in states[:3]]
+    similarities = [match.similarity for match in found]
+    assert similarities == sorted(similarities, reverse=True)
+    expected = float(np.dot(centre, states[0].text_emb))
+    assert similarities[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_search_never_returns_another_organizations_state(org_a, org_b):
+    centre = unit(RNG.normal(size=768))
+    add_states(org_b.id, [near(centre, 0.001) for _ in range(20)])
+    add_states(org_a.id, [near(-centre, 0.5) for _ in range(3)])
+    found = search(org_a.id, centre, k=10)
+    assert len(found) == 3
+    assert {match.state.org_id for match in found} == {org_a.id}
+
+
+def test_another_organizations_workflow_id_finds_nothing_and_says_nothing(org_a, org_b):
+    theirs, _ = workflow_build(
+        org_id=org_b.id, nodes=[entry(), general("a"), outcome()], edges=["start->a->done"]
+    )
+    centre = unit(RNG.normal(size=768))
+    with org_context(org_b.id):
+        add_states(org_b.id, [centre], workflow=theirs)
+    add_states(org_a.id, [centre])
+    assert search(org_a.id, centre, workflow_id=theirs.pk) == []
+    assert search(org_a.id, centre, workflow_id=uuid.uuid4()) == []
+
+
+def test_threshold_k_retired_and_filters(org_a):
+    centre = unit(RNG.normal(size=768))
+    close = add_states(org_a.id, [near(centre, 0.002) for _ in range(4)])
+    far = add_states(org_a.id, [unit(RNG.normal(size=768)) for _ in range(4)])
+    with org_context(org_a.id):
+        MicroState.objects.filter(pk=close[0].pk).update(is_retired=True)
+    found = search(org_a.id, centre, k=10, threshold=0.9)
+    assert {match.state.pk for match in found} == {state.pk for state in close[1:]}
+    assert len(search(org_a.id, centre, k=2)) == 2
+    assert len(search(org_a.id, centre, k=100)) == 7  # every live state, far ones included
+    assert all(match.state.pk != far[0].pk for match in search(org_a.id, centre, k=3))
+
+
+def test_filters_by_workflow_node_and_endpoint(org_a):
+    workflow, _ = workflow_build(
+        org_id=org_a.id, nodes=[entry(), general("a"), outcome()], edges=["start->a->done"]
+    )
+    with org_context(org_a.id):
+        node = WorkflowNode.objects.get(workflow=workflow, key="a")
+        endpoint = tenant_services.endpoint_create(
+            org_id=org_a.id, name="UHC", channel_type=ChannelType.objects.get(code="uhc-portal")
+        )
+    centre = unit(RNG.normal(size=768))
+    plain = add_states(org_a.id, [near(centre, 0.001)])
+    in_workflow = add_states(org_a.id, [near(centre, 0.01)], workflow=workflow)
+    at_node = add_states(org_a.id, [near(centre, 0.02)], workflow=workflow, node=node)
+    on_endpoint = add_states(org_a.id, [near(centre, 0.03)], endpoint=endpoint)
+
+    def ids(**filters):
+        return [match.state.pk for match in search(org_a.id, centre, **filters)]
+
+    assert ids(workflow_id=workflow.pk) == [in_workflow[0].pk, at_node[0].pk]
+    assert ids(node_id=node.pk) == [at_node[0].pk]
+    assert ids(endpoint_id=endpoint.pk) == [on_endpoint[0].pk]
+    assert ids()[0] == plain[0].pk
+
+
+@pytest.fixture
+def crowded_partition(org_a):
+    """Org A holds 1,980 states around the query; a small organization sharing A's partition
+    holds 20 (1 %), all farther from it than every one of A's."""
+    partition = partition_of(org_a.id)
+    small = None
+    for attempt in range(200):
+        candidate = tenant_services.organization_create(
+            name=f"Small {attempt}", org_type="hospital"
+        )
+        if partition_of(candidate.id) == partition:
+            small = candidate
+            break
+    assert small is not None, "no organization hashed into A's partition"
+    centre = unit(RNG.normal(size=768))
+    add_states(org_a.id, [near(centre, 0.02) for _ in range(1980)])
+    small_states = add_states(small.id, [near(centre, 0.2) for _ in range(20)])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {partition}")
+    return small, small_states, centre
+
+
+def test_a_small_organization_still_gets_k_results(crowded_partition):
+    """The 40 candidates the HNSW scan reads first are all org A's; the iterative scan keeps
+    reading until the small organization's k come."""
+    small, small_states, centre = crowded_partition
+    found = search(small.id, centre, k=10)
+    assert len(found) == 10
+    assert {match.state.org_id for match in found} == {small.id}
+    exact = sorted(small_states, key=lambda s: -float(np.dot(centre, s.text_emb)))[:10]
+    assert [match.state.pk for match in found] == [state.pk for state in exact]
+
+
+def _plan(org_id, vector) -> str:
+    sql = selectors._SEARCH_SQL.format(filters="")
+    params = {
+        "q": selectors._literal(vector),
+        "org": str(org_id),
+        "embedder": EMBEDDER,
+        "k": 10,
+    }
+    with org_context(org_id), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(selectors._SEARCH_SETTINGS_SQL, ["40", "20000"])
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_explain_shows_the_hnsw_index_of_one_partition(crowded_partition, org_a):
+    small, _, centre = crowded_partition
+    for org_id in (org_a.id, small.id):
+        plan = _plan(org_id, centre)
+        assert "Index Scan using micro_state_p" in plan, plan
+        assert "text_emb_idx" in plan, plan
+        # One partition read: the organization's.
+        assert plan.count("Index Scan using") == 1, plan
+        assert "Sort" not in plan, plan
+
+
+def test_pgvector_version_is_checked_at_start():
+    assert pgvector_problem("0.8.6") == ""
+    assert pgvector_problem("0.9.0") == ""
+    assert "pgvector 0.8.3 is installed; the memory needs 0.8.4 or newer" in pgvector_problem(
+        "0.8.3"
+    )
+    assert "0.7.4" in pgvector_problem("0.7.4")
+    assert "not installed" in pgvector_problem(None)
+
+
+@pytest.mark.django_db
+def test_the_installed_pgvector_passes_the_start_up_check():
+    assert check_pgvector_version() == []
