@@ -44,6 +44,14 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
 
+    @classmethod
+    def over(cls, items, label: str, **kwargs):
+        """Each of ``items`` (a sized collection), the bar advancing as they are consumed."""
+        with cls(len(items), label, **kwargs) as bar:
+            for item in items:
+                yield item
+                bar.advance()
+
     def __enter__(self) -> ProgressBar:
         return self
 
