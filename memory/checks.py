@@ -5,9 +5,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.utils import DatabaseError
 
-# Iterative index scans (0.8.0) keep an organization's search on the HNSW index however
-# small its share of the rows; 0.8.4 is the oldest release the search was measured and
-# tested on (docs/memory.md).
+# Iterative index scans (the 0.8 series) keep an organization's search on the HNSW index
+# however small its share of its partition; the platform requires 0.8.4 or newer and is tested
+# on 0.8.6 (docs/memory.md).
 PGVECTOR_MIN = (0, 8, 4)
 PGVECTOR_TOO_OLD = (
     "pgvector {found} is installed; the memory needs {needed} or newer (iterative HNSW scans "
