@@ -157,14 +157,16 @@ def micro_state_store(
 ) -> Stored:
     """Store a page the agent met and the action that worked there, by the same-page rule.
 
-    The DOM and the action are masked (rcm.phi) before anything is embedded or written;
+    The DOM, the action, the spec, the label and the URL are masked (rcm.phi) before anything
+    is embedded or written;
     ``declared_phi`` adds the literal values the caller knows are patient data (a batch row's
     inputs). ``text_emb`` is a caller's own embedding (768 finite numbers), else the
     configured embedder embeds the masked page.
     """
     dom_check(dom_snapshot)
     org_id = require_org_id()
-    url_pattern = url_pattern or url_pattern_of(url)
+    url_pattern = phi.mask(url_pattern or url_pattern_of(url), declared=declared_phi)
+    label = phi.mask(label, declared=declared_phi)
     masked_dom = phi.mask(dom_snapshot, declared=declared_phi)
     masked_action = phi.mask_json(action_json, declared=declared_phi)
     masked_spec = phi.mask_json(semantic_spec or {}, declared=declared_phi)

@@ -202,3 +202,26 @@ def test_pgvector_version_is_checked_at_start():
 @pytest.mark.django_db
 def test_the_installed_pgvector_passes_the_start_up_check():
     assert check_pgvector_version() == []
+
+
+def test_an_embedder_that_cannot_start_is_a_start_up_error(settings):
+    from memory.checks import check_embedder
+    from memory.embeddings import embedder
+
+    settings.MEMORY_EMBEDDER = "word2vec"
+    embedder.cache_clear()
+    try:
+        errors = check_embedder()
+    finally:
+        embedder.cache_clear()
+    assert [error.id for error in errors] == ["memory.E003"]
+    assert "word2vec" in errors[0].msg
+    settings.MEMORY_EMBEDDER = "http"
+    settings.MEMORY_EMBEDDER_URL = "http://embeddings.internal/v1"
+    settings.MEMORY_EMBEDDER_MODEL = "e5"
+    settings.MEMORY_EMBEDDER_DIMENSION = 1024
+    try:
+        errors = check_embedder()
+    finally:
+        embedder.cache_clear()
+    assert "1024" in errors[0].msg

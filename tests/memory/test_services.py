@@ -86,6 +86,7 @@ def test_nothing_declared_as_phi_is_stored(in_a):
         dom_snapshot=dom,
         action_json=action,
         url="https://portal.test/patients/W123456789/elig?name=Maria",
+        label="Eligibility of Maria Gonzalez",
         declared_phi=declared,
     ).state
     stored = MicroState.objects.filter(pk=state.pk).values().get()
@@ -94,6 +95,11 @@ def test_nothing_declared_as_phi_is_stored(in_a):
         assert value not in text
     assert "[MEMBER_ID]" in state.dom_snapshot and "[FIRST_NAME]" in state.dom_snapshot
     assert state.url_pattern == "https://portal.test/patients/{id}/elig"
+    assert state.label == "Eligibility of [FIRST_NAME] [LAST_NAME]"
+    with_name_in_path = store(
+        dom_snapshot=page("login"), url="/members/gonzalez/card", declared_phi=declared
+    ).state
+    assert with_name_in_path.url_pattern == "/members/[LAST_NAME]/card"
 
 
 def test_is_dynamic_follows_the_semantic_spec(in_a):
