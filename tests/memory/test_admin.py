@@ -32,7 +32,7 @@ def test_staff_see_only_their_organizations_states_with_a_success_bar(org_a, org
     client = _logged_in(_staff(org_a, "ops@acme.test", UserRole.OPERATOR))
     page = client.get(LIST).content.decode()
     assert "Eligibility &lt;results&gt;" in page and "Their page" not in page
-    assert 'background: #2e7d32' in page and "1.00" in page
+    assert "background: #2e7d32" in page and "1.00" in page
     assert client.get(reverse("admin:memory_microstate_change", args=[mine.pk])).status_code == 200
     assert client.get(reverse("admin:memory_microstate_add")).status_code == 403
 
