@@ -30,7 +30,8 @@ import time
 
 import numpy as np
 from _common import ROOT, bench_database, percentile
-from django.db import connection, transaction
+from django.db import connection
+from pgvector import Vector
 
 from memory import selectors, services
 from memory.models import MicroState
@@ -177,14 +178,9 @@ def raw_hnsw(vectors, live, queries) -> tuple[list, list]:
     latencies, recalls = [], []
     all_live = np.nonzero(live)[0]
     for _, query in ProgressBar.over(queries, "raw hnsw"):
-        literal = selectors._literal(query)
         started = time.perf_counter()
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                selectors._SEARCH_SETTINGS_SQL,
-                [str(selectors.EF_SEARCH), str(selectors.MAX_SCAN_TUPLES)],
-            )
-            cursor.execute(sql, [literal])
+        with selectors.search_settings(10), connection.cursor() as cursor:
+            cursor.execute(sql, [Vector(query).to_text()])
             found = {row[0] for row in cursor.fetchall()}
         latencies.append((time.perf_counter() - started) * 1000)
         recalls.append(len(found & exact_top(vectors, all_live, query)) / 10)

@@ -6,13 +6,14 @@ hash-partitioned by organization; docs/memory.md has the design and its measurem
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
+from pgvector.django import CosineDistance
 
 from memory.models import MicroState
-from rcm.context import require_org_id
 from rcm.db.filters import filter_given
 
 MAX_K = 100
@@ -32,21 +33,15 @@ MAX_SCAN_TUPLES = 20_000
 # - enable_sort off: for a small organization the planner's estimate prefers reading its rows
 #   by org_id and sorting them all (an exact scan, 20x slower at 5,000 rows); without a sort
 #   step to choose, it takes the HNSW index, which yields rows in distance order.
+# - jit off: the index scan's estimated cost passes jit_above_cost, and compiling the query
+#   (~5 ms) would cost ten times the search itself.
 _SEARCH_SETTINGS_SQL = (
     "SELECT set_config('hnsw.ef_search', %s, true),"
     " set_config('hnsw.iterative_scan', 'relaxed_order', true),"
     " set_config('hnsw.max_scan_tuples', %s, true),"
-    " set_config('enable_sort', 'off', true)"
+    " set_config('enable_sort', 'off', true),"
+    " set_config('jit', 'off', true)"
 )
-
-# Distances rather than similarities in the ORDER BY: that is the form the index serves.
-_SEARCH_SQL = """
-SELECT id, text_emb <=> %(q)s AS distance
-  FROM micro_state
- WHERE org_id = %(org)s AND is_retired = false AND embedder = %(embedder)s {filters}
- ORDER BY text_emb <=> %(q)s
- LIMIT %(k)s
-"""
 
 
 @dataclass(frozen=True)
@@ -79,29 +74,36 @@ def micro_state_list(
     )
 
 
-def _nearest_ids(
-    *, vector: np.ndarray, k: int, embedder: str, filters: dict, exact: dict
-) -> list[tuple[int, float]]:
-    """(id, cosine distance) of the k nearest live states of the organization."""
-    clauses, params = [], {}
+def nearest_queryset(*, vector: np.ndarray, k: int, embedder: str, **filters):
+    """The k live states of the organization nearest to ``vector``, in one statement: each
+    with its distance, its embedding left behind (3 KB a row). A filter given as None means
+    "none" (IS NULL): callers leave out the filters they do not want. Evaluate it under
+    ``search_settings``."""
+    states = MicroState.objects.filter(is_retired=False, embedder=embedder)
     for column, value in filters.items():
-        if value is not None:
-            clauses.append(f"AND {column} = %({column})s")
-            params[column] = value
-    for column, value in exact.items():
-        # The scope of the same-page rule: "no workflow" is a value of its own there.
-        clauses.append(f"AND {column} IS NOT DISTINCT FROM %({column})s")
-        params[column] = value
-    params.update(q=_literal(vector), org=str(require_org_id()), embedder=embedder, k=k)
+        lookup = {column: value} if value is not None else {f"{column}__isnull": True}
+        states = states.filter(**lookup)
+    # Distances, not similarities, in the ORDER BY: that is the form the index serves.
+    return (
+        states.defer("text_emb")
+        .annotate(distance=CosineDistance("text_emb", vector))
+        .order_by("distance")[:k]
+    )
+
+
+@contextlib.contextmanager
+def search_settings(k: int):
+    """A transaction with the search's settings applied (they end with it)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SEARCH_SETTINGS_SQL, [str(max(EF_SEARCH, k)), str(MAX_SCAN_TUPLES)])
-        cursor.execute(_SEARCH_SQL.format(filters=" ".join(clauses)), params)
-        return sorted(cursor.fetchall(), key=lambda row: (row[1], row[0]))
+        yield
 
 
-def _literal(vector: np.ndarray) -> str:
-    # pgvector's text form, cast by the column's operator: no per-connection type setup.
-    return "[" + ",".join(repr(float(value)) for value in vector) + "]"
+def _nearest(*, vector: np.ndarray, k: int, embedder: str, **filters) -> list[Match]:
+    with search_settings(k):
+        found = list(nearest_queryset(vector=vector, k=k, embedder=embedder, **filters))
+    found.sort(key=lambda state: (state.distance, state.pk))  # relaxed order: nearly sorted
+    return [Match(state, 1.0 - state.distance) for state in found]
 
 
 def micro_state_search(
@@ -117,38 +119,28 @@ def micro_state_search(
     """The organization's k live states nearest to ``vector`` (with a similarity of at least
     ``threshold``, if given: cosine similarity runs from -1 to 1), nearest first. Always
     within the current organization: another organization's workflow id matches nothing."""
-    rows = _nearest_ids(
+    given = {"workflow_id": workflow_id, "node_id": node_id, "endpoint_id": endpoint_id}
+    matches = _nearest(
         vector=vector,
         k=k,
         embedder=embedder,
-        filters={"workflow_id": workflow_id, "node_id": node_id, "endpoint_id": endpoint_id},
-        exact={},
+        **{column: value for column, value in given.items() if value is not None},
     )
-    similarities = {state_id: 1.0 - distance for state_id, distance in rows}
-    wanted = [
-        state_id for state_id, _ in rows if threshold is None or similarities[state_id] >= threshold
-    ]
-    states = MicroState.objects.defer("text_emb").in_bulk(wanted)
-    return [Match(states[state_id], similarities[state_id]) for state_id in wanted]
+    return [match for match in matches if threshold is None or match.similarity >= threshold]
 
 
 def nearest_in_scope(*, scope: Scope, vector: np.ndarray) -> Match | None:
     """The live state of exactly this scope nearest to ``vector`` (the same-page rule)."""
-    rows = _nearest_ids(
+    matches = _nearest(
         vector=vector,
         k=1,
         embedder=scope.embedder,
-        filters={},
-        exact={
-            "workflow_id": scope.workflow_id,
-            "node_id": scope.node_id,
-            "endpoint_id": scope.endpoint_id,
-        },
+        # The scope of the same-page rule: "no workflow" is a value of its own there.
+        workflow_id=scope.workflow_id,
+        node_id=scope.node_id,
+        endpoint_id=scope.endpoint_id,
     )
-    if not rows:
-        return None
-    state_id, distance = rows[0]
-    return Match(MicroState.objects.get(pk=state_id), 1.0 - distance)
+    return matches[0] if matches else None
 
 
 def micro_state_reembed_list(*, embedder: str, only_stale: bool):

@@ -5,7 +5,7 @@ import uuid
 
 import numpy as np
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from memory import selectors
 from memory.checks import check_pgvector_version, pgvector_problem
@@ -165,17 +165,9 @@ def test_a_small_organization_still_gets_k_results(crowded_partition):
 
 
 def _plan(org_id, vector) -> str:
-    sql = selectors._SEARCH_SQL.format(filters="")
-    params = {
-        "q": selectors._literal(vector),
-        "org": str(org_id),
-        "embedder": EMBEDDER,
-        "k": 10,
-    }
-    with org_context(org_id), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(selectors._SEARCH_SETTINGS_SQL, ["40", "20000"])
-        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+    with org_context(org_id), selectors.search_settings(10):
+        states = selectors.nearest_queryset(vector=vector, k=10, embedder=EMBEDDER)
+        return states.explain(analyze=True, costs=False)
 
 
 def test_explain_shows_the_hnsw_index_of_one_partition(crowded_partition, org_a):
