@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/batch_throughput.py [--rows 10000] [--engine-runs 2000]
 
 The engine: ``--engine-runs`` runs of the engine benchmark's no-op workflow, queued at once and
-drained (engine_throughput.py). The batch: a ``--rows``-row batch job through the same
-workflow, fed by the batch feeder (job max_concurrency 200, so that the feeder, not the limit,
-is what is measured), timed from its first row's start to its completion. Both on one `celery
+drained (engine_throughput.py), once before the batch and once after, averaged. The batch: a
+``--rows``-row batch job through the same workflow, fed by the batch feeder (job
+max_concurrency 200, so that the feeder, not the limit, is what is measured), timed from its
+first row's start to its completion. Both on one `celery
 worker` with 2 prefork processes, in a throw-away database.
 
 Prints batch_rows_per_s, engine_runs_per_s and ratio_vs_engine (target >= 0.8: batching adds
@@ -78,14 +79,19 @@ def main() -> None:
         worker = WorkerProcess(queue, concurrency=2)
         try:
             engine_throughput(org.id, workflow, 50, queue)  # warm-up
-            engine_runs = engine_throughput(org.id, workflow, args.engine_runs, queue)
-            engine_runs /= STEPS_PER_RUN  # steps/s -> runs/s
+            # The engine before and after the batch, averaged: on a shared machine the load
+            # can change during the run, and the batch alone must not carry the change.
+            before = engine_throughput(org.id, workflow, args.engine_runs, queue)
             rows = batch_rows_per_s(org.id, user, workflow, args.rows)
+            after = engine_throughput(org.id, workflow, args.engine_runs, queue)
+            engine_runs = (before + after) / 2 / STEPS_PER_RUN  # steps/s -> runs/s
         finally:
             worker.stop()
             queue_drop(queue)
     print(f"batch_rows_per_s: {rows:.0f}")
     print(f"engine_runs_per_s: {engine_runs:.0f}")
+    print(f"engine_runs_per_s_before: {before / STEPS_PER_RUN:.0f}")
+    print(f"engine_runs_per_s_after: {after / STEPS_PER_RUN:.0f}")
     print(f"ratio_vs_engine: {rows / engine_runs:.2f}")
 
 

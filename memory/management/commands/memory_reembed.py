@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import uuid
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import connection
 
 from memory import selectors, services
 from memory.embeddings import embedder
 from rcm.context import org_context
 from rcm.progress import ProgressBar
-from tenants import selectors as tenant_selectors
-
-NOT_A_UUID = "--org must be an organization id (a UUID); got {value!r}."
-UNKNOWN_ORG = "No active organization has the id {org_id}."
+from tenants.management.arguments import org_id_argument
 
 
 class Command(BaseCommand):
@@ -43,7 +40,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        org_ids = [_org_id(value) for value in options["org"]] or _orgs_with_states()
+        org_ids = [org_id_argument(value) for value in options["org"]] or _orgs_with_states()
         in_use = embedder()
         only_stale = not options["all"]
         self.stdout.write(f"Embedder: {in_use.model_id} ({in_use.native_dimension}-D).")
@@ -63,18 +60,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Re-embedded {total} states in {len(org_ids)} organizations.")
         )
-
-
-def _org_id(value: str) -> uuid.UUID:
-    try:
-        org_id = uuid.UUID(value)
-    except ValueError as exc:
-        raise CommandError(NOT_A_UUID.format(value=value)) from exc
-    # Through the authentication reader: with no organization in context, row-level security
-    # would hide the organization's own row.
-    if not tenant_selectors.auth_org_is_active(org_id=org_id):
-        raise CommandError(UNKNOWN_ORG.format(org_id=org_id))
-    return org_id
 
 
 def _orgs_with_states() -> list[uuid.UUID]:

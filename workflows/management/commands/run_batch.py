@@ -21,7 +21,7 @@ from rcm.context import org_context
 from rcm.errors import ApplicationError, NotFound
 from rcm.lookups import JobStatus
 from rcm.progress import ProgressBar
-from tenants import selectors as tenant_selectors
+from tenants.management.arguments import org_id_argument
 from workflows.models import BatchJob, InvalidRowPolicy
 from workflows.selectors import batch as selectors
 from workflows.serializers.batch import BatchJobFileInput
@@ -32,8 +32,6 @@ LISTED_ROW_ERRORS = 20
 # The exit status of a program stopped by SIGINT (128 + 2), as shells report it.
 INTERRUPTED = 130
 
-NOT_A_UUID = "--org must be an organization id (a UUID); got {value!r}."
-UNKNOWN_ORG = "No active organization has the id {org_id}."
 UNKNOWN_WORKFLOW = "The organization {org_id} has no workflow with the id {workflow_id}."
 UNREADABLE_FILE = "Cannot read {path}: {reason}."
 ROW_ERROR = "  row {row}, {field}: {message}"
@@ -95,7 +93,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        org_id = _org_id(options["org"])
+        org_id = org_id_argument(options["org"])
         with org_context(org_id):
             job = self._upload(org_id, options)
         self.stdout.write(
@@ -197,18 +195,6 @@ class Command(BaseCommand):
             ("results", f"GET {_api_path('batch-job-results', job)}"),
         ):
             self.stdout.write(f"  {name}: {value}")
-
-
-def _org_id(value: str) -> uuid.UUID:
-    try:
-        org_id = uuid.UUID(value)
-    except ValueError as exc:
-        raise CommandError(NOT_A_UUID.format(value=value)) from exc
-    # Through the authentication reader: with no organization in context yet, row-level
-    # security would hide the organization's own row.
-    if not tenant_selectors.auth_org_is_active(org_id=org_id):
-        raise CommandError(UNKNOWN_ORG.format(org_id=org_id))
-    return org_id
 
 
 def _validated(data: dict) -> dict:
