@@ -113,8 +113,10 @@ def page_embed(*, html: str, url: str = "", using: Embedder | None = None):
 
 
 def text_embed(*, text: str, using: Embedder | None = None):
+    """(vector, embedder's model id) of a text, masked first: an http embedder sends it out."""
     in_use = using or embedder()
-    return _embedded(lambda: in_use.embed_text(text)), in_use.model_id
+    masked = phi.mask(text)
+    return _embedded(lambda: in_use.embed_text(masked)), in_use.model_id
 
 
 def _embedded(embed: Callable[[], np.ndarray]) -> np.ndarray:
