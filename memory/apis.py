@@ -122,8 +122,11 @@ class MicroStateSearchApi(MicroStateBase):
             vector, model_id = services.text_embed(text=data["text"])
         else:
             services.dom_check(data["dom_snapshot"])
+            # Masked as a stored page is, so that both embed alike (and nothing unmasked
+            # reaches an http embedder).
             masked = phi.mask(data["dom_snapshot"])
-            vector, model_id = services.page_embed(html=masked, url=data["url"])
+            url = phi.mask(services.url_pattern_of(data["url"]))
+            vector, model_id = services.page_embed(html=masked, url=url)
         matches = selectors.micro_state_search(
             vector=vector,
             embedder=model_id,

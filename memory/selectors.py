@@ -33,14 +33,11 @@ MAX_SCAN_TUPLES = 20_000
 # - enable_sort off: for a small organization the planner's estimate prefers reading its rows
 #   by org_id and sorting them all (an exact scan, 20x slower at 5,000 rows); without a sort
 #   step to choose, it takes the HNSW index, which yields rows in distance order.
-# - jit off: the index scan's estimated cost passes jit_above_cost, and compiling the query
-#   (~5 ms) would cost ten times the search itself.
 _SEARCH_SETTINGS_SQL = (
     "SELECT set_config('hnsw.ef_search', %s, true),"
     " set_config('hnsw.iterative_scan', 'relaxed_order', true),"
     " set_config('hnsw.max_scan_tuples', %s, true),"
-    " set_config('enable_sort', 'off', true),"
-    " set_config('jit', 'off', true)"
+    " set_config('enable_sort', 'off', true)"
 )
 
 
