@@ -3,6 +3,7 @@ retiring or reviving them. States are stored by the agent and the API, never typ
 
 import json
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
@@ -13,8 +14,6 @@ from workflows.admin import OperatorActions, ReadOnlyTenantAdmin
 
 def _success_bar(state: MicroState):
     """The success average as a bar: green above the retirement mark, red below it."""
-    from django.conf import settings
-
     colour = "#2e7d32" if state.success_ema >= settings.MEMORY_RETIRE_BELOW else "#c62828"
     return format_html(
         '<div title="{} successes, {} failures" style="display: flex; align-items: center; '

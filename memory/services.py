@@ -334,13 +334,19 @@ def micro_state_reembed(
         if not batch:
             return done
         vectors = embedder_in_use.embed_pages([(dom, url) for _, dom, url in batch])
-        with transaction.atomic():
-            for (state_id, _, _), vector in zip(batch, vectors, strict=True):
-                MicroState.objects.filter(pk=state_id).update(
+        # One UPDATE a batch, not one a state.
+        MicroState.objects.bulk_update(
+            [
+                MicroState(
+                    pk=state_id,
                     text_emb=vector,
                     embedder=embedder_in_use.model_id,
                     embedder_dimension=embedder_in_use.native_dimension,
                 )
+                for (state_id, _, _), vector in zip(batch, vectors, strict=True)
+            ],
+            ["text_emb", "embedder", "embedder_dimension"],
+        )
         done += len(batch)
         after = batch[-1][0]
         if progress is not None:
