@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from memory import services
 from memory.models import MicroState
-from workflows.admin import OperatorActions, ReadOnlyTenantAdmin
+from rcm.admin import ReadOnlyTenantAdmin
 
 
 def _success_bar(state: MicroState):
@@ -29,7 +29,8 @@ def _success_bar(state: MicroState):
 
 
 @admin.register(MicroState)
-class MicroStateAdmin(OperatorActions, ReadOnlyTenantAdmin):
+class MicroStateAdmin(ReadOnlyTenantAdmin):
+    resource = "micro_state"
     list_display = (
         "id",
         "label",
@@ -79,13 +80,13 @@ class MicroStateAdmin(OperatorActions, ReadOnlyTenantAdmin):
     def action(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.action_json, indent=2))
 
-    @admin.action(description="Retire the selected states", permissions=("operate",))
+    @admin.action(description="Retire the selected states", permissions=("run",))
     def retire(self, request, queryset):
         for state in queryset:
             services.micro_state_retire(state=state)
         messages.success(request, f"{len(queryset)} states retired.")
 
-    @admin.action(description="Bring the selected states back", permissions=("operate",))
+    @admin.action(description="Bring the selected states back", permissions=("run",))
     def unretire(self, request, queryset):
         for state in queryset:
             services.micro_state_unretire(state=state)

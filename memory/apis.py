@@ -11,7 +11,7 @@ from memory import serializers as io
 from memory.models import MicroState
 from rcm import phi
 from rcm.api.views import OrgScopedAPIView
-from rcm.lookups import UserRole
+from rcm.permissions import RUN, VIEW
 from tenants import selectors as tenant_selectors
 from workflows.selectors import authoring as workflow_selectors
 
@@ -20,7 +20,7 @@ NODE_WITHOUT_WORKFLOW = "A node is given with its workflow."
 
 
 class MicroStateBase(OrgScopedAPIView):
-    write_role = UserRole.OPERATOR
+    resource = "micro_state"
 
     def base_queryset(self):
         return MicroState.objects.all()
@@ -108,7 +108,7 @@ class MicroStateDetailApi(MicroStateBase):
 class MicroStateSearchApi(MicroStateBase):
     """A search reads: viewers may post it."""
 
-    write_role = UserRole.VIEWER
+    actions = {"POST": VIEW}
 
     @extend_schema(
         request=io.MicroStateSearchInput, responses={200: io.MicroStateMatchOutput(many=True)}
@@ -140,6 +140,8 @@ class MicroStateSearchApi(MicroStateBase):
 
 
 class MicroStateRetireApi(MicroStateBase):
+    actions = {"POST": RUN}
+
     @extend_schema(request=io.MicroStateRetireInput, responses={200: io.MicroStateOutput})
     def post(self, request, pk):
         data = self.validated(io.MicroStateRetireInput)
@@ -150,6 +152,8 @@ class MicroStateRetireApi(MicroStateBase):
 
 
 class MicroStateUnretireApi(MicroStateBase):
+    actions = {"POST": RUN}
+
     @extend_schema(request=None, responses={200: io.MicroStateOutput})
     def post(self, request, pk):
         state = services.micro_state_unretire(state=self.get_object())
@@ -157,6 +161,8 @@ class MicroStateUnretireApi(MicroStateBase):
 
 
 class MicroStateOutcomeApi(MicroStateBase):
+    actions = {"POST": RUN}
+
     @extend_schema(request=io.MicroStateOutcomeInput, responses={200: io.MicroStateOutput})
     def post(self, request, pk):
         data = self.validated(io.MicroStateOutcomeInput)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class RcmConfig(AppConfig):
@@ -7,3 +8,9 @@ class RcmConfig(AppConfig):
 
     def ready(self):
         from rcm import checks  # noqa: F401  (registers the system checks)
+
+
+class PlatformAdminConfig(AdminConfig):
+    """Django's admin on the platform's site, whose one access rule is in rcm/admin.py."""
+
+    default_site = "rcm.admin.PlatformAdminSite"

@@ -12,16 +12,25 @@ from django.contrib import admin, messages
 from django.contrib.auth.forms import SetPasswordMixin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 from rest_framework import serializers
 
+from rcm.admin import (
+    LookupAdmin,
+    PlatformCatalogueAdmin,
+    TenantAdmin,
+    admin_role,
+    adopt,
+    changes,
+    fresh,
+    is_platform_staff,
+)
 from rcm.context import current_org_id, org_context, require_org_id
-from rcm.errors import ApplicationError
 from rcm.lookups import UserRole
+from rcm.permissions import role_grantable
 from tenants import selectors, services
 from tenants.authentication import client_ip
 from tenants.middleware import AdminOrgContextMiddleware
@@ -43,141 +52,25 @@ EMAIL_TAKEN = "A user with this email already exists; add them as a member inste
 PASSWORDS_BOTH = "Enter the password twice, or leave both fields empty."
 ORG_NOT_FOUND = "No active organization has this id."
 
-admin.site.site_header = "RCM platform"
-admin.site.site_title = "RCM admin"
-admin.site.index_title = "Administration"
-admin.site.site_url = None  # there is no public site to link to
 # Roles live on memberships; app_user has no groups or Django permissions to manage.
 admin.site.unregister(Group)
 
 
-# -- who may do what -----------------------------------------------------------------------
-
-
-def _is_staff(request) -> bool:
-    return request.user.is_active and request.user.is_staff
-
-
-def _in_org(request) -> bool:
-    """Staff with an organization in context (the middleware withholds it when access lapsed)."""
-    return _is_staff(request) and current_org_id() is not None
-
-
-def _is_platform_staff(request) -> bool:
-    return _in_org(request) and request.user.is_superuser
-
-
-def _assignable_roles(user):
-    """Roles an operator may hand out: only platform staff make platform staff."""
-    roles = UserRoleLu.objects.filter(is_active=True)
-    return roles if user.is_superuser else roles.exclude(pk=UserRole.SYS_ADMIN)
-
-
-# -- bases ---------------------------------------------------------------------------------
-
-
-class ServiceAdmin(admin.ModelAdmin):
-    """A service's refusal (a conflict, a forbidden self-change) is a message, not a 500."""
-
-    # Portal URLs typed without a scheme are https (Django 6's default, chosen now).
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ApplicationError as error:
-            # The admin's transaction has rolled back by now; say why and let them try again.
-            self.message_user(request, error.message, messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-
-class PlatformCatalogueAdmin(ServiceAdmin):
-    """Rows shared by every organization: staff read them, only sys_admin adds or changes.
-
-    Nothing is deleted here: rows of other organizations, invisible in this one, may point at
-    a catalogue row. Deactivate it instead.
-    """
-
-    def has_view_permission(self, request, obj=None):
-        return _in_org(request)
-
-    def has_add_permission(self, request):
-        return _is_platform_staff(request)
-
-    def has_change_permission(self, request, obj=None):
-        return _is_platform_staff(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class LookupAdmin(PlatformCatalogueAdmin):
-    """A lookup table (rcm.lookups.LookupModel). Its key is fixed once other rows use it."""
-
-    list_filter = ("is_active",)
-
-    def get_list_display(self, request):
-        return (self.model._meta.pk.name, "description", "sort_order", "is_active")
-
-    def get_search_fields(self, request):
-        return (self.model._meta.pk.name, "description")
-
-    def get_readonly_fields(self, request, obj=None):
-        # Changing a primary key in the admin would insert a second row, not rename the first.
-        return (self.model._meta.pk.name,) if obj is not None else ()
-
-
-class TenantAdmin(ServiceAdmin):
-    """Rows of the organization in context; the organization is never a form field."""
-
-    def get_queryset(self, request):
-        queryset = self.model.objects.all()  # the fail-closed manager scopes to the context
-        ordering = self.get_ordering(request)
-        return queryset.order_by(*ordering) if ordering else queryset
-
-    def get_exclude(self, request, obj=None):
-        return (*(self.exclude or ()), "org")
-
-    def has_view_permission(self, request, obj=None):
-        return _in_org(request)
-
-    def has_add_permission(self, request):
-        return _in_org(request)
-
-    def has_change_permission(self, request, obj=None):
-        return _in_org(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return _in_org(request)
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.org_id = require_org_id()
-        super().save_model(request, obj, form, change)
-
-
-def _adopt(obj, saved) -> None:
-    """Turn the admin's unsaved form instance into the row a service saved (for the log
-    entry and the redirect that follow ``save_model``)."""
-    for field in saved._meta.concrete_fields:
-        setattr(obj, field.attname, getattr(saved, field.attname))
-    obj._state.adding = False
-
-
-def _changes(form) -> dict:
-    return {name: form.cleaned_data[name] for name in form.changed_data}
-
-
-def _fresh(obj):
-    """The row as stored: the form has already written its input onto ``obj``, and services
-    compare the input with the stored values."""
-    return type(obj).objects.get(pk=obj.pk)
+def _assignable_roles(request):
+    """Roles this user may hand out here: none above their own (rcm.permissions)."""
+    role = admin_role(request)
+    return UserRoleLu.objects.filter(
+        is_active=True,
+        pk__in=[
+            value for value in UserRole.ordered() if role_grantable(granter_role=role, role=value)
+        ],
+    )
 
 
 class RoleChoicesMixin:
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "role":
-            kwargs["queryset"] = _assignable_roles(request.user)
+            kwargs["queryset"] = _assignable_roles(request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -284,8 +177,9 @@ class OrgSwitchForm(forms.Form):
 @admin.register(Organization)
 class OrganizationAdmin(TenantAdmin):
     """The organization in context (one row). sys_admin creates organizations and switches
-    between them; staff may rename theirs."""
+    between them; org admins may rename theirs."""
 
+    resource = "organization"
     list_display = ("name", "org_type", "email_domain", "is_active", "created_at")
     list_select_related = ("org_type",)
     readonly_fields = ("id", "created_at", "updated_at")
@@ -296,23 +190,17 @@ class OrganizationAdmin(TenantAdmin):
         return ("id", "name", "email_domain", "org_type", "is_active", "created_at", "updated_at")
 
     def get_readonly_fields(self, request, obj=None):
-        if _is_platform_staff(request):
+        if is_platform_staff(request):
             return self.readonly_fields
         return (*self.readonly_fields, "org_type", "is_active")
-
-    def has_add_permission(self, request):
-        return _is_platform_staff(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def save_model(self, request, obj, form, change):
         if change:
             services.organization_update(
-                org=_fresh(obj),
+                org=fresh(obj),
                 actor=request.user,
                 ip_address=client_ip(request),
-                **_changes(form),
+                **changes(form),
             )
             return
         org = services.organization_create(
@@ -320,7 +208,7 @@ class OrganizationAdmin(TenantAdmin):
             org_type=form.cleaned_data["org_type"].pk,
             email_domain=form.cleaned_data["email_domain"],
         )
-        _adopt(obj, org)
+        adopt(obj, org)
 
     def response_add(self, request, obj, post_url_continue=None):
         # The new organization is not the one in context, so its change page would not find
@@ -336,7 +224,7 @@ class OrganizationAdmin(TenantAdmin):
 
     def switch_view(self, request):
         """sys_admin: act in another organization, by id (RLS hides the list of them)."""
-        if not _is_platform_staff(request):
+        if not is_platform_staff(request):
             raise PermissionDenied
         form = OrgSwitchForm(request.POST or None, initial={"org_id": request.GET.get("org_id")})
         if request.method == "POST" and form.is_valid():
@@ -374,6 +262,7 @@ class UserAdmin(RoleChoicesMixin, TenantAdmin):
     """Users homed here or members here. Only those homed here are edited here, and only
     sys_admin edits platform staff or grants admin access; roles change on memberships."""
 
+    resource = "user"
     list_display = (
         "email",
         "full_name",
@@ -404,7 +293,7 @@ class UserAdmin(RoleChoicesMixin, TenantAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
-        staff = ("is_staff",) if _is_platform_staff(request) else ()
+        staff = ("is_staff",) if is_platform_staff(request) else ()
         if obj is None:
             fields = ("email", "full_name", "role", *staff, "password1", "password2")
             return [(None, {"fields": fields})]
@@ -421,16 +310,16 @@ class UserAdmin(RoleChoicesMixin, TenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        staff = () if _is_platform_staff(request) else ("is_staff",)
+        staff = () if is_platform_staff(request) else ("is_staff",)
         return ("role", *staff, "last_login", "created_at")
 
     def has_change_permission(self, request, obj=None):
-        if not _in_org(request):
+        if not super().has_change_permission(request, obj):
             return False
         if obj is None:
             return True
         homed_here = obj.org_id == current_org_id()
-        return homed_here and (request.user.is_superuser or obj.role_id != UserRole.SYS_ADMIN)
+        return homed_here and (is_platform_staff(request) or obj.role_id != UserRole.SYS_ADMIN)
 
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead: audit rows and keys refer to the user
@@ -458,13 +347,14 @@ class UserAdmin(RoleChoicesMixin, TenantAdmin):
             password=form.cleaned_data.get("password1") or None,
             is_staff=form.cleaned_data.get("is_staff", False),
         )
-        _adopt(obj, user)
+        adopt(obj, user)
 
 
 @admin.register(Membership)
 class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
     """Members of this organization. Adding, role changes and deactivation are audited."""
 
+    resource = "membership"
     list_display = ("user", "role", "is_active", "is_primary", "created_at")
     list_filter = ("role", "is_active", "is_primary")
     list_select_related = ("user", "role")
@@ -484,9 +374,11 @@ class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
         return () if obj is None else ("user", "is_primary", "created_at", "updated_at")
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and obj.role_id == UserRole.SYS_ADMIN:
-            return _is_platform_staff(request)
-        return _in_org(request)
+        if obj is not None and not role_grantable(
+            granter_role=admin_role(request), role=obj.role_id
+        ):
+            return False  # a member above one's own role (platform staff above all)
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead, which is audited
@@ -494,8 +386,9 @@ class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             services.membership_update(
-                membership=_fresh(obj),
+                membership=fresh(obj),
                 actor=request.user,
+                actor_role=admin_role(request),
                 role=form.cleaned_data["role"].pk,
                 is_active=form.cleaned_data["is_active"],
                 ip_address=client_ip(request),
@@ -510,7 +403,7 @@ class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
             password=form.cleaned_data.get("password1") or None,
             ip_address=client_ip(request),
         )
-        _adopt(obj, membership)
+        adopt(obj, membership)
 
 
 # -- portals, keys, audit ------------------------------------------------------------------
@@ -518,6 +411,7 @@ class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
 
 @admin.register(ChannelType)
 class ChannelTypeAdmin(PlatformCatalogueAdmin):
+    resource = "channel_type"
     list_display = ("code", "name", "endpoint_kind", "access_medium", "auth_type", "base_url")
     list_filter = ("endpoint_kind", "access_medium", "auth_type")
     list_select_related = ("auth_type",)
@@ -525,15 +419,16 @@ class ChannelTypeAdmin(PlatformCatalogueAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.channel_type_update(channel_type=_fresh(obj), **_changes(form))
+            services.channel_type_update(channel_type=fresh(obj), **changes(form))
         else:
-            _adopt(obj, services.channel_type_create(**form.cleaned_data))
+            adopt(obj, services.channel_type_create(**form.cleaned_data))
 
 
 @admin.register(Endpoint)
 class EndpointAdmin(TenantAdmin):
     """This organization's portals. Every change is audited."""
 
+    resource = "endpoint"
     form = EndpointForm
     fields = ("name", "channel_type", "base_url", "config", "created_at", "updated_at")
     readonly_fields = ("created_at", "updated_at")
@@ -543,12 +438,12 @@ class EndpointAdmin(TenantAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.endpoint_update(endpoint=_fresh(obj), actor=request.user, **_changes(form))
+            services.endpoint_update(endpoint=fresh(obj), actor=request.user, **changes(form))
             return
         endpoint = services.endpoint_create(
             org_id=require_org_id(), actor=request.user, **form.cleaned_data
         )
-        _adopt(obj, endpoint)
+        adopt(obj, endpoint)
 
     def delete_model(self, request, obj):
         services.endpoint_delete(endpoint=obj, actor=request.user)
@@ -563,6 +458,7 @@ class ApiKeyAdmin(TenantAdmin):
     """Keys are issued through the API (shown once there); here they are listed and revoked.
     The key's hash is never shown."""
 
+    resource = "api_key"
     fields = ("name", "prefix", "user", "created_by", "created_at", "last_used_at", "revoked_at")
     readonly_fields = fields
     exclude = ("key_hash",)
@@ -573,18 +469,9 @@ class ApiKeyAdmin(TenantAdmin):
     actions = ("revoke",)
 
     def has_add_permission(self, request):
-        return False
+        return False  # issued through the API, which shows the key once
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_revoke_permission(self, request):
-        return _in_org(request)
-
-    @admin.action(description="Revoke the selected API keys", permissions=("revoke",))
+    @admin.action(description="Revoke the selected API keys", permissions=("run",))
     def revoke(self, request, queryset):
         live = list(queryset.filter(revoked_at__isnull=True))
         for api_key in live:
@@ -596,20 +483,12 @@ class ApiKeyAdmin(TenantAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(TenantAdmin):
-    """The audit trail is append-only: nobody adds, changes or deletes events here."""
+    """The audit trail is append-only: the table lets org admins view it, nothing more."""
 
+    resource = "audit_event"
     list_display = ("created_at", "action", "actor_email", "object_type", "object_id", "ip_address")
     list_filter = ("action", "object_type")
     search_fields = ("actor_email", "object_id", "request_id")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 admin.site.register((OrgTypeLu, UserRoleLu, ChannelAuthTypeLu), LookupAdmin)

@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rcm.api.views import OrgScopedAPIView
 from rcm.context import org_context
 from rcm.errors import ApplicationError
-from rcm.lookups import UserRole
+from rcm.permissions import RUN
 from tenants import selectors, services, throttling
 from tenants import serializers as io
 from tenants.authentication import (
@@ -105,8 +105,8 @@ class TokenRefreshApi(PublicAPIView):
 
 
 class SwitchOrgApi(OrgScopedAPIView):
+    resource = "session"
     tenant_scoped = False
-    write_role = UserRole.VIEWER
     idempotency_redact = ("access", "refresh")
 
     @extend_schema(request=io.SwitchOrgInput, responses={200: io.TokenOutput})
@@ -141,6 +141,8 @@ def _validated(serializer_class, request) -> dict:
 
 
 class OrganizationCurrentApi(OrgScopedAPIView):
+    resource = "organization"
+
     def base_queryset(self):
         return selectors.organization_list()
 
@@ -161,6 +163,8 @@ class OrganizationCurrentApi(OrgScopedAPIView):
 
 
 class UserBase(OrgScopedAPIView):
+    resource = "user"
+
     def base_queryset(self):
         return selectors.user_list(org_id=self.org_id)
 
@@ -178,6 +182,8 @@ class UserDetailApi(UserBase):
 
 
 class MembershipBase(OrgScopedAPIView):
+    resource = "membership"
+
     def base_queryset(self):
         return selectors.membership_list()
 
@@ -207,6 +213,7 @@ class MembershipDetailApi(MembershipBase):
         membership = services.membership_update(
             membership=self.get_object(),
             actor=request.user,
+            actor_role=self.access.role,
             ip_address=client_ip(request),
             **data,
         )
@@ -217,6 +224,7 @@ class MembershipDetailApi(MembershipBase):
         services.membership_update(
             membership=self.get_object(),
             actor=request.user,
+            actor_role=self.access.role,
             is_active=False,
             ip_address=client_ip(request),
         )
@@ -229,8 +237,8 @@ class MembershipDetailApi(MembershipBase):
 class ChannelTypeBase(OrgScopedAPIView):
     """The platform's portal catalogue: every member reads it, platform staff change it."""
 
+    resource = "channel_type"
     tenant_scoped = False
-    write_role = UserRole.SYS_ADMIN
 
     def base_queryset(self):
         return selectors.channel_type_list()
@@ -268,6 +276,8 @@ class ChannelTypeDetailApi(ChannelTypeBase):
 
 
 class EndpointBase(OrgScopedAPIView):
+    resource = "endpoint"
+
     def base_queryset(self):
         return selectors.endpoint_list()
 
@@ -319,7 +329,7 @@ def _channel_type(code: str) -> ChannelType:
 
 
 class ApiKeyBase(OrgScopedAPIView):
-    read_role = UserRole.ORG_ADMIN
+    resource = "api_key"
 
     def base_queryset(self):
         return selectors.api_key_list()
@@ -354,6 +364,8 @@ class ApiKeyListApi(ApiKeyBase):
 
 
 class ApiKeyRevokeApi(ApiKeyBase):
+    actions = {"POST": RUN}
+
     @extend_schema(request=None, responses={200: io.ApiKeyOutput})
     def post(self, request, pk):
         api_key = services.api_key_revoke(
@@ -363,7 +375,7 @@ class ApiKeyRevokeApi(ApiKeyBase):
 
 
 class AuditEventListApi(OrgScopedAPIView):
-    read_role = UserRole.ORG_ADMIN
+    resource = "audit_event"
 
     def base_queryset(self):
         return selectors.audit_event_list()

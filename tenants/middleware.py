@@ -5,6 +5,7 @@ import uuid
 from django.utils.functional import SimpleLazyObject
 
 from rcm.context import org_context, reset_org_id, set_org_id
+from rcm.lookups import UserRole
 from tenants import selectors, services
 from tenants.authentication import client_ip
 from tenants.models import Organization
@@ -20,7 +21,8 @@ class AdminOrgContextMiddleware:
 
     Staff lose the context (and so every admin page) when their home membership or home
     organization is no longer active. ``request.admin_org`` is the organization in context,
-    loaded only if a page shows it.
+    loaded only if a page shows it; ``request.admin_role`` the role the permission table is
+    asked with there (rcm.admin): the home membership's, or sys_admin for platform staff.
     """
 
     SESSION_KEY = "admin_org_id"
@@ -32,7 +34,9 @@ class AdminOrgContextMiddleware:
         if not request.path.startswith(ADMIN_PREFIX):
             return self.get_response(request)
         user = request.user
-        org_id = self._org_for(request) if user.is_authenticated and user.is_staff else None
+        org_id, request.admin_role = (
+            self._org_and_role(request) if user.is_authenticated and user.is_staff else (None, None)
+        )
         request.admin_org = SimpleLazyObject(lambda: _organization(org_id))
         token = set_org_id(org_id)
         try:
@@ -51,23 +55,27 @@ class AdminOrgContextMiddleware:
         finally:
             reset_org_id(token)
 
-    def _org_for(self, request):
+    def _org_and_role(self, request) -> tuple[uuid.UUID | None, str | None]:
         user = request.user
         if not user.is_superuser:
-            home_is_live = any(
-                membership.org_id == user.org_id
-                for membership in selectors.auth_memberships(user_id=user.pk)
+            home = next(
+                (
+                    membership
+                    for membership in selectors.auth_memberships(user_id=user.pk)
+                    if membership.org_id == user.org_id
+                ),
+                None,
             )
-            return user.org_id if home_is_live else None
+            return (user.org_id, home.role) if home is not None else (None, None)
         picked = request.session.get(self.SESSION_KEY)
         if picked is None or request.path.startswith(OWN_ACCOUNT_PATHS):
-            return user.org_id
+            return user.org_id, UserRole.SYS_ADMIN
         picked = uuid.UUID(picked)
         if not selectors.auth_org_is_active(org_id=picked):
             # Deactivated since it was picked: back home rather than into a dead organization.
             del request.session[self.SESSION_KEY]
-            return user.org_id
-        return picked
+            return user.org_id, UserRole.SYS_ADMIN
+        return picked, UserRole.SYS_ADMIN
 
 
 def _organization(org_id) -> Organization | None:

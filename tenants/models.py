@@ -140,9 +140,10 @@ class User(AbstractBaseUser):
         return check_password(raw_password, self.password, rehash)
 
     def has_perm(self, perm, obj=None) -> bool:
-        # The admin shows tenant rows to staff of their organization and platform catalogues
-        # (lookups, channel types) read-only to them; sys_admin may change everything.
-        return self.is_active and self.is_staff
+        # Django's per-model permissions are not used: every admin page asks the permission
+        # table (rcm/permissions.py) through rcm.admin's bases. Nothing is granted here, so a
+        # page that forgot to ask shows nothing.
+        return False
 
     def has_module_perms(self, app_label) -> bool:
         return self.is_active and self.is_staff

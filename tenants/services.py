@@ -19,9 +19,11 @@ from rcm.context import org_context
 from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import UserRole
 from rcm.middleware import current_request_id
+from rcm.permissions import role_grantable
 from tenants.models import ApiKey, ChannelType, Endpoint, Membership, Organization, User
 
 API_KEY_PREFIX = "rcm"
+ROLE_ABOVE_OWN = "You cannot give a role above your own, nor change a member whose role is."
 NOT_API_USER = "API keys are issued only to active api_user members of this organization."
 
 
@@ -285,10 +287,19 @@ def membership_update(
     *,
     membership: Membership,
     actor: User,
+    actor_role: str,
     role: str | None = None,
     is_active: bool | None = None,
     ip_address: str | None = None,
 ) -> Membership:
+    """Change a member's role or (de)activate them. ``actor_role`` is the actor's role in
+    this organization: nobody grants a role above their own, or changes a member above it."""
+    if not role_grantable(granter_role=actor_role, role=membership.role_id) or (
+        role is not None and not role_grantable(granter_role=actor_role, role=role)
+    ):
+        raise ApplicationError(
+            "role_above_own", ROLE_ABOVE_OWN, {"role": [ROLE_ABOVE_OWN]}, status=403
+        )
     if membership.user_id == actor.pk and (
         (is_active is False) or (role is not None and role != membership.role_id)
     ):

@@ -19,11 +19,17 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from rcm.admin import (
+    LookupAdmin,
+    PlatformCatalogueAdmin,
+    ReadOnlyInline,
+    ReadOnlyTenantAdmin,
+    TenantAdmin,
+    adopt,
+)
 from rcm.context import require_org_id
 from rcm.errors import ApplicationError
-from rcm.lookups import UserRole, WorkflowStatus, role_at_least
-from tenants import selectors as tenant_selectors
-from tenants.admin import LookupAdmin, PlatformCatalogueAdmin, TenantAdmin, _adopt
+from rcm.lookups import WorkflowStatus
 from workflows.admin_graph import graph_svg
 from workflows.models import (
     BatchJob,
@@ -57,31 +63,6 @@ from workflows.services import authoring, batch, requirements, runs
 
 NOT_PUBLISHED = "Not published yet."
 REASON_HELP = "Why this changes: it is kept in the requirement changelog."
-
-# -- who may do what -----------------------------------------------------------------------
-
-
-def _role_here(request) -> str | None:
-    """The user's role in the organization in context, read once per request.
-
-    Staff work in their home organization, where their membership says their role (the
-    middleware has checked it is live); a sys_admin is platform staff wherever they act.
-    """
-    if not hasattr(request, "workflows_admin_role"):
-        if request.user.is_superuser:
-            role = UserRole.SYS_ADMIN
-        else:
-            membership = tenant_selectors.membership_active(
-                user_id=request.user.pk, org_id=require_org_id()
-            )
-            role = membership.role_id if membership is not None else None
-        request.workflows_admin_role = role
-    return request.workflows_admin_role
-
-
-def _role_at_least(request, minimum: str) -> bool:
-    """Call it after the base class's check, which makes sure an organization is in context."""
-    return role_at_least(_role_here(request), minimum)
 
 
 def _error_text(error: ApplicationError) -> str:
@@ -121,49 +102,6 @@ def _pretty_json(value):
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
 
 
-# -- bases ---------------------------------------------------------------------------------
-
-
-class ReadOnlyTenantAdmin(TenantAdmin):
-    """Rows the engine and the services write: shown here, never added, changed or deleted."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class OperatorActions:
-    """For admin actions declared with ``permissions=("operate",)``: operators and above, as
-    the API lets them author and run."""
-
-    def has_operate_permission(self, request):
-        return self.has_view_permission(request) and _role_at_least(request, UserRole.OPERATOR)
-
-
-class ReadOnlyInline(admin.TabularInline):
-    """A parent's rows as a table; they change through the API or the engine, never here."""
-
-    extra = 0
-    can_delete = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 # -- the task catalogue and requirements ---------------------------------------------------
 
 
@@ -177,6 +115,7 @@ class FieldRequirementInline(ReadOnlyInline):
 
 @admin.register(TaskType)
 class TaskTypeAdmin(PlatformCatalogueAdmin):
+    resource = "task_type"
     list_display = ("display_name", "domain", "action", "x12_transaction")
     list_select_related = ("domain", "action")
     list_filter = ("domain", "x12_transaction")
@@ -189,6 +128,7 @@ class TaskTypeAdmin(PlatformCatalogueAdmin):
 class FieldRequirementAdmin(PlatformCatalogueAdmin):
     """The fields a task needs on every portal (or on one channel type)."""
 
+    resource = "field_requirement"
     list_display = (
         "field_name",
         "task_type",
@@ -229,6 +169,7 @@ class PayerRequirementAdmin(PlatformCatalogueAdmin):
     """What each payer adds or tightens for a task. A version is never changed: sys_admin adds
     the next one, with a reason, and the service writes it to the changelog."""
 
+    resource = "payer_requirement"
     form = PayerRequirementForm
     list_display = (
         "field_name",
@@ -248,9 +189,6 @@ class PayerRequirementAdmin(PlatformCatalogueAdmin):
         fields = PayerRequirementForm.Meta.fields
         return (*fields, "reason") if obj is None else (*fields, "version", "created_at")
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         spec = {key: data[key] for key in requirements.SPEC_KEYS}
@@ -266,7 +204,7 @@ class PayerRequirementAdmin(PlatformCatalogueAdmin):
                 reason=data["reason"],
                 actor=request.user,
             )
-        _adopt(obj, row)
+        adopt(obj, row)
 
 
 POLICY_FIELDS = (
@@ -300,6 +238,7 @@ class OrgRequirementPolicyAdmin(TenantAdmin):
     """This organization's add/remove/modify rules; org admins write them, with a reason, and
     the services check them and keep the changelog."""
 
+    resource = "requirement_policy"
     form = OrgPolicyForm
     list_display = (
         "field_name",
@@ -322,13 +261,6 @@ class OrgRequirementPolicyAdmin(TenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A policy stays on its task: another task's field is another policy.
         return () if obj is None else ("task_type", "created_by", "created_at", "updated_at")
-
-    def has_add_permission(self, request):
-        return super().has_add_permission(request) and _role_at_least(request, UserRole.ORG_ADMIN)
-
-    def has_change_permission(self, request, obj=None):
-        allowed = super().has_change_permission(request, obj)
-        return allowed and _role_at_least(request, UserRole.ORG_ADMIN)
 
     def has_delete_permission(self, request, obj=None):
         return False  # through the API, which asks for the reason
@@ -362,13 +294,14 @@ class OrgRequirementPolicyAdmin(TenantAdmin):
                     reason=data["reason"],
                     actor=request.user,
                 )
-        _adopt(obj, policy)
+        adopt(obj, policy)
 
 
 @admin.register(RequirementChangelog)
 class RequirementChangelogAdmin(ReadOnlyTenantAdmin):
     """Every change to this organization's policies and to the payers' requirements."""
 
+    resource = "requirement_changelog"
     fields = (
         "changed_at",
         "table_name",
@@ -387,10 +320,6 @@ class RequirementChangelogAdmin(ReadOnlyTenantAdmin):
     list_filter = ("table_name", "change")
     search_fields = ("reason",)
 
-    def has_view_permission(self, request, obj=None):
-        allowed = super().has_view_permission(request, obj)
-        return allowed and _role_at_least(request, UserRole.ORG_ADMIN)
-
     @admin.display(description="old value")
     def old(self, obj):
         return _pretty_json(obj.old_value)
@@ -404,6 +333,7 @@ class RequirementChangelogAdmin(ReadOnlyTenantAdmin):
 class TaskSignatureAdmin(ReadOnlyTenantAdmin):
     """What this organization does on each portal, counted by the engine from its runs."""
 
+    resource = "task_signature"
     list_display = (
         "signature_key",
         "endpoint",
@@ -451,11 +381,12 @@ class WorkflowForm(forms.ModelForm):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(OperatorActions, TenantAdmin):
+class WorkflowAdmin(TenantAdmin):
     """Workflows with their draft graph (read-only: the API edits it under its version check)
     and the picture of their latest revision. Operators create, rename and describe them, and
     publish, suspend or archive them with the actions."""
 
+    resource = "workflow"
     form = WorkflowForm
     list_display = (
         "name",
@@ -516,14 +447,10 @@ class WorkflowAdmin(OperatorActions, TenantAdmin):
             return NOT_PUBLISHED
         return _picture(graph_svg(revision.graph), f"Revision {revision.revision_num}")
 
-    def has_add_permission(self, request):
-        return super().has_add_permission(request) and _role_at_least(request, UserRole.OPERATOR)
-
     def has_change_permission(self, request, obj=None):
         if not super().has_change_permission(request, obj):
             return False
-        archived = obj is not None and obj.status_id == WorkflowStatus.ARCHIVED
-        return not archived and _role_at_least(request, UserRole.OPERATOR)
+        return obj is None or obj.status_id != WorkflowStatus.ARCHIVED
 
     def has_delete_permission(self, request, obj=None):
         return False  # archive instead: runs and traces point at a published workflow
@@ -537,7 +464,7 @@ class WorkflowAdmin(OperatorActions, TenantAdmin):
                 name=data["name"],
                 description=data["description"],
             )
-            _adopt(obj, workflow)
+            adopt(obj, workflow)
             return
         changes = {
             name: data[name] for name in form.changed_data if name in ("name", "description")
@@ -545,7 +472,7 @@ class WorkflowAdmin(OperatorActions, TenantAdmin):
         if changes:
             authoring.workflow_update(workflow=obj, version=data["based_on_version"], **changes)
 
-    @admin.action(description="Publish the selected workflows", permissions=("operate",))
+    @admin.action(description="Publish the selected workflows", permissions=("run",))
     def publish(self, request, queryset):
         self._each(
             request,
@@ -554,7 +481,7 @@ class WorkflowAdmin(OperatorActions, TenantAdmin):
             lambda workflow: authoring.workflow_publish(workflow=workflow, created_by=request.user),
         )
 
-    @admin.action(description="Suspend the selected workflows", permissions=("operate",))
+    @admin.action(description="Suspend the selected workflows", permissions=("run",))
     def suspend(self, request, queryset):
         self._each(
             request,
@@ -563,7 +490,7 @@ class WorkflowAdmin(OperatorActions, TenantAdmin):
             lambda workflow: authoring.workflow_suspend(workflow=workflow),
         )
 
-    @admin.action(description="Archive the selected workflows", permissions=("operate",))
+    @admin.action(description="Archive the selected workflows", permissions=("run",))
     def archive(self, request, queryset):
         self._each(
             request,
@@ -590,6 +517,7 @@ class WorkflowAdmin(OperatorActions, TenantAdmin):
 class WorkflowRevisionAdmin(ReadOnlyTenantAdmin):
     """The frozen graphs that were published; runs execute them."""
 
+    resource = "workflow_revision"
     fields = (
         "workflow",
         "revision_num",
@@ -633,9 +561,10 @@ class NodeRunInline(ReadOnlyInline):
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(OperatorActions, ReadOnlyTenantAdmin):
+class WorkflowRunAdmin(ReadOnlyTenantAdmin):
     """Runs of a revision, with the state of each node; an operator may cancel a live run."""
 
+    resource = "run"
     fields = (
         "workflow",
         "revision_link",
@@ -700,7 +629,7 @@ class WorkflowRunAdmin(OperatorActions, ReadOnlyTenantAdmin):
     def input_data(self, obj):
         return _pretty_json(obj.input)
 
-    @admin.action(description="Cancel the selected runs", permissions=("operate",))
+    @admin.action(description="Cancel the selected runs", permissions=("run",))
     def cancel(self, request, queryset):
         cancelled = 0
         for run in queryset.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]):
@@ -725,6 +654,7 @@ class TraceEndpointInline(ReadOnlyInline):
 class WorkflowTraceAdmin(ReadOnlyTenantAdmin):
     """Each step taken, how it was decided and how long it took."""
 
+    resource = "trace"
     list_display = (
         "created_at",
         "workflow",
@@ -811,10 +741,11 @@ def _progress_bar(job: BatchJob):
 
 
 @admin.register(BatchJob)
-class BatchJobAdmin(OperatorActions, ReadOnlyTenantAdmin):
+class BatchJobAdmin(ReadOnlyTenantAdmin):
     """Uploaded batches with their progress. Rows change only through the feeder and the runs;
     operators may cancel a batch or retry its failed rows, through the API's services."""
 
+    resource = "batch_job"
     list_display = (
         "id",
         "workflow",
@@ -923,7 +854,7 @@ class BatchJobAdmin(OperatorActions, ReadOnlyTenantAdmin):
             "GET <code>{}</code> (API)", reverse("batch-job-results", args=(obj.pk,))
         )
 
-    @admin.action(description="Cancel the selected batch jobs", permissions=("operate",))
+    @admin.action(description="Cancel the selected batch jobs", permissions=("run",))
     def cancel(self, request, queryset):
         cancelled = 0
         for job in queryset.filter(completed_at__isnull=True):
@@ -936,7 +867,7 @@ class BatchJobAdmin(OperatorActions, ReadOnlyTenantAdmin):
         self.message_user(request, f"Cancelled {cancelled} batch job(s).", messages.SUCCESS)
 
     @admin.action(
-        description="Retry the failed rows of the selected batch jobs", permissions=("operate",)
+        description="Retry the failed rows of the selected batch jobs", permissions=("run",)
     )
     def retry_failed(self, request, queryset):
         retried = 0
@@ -957,6 +888,7 @@ class BatchJobAdmin(OperatorActions, ReadOnlyTenantAdmin):
 class BatchJobItemAdmin(ReadOnlyTenantAdmin):
     """The rows of batch jobs: a job's page links here filtered to its own rows."""
 
+    resource = "batch_job_item"
     fields = (
         "job_link",
         "row_number",

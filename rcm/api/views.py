@@ -2,8 +2,11 @@
 
 It owns authentication (JWT or API key, both checked against a live membership), the
 organization context for the request, the role check and the queryset scoping. Subclasses say
-*what* they serve (``base_queryset``) and *who* may read or write (``read_role``,
-``write_role``); the scoping itself cannot be overridden (``__init_subclass__`` refuses).
+*what* they serve (``base_queryset``) and which ``resource`` of the permission table
+(rcm/permissions.py) it is; each HTTP method is an action on it (GET view, POST add, PUT and
+PATCH change, DELETE delete), unless the view's ``actions`` names another (a POST that
+publishes is ``run``; one that only checks is ``view``). The scoping and the role check cannot
+be overridden (``__init_subclass__`` refuses).
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from rest_framework import generics, permissions
 
+from rcm import permissions as perms
 from rcm.api.access import OrgAccess
 from rcm.api.idempotency import idempotency_claim, idempotency_record
 from rcm.context import reset_org_id, set_org_id
-from rcm.lookups import UserRole, role_at_least
 
 _PROTECTED = (
+    "action_for",
     "get_queryset",
     "initial",
     "finalize_response",
@@ -29,6 +33,18 @@ _PROTECTED = (
 )
 
 
+# The action an HTTP method takes on a view's resource, unless the view's ``actions`` says.
+METHOD_ACTIONS = {
+    "GET": perms.VIEW,
+    "HEAD": perms.VIEW,
+    "OPTIONS": perms.VIEW,
+    "POST": perms.ADD,
+    "PUT": perms.CHANGE,
+    "PATCH": perms.CHANGE,
+    "DELETE": perms.DELETE,
+}
+
+
 class RolePermission(permissions.BasePermission):
     message = "Your role in this organization does not allow this action."
 
@@ -36,13 +52,17 @@ class RolePermission(permissions.BasePermission):
         access = request.auth
         if not isinstance(access, OrgAccess):
             return False
-        needed = view.read_role if request.method in permissions.SAFE_METHODS else view.write_role
-        return role_at_least(access.role, needed)
+        if not hasattr(view, request.method.lower()):
+            return True  # no such handler: DRF answers 405, which is the truth for every role
+        return perms.allowed(access.role, view.resource, view.action_for(request.method))
 
 
 class OrgScopedAPIView(generics.GenericAPIView):
-    read_role: str = UserRole.VIEWER
-    write_role: str = UserRole.ORG_ADMIN
+    # The row of the permission table (rcm/permissions.py) this view serves; every concrete
+    # view names one (tests/rcm/test_permissions.py walks the URL resolver to make sure).
+    resource: str = ""
+    # method -> action, where the method's default (METHOD_ACTIONS) is not what it does.
+    actions: dict[str, str] = {}
     # Platform catalogues (channel types, lookups) are not tenant-owned; a view serving one
     # says so explicitly rather than silently skipping the scope.
     tenant_scoped: bool = True
@@ -63,6 +83,11 @@ class OrgScopedAPIView(generics.GenericAPIView):
                 raise TypeError(f"{cls.__name__} sets {name}; OrgScopedAPIView owns them.")
 
     permission_classes = [permissions.IsAuthenticated, RolePermission]
+
+    @classmethod
+    def action_for(cls, method: str) -> str:
+        # An unknown method is a view: DRF answers it 405 once the caller may see the route.
+        return cls.actions.get(method, METHOD_ACTIONS.get(method, perms.VIEW))
 
     @property
     def access(self) -> OrgAccess:

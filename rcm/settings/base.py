@@ -67,7 +67,7 @@ DATABASE_DEFINER_ROLE = env.str("DATABASE_DEFINER_ROLE", default="rcm_definer")
 INSTALLED_APPS = [
     # rcm first: its `migrate` command wraps Django's to run as the owner role.
     "rcm.apps.RcmConfig",
-    "django.contrib.admin",
+    "rcm.apps.PlatformAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -482,7 +482,7 @@ def test_a_policy_stays_editable_after_its_approver_is_demoted(api, org_a):
     url = f"{POLICIES}{client.post(POLICIES, body, 'json').json()['id']}/"
     with org_context(org_a.id):
         tenant_services.membership_update(
-            membership=approver, actor=org_a["org_admin"], role="viewer"
+            membership=approver, actor=org_a["org_admin"], actor_role="org_admin", role="viewer"
         )
     response = client.patch(url, {"reason": "Clearer wording", "spec": {**body["spec"]}}, "json")
     assert response.status_code == 200, response.json()

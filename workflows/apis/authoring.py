@@ -21,7 +21,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from rcm.api.views import OrgScopedAPIView
-from rcm.lookups import UserRole
+from rcm.permissions import CHANGE, RUN, VIEW
 from workflows.selectors import authoring as selectors
 from workflows.serializers import authoring as io
 from workflows.services import authoring as services
@@ -30,7 +30,7 @@ from workflows.services import authoring as services
 
 
 class WorkflowBase(OrgScopedAPIView):
-    write_role = UserRole.OPERATOR
+    resource = "workflow"
 
     def base_queryset(self):
         return selectors.workflow_list()
@@ -80,6 +80,8 @@ class WorkflowDetailApi(WorkflowBase):
 
 
 class WorkflowNodeListApi(WorkflowBase):
+    actions = {"POST": CHANGE}  # a part of the draft graph: the workflow changes
+
     @extend_schema(responses={200: io.NodeOutput(many=True)})
     def get(self, request, pk):
         return self.list_response(
@@ -94,6 +96,8 @@ class WorkflowNodeListApi(WorkflowBase):
 
 
 class WorkflowNodeDetailApi(WorkflowBase):
+    actions = {"DELETE": CHANGE}  # a part of the draft graph: the workflow changes
+
     def node(self):
         return selectors.workflow_node_get(
             workflow=self.get_object(), node_id=self.kwargs["node_id"]
@@ -121,6 +125,8 @@ class WorkflowNodeDetailApi(WorkflowBase):
 
 
 class WorkflowTransitionListApi(WorkflowBase):
+    actions = {"POST": CHANGE}  # a part of the draft graph: the workflow changes
+
     @extend_schema(responses={200: io.TransitionOutput(many=True)})
     def get(self, request, pk):
         return self.list_response(
@@ -141,6 +147,8 @@ class WorkflowTransitionListApi(WorkflowBase):
 
 
 class WorkflowTransitionDetailApi(WorkflowBase):
+    actions = {"DELETE": CHANGE}  # a part of the draft graph: the workflow changes
+
     def transition(self):
         return selectors.workflow_transition_get(
             workflow=self.get_object(), transition_id=self.kwargs["transition_id"]
@@ -187,7 +195,7 @@ class WorkflowGraphApi(WorkflowBase):
 
 
 class WorkflowValidateApi(WorkflowBase):
-    write_role = UserRole.VIEWER  # a POST that changes nothing: whoever reads may check
+    actions = {"POST": VIEW}  # a POST that changes nothing: whoever reads may check
 
     @extend_schema(
         request=None,
@@ -202,6 +210,8 @@ class WorkflowValidateApi(WorkflowBase):
 
 
 class WorkflowPublishApi(WorkflowBase):
+    actions = {"POST": RUN}
+
     @extend_schema(
         request=io.PublishInput,
         responses={201: io.RevisionOutput},
@@ -234,6 +244,8 @@ class WorkflowRevisionDetailApi(WorkflowBase):
 
 
 class WorkflowSuspendApi(WorkflowBase):
+    actions = {"POST": RUN}
+
     @extend_schema(
         request=None,
         responses={200: io.WorkflowOutput},
@@ -246,6 +258,8 @@ class WorkflowSuspendApi(WorkflowBase):
 
 
 class WorkflowArchiveApi(WorkflowBase):
+    actions = {"POST": RUN}
+
     @extend_schema(
         request=None,
         responses={200: io.WorkflowOutput},

@@ -10,7 +10,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from rcm.api.views import OrgScopedAPIView
-from rcm.lookups import UserRole
+from rcm.permissions import RUN
 from workflows.models import BatchJob
 from workflows.selectors import batch as selectors
 from workflows.serializers import batch as io
@@ -36,7 +36,7 @@ RESULTS_DESCRIPTION = (
 
 
 class BatchJobBase(OrgScopedAPIView):
-    write_role = UserRole.OPERATOR
+    resource = "batch_job"
 
     def base_queryset(self):
         return BatchJob.objects.all()
@@ -146,6 +146,8 @@ class BatchJobResultsApi(BatchJobBase):
 
 
 class BatchJobCancelApi(BatchJobBase):
+    actions = {"POST": RUN}
+
     @extend_schema(request=None, responses={200: io.BatchJobOutput})
     def post(self, request, pk):
         job = services.batch_job_cancel(job=self.get_object())
@@ -153,6 +155,8 @@ class BatchJobCancelApi(BatchJobBase):
 
 
 class BatchJobRetryFailedApi(BatchJobBase):
+    actions = {"POST": RUN}
+
     @extend_schema(request=None, responses={202: io.BatchJobOutput})
     def post(self, request, pk):
         job = services.batch_job_retry_failed(job=self.get_object())

@@ -17,7 +17,7 @@ from rcm.api.pagination import CreatedCursorPagination
 from rcm.api.serializers import PageQuery
 from rcm.api.views import OrgScopedAPIView
 from rcm.errors import ApplicationError, NotFound
-from rcm.lookups import UserRole
+from rcm.permissions import VIEW
 from tenants import selectors as tenant_selectors
 from tenants.models import Endpoint
 from workflows.models import TaskType
@@ -58,6 +58,7 @@ class RequirementsAPIView(OrgScopedAPIView):
 class TaskTypeBase(RequirementsAPIView):
     # The platform's task catalogue: every member reads it.
 
+    resource = "task_type"
     tenant_scoped = False
 
     def base_queryset(self):
@@ -89,6 +90,8 @@ class TaskTypeDetailApi(TaskTypeBase):
 
 class EffectiveBase(RequirementsAPIView):
     # The effective set both endpoints below start from.
+
+    resource = "requirement"
 
     def resolve(self, data: dict) -> tuple[TaskType, Endpoint | None, date, list[EffectiveField]]:
         task_type = self.task_type(data["task_type"])
@@ -122,7 +125,7 @@ class RequirementsEffectiveApi(EffectiveBase):
 class RequirementsValidateApi(EffectiveBase):
     """Checks one row; the answer is the check, so a bad row is still a 200."""
 
-    write_role = UserRole.VIEWER
+    actions = {"POST": VIEW}
 
     @extend_schema(
         request=io.RequirementsValidateInput, responses={200: io.RequirementsValidateOutput}
@@ -139,6 +142,9 @@ class RequirementsValidateApi(EffectiveBase):
 
 class PolicyBase(RequirementsAPIView):
     # The organization's own add/remove/modify rules; org_admin writes them.
+
+    resource = "requirement_policy"
+
     def base_queryset(self):
         return selectors.org_policy_list()
 
@@ -214,8 +220,8 @@ class PolicyDetailApi(PolicyBase):
 class PayerBase(RequirementsAPIView):
     # The payers' requirements: a platform catalogue every member reads and staff extend.
 
+    resource = "payer_requirement"
     tenant_scoped = False
-    write_role = UserRole.SYS_ADMIN
 
     def base_queryset(self):
         return selectors.payer_requirement_list()
@@ -278,7 +284,7 @@ class ChangedCursorPagination(CreatedCursorPagination):
 class ChangelogListApi(RequirementsAPIView):
     """Every change to the organization's policies and to the payers' requirements."""
 
-    read_role = UserRole.ORG_ADMIN
+    resource = "requirement_changelog"
     pagination_class = ChangedCursorPagination
 
     def base_queryset(self):

@@ -6,7 +6,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from rcm.api.views import OrgScopedAPIView
-from rcm.lookups import UserRole
+from rcm.permissions import RUN
 from workflows.models import Workflow
 from workflows.selectors import runs as selectors
 from workflows.serializers import runs as io
@@ -14,7 +14,7 @@ from workflows.services import runs as services
 
 
 class RunBase(OrgScopedAPIView):
-    write_role = UserRole.OPERATOR
+    resource = "run"
 
     def base_queryset(self):
         return selectors.run_detail_queryset()
@@ -23,7 +23,7 @@ class RunBase(OrgScopedAPIView):
 class WorkflowRunStartApi(OrgScopedAPIView):
     """Start a run of a workflow (asynchronous: the answer is the run, not yet finished)."""
 
-    write_role = UserRole.OPERATOR
+    resource = "run"
 
     def base_queryset(self):
         return Workflow.objects.all()
@@ -66,6 +66,8 @@ class RunDetailApi(RunBase):
 
 
 class RunCancelApi(RunBase):
+    actions = {"POST": RUN}
+
     @extend_schema(request=None, responses={200: io.RunOutput})
     def post(self, request, pk):
         run = services.run_cancel(run=self.get_object())
@@ -73,6 +75,8 @@ class RunCancelApi(RunBase):
 
 
 class RunRerunApi(RunBase):
+    actions = {"POST": RUN}
+
     @extend_schema(request=io.RunRerunInput, responses={202: io.RunOutput})
     def post(self, request, pk):
         data = self.validated(io.RunRerunInput)
@@ -83,6 +87,8 @@ class RunRerunApi(RunBase):
 
 
 class TraceListApi(OrgScopedAPIView):
+    resource = "trace"
+
     def base_queryset(self):
         filters = self.validated_query(io.TraceListFilter)
         return selectors.trace_list(
