@@ -30,9 +30,9 @@ _RECORD = {VIEW: _VIEWER}
 
 PERMISSIONS: dict[str, dict[str, str]] = {
     # -- identity and the organization (tenants) --
-    # Switching organization or reading one's own invitations acts on the caller's own
-    # account: every member may.
-    "session": {VIEW: _VIEWER, ADD: _VIEWER, CHANGE: _VIEWER},
+    # The caller's own account: switching organization (add), reading and answering their
+    # own invitations (view, run). Every member may.
+    "session": {VIEW: _VIEWER, ADD: _VIEWER, RUN: _VIEWER},
     "organization": {VIEW: _VIEWER, CHANGE: _ORG_ADMIN, ADD: _SYS_ADMIN},
     "user": {VIEW: _VIEWER, ADD: _ORG_ADMIN, CHANGE: _ORG_ADMIN},
     "membership": {VIEW: _VIEWER, ADD: _ORG_ADMIN, CHANGE: _ORG_ADMIN, DELETE: _ORG_ADMIN},
@@ -102,3 +102,15 @@ def role_grantable(*, granter_role: str | None, role: str) -> bool:
     if role == _SYS_ADMIN:
         return granter_role == _SYS_ADMIN
     return role in ROLE_RANK and role_at_least(granter_role, role)
+
+
+def table_markdown() -> str:
+    """The table as docs/security.md prints it (``manage.py permissions`` writes it out)."""
+    lines = [
+        "| resource | " + " | ".join(ACTIONS) + " |",
+        "|---" * (len(ACTIONS) + 1) + "|",
+    ]
+    for resource, minimums in PERMISSIONS.items():
+        cells = [minimums.get(action, "—") for action in ACTIONS]
+        lines.append(f"| `{resource}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

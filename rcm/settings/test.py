@@ -9,6 +9,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # beside a test run) would otherwise clear each other's keys and take each other's messages.
 CACHES["default"]["KEY_PREFIX"] = f"rcm-test-{os.getpid()}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"rcm-test-{os.getpid()}")  # noqa: F405
+# A database of this session's own too: two sessions on one server (a developer's and a
+# helper's checkout) would otherwise drop each other's test database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_rcm_{os.getpid()}"}  # noqa: F405
 DEBUG = False
 # The tests' scripted HTTP servers listen on 127.0.0.1.
 ENGINE_HTTP_ALLOW_PRIVATE = True

@@ -47,11 +47,6 @@ def state_a(api, org_a):
 # -- the two-organization checks ------------------------------------------------------------
 
 
-def test_anonymous_is_401(anon, org_a):
-    assert anon.get(URL).status_code == 401
-    assert post(anon, URL + "search/", {"text": "member id"}).status_code == 401
-
-
 def test_another_organizations_state_is_404(api, org_b, state_a):
     client = api(org_b, "org_admin")
     path = f"{URL}{state_a['id']}/"

@@ -8,8 +8,6 @@ import threading
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from rcm.context import org_context
 from rcm.errors import Conflict
@@ -695,19 +693,6 @@ def _assert_not_found(response) -> None:
 
 
 @pytest.mark.django_db
-def test_anonymous_is_401_on_every_authoring_endpoint(theirs):
-    client = APIClient()
-    for target in [WORKFLOWS, *_urls(*theirs)]:
-        assert client.get(target).status_code == 401, target
-    workflow = theirs[0]
-    for suffix in ("validate/", "publish/", "archive/", "suspend/", "nodes/", "transitions/"):
-        response = client.post(url(workflow, suffix), {}, "json")
-        assert response.status_code == 401
-        assert response.json()["error"]["code"] == "not_authenticated"
-    assert client.post(WORKFLOWS, {"name": "x"}, "json").status_code == 401
-
-
-@pytest.mark.django_db
 def test_another_orgs_workflow_is_404_and_unchanged(api, org_a, org_b, theirs):
     workflow, node_id, transition_id = theirs
     client = api(org_a, "org_admin")
@@ -788,38 +773,4 @@ def test_a_viewer_cannot_write(api, org_a, method, suffix, body):
     assert (after.version, after.status_id) == (workflow.version, "draft")
 
 
-@pytest.mark.django_db
-def test_lists_hold_only_the_members_rows(api, org_a, org_b, theirs):
-    mine = draft(org_a)
-    client = api(org_a, "viewer")
-    rows = client.get(WORKFLOWS).json()["results"]
-    assert [row["id"] for row in rows] == [str(mine.pk)]
-    text = client.get(WORKFLOWS, {"status": "active"}).content.decode()
-    assert str(theirs[0].pk) not in text and str(org_b.id) not in text
-
-
 ROWS = {None: 4, "nodes/": 5, "transitions/": 6, "revisions/": 4}
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("suffix", list(ROWS))
-def test_list_query_count_does_not_grow_with_page_size(api, org_a, suffix):
-    workflows = [
-        workflow_build(
-            org_id=org_a.id, nodes=NODES, edges=EDGES, required_data=["member_id"], name=f"W{n}"
-        )[0]
-        for n in range(4)
-    ]
-    for number in range(3):  # more revisions for the revision list
-        with org_context(org_a.id):
-            services.workflow_publish(workflow=workflows[0], created_by=None, comment=str(number))
-    target = WORKFLOWS if suffix is None else url(workflows[0], suffix)
-    client = api(org_a, "viewer")
-    counts = []
-    for size in (1, 10):
-        with CaptureQueriesContext(connection) as queries:
-            response = client.get(target, {"page_size": size})
-        assert response.status_code == 200
-        assert len(response.json()["results"]) == min(size, ROWS[suffix])
-        counts.append(len(queries))
-    assert counts[0] == counts[1], (target, counts)

@@ -5,10 +5,7 @@ without writing anything."""
 from datetime import date
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from rcm.context import org_context
 from tenants import services as tenant_services
@@ -24,15 +21,6 @@ EFFECTIVE = "/api/v2/requirements/effective/"
 VALIDATE = "/api/v2/requirements/validate/"
 CHANGELOG = "/api/v2/requirement-changelog/"
 TASK_TYPES = "/api/v2/task-types/"
-
-LISTS = [
-    # url, minimum role to read
-    (POLICIES, "viewer"),
-    (PAYERS, "viewer"),
-    (TASK_TYPES, "viewer"),
-    (CHANGELOG, "org_admin"),
-]
-
 
 def _policy_body(**overrides) -> dict:
     body = {
@@ -99,29 +87,6 @@ def _changelog(tenant, record_id: int) -> list:
 
 
 @pytest.mark.django_db
-def test_anonymous_is_401_everywhere(world, org_a):
-    client = APIClient()
-    policy_url = world[org_a.id]["policy_url"]
-    reads = [url for url, _ in LISTS] + [
-        policy_url,
-        f"{PAYERS}1/",
-        f"{EFFECTIVE}?task_type=eligibility/check",
-    ]
-    for url in reads:
-        response = client.get(url)
-        assert response.status_code == 401, url
-        assert response.json()["error"]["code"] == "not_authenticated"
-    assert client.post(POLICIES, _policy_body(), "json").status_code == 401
-    assert (
-        client.post(VALIDATE, {"task_type": "eligibility/check", "row": {}}, "json").status_code
-        == 401
-    )
-    assert client.patch(policy_url, {"reason": "x"}, "json").status_code == 401
-    assert client.delete(policy_url).status_code == 401
-    assert client.post(PAYERS, {}, "json").status_code == 401
-
-
-@pytest.mark.django_db
 def test_another_orgs_policy_is_404_and_unchanged(api, world, org_a, org_b):
     admin_a = api(org_a, "org_admin")
     theirs = world[org_b.id]["policy_url"]
@@ -152,40 +117,6 @@ def test_another_orgs_endpoint_is_404_wherever_it_is_named(api, world, org_a, or
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("method", "url", "role"),
-    [
-        ("post", POLICIES, "viewer"),
-        ("post", POLICIES, "operator"),
-        ("patch", "policy", "operator"),
-        ("delete", "policy", "viewer"),
-        ("get", CHANGELOG, "operator"),
-        ("post", PAYERS, "viewer"),
-        ("post", PAYERS, "org_admin"),
-    ],
-)
-def test_a_role_too_low_is_403_and_writes_nothing(api, world, org_a, method, url, role):
-    url = world[org_a.id]["policy_url"] if url == "policy" else url
-    payers = PayerRequirement.objects.count()
-    response = getattr(api(org_a, role), method)(url, {}, "json")
-    assert response.status_code == 403
-    assert response.json()["error"]["code"] == "permission_denied"
-    assert _policy_count(org_a) == 1 and PayerRequirement.objects.count() == payers
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(("url", "read_role"), LISTS)
-def test_lists_hold_only_the_members_rows(api, world, org_a, org_b, url, read_role):
-    response = api(org_a, read_role).get(url)
-    assert response.status_code == 200
-    rows = response.json()["results"]
-    assert rows
-    text = response.content.decode()
-    assert "Bayside" not in text and str(org_b.id) not in text
-    assert str(world[org_b.id]["policy"].pk) not in {str(row.get("record_id")) for row in rows}
-
-
-@pytest.mark.django_db
 def test_the_policy_list_filters_by_task_type_and_endpoint(api, world, org_a):
     endpoint = world[org_a.id]["endpoint"]
     client = api(org_a, "org_admin")
@@ -200,22 +131,6 @@ def test_the_policy_list_filters_by_task_type_and_endpoint(api, world, org_a):
     assert response.status_code == 400 and "task_type" in response.json()["error"]["details"]
     response = viewer.get(POLICIES, {"colour": "red"})
     assert response.status_code == 400 and "colour" in response.json()["error"]["details"]
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(("url", "read_role"), LISTS)
-def test_list_query_count_does_not_grow_with_page_size(api, world, org_a, url, read_role):
-    client = api(org_a, "org_admin")
-    for number in range(4):
-        body = _policy_body(field_name=f"extra_{number}", spec={"field_type": "text"})
-        assert client.post(POLICIES, body, "json").status_code == 201
-    client = api(org_a, read_role)
-    counts = []
-    for size in (1, 10):
-        with CaptureQueriesContext(connection) as queries:
-            assert client.get(url, {"page_size": size}).status_code == 200
-        counts.append(len(queries))
-    assert counts[0] == counts[1], (url, counts)
 
 
 # -- effective requirements and validation -------------------------------------------------
