@@ -22,6 +22,7 @@ VALIDATE = "/api/v2/requirements/validate/"
 CHANGELOG = "/api/v2/requirement-changelog/"
 TASK_TYPES = "/api/v2/task-types/"
 
+
 def _policy_body(**overrides) -> dict:
     body = {
         "task_type": "eligibility/check",
