@@ -213,3 +213,14 @@ def test_ctrl_c_while_waiting_leaves_the_job_running(org_a, workflow, good_file,
         f"/api/v2/batch-jobs/{job.pk}/, or cancel it with POST /api/v2/batch-jobs/{job.pk}/cancel/."
     )
     assert job.completed_at is None and not job.cancel_requested
+
+
+@pytest.mark.django_db
+def test_as_a_member_the_permission_table_decides(tmp_path, org_a, org_b, workflow):
+    path = _csv(tmp_path, [HEADER, "W1,Ann"])
+    for email in (org_a["viewer"].email, org_b["operator"].email, "nobody@nowhere.test"):
+        with pytest.raises(CommandError, match="may not add batch_job"):
+            _run(path, org_a.id, workflow.pk, no_wait=True, acting_email=email)
+    assert _jobs(org_a.id) == []
+    _run(path, org_a.id, workflow.pk, no_wait=True, acting_email=org_a["operator"].email)
+    assert [job.created_by_id for job in _jobs(org_a.id)] == [org_a["operator"].pk]

@@ -21,7 +21,7 @@ from rcm.context import org_context
 from rcm.errors import ApplicationError, NotFound
 from rcm.lookups import JobStatus
 from rcm.progress import ProgressBar
-from tenants.management.arguments import org_id_argument
+from tenants.management.arguments import acting_member, org_id_argument
 from workflows.models import BatchJob, InvalidRowPolicy
 from workflows.selectors import batch as selectors
 from workflows.serializers.batch import BatchJobFileInput
@@ -91,9 +91,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-wait", action="store_true", help="Return once the job is created."
         )
+        parser.add_argument(
+            "--as",
+            dest="acting_email",
+            metavar="EMAIL",
+            help="Upload as this member (the job's creator); their role must allow it.",
+        )
 
     def handle(self, *args, **options):
         org_id = org_id_argument(options["org"])
+        if options.get("acting_email"):
+            options["created_by"] = acting_member(
+                email=options["acting_email"], org_id=org_id, resource="batch_job", action="add"
+            )
         with org_context(org_id):
             job = self._upload(org_id, options)
         self.stdout.write(
@@ -140,6 +150,7 @@ class Command(BaseCommand):
                 column_map=data.get("column_map"),
                 on_invalid=data["on_invalid"],
                 max_concurrency=data["max_concurrency"],
+                created_by=options.get("created_by"),
             )
         except ApplicationError as error:
             # A refusal's frames hold the file's half-read rows; let them go now, while the
