@@ -6,9 +6,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from rcm.api.parsers import CheckedJSONParser
 from rcm.api.views import OrgScopedAPIView
 from rcm.lookups import UserRole
 from workflows.models import BatchJob
@@ -53,7 +54,7 @@ class ItemCursorPagination(CursorPagination):
 class BatchJobListCreateApi(BatchJobBase):
     # JSON rows or a multipart file; uploads above FILE_UPLOAD_MAX_MEMORY_SIZE are spooled to
     # a temporary file by Django and read from there in chunks.
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [CheckedJSONParser, MultiPartParser]
 
     def base_queryset(self):
         filters = self.validated_query(io.BatchJobListFilter)
