@@ -18,7 +18,10 @@ class StrictInputSerializer(serializers.Serializer):
 
 
 class PageQuery(StrictInputSerializer):
-    """The query parameters of every cursor-paginated list (rcm/api/pagination.py)."""
+    """The query parameters of every cursor-paginated list (rcm/api/pagination.py); a list's
+    filters extend it, so that an unknown parameter is a 400 there too."""
+
+    PAGE_PARAMETERS = ("cursor", "page_size")
 
     cursor = serializers.CharField(required=False)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)

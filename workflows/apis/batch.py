@@ -5,10 +5,10 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from rcm.api.pagination import CreatedCursorPagination
 from rcm.api.parsers import CheckedJSONParser
 from rcm.api.views import OrgScopedAPIView
 from rcm.lookups import UserRole
@@ -43,11 +43,8 @@ class BatchJobBase(OrgScopedAPIView):
         return BatchJob.objects.all()
 
 
-class ItemCursorPagination(CursorPagination):
+class ItemCursorPagination(CreatedCursorPagination):
     # Items in file order: row_number is unique within a job, so the cursor is stable.
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
     ordering = ("row_number",)
 
 

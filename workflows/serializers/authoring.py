@@ -6,7 +6,7 @@ a dangling transition, ...) is checked by the service, so that the 400 names the
 
 from rest_framework import serializers
 
-from rcm.api.serializers import JSONField, StrictInputSerializer
+from rcm.api.serializers import JSONField, PageQuery, StrictInputSerializer
 from rcm.lookups import WorkflowStatus
 
 # Input fields are read in templates as input.<name>, so names are identifiers.
@@ -42,7 +42,7 @@ class RequiredDataField(serializers.ListField):
 # -- workflows -----------------------------------------------------------------------------
 
 
-class WorkflowListFilter(serializers.Serializer):
+class WorkflowListFilter(PageQuery):
     status = serializers.ChoiceField(choices=WorkflowStatus.ordered(), required=False)
 
 
