@@ -136,6 +136,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rcm.api.parsers.CheckedJSONParser"],
+    "DEFAULT_METADATA_CLASS": "rcm.api.metadata.AllowedMethodsMetadata",
     "DEFAULT_PAGINATION_CLASS": "rcm.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "rcm.api.errors.exception_handler",
