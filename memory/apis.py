@@ -119,9 +119,7 @@ class MicroStateSearchApi(MicroStateBase):
 
     write_role = UserRole.VIEWER
 
-    @extend_schema(
-        request=io.MicroStateSearchInput, responses={200: io.MicroStateMatchOutput(many=True)}
-    )
+    @extend_schema(request=io.MicroStateSearchInput, responses={200: io.MicroStateSearchOutput})
     def post(self, request):
         data = self.validated(io.MicroStateSearchInput)
         if "text_emb" in data:
@@ -145,7 +143,7 @@ class MicroStateSearchApi(MicroStateBase):
             node_id=data.get("node"),
             endpoint_id=data.get("endpoint"),
         )
-        return Response({"results": io.MicroStateMatchOutput(matches, many=True).data})
+        return Response(io.MicroStateSearchOutput({"results": matches}).data)
 
 
 class MicroStateRetireApi(MicroStateBase):

@@ -1,6 +1,7 @@
 """Base input serializer (unknown fields are an error, not silently dropped), the JSON input
 field and the query parameters of every list."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rcm.api.parsers import JSONInputError, json_loads, json_problem
@@ -48,3 +49,9 @@ class JSONField(serializers.JSONField):
         # Before DRF's own check, which serializes the value recursively.
         json_storable(data)
         return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(JSONField):
+    """A JSON object, as the schema says. What else comes is refused by the service that reads
+    it (a graph's node config, a requirement spec), whose 400 names the node or the key."""

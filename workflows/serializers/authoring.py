@@ -6,7 +6,7 @@ a dangling transition, ...) is checked by the service, so that the 400 names the
 
 from rest_framework import serializers
 
-from rcm.api.serializers import JSONField, PageQuery, StrictInputSerializer
+from rcm.api.serializers import JSONObjectField, PageQuery, StrictInputSerializer
 from rcm.lookups import WorkflowStatus
 
 # Input fields are read in templates as input.<name>, so names are identifiers.
@@ -103,10 +103,10 @@ class NodeInput(StrictInputSerializer):
         help_text="The agent kind of a general node (web, http, transform, wait, noop, ...); "
         "decision nodes use decision; entry and outcome nodes none.",
     )
-    config = JSONField(
+    config = JSONObjectField(
         required=False, help_text='The kind\'s settings; an outcome\'s is {"result": "success"}.'
     )
-    retry_policy = JSONField(
+    retry_policy = JSONObjectField(
         required=False,
         help_text="Temporal-shaped: initial_interval_s, backoff_coefficient, "
         "maximum_interval_s, maximum_attempts, non_retryable_error_kinds, jitter.",

@@ -65,7 +65,18 @@ class ColumnMapField(serializers.Field):
         return value
 
 
-@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_COLUMNS,
+        "additionalProperties": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_FIELD_NAME_CHARS,
+            "pattern": r"\S",
+        },
+    }
+)
 class ColumnMapObjectField(ColumnMapField):
     pass
 
