@@ -31,6 +31,8 @@ from tests.workflows.factories import entry, general, outcome, workflow_build
 from workflows.models import PayerRequirement, TaskType, WorkflowNode, WorkflowTransition
 from workflows.services.runs import run_start
 
+pytestmark = pytest.mark.fuzz
+
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [
     not_a_server_error,
