@@ -33,7 +33,7 @@ from workflows.services.runs import run_start
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 20
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
