@@ -1,7 +1,7 @@
 """HTTP endpoints of the memory: the V2 micro-states API."""
 
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -60,7 +60,16 @@ class MicroStateListCreateApi(MicroStateBase):
         include = self.validated_query(io.MicroStateListFilter)["include_embedding"]
         return self.list_response(self.output_class(include))
 
-    @extend_schema(request=io.MicroStateCreateInput, responses={201: io.MicroStateStoreOutput})
+    @extend_schema(
+        request=io.MicroStateCreateInput,
+        responses={
+            201: io.MicroStateStoreOutput,
+            200: OpenApiResponse(
+                io.MicroStateStoreOutput,
+                description="An equivalent state was stored already: it is reused, not added.",
+            ),
+        },
+    )
     def post(self, request):
         data = self.validated(io.MicroStateCreateInput)
         workflow = _known(
@@ -110,9 +119,7 @@ class MicroStateSearchApi(MicroStateBase):
 
     actions = {"POST": VIEW}
 
-    @extend_schema(
-        request=io.MicroStateSearchInput, responses={200: io.MicroStateMatchOutput(many=True)}
-    )
+    @extend_schema(request=io.MicroStateSearchInput, responses={200: io.MicroStateSearchOutput})
     def post(self, request):
         data = self.validated(io.MicroStateSearchInput)
         if "text_emb" in data:
@@ -136,7 +143,7 @@ class MicroStateSearchApi(MicroStateBase):
             node_id=data.get("node"),
             endpoint_id=data.get("endpoint"),
         )
-        return Response({"results": io.MicroStateMatchOutput(matches, many=True).data})
+        return Response(io.MicroStateSearchOutput({"results": matches}).data)
 
 
 class MicroStateRetireApi(MicroStateBase):

@@ -15,7 +15,12 @@ class EmbeddingField(serializers.ListField):
     """Exactly 768 finite numbers (NaN and infinity refused, whatever the JSON parser let in)."""
 
     def __init__(self, **kwargs):
-        super().__init__(child=serializers.FloatField(allow_null=False), **kwargs)
+        super().__init__(
+            child=serializers.FloatField(allow_null=False),
+            min_length=DIMENSION,
+            max_length=DIMENSION,
+            **kwargs,
+        )
 
     def to_internal_value(self, data):
         problem = embedding_problem(data)
@@ -160,3 +165,7 @@ class MicroStateStoreOutput(serializers.Serializer):
 class MicroStateMatchOutput(serializers.Serializer):
     similarity = serializers.FloatField()
     state = MicroStateOutput()
+
+
+class MicroStateSearchOutput(serializers.Serializer):
+    results = MicroStateMatchOutput(many=True, help_text="Most similar first; at most k.")

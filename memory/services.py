@@ -86,8 +86,12 @@ def embedding_normalised(values) -> np.ndarray:
     problem = embedding_problem(list(values))
     if problem:
         raise ApplicationError("invalid_embedding", problem, {"text_emb": [problem]})
-    vector = np.asarray(values, dtype=np.float32)
-    return vector / np.linalg.norm(vector)
+    # In float64, scaled by the largest magnitude first: finite numbers past float32's range
+    # (3.4e38) became inf, and tiny ones 0, so the norm was inf or 0 and the vector NaN, which
+    # pgvector refuses (a 500). Scaled, the norm is between 1 and sqrt(768).
+    vector = np.asarray(values, dtype=np.float64)
+    vector = vector / np.abs(vector).max()
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 # A path segment that names one record rather than a page: digits, or a token mixing digits

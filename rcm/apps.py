@@ -8,6 +8,7 @@ class RcmConfig(AppConfig):
 
     def ready(self):
         from rcm import checks  # noqa: F401  (registers the system checks)
+        from rcm.api import schema  # noqa: F401  (registers the OpenAPI extensions)
 
 
 class PlatformAdminConfig(AdminConfig):

@@ -4,6 +4,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from rcm import health
 
+
+class SwaggerUIView(SpectacularSwaggerView):
+    # A page, not a resource: OPTIONS has nothing to say of it, and its HTML renderer has no
+    # template to answer one with (a 500); so it is a 405.
+    http_method_names = ["get", "head"]
+
+
 handler400 = "rcm.api.errors.bad_request"
 handler403 = "rcm.api.errors.permission_denied"
 handler404 = "rcm.api.errors.not_found"
@@ -14,7 +21,7 @@ urlpatterns = [
     path("health/ready", health.readiness, name="health-ready"),
     path("admin/", admin.site.urls),
     path("api/v2/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/v2/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/v2/docs/", SwaggerUIView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v2/", include("tenants.urls")),
     path("api/v2/", include("workflows.urls")),
     path("api/v2/", include("memory.urls")),

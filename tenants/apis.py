@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from rcm.api.serializers import PageQuery
 from rcm.api.views import OrgScopedAPIView
 from rcm.context import org_context
 from rcm.errors import ApplicationError
@@ -170,8 +171,9 @@ class UserBase(OrgScopedAPIView):
 
 
 class UserListApi(UserBase):
-    @extend_schema(responses={200: io.UserOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.UserOutput(many=True)})
     def get(self, request):
+        self.validated_query(PageQuery)
         return self.list_response(io.UserOutput)
 
 
@@ -189,8 +191,9 @@ class MembershipBase(OrgScopedAPIView):
 
 
 class MembershipListApi(MembershipBase):
-    @extend_schema(responses={200: io.MembershipOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.MembershipOutput(many=True)})
     def get(self, request):
+        self.validated_query(PageQuery)
         return self.list_response(io.MembershipOutput)
 
     @extend_schema(request=io.MembershipCreateInput, responses={201: io.MembershipOutput})
@@ -245,8 +248,9 @@ class ChannelTypeBase(OrgScopedAPIView):
 
 
 class ChannelTypeListApi(ChannelTypeBase):
-    @extend_schema(responses={200: io.ChannelTypeOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.ChannelTypeOutput(many=True)})
     def get(self, request):
+        self.validated_query(PageQuery)
         return self.list_response(io.ChannelTypeOutput)
 
     @extend_schema(request=io.ChannelTypeInput, responses={201: io.ChannelTypeOutput})
@@ -283,8 +287,9 @@ class EndpointBase(OrgScopedAPIView):
 
 
 class EndpointListApi(EndpointBase):
-    @extend_schema(responses={200: io.EndpointOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.EndpointOutput(many=True)})
     def get(self, request):
+        self.validated_query(PageQuery)
         return self.list_response(io.EndpointOutput)
 
     @extend_schema(request=io.EndpointInput, responses={201: io.EndpointOutput})
@@ -338,8 +343,9 @@ class ApiKeyBase(OrgScopedAPIView):
 class ApiKeyListApi(ApiKeyBase):
     idempotency_redact = ("key",)
 
-    @extend_schema(responses={200: io.ApiKeyOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.ApiKeyOutput(many=True)})
     def get(self, request):
+        self.validated_query(PageQuery)
         return self.list_response(io.ApiKeyOutput)
 
     @extend_schema(request=io.ApiKeyCreateInput, responses={201: io.ApiKeyCreatedOutput})
@@ -380,6 +386,7 @@ class AuditEventListApi(OrgScopedAPIView):
     def base_queryset(self):
         return selectors.audit_event_list()
 
-    @extend_schema(responses={200: io.AuditEventOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.AuditEventOutput(many=True)})
     def get(self, request):
+        self.validated_query(PageQuery)
         return self.list_response(io.AuditEventOutput)

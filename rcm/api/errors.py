@@ -31,6 +31,22 @@ _CODES = {
 }
 
 
+# The statuses any operation may answer in this shape, as the schema documents them
+# (rcm/api/schema.py).
+ERROR_STATUSES = {
+    400: "The request is invalid: see details for each field or parameter.",
+    401: "No credentials, or they are not valid (anymore).",
+    403: "Your role in this organization does not allow this.",
+    404: "Not found (another organization's objects are not found either).",
+    406: "The Accept header names no media type this operation answers with.",
+    409: "The change conflicts with the current state (a stale version, a duplicate).",
+    413: "The body or the file is larger than the limit named in the message.",
+    415: "The Content-Type is not one this operation reads.",
+    422: "The request is well-formed but cannot be carried out.",
+    429: "Too many requests: Retry-After says when to try again.",
+}
+
+
 def error_body(code: str, message: str, details=None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

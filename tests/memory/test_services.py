@@ -120,6 +120,13 @@ def test_a_callers_embedding_is_normalised_and_compared_only_with_its_kind(in_a)
     assert store(dom_snapshot=page("login")).decision == services.INSERTED
 
 
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_an_embedding_past_float32s_range_is_normalised_not_nan(in_a, scale):
+    # Found by the fuzz test: float32 made these inf or 0, the vector NaN, and pgvector a 500.
+    state = store(dom_snapshot=page("login"), text_emb=[3 * scale] + [0.0] * 766 + [4 * scale])
+    assert np.isclose(state.state.text_emb[0], 0.6) and np.isclose(state.state.text_emb[-1], 0.8)
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [

@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 
+from rcm.api import parsers
 from rcm.context import org_context
 from tests.workflows.engine_helpers import published
 from workflows.models import BatchJob, BatchJobItem, TaskType, Workflow
@@ -387,13 +388,16 @@ def test_empty_json_rows_are_refused(operator, org_a, simple_workflow):
     assert error["message"] == batch_upload.NO_JSON_ROWS
 
 
-@pytest.mark.parametrize("text", ["W\u00001", "\ud800"])
-def test_text_postgresql_cannot_store_is_refused(operator, org_a, simple_workflow, text):
+@pytest.mark.parametrize(
+    "text, message", [("W\u00001", parsers.JSON_HAS_NUL), ("\ud800", parsers.JSON_HAS_SURROGATE)]
+)
+def test_text_postgresql_cannot_store_is_refused(operator, org_a, simple_workflow, text, message):
+    # The API's JSON parser refuses it for every body (tests/rcm/test_parsers.py).
     rows = [{"member_id": "W1", "name": "A"}, {"member_id": "W2", "name": ["x", text]}]
     body = json.dumps({"workflow": str(simple_workflow.pk), "rows": rows})
     response = operator.post(URL, body, content_type="application/json")
-    error = _refused(response, 400, "invalid_text")
-    assert error["message"] == batch_upload.UNSTORABLE_TEXT.format(row=2)
+    error = _refused(response, 400, "parse_error")
+    assert error["message"] == message
     assert _nothing_written(org_a)
 
 

@@ -20,6 +20,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from rcm.api.serializers import PageQuery
 from rcm.api.views import OrgScopedAPIView
 from rcm.permissions import CHANGE, RUN, VIEW
 from workflows.selectors import authoring as selectors
@@ -38,7 +39,9 @@ class WorkflowBase(OrgScopedAPIView):
 
 class WorkflowListApi(WorkflowBase):
     def base_queryset(self):
-        return selectors.workflow_list(**self.validated_query(io.WorkflowListFilter))
+        return selectors.workflow_list(
+            status=self.validated_query(io.WorkflowListFilter).get("status")
+        )
 
     @extend_schema(
         parameters=[io.WorkflowListFilter], responses={200: io.WorkflowOutput(many=True)}
@@ -82,8 +85,9 @@ class WorkflowDetailApi(WorkflowBase):
 class WorkflowNodeListApi(WorkflowBase):
     actions = {"POST": CHANGE}  # a part of the draft graph: the workflow changes
 
-    @extend_schema(responses={200: io.NodeOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.NodeOutput(many=True)})
     def get(self, request, pk):
+        self.validated_query(PageQuery)
         return self.list_response(
             io.NodeOutput, selectors.workflow_node_list(workflow=self.get_object())
         )
@@ -127,8 +131,9 @@ class WorkflowNodeDetailApi(WorkflowBase):
 class WorkflowTransitionListApi(WorkflowBase):
     actions = {"POST": CHANGE}  # a part of the draft graph: the workflow changes
 
-    @extend_schema(responses={200: io.TransitionOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.TransitionOutput(many=True)})
     def get(self, request, pk):
+        self.validated_query(PageQuery)
         return self.list_response(
             io.TransitionOutput, selectors.workflow_transition_list(workflow=self.get_object())
         )
@@ -227,8 +232,13 @@ class WorkflowPublishApi(WorkflowBase):
 
 
 class WorkflowRevisionListApi(WorkflowBase):
-    @extend_schema(responses={200: io.RevisionOutput(many=True)}, description="Newest first.")
+    @extend_schema(
+        parameters=[PageQuery],
+        responses={200: io.RevisionOutput(many=True)},
+        description="Newest first.",
+    )
     def get(self, request, pk):
+        self.validated_query(PageQuery)
         return self.list_response(
             io.RevisionOutput, selectors.workflow_revision_list(workflow=self.get_object())
         )

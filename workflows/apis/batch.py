@@ -5,10 +5,11 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from rcm.api.pagination import CreatedCursorPagination
+from rcm.api.parsers import CheckedJSONParser
 from rcm.api.views import OrgScopedAPIView
 from rcm.permissions import RUN
 from workflows.models import BatchJob
@@ -42,18 +43,15 @@ class BatchJobBase(OrgScopedAPIView):
         return BatchJob.objects.all()
 
 
-class ItemCursorPagination(CursorPagination):
+class ItemCursorPagination(CreatedCursorPagination):
     # Items in file order: row_number is unique within a job, so the cursor is stable.
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
     ordering = ("row_number",)
 
 
 class BatchJobListCreateApi(BatchJobBase):
     # JSON rows or a multipart file; uploads above FILE_UPLOAD_MAX_MEMORY_SIZE are spooled to
     # a temporary file by Django and read from there in chunks.
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [CheckedJSONParser, MultiPartParser]
 
     def base_queryset(self):
         filters = self.validated_query(io.BatchJobListFilter)

@@ -4,10 +4,12 @@ Inputs check shapes and types only. What makes a graph unsavable (a bad key, an 
 a dangling transition, ...) is checked by the service, so that the 400 names the node.
 """
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from rcm.api.serializers import StrictInputSerializer
+from rcm.api.serializers import JSONObjectField, PageQuery, StrictInputSerializer
 from rcm.lookups import WorkflowStatus
+from workflows.models import NodeType, TriggerRule
 
 # Input fields are read in templates as input.<name>, so names are identifiers.
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
@@ -20,6 +22,14 @@ VERSION_HELP = (
 )
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": FIELD_NAME},
+        "maxItems": MAX_REQUIRED_FIELDS,
+        "uniqueItems": True,
+    }
+)
 class RequiredDataField(serializers.ListField):
     child = serializers.RegexField(
         FIELD_NAME,
@@ -42,7 +52,7 @@ class RequiredDataField(serializers.ListField):
 # -- workflows -----------------------------------------------------------------------------
 
 
-class WorkflowListFilter(serializers.Serializer):
+class WorkflowListFilter(PageQuery):
     status = serializers.ChoiceField(choices=WorkflowStatus.ordered(), required=False)
 
 
@@ -93,9 +103,21 @@ class VersionOutput(serializers.Serializer):
 # -- nodes and transitions -----------------------------------------------------------------
 
 
+# Text the schema lists the values of. The graph service refuses any other value, so that the
+# 400 (invalid_graph) names the node it belongs to.
+@extend_schema_field({"type": "string", "enum": NodeType.values})
+class NodeTypeField(serializers.CharField):
+    pass
+
+
+@extend_schema_field({"type": "string", "enum": TriggerRule.values})
+class TriggerRuleField(serializers.CharField):
+    pass
+
+
 class NodeInput(StrictInputSerializer):
     key = serializers.CharField(max_length=200, help_text="A slug, unique in the workflow.")
-    node_type = serializers.CharField(max_length=50, help_text="entry|general|decision|outcome")
+    node_type = NodeTypeField(max_length=50)
     kind = serializers.CharField(
         max_length=100,
         required=False,
@@ -103,15 +125,15 @@ class NodeInput(StrictInputSerializer):
         help_text="The agent kind of a general node (web, http, transform, wait, noop, ...); "
         "decision nodes use decision; entry and outcome nodes none.",
     )
-    config = serializers.JSONField(
+    config = JSONObjectField(
         required=False, help_text='The kind\'s settings; an outcome\'s is {"result": "success"}.'
     )
-    retry_policy = serializers.JSONField(
+    retry_policy = JSONObjectField(
         required=False,
         help_text="Temporal-shaped: initial_interval_s, backoff_coefficient, "
         "maximum_interval_s, maximum_attempts, non_retryable_error_kinds, jitter.",
     )
-    trigger_rule = serializers.CharField(
+    trigger_rule = TriggerRuleField(
         max_length=100,
         required=False,
         help_text="For joins: none_failed_min_one_success (default), all_success, all_done.",
@@ -126,7 +148,7 @@ class NodeCreateInput(NodeInput):
 
 class NodeUpdateInput(NodeCreateInput):
     key = serializers.CharField(max_length=200, required=False)
-    node_type = serializers.CharField(max_length=50, required=False)
+    node_type = NodeTypeField(max_length=50, required=False)
 
 
 class NodeOutput(serializers.Serializer):

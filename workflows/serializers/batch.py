@@ -12,6 +12,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from rcm.api.parsers import JSONInputError, JSONMalformed, json_loads
 from rcm.api.serializers import PageQuery, StrictInputSerializer
 from rcm.lookups import JobStatus
 from workflows.models import InvalidRowPolicy, ItemStatus
@@ -42,9 +43,11 @@ class ColumnMapField(serializers.Field):
     def to_internal_value(self, data) -> dict[str, str]:
         if isinstance(data, str):
             try:
-                data = json.loads(data)
-            except ValueError:
+                data = json_loads(data)
+            except JSONMalformed:
                 self.fail("not_object")
+            except JSONInputError as exc:
+                raise serializers.ValidationError(str(exc)) from None
         if not isinstance(data, dict):
             self.fail("not_object")
         if len(data) > MAX_COLUMNS:
@@ -62,7 +65,18 @@ class ColumnMapField(serializers.Field):
         return value
 
 
-@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_COLUMNS,
+        "additionalProperties": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_FIELD_NAME_CHARS,
+            "pattern": r"\S",
+        },
+    }
+)
 class ColumnMapObjectField(ColumnMapField):
     pass
 

@@ -6,7 +6,7 @@ services, so that the admin and the commands get the same answers as the API.
 
 from rest_framework import serializers
 
-from rcm.api.serializers import PageQuery, StrictInputSerializer
+from rcm.api.serializers import JSONObjectField, PageQuery, StrictInputSerializer
 from rcm.lookups import RequirementType
 from workflows.models import FieldType, PolicyOperation
 from workflows.services.requirements import FIELD_NAME_PATTERN
@@ -102,7 +102,7 @@ class RequirementPolicyCreateInput(StrictInputSerializer):
     )
     field_name = serializers.RegexField(FIELD_NAME_PATTERN, max_length=100)
     operation = serializers.ChoiceField(choices=PolicyOperation.values)
-    spec = serializers.JSONField(
+    spec = JSONObjectField(
         required=False,
         default=dict,
         help_text="add: the field (field_type required); modify: the attributes that change; "
@@ -120,7 +120,7 @@ class RequirementPolicyUpdateInput(StrictInputSerializer):
     endpoint = serializers.IntegerField(required=False, allow_null=True)
     field_name = serializers.RegexField(FIELD_NAME_PATTERN, max_length=100, required=False)
     operation = serializers.ChoiceField(choices=PolicyOperation.values, required=False)
-    spec = serializers.JSONField(required=False)
+    spec = JSONObjectField(required=False)
     effective_date = serializers.DateField(required=False)
     end_date = serializers.DateField(required=False, allow_null=True)
     reason = serializers.CharField(
@@ -167,8 +167,8 @@ class PayerRequirementCreateInput(StrictInputSerializer):
         choices=RequirementType.ordered(), required=False, default=RequirementType.REQUIRED
     )
     is_array = serializers.BooleanField(required=False, default=False)
-    validation = serializers.JSONField(required=False, default=dict)
-    conditional_on = serializers.JSONField(required=False, allow_null=True, default=None)
+    validation = JSONObjectField(required=False, default=dict)
+    conditional_on = JSONObjectField(required=False, allow_null=True, default=None)
     effective_date = serializers.DateField()
     end_date = serializers.DateField(required=False, allow_null=True)
     reason = serializers.CharField(max_length=2000)

@@ -46,6 +46,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from openpyxl.utils.exceptions import InvalidFileException
 
+from rcm.api.parsers import json_problem
 from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import RequirementType, WorkflowStatus
 from workflows.engine.graph import Graph
@@ -101,7 +102,7 @@ INVALID_ROWS = (
     "{count} row(s) do not satisfy the workflow's requirements; nothing was created. Rows are "
     "numbered from 1, the first row under the header; up to {listed} errors are listed."
 )
-UNSTORABLE_TEXT = "Row {row} holds text that cannot be stored (a NUL or a lone surrogate)."
+UNSTORABLE_ROW = "Row {row}: {problem}"
 MISSING_VALUE = "Required field is missing."
 
 XLSX_MAGIC = b"PK\x03\x04"
@@ -540,8 +541,13 @@ def _json_records(
         if len(row) > MAX_COLUMNS:
             message = TOO_MANY_COLUMNS.format(limit=MAX_COLUMNS)
             raise ApplicationError("too_many_columns", message, {"row": row_number})
-        if not _storable(row):
-            raise ApplicationError("invalid_text", UNSTORABLE_TEXT.format(row=row_number))
+        # The API's parser refuses this in any body already; the service answers the same to
+        # any other caller, naming the row, rather than failing at the INSERT.
+        problem = json_problem(row)
+        if problem is not None:
+            raise ApplicationError(
+                "invalid_text", UNSTORABLE_ROW.format(row=row_number, problem=problem)
+            )
         names = [column_map.get(name, name) for name in row]
         _duplicates_refuse(names)
         cells = {}
@@ -552,22 +558,6 @@ def _json_records(
             if value is not None:
                 cells[name] = value
         yield row_number, cells
-
-
-def _storable(value: Any) -> bool:
-    """Whether PostgreSQL can store the value: jsonb takes no U+0000, and UTF-8 has no lone
-    surrogate (which JSON's escapes can spell). Refused here rather than failing the insert."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return "\x00" not in value
-    if isinstance(value, list):
-        return all(_storable(item) for item in value)
-    if isinstance(value, dict):
-        return all(_storable(key) and _storable(item) for key, item in value.items())
-    return True
 
 
 def _json_value(value: Any) -> Any:
