@@ -23,6 +23,7 @@ from rcm.context import current_org_id, org_context, require_org_id
 from rcm.errors import ApplicationError
 from rcm.lookups import UserRole
 from tenants import selectors, services
+from tenants.admin_login import AdminLoginForm
 from tenants.authentication import client_ip
 from tenants.middleware import AdminOrgContextMiddleware
 from tenants.models import (
@@ -47,6 +48,7 @@ admin.site.site_header = "RCM platform"
 admin.site.site_title = "RCM admin"
 admin.site.index_title = "Administration"
 admin.site.site_url = None  # there is no public site to link to
+admin.site.login_form = AdminLoginForm  # the API's throttle and audit (tenants/admin_login.py)
 # Roles live on memberships; app_user has no groups or Django permissions to manage.
 admin.site.unregister(Group)
 

@@ -54,11 +54,7 @@ class AdminOrgContextMiddleware:
     def _org_for(self, request):
         user = request.user
         if not user.is_superuser:
-            home_is_live = any(
-                membership.org_id == user.org_id
-                for membership in selectors.auth_memberships(user_id=user.pk)
-            )
-            return user.org_id if home_is_live else None
+            return user.org_id if selectors.auth_home_membership_is_live(user=user) else None
         picked = request.session.get(self.SESSION_KEY)
         if picked is None or request.path.startswith(OWN_ACCOUNT_PATHS):
             return user.org_id
