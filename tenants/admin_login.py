@@ -48,28 +48,20 @@ class AdminLoginForm(AdminAuthenticationForm):
             raise ValidationError(TOO_MANY_FAILURES.format(seconds=wait), code="throttled")
         user = authenticate(self.request, username=email, password=password)
         if user is None:
-            self._failure_record(email=email, ip=ip, user=None, reason="credentials")
+            services.login_failure_record(
+                email=email, ip_address=ip, user=None, reason="credentials", via="admin"
+            )
             raise self.get_invalid_login_error()
         if not _may_open_admin(user):
-            self._failure_record(email=email, ip=ip, user=user, reason="no_admin_access")
+            services.login_failure_record(
+                email=email, ip_address=ip, user=user, reason="no_admin_access", via="admin"
+            )
             raise ValidationError(self.error_messages["no_admin_access"], code="no_admin_access")
         self.user_cache = user
         return self.cleaned_data
 
     def get_invalid_login_error(self):
         return ValidationError(self.error_messages["invalid_login"], code="invalid_login")
-
-    @staticmethod
-    def _failure_record(*, email: str, ip: str | None, user, reason: str) -> None:
-        throttling.login_failure_record(ip=ip, email=email)
-        services.audit_event_record(
-            action=services.AuditAction.LOGIN_FAILED,
-            org_id=None,
-            actor=user,
-            actor_email=email,
-            ip_address=ip,
-            details={"reason": reason, "via": "admin"},
-        )
 
 
 def _may_open_admin(user) -> bool:
