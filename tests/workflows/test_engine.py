@@ -284,3 +284,35 @@ def test_outputs_and_traces_are_stored_masked_while_later_nodes_read_the_values(
     assert [node["output"] for node in shown["nodes"] if node["node_key"] == "echo"] == [
         outputs["echo"]
     ]
+
+
+def test_a_portal_answer_quoting_the_patient_is_stored_masked(celery_worker, org_a, http_server):
+    """A business failure's output is the portal's answer, which often quotes the request."""
+    http_server.respond(
+        "/patients",
+        status=404,
+        body={"error": "No member W123456789 (Maria Lopez, born 01/05/1980)", "code": "E17"},
+    )
+    workflow, _ = published(
+        org_a.id,
+        "start>search, search>done, search>fail_missing:not_found",
+        kinds={"search": "http"},
+        configs={
+            "search": {"url": http_server.url("/patients"), "status_labels": {"404": "not_found"}}
+        },
+    )
+    run = finished(org_a.id, start(org_a.id, workflow, **PATIENT).pk)
+    assert run.outcome == "fail_missing"
+    with org_context(org_a.id):
+        node_run = NodeRun.objects.get(run=run, node_key="search")
+        trace = WorkflowTrace.objects.get(node_run=node_run)
+    assert node_run.output == {
+        "status": 404,
+        "body": {"error": "No member [MEMBER_ID] ([NAME], born [DOB])", "code": "E17"},
+    }
+    assert trace.action_detail == {
+        "node_type": "general",
+        "label": "not_found",
+        "business_failure": True,
+    }
+    assert "W123456789" in run.context["nodes"]["search"]["output"]["body"]["error"]
