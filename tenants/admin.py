@@ -32,6 +32,7 @@ from rcm.context import current_org_id, org_context, require_org_id
 from rcm.lookups import UserRole
 from rcm.permissions import role_grantable
 from tenants import selectors, services
+from tenants.admin_login import AdminLoginForm
 from tenants.authentication import client_ip
 from tenants.middleware import AdminOrgContextMiddleware
 from tenants.models import (
@@ -52,6 +53,7 @@ EMAIL_TAKEN = "A user with this email already exists; add them as a member inste
 PASSWORDS_BOTH = "Enter the password twice, or leave both fields empty."
 ORG_NOT_FOUND = "No active organization has this id."
 
+admin.site.login_form = AdminLoginForm  # the API's throttle and audit (tenants/admin_login.py)
 # Roles live on memberships; app_user has no groups or Django permissions to manage.
 admin.site.unregister(Group)
 

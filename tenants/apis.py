@@ -63,14 +63,12 @@ class TokenApi(PublicAPIView):
         user = credentials_check(email=email, password=data["password"])
         access = resolve_access(user=user, org_id=data.get("org_id")) if user else None
         if access is None:
-            throttling.login_failure_record(ip=ip, email=email)
-            services.audit_event_record(
-                action=services.AuditAction.LOGIN_FAILED,
-                org_id=None,
-                actor=user,
-                actor_email=email,
+            services.login_failure_record(
+                email=email,
                 ip_address=ip,
-                details={"reason": "credentials" if user is None else "organization"},
+                user=user,
+                reason="credentials" if user is None else "organization",
+                via="api",
             )
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS, code="invalid_credentials")
         org_id, role, _ = access

@@ -60,6 +60,12 @@ def auth_memberships(*, user_id: uuid.UUID) -> list[MembershipInfo]:
         return [MembershipInfo(*row) for row in cursor.fetchall()]
 
 
+def auth_home_membership_is_live(*, user: User) -> bool:
+    """Whether the user's membership of their home organization, and that organization, are
+    active: what staff need to enter the admin (tenants/middleware.py, tenants/admin_login.py)."""
+    return any(membership.org_id == user.org_id for membership in auth_memberships(user_id=user.pk))
+
+
 def auth_org_is_active(*, org_id: uuid.UUID) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT auth_org_is_active(%s)", [org_id])

@@ -20,6 +20,7 @@ from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import UserRole
 from rcm.middleware import current_request_id
 from rcm.permissions import role_grantable
+from tenants import throttling
 from tenants.models import ApiKey, ChannelType, Endpoint, Membership, Organization, User
 
 API_KEY_PREFIX = "rcm"
@@ -77,6 +78,25 @@ def audit_event_record(
             ],
         )
         return cursor.fetchone()[0]
+
+
+def login_failure_record(
+    *, email: str, ip_address: str | None, user: User | None, reason: str, via: str
+) -> None:
+    """A refused log-in at either door (``via``: "api", the token endpoint; "admin", its form).
+
+    It counts toward the same per-email and per-IP throttle whichever door it came through
+    (tenants/throttling.py), and is audited with the email and address, never the password.
+    """
+    throttling.login_failure_record(ip=ip_address, email=email)
+    audit_event_record(
+        action=AuditAction.LOGIN_FAILED,
+        org_id=None,
+        actor=user,
+        actor_email=email,
+        ip_address=ip_address,
+        details={"reason": reason, "via": via},
+    )
 
 
 def audit_chain_verify() -> tuple[int, int | None]:

@@ -17,7 +17,6 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
 # Port of `make run`'s web server on 127.0.0.1.
 RCM_PORT = env.int("RCM_PORT", default=8000)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
@@ -44,6 +43,28 @@ def _service_urls() -> tuple[str, str, str]:
 
 
 DATABASE_URL, DATABASE_OWNER_URL, REDIS_URL = _service_urls()
+
+KEYS_REQUIRED = "DJANGO_SECRET_KEY and JWT_SIGNING_KEY must be set (generated keys are off)."
+
+
+def _signing_keys() -> tuple[str, str]:
+    """DJANGO_SECRET_KEY and JWT_SIGNING_KEY when set; otherwise the keys generated under var/.
+
+    There is no key in the code: a default written here would be public, and anyone could sign
+    a token for any user with it. The web server, the worker and beat read the same file.
+    """
+    from_env = env.str("DJANGO_SECRET_KEY", default=""), env.str("JWT_SIGNING_KEY", default="")
+    if all(from_env):
+        return from_env
+    if not env.bool("RCM_GENERATE_KEYS", default=True):
+        raise ImproperlyConfigured(KEYS_REQUIRED)
+    from rcm import embedded, keys
+
+    generated = keys.keys_load(var_dir=embedded.default_var_dir().resolve())
+    return from_env[0] or generated.secret_key, from_env[1] or generated.jwt_signing_key
+
+
+SECRET_KEY, JWT_SIGNING_KEY = _signing_keys()
 
 
 def _database(url: str) -> dict:
@@ -152,7 +173,7 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=1)),
     "ALGORITHM": "HS256",
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "UPDATE_LAST_LOGIN": False,

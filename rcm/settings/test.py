@@ -13,5 +13,10 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"rcm-test-{os.getpi
 # helper's checkout) would otherwise drop each other's test database.
 DATABASES["default"]["TEST"] = {"NAME": f"test_rcm_{os.getpid()}"}  # noqa: F405
 DEBUG = False
+# Keys of the test database alone, public like this file: a token they sign is worth nothing
+# elsewhere, and every test process (the worker subprocesses too) agrees on them.
+SECRET_KEY = "test-only-django-secret-key-never-used-outside-the-test-suite"
+JWT_SIGNING_KEY = "test-only-jwt-signing-key-never-used-outside-the-test-suite"
+SIMPLE_JWT["SIGNING_KEY"] = JWT_SIGNING_KEY  # noqa: F405
 # The tests' scripted HTTP servers listen on 127.0.0.1.
 ENGINE_HTTP_ALLOW_PRIVATE = True

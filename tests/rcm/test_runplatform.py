@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 from django.conf import settings
+
+from rcm import keys
 
 pytestmark = pytest.mark.e2e
 
@@ -120,5 +123,10 @@ def test_runplatform_becomes_ready_and_leaves_nothing_behind(tmp_path):
     assert f"http://127.0.0.1:{port}/api/v2/docs/" in output
     assert "Stopped the embedded PostgreSQL and Redis." in output
     assert leaked == [], output[-4000:]
+    # The keys web, worker and beat signed with were generated into var/, privately, and
+    # never printed.
+    generated = keys.keys_load(var_dir=var_dir)
+    assert stat.S_IMODE((var_dir / keys.KEYS_FILE).stat().st_mode) == 0o600
+    assert generated.secret_key not in output and generated.jwt_signing_key not in output
     assert processes_mentioning(str(tmp_path)) == []
     shutil.rmtree(var_dir, ignore_errors=True)

@@ -1,5 +1,7 @@
 """The engine on a real Celery worker: branches, joins, skips, labels, retries, outcomes."""
 
+import json
+
 import pytest
 
 from rcm.context import org_context
@@ -228,3 +230,89 @@ def test_an_error_quoting_the_row_is_stored_masked(celery_worker, org_a):
     assert run.status == "failed"
     for text in (node_run.error, trace.error_detail, run.error):
         assert "W123456789" not in text and "[MEMBER_ID]" in text, text
+
+
+PATIENT = {"member_id": "W123456789", "dob": "1980-01-05", "name": "Maria Lopez"}
+
+
+def test_outputs_and_traces_are_stored_masked_while_later_nodes_read_the_values(
+    celery_worker, org_a, api
+):
+    """A node echoing the row: its node run's output and every trace keep the values masked;
+    the run's context keeps them, so the decision after it still compares the real ones."""
+    workflow, _ = published(
+        org_a.id,
+        "start>echo, echo>check, check>done:same, check>fail:different",
+        kinds={"echo": "transform"},
+        configs={
+            "echo": {
+                "outputs": {
+                    "member": "{{ input.member_id }}",
+                    "born": "{{ input.dob }}",
+                    "who": "Patient {{ input.name }}, DOB 01/05/1980",
+                }
+            }
+        },
+        decisions={
+            "check": {
+                "conditions": [
+                    {"when": "nodes.echo.output.member == input.member_id", "label": "same"}
+                ],
+                "default": "different",
+            }
+        },
+    )
+    run = finished(org_a.id, start(org_a.id, workflow, **PATIENT).pk)
+    assert (run.status, run.result, run.outcome) == ("completed", "success", "done")
+    assert run.context["nodes"]["echo"]["output"]["member"] == PATIENT["member_id"]
+    with org_context(org_a.id):
+        outputs = dict(NodeRun.objects.filter(run=run).values_list("node_key", "output"))
+        details = list(
+            WorkflowTrace.objects.filter(run=run).values_list("action_detail", flat=True)
+        )
+    assert outputs["echo"] == {
+        "member": "[MEMBER_ID]",
+        "born": "[DOB]",
+        "who": "Patient [NAME], DOB [DOB]",
+    }
+    stored = json.dumps([outputs, details]).lower()
+    for value in (*PATIENT.values(), "01/05/1980", "maria", "lopez"):
+        assert value.lower() not in stored, value
+    # The API shows the node outputs of the context as the node runs keep them.
+    shown = api(org_a, "viewer").get(f"/api/v2/runs/{run.pk}/").json()
+    assert shown["context"]["nodes"]["echo"]["output"] == outputs["echo"]
+    assert [node["output"] for node in shown["nodes"] if node["node_key"] == "echo"] == [
+        outputs["echo"]
+    ]
+
+
+def test_a_portal_answer_quoting_the_patient_is_stored_masked(celery_worker, org_a, http_server):
+    """A business failure's output is the portal's answer, which often quotes the request."""
+    http_server.respond(
+        "/patients",
+        status=404,
+        body={"error": "No member W123456789 (Maria Lopez, born 01/05/1980)", "code": "E17"},
+    )
+    workflow, _ = published(
+        org_a.id,
+        "start>search, search>done, search>fail_missing:not_found",
+        kinds={"search": "http"},
+        configs={
+            "search": {"url": http_server.url("/patients"), "status_labels": {"404": "not_found"}}
+        },
+    )
+    run = finished(org_a.id, start(org_a.id, workflow, **PATIENT).pk)
+    assert run.outcome == "fail_missing"
+    with org_context(org_a.id):
+        node_run = NodeRun.objects.get(run=run, node_key="search")
+        trace = WorkflowTrace.objects.get(node_run=node_run)
+    assert node_run.output == {
+        "status": 404,
+        "body": {"error": "No member [MEMBER_ID] ([NAME], born [DOB])", "code": "E17"},
+    }
+    assert trace.action_detail == {
+        "node_type": "general",
+        "label": "not_found",
+        "business_failure": True,
+    }
+    assert "W123456789" in run.context["nodes"]["search"]["output"]["body"]["error"]

@@ -256,6 +256,9 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
         # The run lock serialises every writer of this run's node runs that matters here
         # (completions, the reaper); a claim only moves ready rows, never this running one.
         run, node_runs = _run_locked(attempt.run.pk)
+        # The input as the claim read it (the lock's read leaves the JSON in the database): the
+        # values masked out of this attempt's error, output and trace.
+        run.input = (attempt.run.context or {}).get("input") or {}
         node_run = node_runs[attempt.node.key]
         if node_run.status != NodeRunStatus.RUNNING or node_run.attempt != attempt.node_run.attempt:
             logger.warning(
@@ -263,7 +266,7 @@ def node_run_complete(*, attempt: Attempt, outcome) -> None:
             )
             return
         if isinstance(outcome, Exception):
-            _mask_message(outcome, declared=(attempt.run.context or {}).get("input") or {})
+            _mask_message(outcome, declared=run.input)
         _record(
             run=run,
             node_run=node_run,
@@ -463,15 +466,18 @@ VALUES (%(org_id)s, %(workflow_id)s, %(run_id)s, %(node_run_id)s, %(key)s, %(att
 def _completion_write(
     *, run, node_run, node: Node, output: dict, success: bool, duration_ms: int, detail: dict
 ) -> None:
+    # The context keeps the working output: later nodes' templates read it, and a batch row's
+    # results are taken from it. The node run's copy and the trace are what people read.
     entry = {"output": output, "label": node_run.label}
     run.context.setdefault("nodes", {})[node.key] = entry
+    shown_output, shown_detail = _masked(run, [output, {"node_type": node.node_type, **detail}])
     with connection.cursor() as cursor:
         cursor.execute(
             _COMPLETION_SQL,
             {
                 "status": node_run.status,
                 "label": node_run.label,
-                "output": json.dumps(output, cls=DjangoJSONEncoder),
+                "output": json.dumps(shown_output, cls=DjangoJSONEncoder),
                 "error": node_run.error[:4000],
                 "now": node_run.ended_at,
                 "node_run_id": node_run.pk,
@@ -482,7 +488,7 @@ def _completion_write(
                 "workflow_id": run.workflow_id,
                 "attempt": max(node_run.attempt, 1),
                 "action_type": f"node.{node.kind or node.node_type}",
-                "detail": json.dumps({"node_type": node.node_type, **detail}),
+                "detail": json.dumps(shown_detail, cls=DjangoJSONEncoder),
                 "success": success,
                 "duration_ms": duration_ms,
                 "user_id": run.created_by_id,
@@ -735,6 +741,13 @@ def _count_signature(*, run: WorkflowRun, graph: Graph, succeeded: bool) -> None
 # -- traces ---------------------------------------------------------------------------------
 
 
+def _masked(run: WorkflowRun, value):
+    """``value`` as stored for people to read (a node run's output, a trace's detail): patient
+    data masked by shape, and the run's input values as declared literals (rcm.phi), as error
+    texts are (``_mask_message``)."""
+    return phi.mask_json(value, declared=run.input or {})
+
+
 def _trace(
     run,
     node_run,
@@ -753,7 +766,7 @@ def _trace(
         node_key=node.key,
         attempt=max(node_run.attempt, 1),
         action_type=f"node.{node.kind or node.node_type}",
-        action_detail={"node_type": node.node_type, **(detail or {})},
+        action_detail=_masked(run, {"node_type": node.node_type, **(detail or {})}),
         success=success,
         duration_ms=duration_ms,
         error_detail=error[:4000],

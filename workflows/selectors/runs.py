@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 
+from rcm import phi
 from rcm.db.filters import filter_given
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
 
@@ -25,6 +26,14 @@ def run_list(*, workflow_id=None, status: str | None = None, since=None, until=N
 
 def run_detail_queryset():
     return _runs().prefetch_related(Prefetch("node_runs", queryset=NodeRun.objects.order_by("id")))
+
+
+def run_context_shown(*, run: WorkflowRun) -> dict:
+    """A run's context as people read it: the input as given (the caller's own row), each
+    node's output and label masked as its node run and traces keep them. The stored context
+    keeps the working values, which later nodes' templates read (docs/workflows.md)."""
+    context = run.context or {}
+    return {**context, "nodes": phi.mask_json(context.get("nodes") or {}, declared=run.input)}
 
 
 def trace_list(*, run_id=None, workflow_id=None, since=None, until=None):

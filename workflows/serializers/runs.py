@@ -1,9 +1,12 @@
 """Input and output serializers of runs and traces."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rcm.api.serializers import PageQuery, StrictInputSerializer
 from workflows.models import RunStatus
+from workflows.selectors import runs as selectors
 from workflows.services.runs import MAX_RUN_TIMEOUT_S
 
 MAX_INPUT_CHARS = 256_000
@@ -74,8 +77,12 @@ class RunOutput(serializers.Serializer):
 
 
 class RunDetailOutput(RunOutput):
-    context = serializers.JSONField()
+    context = serializers.SerializerMethodField(method_name="context_shown")
     nodes = NodeRunOutput(source="node_runs", many=True)
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def context_shown(self, run) -> dict:
+        return selectors.run_context_shown(run=run)
 
 
 class TraceOutput(serializers.Serializer):
