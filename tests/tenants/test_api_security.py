@@ -23,6 +23,7 @@ LISTS = [
     ("/api/v2/endpoints/", "viewer"),
     ("/api/v2/api-keys/", "org_admin"),
     ("/api/v2/audit-events/", "org_admin"),
+    ("/api/v2/invitations/", "org_admin"),
 ]
 
 
@@ -43,11 +44,22 @@ def objects(org_a, org_b):
                 created_by=tenant["org_admin"],
             )
             membership = Membership.objects.get(user=tenant["operator"])
+            invitation = services.invitation_create(
+                org_id=tenant.id,
+                actor=tenant["org_admin"],
+                email=f"invitee@{tenant.org.name.split()[0].lower()}.test",
+                role="viewer",
+            )
         urls[tenant.id] = {
             "endpoint": f"/api/v2/endpoints/{endpoint.pk}/",
             "membership": f"/api/v2/memberships/{membership.pk}/",
             "user": f"/api/v2/users/{tenant['operator'].pk}/",
             "api_key_revoke": f"/api/v2/api-keys/{key.pk}/revoke/",
+            "invitation": f"/api/v2/invitations/{invitation.pk}/",
+            "invitation_resend": f"/api/v2/invitations/{invitation.pk}/resend/",
+            "invitation_revoke": f"/api/v2/invitations/{invitation.pk}/revoke/",
+            "my_invitation_accept": f"/api/v2/me/invitations/{invitation.pk}/accept/",
+            "my_invitation_decline": f"/api/v2/me/invitations/{invitation.pk}/decline/",
         }
     return urls
 
@@ -67,7 +79,12 @@ def test_anonymous_is_401_everywhere(objects, org_a):
         response = client.get(url)
         assert response.status_code == 401, url
         assert response.json()["error"]["code"] == "not_authenticated", url
-    for url in ("/api/v2/endpoints/", "/api/v2/memberships/", "/api/v2/api-keys/"):
+    for url in (
+        "/api/v2/endpoints/",
+        "/api/v2/invitations/",
+        "/api/v2/api-keys/",
+        "/api/v2/me/invitations/1/accept/",
+    ):
         assert client.post(url, {}, "json").status_code == 401
 
 
@@ -75,8 +92,15 @@ def test_anonymous_is_401_everywhere(objects, org_a):
 def test_another_orgs_objects_are_404_for_read_and_write(api, objects, org_a, org_b):
     admin_a = api(org_a, "org_admin")
     theirs = objects[org_b.id]
-    for kind in ("endpoint", "membership", "user"):
+    for kind in ("endpoint", "membership", "user", "invitation"):
         _assert_not_found(admin_a.get(theirs[kind]))
+    for kind in (
+        "invitation_resend",
+        "invitation_revoke",
+        "my_invitation_accept",
+        "my_invitation_decline",
+    ):
+        _assert_not_found(admin_a.post(theirs[kind]))
     _assert_not_found(admin_a.patch(theirs["endpoint"], {"name": "stolen"}, "json"))
     _assert_not_found(admin_a.delete(theirs["endpoint"]))
     _assert_not_found(admin_a.patch(theirs["membership"], {"role": "viewer"}, "json"))
@@ -89,6 +113,9 @@ def test_another_orgs_objects_are_404_for_read_and_write(api, objects, org_a, or
         from tenants.models import ApiKey
 
         assert ApiKey.objects.get().revoked_at is None
+        from tenants.models import Invitation
+
+        assert Invitation.objects.get().status == "pending"
 
 
 @pytest.mark.django_db
@@ -120,7 +147,8 @@ def test_lists_hold_only_the_members_rows(api, objects, org_a, org_b, url, read_
         ("get", "/api/v2/api-keys/", "operator"),
         ("get", "/api/v2/audit-events/", "viewer"),
         ("post", "/api/v2/endpoints/", "operator"),
-        ("post", "/api/v2/memberships/", "operator"),
+        ("post", "/api/v2/invitations/", "operator"),
+        ("get", "/api/v2/invitations/", "operator"),
         ("patch", "/api/v2/organizations/current/", "operator"),
         ("post", "/api/v2/channel-types/", "org_admin"),
         ("post", "/api/v2/api-keys/", "viewer"),
@@ -137,10 +165,11 @@ def test_a_role_too_low_is_403(api, org_a, method, url, role):
 def test_list_query_count_does_not_grow_with_page_size(api, objects, org_a, url, read_role):
     with org_context(org_a.id):
         for number in range(6):
-            services.membership_add(
+            services.user_create(org_id=org_a.id, email=f"extra{number}@acme.test", role="viewer")
+            services.invitation_create(
                 org_id=org_a.id,
                 actor=org_a["org_admin"],
-                email=f"extra{number}@acme.test",
+                email=f"invitee{number}@elsewhere.test",
                 role="viewer",
             )
     client = api(org_a, "org_admin" if read_role == "org_admin" else read_role)
