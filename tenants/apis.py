@@ -284,10 +284,15 @@ class MyInvitationBase(OrgScopedAPIView):
     tenant_scoped = False
     write_role = UserRole.VIEWER
 
-    def invitation(self, pk: int) -> selectors.InvitationInfo:
+    def invitee(self):
+        """The person answering: a user token's, never an API key's (a machine is invited to
+        nothing)."""
         if self.access.via != "jwt":
             raise ApplicationError("jwt_required", JWT_ONLY_INVITEE, status=403)
-        invitation = selectors.invitation_of_user(user=self.request.user, invitation_id=pk)
+        return self.request.user
+
+    def invitation(self, pk: int) -> selectors.InvitationInfo:
+        invitation = selectors.invitation_of_user(user=self.invitee(), invitation_id=pk)
         if invitation is None:
             raise exceptions.NotFound()
         return invitation
@@ -296,9 +301,7 @@ class MyInvitationBase(OrgScopedAPIView):
 class MyInvitationListApi(MyInvitationBase):
     @extend_schema(responses={200: io.MyInvitationListOutput})
     def get(self, request):
-        if self.access.via != "jwt":
-            raise ApplicationError("jwt_required", JWT_ONLY_INVITEE, status=403)
-        invitations = selectors.invitations_open_for_user(user=request.user)
+        invitations = selectors.invitations_open_for_user(user=self.invitee())
         return Response(io.MyInvitationListOutput({"results": invitations}).data)
 
 

@@ -484,3 +484,40 @@ def test_the_public_page_creates_an_account_or_sends_to_log_in(invite, org_a, or
     _, token = invite(org_a, org_b["viewer"].email, "viewer")
     response = Client().get(reverse("invitation-accept-page", args=[token]))
     assert "log in to it and accept" in response.text
+
+
+@pytest.mark.django_db
+def test_api_keys_answer_no_invitations(api, org_a):
+    with org_context(org_a.id):
+        _, key = services.api_key_create(
+            org_id=org_a.id, user=org_a["api_user"], name="robot", created_by=org_a["org_admin"]
+        )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    response = client.get(MINE)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "jwt_required"
+
+
+@pytest.mark.django_db
+def test_admin_actions_revoke_and_resend(org_a, mailoutbox, django_capture_on_commit_callbacks):
+    admin_a = services.user_create(
+        org_id=org_a.id, email="ops@acme.test", role="org_admin", password=PASSWORD, is_staff=True
+    )
+    with org_context(org_a.id):
+        first = services.invitation_create(
+            org_id=org_a.id, actor=admin_a, email="one@example.test", role="viewer"
+        )
+        second = services.invitation_create(
+            org_id=org_a.id, actor=admin_a, email="two@example.test", role="viewer"
+        )
+    client = _staff_client(admin_a)
+    changelist = reverse("admin:tenants_invitation_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(changelist, {"action": "resend", "_selected_action": [second.pk]})
+    assert response.status_code == 302
+    assert [mail.to for mail in mailoutbox] == [["two@example.test"]]
+    client.post(changelist, {"action": "revoke", "_selected_action": [first.pk]})
+    with org_context(org_a.id):
+        statuses = dict(Invitation.objects.values_list("email", "status"))
+    assert statuses == {"one@example.test": "revoked", "two@example.test": "pending"}
