@@ -205,7 +205,7 @@ class PasswordFormMixin(SetPasswordMixin):
         return cleaned_data
 
 
-def _refuse_taken_email(email: str, user_pk, org_id) -> str:
+def _refuse_taken_email(*, email: str, user_pk, org_id) -> str:
     # A domain another organization has claimed is refused before anything is looked up, so
     # this form cannot probe which of its addresses have accounts. Elsewhere, emails are
     # unique across every organization (most of which row-level security hides); saying so is
@@ -228,7 +228,9 @@ class UserChangeForm(PasswordFormMixin, forms.ModelForm):
 
     def clean_email(self):
         return _refuse_taken_email(
-            self.cleaned_data["email"].strip(), self.instance.pk, self.instance.org_id
+            email=self.cleaned_data["email"].strip(),
+            user_pk=self.instance.pk,
+            org_id=self.instance.org_id,
         )
 
 

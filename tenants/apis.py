@@ -34,7 +34,6 @@ NOT_A_MEMBER = "You are not an active member of this organization."
 TOO_MANY_FAILURES = "Too many failed logins; try again later."
 JWT_ONLY = "Switching organization needs a user token, not an API key."
 JWT_ONLY_INVITEE = "Invitations are answered with a user token, not an API key."
-TOO_MANY_REDEEMS = "Too many invalid invitation links; try again later."
 UNKNOWN_CHANNEL = "No channel type has this code."
 
 
@@ -334,7 +333,7 @@ class InvitationRedeemApi(PublicAPIView):
         ip = client_ip(request)
         wait = throttling.redeem_retry_after(ip=ip)
         if wait is not None:
-            raise exceptions.Throttled(wait=wait, detail=TOO_MANY_REDEEMS)
+            raise exceptions.Throttled(wait=wait, detail=throttling.REDEEM_THROTTLED)
         data = _validated(io.InvitationRedeemInput, request)
         try:
             user = services.invitation_redeem(ip_address=ip, **data)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
+REDEEM_THROTTLED = "Too many invalid invitation links; try again later."
+
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from rcm.context import org_context
 from rcm.lookups import UserRole
-from tenants import selectors, services
+from tenants import selectors, services, throttling
 from tenants.models import AuditEvent, Invitation, Membership
 from tests.conftest import PASSWORD, client_for
 
@@ -379,6 +379,8 @@ def test_wrong_tokens_are_throttled(anon, settings):
     }
     body = {"token": "guess", "full_name": "G", "password": NEW_PASSWORD}
     assert [anon.post(REDEEM, body, "json").status_code for _ in range(3)] == [404, 404, 429]
+    page = Client().get(reverse("invitation-accept-page", args=["guess"]))
+    assert page.status_code == 429 and throttling.REDEEM_THROTTLED in page.text
 
 
 # -- email domains -------------------------------------------------------------------------
