@@ -34,8 +34,9 @@ PERMISSIONS: dict[str, dict[str, str]] = {
     # own invitations (view, run). Every member may.
     "session": {VIEW: _VIEWER, ADD: _VIEWER, RUN: _VIEWER},
     "organization": {VIEW: _VIEWER, CHANGE: _ORG_ADMIN, ADD: _SYS_ADMIN},
-    "user": {VIEW: _VIEWER, ADD: _ORG_ADMIN, CHANGE: _ORG_ADMIN},
-    "membership": {VIEW: _VIEWER, ADD: _ORG_ADMIN, CHANGE: _ORG_ADMIN, DELETE: _ORG_ADMIN},
+    # Accounts and memberships come only through invitations (nobody adds them directly).
+    "user": {VIEW: _VIEWER, CHANGE: _ORG_ADMIN},
+    "membership": {VIEW: _VIEWER, CHANGE: _ORG_ADMIN, DELETE: _ORG_ADMIN},
     "invitation": {VIEW: _ORG_ADMIN, ADD: _ORG_ADMIN, RUN: _ORG_ADMIN},
     "api_key": {VIEW: _ORG_ADMIN, ADD: _ORG_ADMIN, RUN: _ORG_ADMIN},
     "endpoint": {VIEW: _VIEWER, ADD: _ORG_ADMIN, CHANGE: _ORG_ADMIN, DELETE: _ORG_ADMIN},

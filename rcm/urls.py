@@ -20,6 +20,7 @@ urlpatterns = [
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
     path("admin/", admin.site.urls),
+    path("", include("tenants.views")),
     path("api/v2/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v2/docs/", SwaggerUIView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v2/", include("tenants.urls")),

@@ -29,6 +29,7 @@ from rcm.admin import (
     is_platform_staff,
 )
 from rcm.context import current_org_id, org_context, require_org_id
+from rcm.errors import ApplicationError
 from rcm.lookups import UserRole
 from rcm.permissions import role_grantable
 from tenants import selectors, services
@@ -41,6 +42,8 @@ from tenants.models import (
     ChannelAuthTypeLu,
     ChannelType,
     Endpoint,
+    Invitation,
+    InvitationStatus,
     Membership,
     Organization,
     OrgTypeLu,
@@ -49,7 +52,7 @@ from tenants.models import (
 )
 from tenants.serializers import EndpointConfigInput
 
-EMAIL_TAKEN = "A user with this email already exists; add them as a member instead."
+EMAIL_TAKEN = "A user with this email already exists."
 PASSWORDS_BOTH = "Enter the password twice, or leave both fields empty."
 ORG_NOT_FOUND = "No active organization has this id."
 
@@ -98,23 +101,18 @@ class PasswordFormMixin(SetPasswordMixin):
         return cleaned_data
 
 
-def _refuse_taken_email(email: str, user_pk=None) -> str:
-    # Emails are unique across every organization, most of which row-level security hides.
+def _refuse_taken_email(*, email: str, user_pk, org_id) -> str:
+    # A domain another organization has claimed is refused before anything is looked up, so
+    # this form cannot probe which of its addresses have accounts. Elsewhere, emails are
+    # unique across every organization (most of which row-level security hides); saying so is
+    # what the unique index would say anyway.
+    owner = selectors.email_domain_owner(email=email)
+    if owner is not None and owner != org_id:
+        raise ValidationError(services.EMAIL_DOMAIN_CLAIMED)
     existing = selectors.auth_user_by_email(email=email)
     if existing is not None and existing.pk != user_pk:
         raise ValidationError(EMAIL_TAKEN)
     return email
-
-
-class UserAddForm(PasswordFormMixin, forms.ModelForm):
-    password1, password2 = _optional_password_fields()
-
-    class Meta:
-        model = User
-        fields = ("email", "full_name", "role", "is_staff")
-
-    def clean_email(self):
-        return _refuse_taken_email(self.cleaned_data["email"].strip())
 
 
 class UserChangeForm(PasswordFormMixin, forms.ModelForm):
@@ -125,17 +123,11 @@ class UserChangeForm(PasswordFormMixin, forms.ModelForm):
         fields = ("email", "full_name", "is_active", "is_staff")
 
     def clean_email(self):
-        return _refuse_taken_email(self.cleaned_data["email"].strip(), self.instance.pk)
-
-
-class MembershipAddForm(PasswordFormMixin, forms.ModelForm):
-    email = forms.EmailField(max_length=254)
-    full_name = forms.CharField(max_length=200, required=False)
-    password1, password2 = _optional_password_fields()
-
-    class Meta:
-        model = Membership
-        fields = ("role",)
+        return _refuse_taken_email(
+            email=self.cleaned_data["email"].strip(),
+            user_pk=self.instance.pk,
+            org_id=self.instance.org_id,
+        )
 
 
 class EndpointForm(forms.ModelForm):
@@ -194,7 +186,8 @@ class OrganizationAdmin(TenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         if is_platform_staff(request):
             return self.readonly_fields
-        return (*self.readonly_fields, "org_type", "is_active")
+        # The email domain is verified ownership: platform staff alone set it.
+        return (*self.readonly_fields, "org_type", "is_active", "email_domain")
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -290,15 +283,9 @@ class UserAdmin(RoleChoicesMixin, TenantAdmin):
     def member_role(self, obj):
         return obj.member_role
 
-    def get_form(self, request, obj=None, **kwargs):
-        kwargs["form"] = UserAddForm if obj is None else UserChangeForm
-        return super().get_form(request, obj, **kwargs)
+    form = UserChangeForm
 
     def get_fieldsets(self, request, obj=None):
-        staff = ("is_staff",) if is_platform_staff(request) else ()
-        if obj is None:
-            fields = ("email", "full_name", "role", *staff, "password1", "password2")
-            return [(None, {"fields": fields})]
         fieldsets = [
             (None, {"fields": ("email", "full_name", "role", "is_active", "is_staff")}),
             ("Activity", {"fields": ("last_login", "created_at")}),
@@ -310,8 +297,6 @@ class UserAdmin(RoleChoicesMixin, TenantAdmin):
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return ()
         staff = () if is_platform_staff(request) else ("is_staff",)
         return ("role", *staff, "last_login", "created_at")
 
@@ -323,38 +308,31 @@ class UserAdmin(RoleChoicesMixin, TenantAdmin):
         homed_here = obj.org_id == current_org_id()
         return homed_here and (is_platform_staff(request) or obj.role_id != UserRole.SYS_ADMIN)
 
+    def has_add_permission(self, request):
+        return False  # accounts are created when an invitee redeems their invitation
+
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead: audit rows and keys refer to the user
 
     def save_model(self, request, obj, form, change):
-        if change:
-            # The form has already set the new values on obj; the service saves and audits.
-            services.user_update(
-                user=obj,
-                actor=request.user,
-                password=form.cleaned_data.get("password1") or None,
-                ip_address=client_ip(request),
-                **{
-                    name: form.cleaned_data[name]
-                    for name in form.changed_data
-                    if name in services.USER_EDITABLE_FIELDS
-                },
-            )
-            return
-        user = services.user_create(
-            org_id=require_org_id(),
-            email=form.cleaned_data["email"],
-            role=form.cleaned_data["role"].pk,
-            full_name=form.cleaned_data["full_name"],
+        # The form has already set the new values on obj; the service saves and audits.
+        services.user_update(
+            user=obj,
+            actor=request.user,
             password=form.cleaned_data.get("password1") or None,
-            is_staff=form.cleaned_data.get("is_staff", False),
+            ip_address=client_ip(request),
+            **{
+                name: form.cleaned_data[name]
+                for name in form.changed_data
+                if name in services.USER_EDITABLE_FIELDS
+            },
         )
-        adopt(obj, user)
 
 
 @admin.register(Membership)
 class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
-    """Members of this organization. Adding, role changes and deactivation are audited."""
+    """Members of this organization. Role changes and deactivation are audited; members
+    come in by accepting an invitation (InvitationAdmin), never by being added here."""
 
     resource = "membership"
     list_display = ("user", "role", "is_active", "is_primary", "created_at")
@@ -362,18 +340,8 @@ class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
     list_select_related = ("user", "role")
     search_fields = ("user__email", "user__full_name")
 
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = MembershipAddForm
-        return super().get_form(request, obj, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ("email", "full_name", "role", "password1", "password2")
-        return ("user", "role", "is_active", "is_primary", "created_at", "updated_at")
-
-    def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else ("user", "is_primary", "created_at", "updated_at")
+    fields = ("user", "role", "is_active", "is_primary", "created_at", "updated_at")
+    readonly_fields = ("user", "is_primary", "created_at", "updated_at")
 
     def has_change_permission(self, request, obj=None):
         if obj is not None and not role_grantable(
@@ -382,30 +350,135 @@ class MembershipAdmin(RoleChoicesMixin, TenantAdmin):
             return False  # a member above one's own role (platform staff above all)
         return super().has_change_permission(request, obj)
 
+    def has_add_permission(self, request):
+        return False  # members come through invitations
+
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead, which is audited
 
     def save_model(self, request, obj, form, change):
-        if change:
-            services.membership_update(
-                membership=fresh(obj),
-                actor=request.user,
-                actor_role=admin_role(request),
-                role=form.cleaned_data["role"].pk,
-                is_active=form.cleaned_data["is_active"],
-                ip_address=client_ip(request),
+        services.membership_update(
+            membership=fresh(obj),
+            actor=request.user,
+            actor_role=admin_role(request),
+            role=form.cleaned_data["role"].pk,
+            is_active=form.cleaned_data["is_active"],
+            ip_address=client_ip(request),
+        )
+
+
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ("email", "role")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantAdmin):
+    """This organization's invitations: sent (email and role only), revoked, sent again. The
+    token is only ever in the invitee's mail. "My invitations" (``mine/``) is where the
+    logged-in staff user answers the invitations sent to them by any organization."""
+
+    resource = "invitation"
+    form = InvitationForm
+    list_display = ("email", "role", "status", "invited_by", "created_at", "expires_at")
+    list_filter = ("status", "role")
+    list_select_related = ("role", "invited_by")
+    search_fields = ("email",)
+    readonly_fields = (
+        "email",
+        "role",
+        "status",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "responded_at",
+        "accepted_by",
+    )
+    exclude = ("token_hash",)
+    actions = ("revoke", "resend")
+
+    def get_fields(self, request, obj=None):
+        return ("email", "role") if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "role":
+            # Roles not above the inviter's own; the service refuses the rest all the same.
+            kwargs["queryset"] = UserRoleLu.objects.filter(
+                is_active=True, pk__in=services.invitable_roles(own_role=admin_role(request))
             )
-            return
-        membership = services.membership_add(
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        invitation = services.invitation_create(
             org_id=require_org_id(),
             actor=request.user,
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"].pk,
-            full_name=form.cleaned_data["full_name"],
-            password=form.cleaned_data.get("password1") or None,
             ip_address=client_ip(request),
         )
-        adopt(obj, membership)
+        adopt(obj, invitation)
+
+    @admin.action(description="Revoke the selected invitations", permissions=("run",))
+    def revoke(self, request, queryset):
+        pending = list(queryset.filter(status=InvitationStatus.PENDING))
+        for invitation in pending:
+            services.invitation_revoke(
+                invitation=invitation, actor=request.user, ip_address=client_ip(request)
+            )
+        self.message_user(request, f"Revoked {len(pending)} invitation(s).")
+
+    @admin.action(description="Send the selected invitations again", permissions=("run",))
+    def resend(self, request, queryset):
+        pending = list(queryset.filter(status=InvitationStatus.PENDING))
+        for invitation in pending:
+            services.invitation_resend(
+                invitation=invitation, actor=request.user, ip_address=client_ip(request)
+            )
+        self.message_user(request, f"Sent {len(pending)} invitation(s) again, with new links.")
+
+    def get_urls(self):
+        mine = path("mine/", self.admin_site.admin_view(self.mine_view), name="my_invitations")
+        return [mine, *super().get_urls()]
+
+    def mine_view(self, request):
+        """The logged-in user's own open invitations, from any organization, to accept or
+        decline (POST, CSRF-checked)."""
+        if request.method == "POST":
+            self._answer(request)
+            return HttpResponseRedirect(reverse("admin:my_invitations"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "My invitations",
+            "invitations": selectors.invitations_open_for_user(user=request.user),
+        }
+        return TemplateResponse(request, "admin/my_invitations.html", context)
+
+    def _answer(self, request) -> None:
+        try:
+            invitation_id = int(request.POST.get("invitation_id", ""))
+        except ValueError:
+            invitation_id = 0
+        invitation = selectors.invitation_of_user(user=request.user, invitation_id=invitation_id)
+        if invitation is None:
+            self.message_user(request, services.INVITATION_NOT_FOUND, messages.ERROR)
+            return
+        try:
+            if request.POST.get("answer") == "accept":
+                services.invitation_accept(
+                    invitation=invitation, user=request.user, ip_address=client_ip(request)
+                )
+                self.message_user(request, f"You are now a member of {invitation.org_name}.")
+            else:
+                services.invitation_decline(
+                    invitation=invitation, user=request.user, ip_address=client_ip(request)
+                )
+                self.message_user(request, f"Declined the invitation of {invitation.org_name}.")
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.ERROR)
 
 
 # -- portals, keys, audit ------------------------------------------------------------------

@@ -34,6 +34,7 @@ from tenants.models import ChannelType
 NOT_A_MEMBER = "You are not an active member of this organization."
 TOO_MANY_FAILURES = "Too many failed logins; try again later."
 JWT_ONLY = "Switching organization needs a user token, not an API key."
+JWT_ONLY_INVITEE = "Invitations are answered with a user token, not an API key."
 UNKNOWN_CHANNEL = "No channel type has this code."
 
 
@@ -194,14 +195,6 @@ class MembershipListApi(MembershipBase):
         self.validated_query(PageQuery)
         return self.list_response(io.MembershipOutput)
 
-    @extend_schema(request=io.MembershipCreateInput, responses={201: io.MembershipOutput})
-    def post(self, request):
-        data = self.validated(io.MembershipCreateInput)
-        membership = services.membership_add(
-            org_id=self.org_id, actor=request.user, ip_address=client_ip(request), **data
-        )
-        return Response(io.MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
-
 
 class MembershipDetailApi(MembershipBase):
     @extend_schema(responses={200: io.MembershipOutput})
@@ -230,6 +223,139 @@ class MembershipDetailApi(MembershipBase):
             ip_address=client_ip(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# -- invitations ---------------------------------------------------------------------------
+
+
+class InvitationBase(OrgScopedAPIView):
+    """This organization's invitations: its admins alone see and send them."""
+
+    resource = "invitation"
+
+    def base_queryset(self):
+        return selectors.invitation_list()
+
+
+class InvitationListApi(InvitationBase):
+    @extend_schema(responses={200: io.InvitationOutput(many=True)})
+    def get(self, request):
+        return self.list_response(io.InvitationOutput)
+
+    @extend_schema(
+        request=io.InvitationCreateInput,
+        responses={202: io.InvitationOutput},
+        description="Mails an invitation. The answer is the same whether or not an account "
+        "exists for the email.",
+    )
+    def post(self, request):
+        data = self.validated(io.InvitationCreateInput)
+        invitation = services.invitation_create(
+            org_id=self.org_id,
+            actor=request.user,
+            email=data["email"],
+            role=data["role"],
+            ip_address=client_ip(request),
+        )
+        return Response(io.InvitationOutput(invitation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class InvitationDetailApi(InvitationBase):
+    @extend_schema(responses={200: io.InvitationOutput})
+    def get(self, request, pk):
+        return Response(io.InvitationOutput(self.get_object()).data)
+
+
+class InvitationResendApi(InvitationBase):
+    actions = {"POST": RUN}
+
+    @extend_schema(request=None, responses={202: io.InvitationOutput})
+    def post(self, request, pk):
+        invitation = services.invitation_resend(
+            invitation=self.get_object(), actor=request.user, ip_address=client_ip(request)
+        )
+        return Response(io.InvitationOutput(invitation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class InvitationRevokeApi(InvitationBase):
+    actions = {"POST": RUN}
+
+    @extend_schema(request=None, responses={200: io.InvitationOutput})
+    def post(self, request, pk):
+        invitation = services.invitation_revoke(
+            invitation=self.get_object(), actor=request.user, ip_address=client_ip(request)
+        )
+        return Response(io.InvitationOutput(invitation).data)
+
+
+class MyInvitationBase(OrgScopedAPIView):
+    """The caller's own invitations, from any organization. They act for themselves, not in
+    the organization of their token: nothing is read from it, and the only cross-organization
+    rows they see are invitations to their own email (a SECURITY DEFINER function)."""
+
+    resource = "session"  # the caller's own account
+    tenant_scoped = False
+    actions = {"POST": RUN}
+
+    def invitee(self):
+        """The person answering: a user token's, never an API key's (a machine is invited to
+        nothing)."""
+        if self.access.via != "jwt":
+            raise ApplicationError("jwt_required", JWT_ONLY_INVITEE, status=403)
+        return self.request.user
+
+    def invitation(self, pk: int) -> selectors.InvitationInfo:
+        invitation = selectors.invitation_of_user(user=self.invitee(), invitation_id=pk)
+        if invitation is None:
+            raise exceptions.NotFound()
+        return invitation
+
+
+class MyInvitationListApi(MyInvitationBase):
+    @extend_schema(responses={200: io.MyInvitationListOutput})
+    def get(self, request):
+        invitations = selectors.invitations_open_for_user(user=self.invitee())
+        return Response(io.MyInvitationListOutput({"results": invitations}).data)
+
+
+class MyInvitationAcceptApi(MyInvitationBase):
+    @extend_schema(request=None, responses={200: io.MembershipOutput})
+    def post(self, request, pk):
+        membership = services.invitation_accept(
+            invitation=self.invitation(pk), user=request.user, ip_address=client_ip(request)
+        )
+        return Response(io.MembershipOutput(membership).data)
+
+
+class MyInvitationDeclineApi(MyInvitationBase):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, pk):
+        services.invitation_decline(
+            invitation=self.invitation(pk), user=request.user, ip_address=client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationRedeemApi(PublicAPIView):
+    """A person without an account redeems the mailed token. Wrong tokens are throttled per
+    client IP like failed log-ins."""
+
+    @extend_schema(
+        request=io.InvitationRedeemInput, responses={201: io.InvitationRedeemOutput}, auth=[]
+    )
+    def post(self, request):
+        ip = client_ip(request)
+        wait = throttling.redeem_retry_after(ip=ip)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait, detail=throttling.REDEEM_THROTTLED)
+        data = _validated(io.InvitationRedeemInput, request)
+        try:
+            user = services.invitation_redeem(ip_address=ip, **data)
+        except ApplicationError as error:
+            if error.code == "invitation_invalid":
+                throttling.redeem_failure_record(ip=ip)
+            raise
+        return Response(io.InvitationRedeemOutput(user).data, status=status.HTTP_201_CREATED)
 
 
 # -- portals -------------------------------------------------------------------------------

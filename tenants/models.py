@@ -179,6 +179,67 @@ class Membership(TenantModel):
         return ROLE_RANK.get(self.role_id, 0)
 
 
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+
+
+class Invitation(TenantModel):
+    """An organization's offer of a membership, with a role, to whoever owns an email address.
+
+    Nobody becomes a member of an organization without accepting one (from their own account)
+    or redeeming its token (creating an account). Only a SHA-256 of the token is kept: the
+    token itself is in the invitee's mail and nowhere else.
+    """
+
+    email = models.EmailField(max_length=254, help_text="Stored lower-cased.")
+    role = models.ForeignKey(
+        UserRoleLu, on_delete=models.PROTECT, db_column="role", related_name="+"
+    )
+    invited_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, db_column="invited_by", related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(
+        max_length=10, choices=InvitationStatus.choices, default=InvitationStatus.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        db_column="accepted_by",
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        db_table = "membership_invitation"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=InvitationStatus.values),
+                name="membership_invitation_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(email=Lower("email")), name="membership_invitation_email_lower"
+            ),
+            # Inviting an address again refreshes the pending invitation instead.
+            models.UniqueConstraint(
+                fields=["org", "email"],
+                condition=Q(status=InvitationStatus.PENDING),
+                name="membership_invitation_one_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.role_id} ({self.status})"
+
+
 class EndpointKind(models.TextChoices):
     PAYER = "payer"
     PROVIDER = "provider"

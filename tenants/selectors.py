@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 
+from rcm.context import org_context
 from tenants.models import (
     ApiKey,
     AuditEvent,
     ChannelType,
     Endpoint,
+    Invitation,
+    InvitationStatus,
     Membership,
     Organization,
     User,
@@ -39,6 +44,25 @@ class ApiKeyInfo:
     user_id: uuid.UUID
     key_hash: str
     revoked: bool
+
+
+@dataclass(frozen=True)
+class InvitationInfo:
+    """An invitation as its invitee sees it (they are not yet a member of its organization)."""
+
+    id: int
+    org_id: uuid.UUID
+    org_name: str
+    email: str
+    role: str
+    status: str
+    invited_by_name: str
+    created_at: datetime
+    expires_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == InvitationStatus.PENDING and self.expires_at > timezone.now()
 
 
 def auth_user_by_email(*, email: str) -> User | None:
@@ -120,3 +144,59 @@ def api_key_list():
 
 def audit_event_list():
     return AuditEvent.objects.all()
+
+
+def invitation_list():
+    return Invitation.objects.select_related("invited_by")
+
+
+def invitations_of_user(*, user: User) -> list[InvitationInfo]:
+    """Every invitation ever sent to the user's email, by any organization, newest first.
+
+    Through a SECURITY DEFINER function: the invitee is not a member of the inviting
+    organization. The email is the logged-in user's own, so nothing else can be asked for.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM invitations_for_email(%s)", [user.email])
+        return [InvitationInfo(*row) for row in cursor.fetchall()]
+
+
+def invitations_open_for_user(*, user: User) -> list[InvitationInfo]:
+    return [invitation for invitation in invitations_of_user(user=user) if invitation.is_open]
+
+
+def invitation_of_user(*, user: User, invitation_id: int) -> InvitationInfo | None:
+    """The user's own invitation with this id; another person's is as unknown as none."""
+    return next((item for item in invitations_of_user(user=user) if item.id == invitation_id), None)
+
+
+def invitation_by_token_hash(*, token_hash: str) -> tuple[int, uuid.UUID] | None:
+    """(id, org_id) of the invitation with this token hash, whatever its status."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, org_id FROM invitation_by_token_hash(%s)", [token_hash])
+        return cursor.fetchone()
+
+
+def email_domain_owner(*, email: str) -> uuid.UUID | None:
+    """The organization that has claimed the email's domain, whichever it is (RLS hides the
+    others, so the question goes through a SECURITY DEFINER function)."""
+    domain = email.rpartition("@")[2].strip().lower()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT email_domain_owner(%s)", [domain])
+        return cursor.fetchone()[0]
+
+
+def invitation_open_by_token(*, token_hash: str) -> Invitation | None:
+    """The pending, unexpired invitation with this token hash, read in its organization."""
+    found = invitation_by_token_hash(token_hash=token_hash)
+    if found is None:
+        return None
+    invitation_id, org_id = found
+    with org_context(org_id):
+        return (
+            Invitation.objects.filter(
+                pk=invitation_id, status=InvitationStatus.PENDING, expires_at__gt=timezone.now()
+            )
+            .select_related("org")
+            .first()
+        )

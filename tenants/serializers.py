@@ -79,23 +79,57 @@ class MembershipOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class MembershipCreateInput(StrictInputSerializer):
-    email = serializers.EmailField(max_length=254)
-    role = serializers.ChoiceField(choices=MEMBER_ROLES)
-    full_name = serializers.CharField(max_length=200, required=False, default="")
-    password = serializers.CharField(
-        max_length=256,
-        required=False,
-        allow_null=True,
-        default=None,
-        write_only=True,
-        help_text="Only for a new user; an existing user keeps their password.",
-    )
-
-
 class MembershipUpdateInput(StrictInputSerializer):
     role = serializers.ChoiceField(choices=MEMBER_ROLES, required=False)
     is_active = serializers.BooleanField(required=False)
+
+
+# -- invitations ---------------------------------------------------------------------------
+class InvitationCreateInput(StrictInputSerializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=MEMBER_ROLES)
+
+    def validate_email(self, value: str) -> str:
+        return value.strip().lower()
+
+
+class InvitationOutput(serializers.Serializer):
+    """The same fields whoever the email belongs to: nothing here says whether an account
+    exists (no name, no user id) and the token is never in it."""
+
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    role = serializers.CharField(source="role_id")
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    invited_by = serializers.UUIDField(source="invited_by_id")
+
+
+class MyInvitationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    org_id = serializers.UUIDField()
+    org_name = serializers.CharField()
+    role = serializers.CharField()
+    invited_by_name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+
+
+class MyInvitationListOutput(serializers.Serializer):
+    results = MyInvitationOutput(many=True)
+
+
+class InvitationRedeemInput(StrictInputSerializer):
+    token = serializers.CharField(max_length=128)
+    full_name = serializers.CharField(max_length=200)
+    password = serializers.CharField(max_length=256, trim_whitespace=False, write_only=True)
+
+
+class InvitationRedeemOutput(serializers.Serializer):
+    user_id = serializers.UUIDField(source="id")
+    org_id = serializers.UUIDField()
+    email = serializers.EmailField()
 
 
 # -- portals -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import uuid
 from datetime import timedelta
@@ -12,20 +13,49 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from rcm.context import org_context
-from rcm.errors import ApplicationError, Conflict
+from rcm.errors import ApplicationError, Conflict, NotFound
 from rcm.lookups import UserRole
 from rcm.middleware import current_request_id
 from rcm.permissions import role_grantable
-from tenants import throttling
-from tenants.models import ApiKey, ChannelType, Endpoint, Membership, Organization, User
+from tenants import selectors, throttling
+from tenants.models import (
+    ApiKey,
+    ChannelType,
+    Endpoint,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Organization,
+    User,
+)
+
+logger = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "rcm"
 ROLE_ABOVE_OWN = "You cannot give a role above your own, nor change a member whose role is."
 NOT_API_USER = "API keys are issued only to active api_user members of this organization."
+EMAIL_DOMAIN_CLAIMED = (
+    "This email's domain belongs to another organization: its accounts are created there."
+)
+DOMAIN_STAFF_ONLY = (
+    "Only platform staff set an organization's email domain, once they have verified that the "
+    "organization owns it (for example by a DNS TXT record)."
+)
+ALREADY_MEMBER = "This person is already an active member of this organization."
+ROLE_TOO_HIGH = "You cannot invite someone to a role above your own."
+INVITATION_NOT_PENDING = "This invitation is no longer open (accepted, declined or revoked)."
+INVITATION_EXPIRED = "This invitation has expired; ask the organization to send it again."
+INVITATION_NOT_FOUND = "No such invitation."
+INVITATION_INVALID = "This invitation link is invalid, expired or already used."
+ACCOUNT_EXISTS = "An account with this email exists: log in to it and accept the invitation there."
 
 
 class AuditAction:
@@ -38,6 +68,10 @@ class AuditAction:
     MEMBER_REACTIVATED = "membership.reactivated"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
+    INVITATION_CREATED = "invitation.created"
+    INVITATION_RESENT = "invitation.resent"
+    INVITATION_REVOKED = "invitation.revoked"
+    INVITATION_DECLINED = "invitation.declined"
     PLATFORM_ACT = "platform.act"
     ENDPOINT_CHANGED = "endpoint.changed"
     ORG_CHANGED = "organization.changed"
@@ -122,10 +156,21 @@ def audit_event_purge(*, now=None) -> int:
 def organization_update(
     *, org: Organization, actor: User, ip_address: str | None = None, **fields
 ) -> Organization:
-    """Rename an organization or change its email domain (both unique across the platform)."""
+    """Rename an organization or change its email domain (both unique across the platform).
+
+    The domain is verified ownership: accounts under it can be created only here, so only
+    platform staff, who check it out of band, set it.
+    """
     changed = sorted(name for name, value in fields.items() if getattr(org, name) != value)
     if not changed:
         return org
+    if "email_domain" in changed and not actor.is_superuser:
+        raise ApplicationError(
+            "email_domain_staff_only",
+            DOMAIN_STAFF_ONLY,
+            {"email_domain": [DOMAIN_STAFF_ONLY]},
+            status=403,
+        )
     for name in changed:
         setattr(org, name, fields[name])
     try:
@@ -173,6 +218,8 @@ def user_update(
     # values onto it.
     stored = User.objects.filter(pk=user.pk).values(*fields).get() if fields else {}
     changed = sorted(name for name, value in fields.items() if stored[name] != value)
+    if "email" in changed:
+        _refuse_claimed_domain(email=fields["email"], org_id=user.org_id)
     for name in changed:
         setattr(user, name, fields[name])
     if password:
@@ -238,6 +285,7 @@ def user_create(
     is_staff: bool = False,
 ) -> User:
     """A new user whose home is ``org_id``, with their (primary) membership there."""
+    _refuse_claimed_domain(email=email, org_id=org_id)
     with org_context(org_id):
         user = User(
             email=email.strip(),
@@ -260,46 +308,17 @@ def user_create(
     return user
 
 
-@transaction.atomic
-def membership_add(
-    *,
-    org_id: uuid.UUID,
-    actor: User,
-    email: str,
-    role: str,
-    full_name: str = "",
-    password: str | None = None,
-    ip_address: str | None = None,
-) -> Membership:
-    """Add a member: an existing user (any home organization) or a new one homed here."""
-    existing = _user_by_email_any_org(email)
-    if existing is None:
-        user = user_create(
-            org_id=org_id, email=email, role=role, full_name=full_name, password=password
+def _refuse_claimed_domain(*, email: str, org_id: uuid.UUID) -> None:
+    """An organization's email domain is verified as its own (platform staff set it), so an
+    account under it belongs there: no other organization may create one or rename into it."""
+    owner = selectors.email_domain_owner(email=email)
+    if owner is not None and owner != org_id:
+        raise ApplicationError(
+            "email_domain_claimed",
+            EMAIL_DOMAIN_CLAIMED,
+            {"email": [EMAIL_DOMAIN_CLAIMED]},
+            status=403,
         )
-        membership = Membership.objects.get(user=user, org_id=org_id)
-    else:
-        if Membership.objects.filter(user=existing, org_id=org_id).exists():
-            raise Conflict("already_member", "This user is already a member.", {"email": [email]})
-        membership = Membership.objects.create(
-            user=existing, org_id=org_id, role_id=role, is_active=True
-        )
-    audit_event_record(
-        action=AuditAction.MEMBER_ADDED,
-        org_id=org_id,
-        actor=actor,
-        object_type="membership",
-        object_id=membership.pk,
-        ip_address=ip_address,
-        details={"user_id": str(membership.user_id), "role": role},
-    )
-    return membership
-
-
-def _user_by_email_any_org(email: str) -> User | None:
-    from tenants.selectors import auth_user_by_email
-
-    return auth_user_by_email(email=email)
 
 
 @transaction.atomic
@@ -350,6 +369,252 @@ def membership_update(
             details={"user_id": str(membership.user_id), **details},
         )
     return membership
+
+
+# -- invitations ---------------------------------------------------------------------------
+
+
+def invitation_token_hash(token: str) -> str:
+    # The token is 256 random bits, so a fast hash suffices (as for API keys).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_actor_role(*, org_id: uuid.UUID, actor: User) -> str | None:
+    """The role the inviter holds here (platform staff: sys_admin), which bounds what they
+    may offer."""
+    if actor.role_id == UserRole.SYS_ADMIN:
+        return UserRole.SYS_ADMIN
+    membership = Membership.objects.filter(user=actor, org_id=org_id, is_active=True).first()
+    return membership.role_id if membership else None
+
+
+def invitable_roles(*, own_role: str | None) -> list[str]:
+    """Roles an inviter may offer: a role never grants a role above its own, and platform
+    staff are never made by invitation."""
+    return [
+        role
+        for role in UserRole.ordered()
+        if role != UserRole.SYS_ADMIN and role_grantable(granter_role=own_role, role=role)
+    ]
+
+
+def _refuse_role_above_actor(*, org_id: uuid.UUID, actor: User, role: str) -> None:
+    own_role = invitation_actor_role(org_id=org_id, actor=actor)
+    if role not in invitable_roles(own_role=own_role):
+        raise ApplicationError(
+            "role_too_high", ROLE_TOO_HIGH, {"role": [ROLE_TOO_HIGH]}, status=403
+        )
+
+
+def _new_token(invitation: Invitation) -> str:
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = invitation_token_hash(token)
+    invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
+    return token
+
+
+def _audit_invitation(invitation: Invitation, action: str, actor: User, ip_address) -> None:
+    audit_event_record(
+        action=action,
+        org_id=invitation.org_id,
+        actor=actor,
+        object_type="invitation",
+        object_id=invitation.pk,
+        ip_address=ip_address,
+        details={"role": invitation.role_id},
+    )
+
+
+def _mail_after_commit(invitation: Invitation, token: str) -> None:
+    """The mail goes after the commit, best effort: the invitation is saved either way, and a
+    mail that failed is sent again with ``invitation_resend``."""
+    org_name = Organization.objects.get(pk=invitation.org_id).name
+    inviter = invitation.invited_by.full_name or invitation.invited_by.email
+    link = settings.PUBLIC_BASE_URL + reverse("invitation-accept-page", args=[token])
+    subject = f"{inviter} invites you to {org_name}"
+    message = (
+        f"{inviter} invites you to join {org_name} on the RCM platform as {invitation.role_id}.\n\n"
+        f"Accept the invitation here (the link works until "
+        f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n{link}\n\n"
+        'If you already have an account, log in and accept it under "My invitations".\n'
+        "If you did not expect this mail, ignore it.\n"
+    )
+    invitation_id, email = invitation.pk, invitation.email
+
+    def send() -> None:
+        try:
+            send_mail(subject, message, None, [email])
+        except Exception:  # noqa: BLE001 - any mail failure: logged, the saved write stands
+            logger.exception("invitation %s: the mail could not be sent", invitation_id)
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def invitation_create(
+    *, org_id: uuid.UUID, actor: User, email: str, role: str, ip_address: str | None = None
+) -> Invitation:
+    """Invite an email to a role here; the same answer whether or not an account exists.
+
+    A pending invitation of the same email is renewed (new token, new expiry, the new role).
+    """
+    email = email.strip().lower()
+    _refuse_role_above_actor(org_id=org_id, actor=actor, role=role)
+    # The organization sees its members already, so refusing one reveals nothing new.
+    if Membership.objects.filter(org_id=org_id, user__email__iexact=email, is_active=True).exists():
+        raise Conflict("already_member", ALREADY_MEMBER, {"email": [ALREADY_MEMBER]})
+    invitation = (
+        Invitation.objects.select_for_update()
+        .filter(org_id=org_id, email=email, status=InvitationStatus.PENDING)
+        .first()
+    )
+    renewed = invitation is not None
+    if invitation is None:
+        invitation = Invitation(org_id=org_id, email=email)
+    invitation.role_id = role
+    invitation.invited_by = actor
+    token = _new_token(invitation)
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError as exc:
+        # Two admins inviting the same email at once: the partial unique index lets one win.
+        raise Conflict("invitation_exists", "This email was invited just now.") from exc
+    action = AuditAction.INVITATION_RESENT if renewed else AuditAction.INVITATION_CREATED
+    _audit_invitation(invitation, action, actor, ip_address)
+    _mail_after_commit(invitation, token)
+    return invitation
+
+
+def _refuse_closed(invitation: Invitation) -> None:
+    if invitation.status != InvitationStatus.PENDING:
+        raise Conflict("invitation_not_pending", INVITATION_NOT_PENDING)
+    if invitation.expires_at <= timezone.now():
+        raise Conflict("invitation_expired", INVITATION_EXPIRED)
+
+
+@transaction.atomic
+def invitation_resend(
+    *, invitation: Invitation, actor: User, ip_address: str | None = None
+) -> Invitation:
+    """A new token and expiry (the old link stops working), mailed again."""
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.status != InvitationStatus.PENDING:
+        raise Conflict("invitation_not_pending", INVITATION_NOT_PENDING)
+    token = _new_token(invitation)
+    invitation.save(update_fields=["token_hash", "expires_at"])
+    _audit_invitation(invitation, AuditAction.INVITATION_RESENT, actor, ip_address)
+    _mail_after_commit(invitation, token)
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(
+    *, invitation: Invitation, actor: User, ip_address: str | None = None
+) -> Invitation:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.status != InvitationStatus.PENDING:
+        raise Conflict("invitation_not_pending", INVITATION_NOT_PENDING)
+    invitation.status = InvitationStatus.REVOKED
+    invitation.responded_at = timezone.now()
+    invitation.save(update_fields=["status", "responded_at"])
+    _audit_invitation(invitation, AuditAction.INVITATION_REVOKED, actor, ip_address)
+    return invitation
+
+
+def _invitee_row(invitation: selectors.InvitationInfo, user: User) -> Invitation:
+    """The invitation's row, locked, once it is proven to be the user's own and still open.
+    Call inside the inviting organization's context."""
+    if invitation.email != user.email.lower():
+        raise NotFound("not_found", INVITATION_NOT_FOUND)
+    row = Invitation.objects.select_for_update().get(pk=invitation.id)
+    _refuse_closed(row)
+    return row
+
+
+@transaction.atomic
+def invitation_accept(
+    *, invitation: selectors.InvitationInfo, user: User, ip_address: str | None = None
+) -> Membership:
+    """The logged-in invitee joins the inviting organization with the invited role."""
+    # The invitee acts in the inviting organization: its context lets the writes pass RLS.
+    with org_context(invitation.org_id):
+        row = _invitee_row(invitation, user)
+        membership = Membership.objects.filter(user=user, org_id=row.org_id).first()
+        if membership is not None and membership.is_active:
+            raise Conflict("already_member", ALREADY_MEMBER)
+        if membership is None:
+            membership = Membership(user=user, org_id=row.org_id, is_primary=False)
+        membership.role_id = row.role_id
+        membership.is_active = True
+        membership.save()
+        row.status = InvitationStatus.ACCEPTED
+        row.responded_at = timezone.now()
+        row.accepted_by = user
+        row.save(update_fields=["status", "responded_at", "accepted_by"])
+        _audit_member_added(row, membership, user, ip_address)
+    return membership
+
+
+def _audit_member_added(row: Invitation, membership: Membership, user: User, ip_address) -> None:
+    audit_event_record(
+        action=AuditAction.MEMBER_ADDED,
+        org_id=row.org_id,
+        actor=user,
+        object_type="membership",
+        object_id=membership.pk,
+        ip_address=ip_address,
+        details={"user_id": str(user.pk), "role": row.role_id, "invitation_id": row.pk},
+    )
+
+
+@transaction.atomic
+def invitation_decline(
+    *, invitation: selectors.InvitationInfo, user: User, ip_address: str | None = None
+) -> None:
+    with org_context(invitation.org_id):
+        row = _invitee_row(invitation, user)
+        row.status = InvitationStatus.DECLINED
+        row.responded_at = timezone.now()
+        row.save(update_fields=["status", "responded_at"])
+        _audit_invitation(row, AuditAction.INVITATION_DECLINED, user, ip_address)
+
+
+@transaction.atomic
+def invitation_redeem(
+    *, token: str, full_name: str, password: str, ip_address: str | None = None
+) -> User:
+    """A person without an account follows the mailed link: their account, homed in the
+    inviting organization, with the password they chose, and the invited membership."""
+    found = selectors.invitation_by_token_hash(token_hash=invitation_token_hash(token))
+    if found is None:
+        raise NotFound("invitation_invalid", INVITATION_INVALID)
+    invitation_id, org_id = found
+    with org_context(org_id):
+        row = Invitation.objects.select_for_update().get(pk=invitation_id)
+        if row.status != InvitationStatus.PENDING or row.expires_at <= timezone.now():
+            raise NotFound("invitation_invalid", INVITATION_INVALID)
+        # Only the token holder (the email's owner) learns this.
+        if selectors.auth_user_by_email(email=row.email) is not None:
+            raise Conflict("account_exists", ACCOUNT_EXISTS)
+        try:
+            validate_password(password, User(email=row.email, full_name=full_name))
+        except ValidationError as exc:
+            raise ApplicationError("invalid", exc.messages[0], {"password": exc.messages}) from exc
+        user = user_create(
+            org_id=org_id,
+            email=row.email,
+            role=row.role_id,
+            full_name=full_name,
+            password=password,
+        )
+        row.status = InvitationStatus.ACCEPTED
+        row.responded_at = timezone.now()
+        row.accepted_by = user
+        row.save(update_fields=["status", "responded_at", "accepted_by"])
+        membership = Membership.objects.get(user=user, org_id=org_id)
+        _audit_member_added(row, membership, user, ip_address)
+    return user
 
 
 # -- portals -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Failed-login throttling, per client IP and per email.
+"""Failed-login throttling, per client IP and per email; failed invitation redemptions, per IP.
 
 Only failures count: a user who logs in correctly many times is never locked out, while a
 password-guessing run is stopped after a few tries whichever IP or account it rotates. The
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+
+REDEEM_THROTTLED = "Too many invalid invitation links; try again later."
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -39,11 +41,33 @@ def _keys(ip: str | None, email: str) -> list[tuple[str, Rate]]:
     return keys
 
 
+def _redeem_keys(ip: str | None) -> list[tuple[str, Rate]]:
+    rate = parse_rate(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["redeem_ip"])
+    return [(f"redeem-fail:ip:{ip}", rate)] if ip else []
+
+
 def login_retry_after(*, ip: str | None, email: str) -> int | None:
     """Seconds the caller must wait, or None when they may try now."""
+    return _retry_after(_keys(ip, email))
+
+
+def login_failure_record(*, ip: str | None, email: str) -> None:
+    _failure_record(_keys(ip, email))
+
+
+def redeem_retry_after(*, ip: str | None) -> int | None:
+    """Like a log-in: guessing invitation tokens is stopped after a few wrong ones."""
+    return _retry_after(_redeem_keys(ip))
+
+
+def redeem_failure_record(*, ip: str | None) -> None:
+    _failure_record(_redeem_keys(ip))
+
+
+def _retry_after(keys: list[tuple[str, Rate]]) -> int | None:
     now = time.time()
     waits = []
-    for key, rate in _keys(ip, email):
+    for key, rate in keys:
         counts = cache.get_many([key, f"{key}:started"])
         if counts.get(key, 0) >= rate.limit:
             started = counts.get(f"{key}:started", now)
@@ -51,13 +75,13 @@ def login_retry_after(*, ip: str | None, email: str) -> int | None:
     return max(waits) if waits else None
 
 
-def login_failure_record(*, ip: str | None, email: str) -> None:
+def _failure_record(keys: list[tuple[str, Rate]]) -> None:
     """Count one failure. add() then incr() are atomic in Redis: concurrent guesses all count.
 
     The window is fixed from the first failure: both keys expire together at its end.
     """
     now = time.time()
-    for key, rate in _keys(ip, email):
+    for key, rate in keys:
         if cache.add(key, 0, timeout=rate.window_s):
             cache.set(f"{key}:started", now, timeout=rate.window_s)
         try:

@@ -15,6 +15,30 @@ urlpatterns = [
     path("users/<uuid:pk>/", apis.UserDetailApi.as_view(), name="user-detail"),
     path("memberships/", apis.MembershipListApi.as_view(), name="membership-list"),
     path("memberships/<int:pk>/", apis.MembershipDetailApi.as_view(), name="membership-detail"),
+    path("invitations/", apis.InvitationListApi.as_view(), name="invitation-list"),
+    path("invitations/redeem/", apis.InvitationRedeemApi.as_view(), name="invitation-redeem"),
+    path("invitations/<int:pk>/", apis.InvitationDetailApi.as_view(), name="invitation-detail"),
+    path(
+        "invitations/<int:pk>/resend/",
+        apis.InvitationResendApi.as_view(),
+        name="invitation-resend",
+    ),
+    path(
+        "invitations/<int:pk>/revoke/",
+        apis.InvitationRevokeApi.as_view(),
+        name="invitation-revoke",
+    ),
+    path("me/invitations/", apis.MyInvitationListApi.as_view(), name="my-invitation-list"),
+    path(
+        "me/invitations/<int:pk>/accept/",
+        apis.MyInvitationAcceptApi.as_view(),
+        name="my-invitation-accept",
+    ),
+    path(
+        "me/invitations/<int:pk>/decline/",
+        apis.MyInvitationDeclineApi.as_view(),
+        name="my-invitation-decline",
+    ),
     path("channel-types/", apis.ChannelTypeListApi.as_view(), name="channel-type-list"),
     path(
         "channel-types/<int:pk>/", apis.ChannelTypeDetailApi.as_view(), name="channel-type-detail"

@@ -163,6 +163,19 @@ def sys_admin(db, org_a):
     )
 
 
+def invite_and_accept(tenant: Tenant, user, role: str):
+    """``user`` joins ``tenant`` with ``role`` the only way there is: invited by its org_admin,
+    then accepting from their own account. Returns the membership."""
+    from tenants import selectors
+
+    with org_context(tenant.id):
+        invitation = services.invitation_create(
+            org_id=tenant.id, actor=tenant[UserRole.ORG_ADMIN], email=user.email, role=role
+        )
+    info = selectors.invitation_of_user(user=user, invitation_id=invitation.pk)
+    return services.invitation_accept(invitation=info, user=user)
+
+
 def client_for(user, org_id, role: str | None = None) -> APIClient:
     client = APIClient()
     if role is None:

@@ -166,6 +166,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_ip": env.str("RCM_LOGIN_RATE_PER_IP", default="20/min"),
         "login_email": env.str("RCM_LOGIN_RATE_PER_EMAIL", default="5/min"),
+        # Failed invitation redemptions (an unknown or spent token) per client IP.
+        "redeem_ip": env.str("RCM_REDEEM_RATE_PER_IP", default="10/min"),
     },
 }
 
@@ -276,6 +278,22 @@ if MEMORY_RETIRE_MIN_OUTCOMES < 1:
     raise ImproperlyConfigured(
         f"MEMORY_RETIRE_MIN_OUTCOMES must be at least 1; got {MEMORY_RETIRE_MIN_OUTCOMES}."
     )
+
+# Memberships by invitation (docs/security.md): how long an invitation stays open, how its
+# mail is sent, and the address the link in it points at.
+INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+if INVITATION_TTL_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"INVITATION_TTL_DAYS must be at least 1; got {INVITATION_TTL_DAYS}."
+    )
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="rcm-platform@localhost")
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=6 * 366)
 if AUDIT_RETENTION_DAYS < 6 * 365:

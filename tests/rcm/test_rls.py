@@ -13,6 +13,7 @@ from rcm.db.roles import as_owner
 from rcm.models import IdempotencyKey
 from tenants import services
 from tenants.models import ChannelType, Endpoint, Membership, User
+from tests.conftest import invite_and_accept
 
 TENANT_TABLES_QUERY = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
@@ -80,6 +81,12 @@ def populated(org_a, org_b):
                 created_by=tenant["org_admin"],
             )
             _workflow_rows(tenant)
+            services.invitation_create(
+                org_id=tenant.id,
+                actor=tenant["org_admin"],
+                email="invitee@elsewhere.test",
+                role="viewer",
+            )
             IdempotencyKey.objects.create(
                 org_id=tenant.id,
                 user_id=tenant["org_admin"].pk,
@@ -237,9 +244,9 @@ def test_unscoped_manager_still_sees_only_the_current_org(org_a, org_b):
 def test_a_member_homed_elsewhere_is_visible_in_the_org_they_joined(org_a, org_b):
     guest = org_b["operator"]
     with org_context(org_a.id):
-        services.membership_add(
-            org_id=org_a.id, actor=org_a["org_admin"], email=guest.email, role="viewer"
-        )
+        assert not User.objects.filter(pk=guest.pk).exists()
+    invite_and_accept(org_a, guest, "viewer")
+    with org_context(org_a.id):
         assert User.objects.filter(pk=guest.pk).exists()
     with org_context(uuid.uuid4()):
         assert not User.objects.unscoped().filter(pk=guest.pk).exists()

@@ -34,7 +34,7 @@ from workflows.models import TaskType, WorkflowTrace
 from workflows.services import authoring
 from workflows.services import requirements as requirement_services
 
-PUBLIC = {"schema", "swagger-ui", "auth-token", "auth-token-refresh"}
+PUBLIC = {"schema", "swagger-ui", "auth-token", "auth-token-refresh", "invitation-redeem"}
 METHODS = ("get", "post", "put", "patch", "delete")
 MEMBER_ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN)
 _PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
@@ -117,6 +117,12 @@ PATHS = {
     "batch-job-results": lambda w: {"pk": w["batch_job"]},
     "batch-job-cancel": lambda w: {"pk": w["batch_job"]},
     "batch-job-retry-failed": lambda w: {"pk": w["batch_job"]},
+    "invitation-detail": lambda w: {"pk": w["invitation"]},
+    "invitation-resend": lambda w: {"pk": w["invitation"]},
+    "invitation-revoke": lambda w: {"pk": w["invitation"]},
+    # The caller's own invitations: an id of another's answers as a missing one.
+    "my-invitation-accept": lambda w: {"pk": w["invitation"]},
+    "my-invitation-decline": lambda w: {"pk": w["invitation"]},
     "micro-state-detail": lambda w: {"pk": w["micro_state"]},
     "micro-state-retire": lambda w: {"pk": w["micro_state"]},
     "micro-state-unretire": lambda w: {"pk": w["micro_state"]},
@@ -157,6 +163,12 @@ def _populate(tenant) -> dict:
                 user=tenant["api_user"],
                 name=f"robot {number}",
                 created_by=tenant["org_admin"],
+            )
+            invitation = tenant_services.invitation_create(
+                org_id=tenant.id,
+                actor=tenant["org_admin"],
+                email=f"invitee{number}@elsewhere.test",
+                role=UserRole.VIEWER,
             )
         policy = _ok(
             admin.post(
@@ -217,6 +229,7 @@ def _populate(tenant) -> dict:
             world.update(
                 endpoint=endpoint.pk,
                 api_key=key.pk,
+                invitation=invitation.pk,
                 policy=policy["id"],
                 workflow=workflow.pk,
                 node=node.pk,
@@ -403,8 +416,8 @@ def test_lists_hold_only_the_members_rows_in_a_query_count_independent_of_the_pa
             with CaptureQueriesContext(connection) as queries:
                 response = client.get(url, {"page_size": size})
             is_json = response.get("Content-Type") == "application/json"
-            if response.status_code != 200 or "results" not in (response.json() if is_json else {}):
-                break  # not a list
+            if response.status_code != 200 or "next" not in (response.json() if is_json else {}):
+                break  # not a paginated list
             if size == 2 and len(response.json()["results"]) < 2:
                 failures.append(f"{url}: fewer than two rows; the world must hold two")
             leaked = [mark for mark in foreign if mark in response.content.decode()]

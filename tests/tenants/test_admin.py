@@ -26,7 +26,7 @@ from tenants.models import (
     Organization,
     User,
 )
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, invite_and_accept
 
 NEW_PASSWORD = "another-long-passphrase-9"
 
@@ -194,43 +194,24 @@ def test_an_endpoint_config_the_api_refuses_is_refused_here_too(staff_a, org_a, 
 
 
 @pytest.mark.django_db
-def test_a_user_added_in_the_admin_is_a_member_with_a_hashed_password(staff_a, org_a):
-    client = _logged_in(staff_a)
-    response = client.post(
-        _url("user", "add"),
-        {
-            "email": "new@acme.test",
-            "full_name": "New Person",
-            "role": UserRole.OPERATOR,
-            "password1": NEW_PASSWORD,
-            "password2": NEW_PASSWORD,
-            "is_staff": "on",  # not offered to org staff, so ignored
-        },
-    )
-    assert response.status_code == 302, response.text
-    with org_context(org_a.id):
-        user = User.objects.get(email="new@acme.test")
-        membership = Membership.objects.get(user=user)
-    assert (membership.org_id, membership.role_id, membership.is_primary) == (
-        org_a.id,
-        UserRole.OPERATOR,
-        True,
-    )
-    assert user.check_password(NEW_PASSWORD)
-    assert not user.is_staff
-    page = client.get(_url("user", "change", user.pk)).text
-    assert user.password not in page
-    assert NEW_PASSWORD not in page
+def test_users_and_members_are_never_added_in_the_admin(staff_a, sys_admin):
+    # Accounts are created when an invitee redeems; members join by accepting.
+    for user in (staff_a, sys_admin):
+        client = _logged_in(user)
+        for model in ("user", "membership"):
+            assert client.get(_url(model, "add")).status_code == 403
+            response = client.post(_url(model, "add"), {"email": "new@acme.test", "role": "viewer"})
+            assert response.status_code == 403
 
 
 @pytest.mark.django_db
-def test_user_forms_refuse_a_taken_email_and_mismatched_passwords(staff_a, org_b):
-    client = _logged_in(staff_a)
-    response = client.post(
-        _url("user", "add"),
+def test_user_form_refuses_a_taken_email_and_mismatched_passwords(staff_a, org_a, org_b):
+    viewer = org_a["viewer"]
+    response = _logged_in(staff_a).post(
+        _url("user", "change", viewer.pk),
         {
             "email": org_b["viewer"].email,
-            "role": UserRole.VIEWER,
+            "is_active": "on",
             "password1": NEW_PASSWORD,
             "password2": NEW_PASSWORD + "x",
         },
@@ -239,6 +220,21 @@ def test_user_forms_refuse_a_taken_email_and_mismatched_passwords(staff_a, org_b
     errors = response.context["adminform"].form.errors
     assert errors["email"] == [EMAIL_TAKEN]
     assert "password2" in errors
+
+
+@pytest.mark.django_db
+def test_user_form_refuses_a_domain_another_organization_claimed(staff_a, sys_admin, org_a, org_b):
+    with org_context(org_b.id):
+        services.organization_update(org=org_b.org, actor=sys_admin, email_domain="beta.test")
+    viewer = org_a["viewer"]
+    response = _logged_in(staff_a).post(
+        _url("user", "change", viewer.pk),
+        {"email": "anyone@beta.test", "is_active": "on"},
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["email"] == [services.EMAIL_DOMAIN_CLAIMED]
+    with org_context(org_a.id):
+        assert User.objects.get(pk=viewer.pk).email == viewer.email
 
 
 @pytest.mark.django_db
@@ -264,12 +260,6 @@ def test_staff_change_the_password_of_a_user_homed_here(staff_a, org_a):
 @pytest.mark.django_db
 def test_staff_cannot_make_or_touch_platform_staff(staff_a, sys_admin, org_a):
     client = _logged_in(staff_a)
-    response = client.post(
-        _url("user", "add"),
-        {"email": "escalate@acme.test", "role": UserRole.SYS_ADMIN},
-    )
-    assert response.status_code == 200
-    assert "role" in response.context["adminform"].form.errors
     # The sys_admin is homed in org A: staff there may look, never reset the password.
     assert "View user" in client.get(_url("user", "change", sys_admin.pk)).text
     response = client.post(
@@ -284,10 +274,7 @@ def test_staff_cannot_make_or_touch_platform_staff(staff_a, sys_admin, org_a):
 @pytest.mark.django_db
 def test_members_homed_elsewhere_are_shown_but_not_editable(staff_a, org_a, org_b):
     guest = org_b["viewer"]
-    with org_context(org_a.id):
-        services.membership_add(
-            org_id=org_a.id, actor=org_a["org_admin"], email=guest.email, role=UserRole.VIEWER
-        )
+    invite_and_accept(org_a, guest, UserRole.VIEWER)
     client = _logged_in(staff_a)
     assert guest.email in client.get(_url("user")).text
     assert "View user" in client.get(_url("user", "change", guest.pk)).text
@@ -310,13 +297,6 @@ def test_membership_changes_go_through_the_audited_services(staff_a, org_a, org_
         services.AuditAction.MEMBER_ROLE_CHANGED,
         services.AuditAction.MEMBER_DEACTIVATED,
     }
-    response = client.post(
-        _url("membership", "add"), {"email": org_b["operator"].email, "role": UserRole.VIEWER}
-    )
-    assert response.status_code == 302, response.text
-    with org_context(org_a.id):
-        assert Membership.objects.filter(user=org_b["operator"], role=UserRole.VIEWER).exists()
-    assert _audit(org_a, action=services.AuditAction.MEMBER_ADDED)
 
 
 @pytest.mark.django_db
@@ -331,10 +311,6 @@ def test_a_refused_membership_change_is_a_message_and_changes_nothing(staff_a, o
     assert "cannot change your own role" in _messages(response)[0]
     with org_context(org_a.id):
         assert Membership.objects.get(pk=own.pk).is_active
-    response = client.post(
-        _url("membership", "add"), {"email": org_a["viewer"].email, "role": UserRole.VIEWER}
-    )
-    assert "already a member" in _messages(response)[-1]
 
 
 # -- platform catalogues -------------------------------------------------------------------
@@ -498,6 +474,9 @@ def test_every_admin_page_renders_for_staff_and_sys_admin(staff_a, sys_admin, or
         services.api_key_create(
             org_id=org_a.id, user=org_a["api_user"], name="CI", created_by=staff_a
         )
+        services.invitation_create(
+            org_id=org_a.id, actor=staff_a, email="invitee@elsewhere.test", role="viewer"
+        )
     for user in (staff_a, sys_admin):
         client = _logged_in(user)
         assert client.get("/admin/").status_code == 200
@@ -531,9 +510,7 @@ def test_member_lists_run_the_same_queries_for_more_rows(staff_a, org_a, model):
     before = count()
     with org_context(org_a.id):
         for number in range(3):
-            services.membership_add(
-                org_id=org_a.id, actor=staff_a, email=f"m{number}@acme.test", role="viewer"
-            )
+            services.user_create(org_id=org_a.id, email=f"m{number}@acme.test", role="viewer")
     assert count() == before
 
 
@@ -544,7 +521,10 @@ def test_staff_rename_their_organization_and_only_sys_admin_creates_one(staff_a,
     response = client.post(change, {"name": "Acme Revenue", "email_domain": "acme.test"})
     assert response.status_code == 302, response.text
     (event,) = _audit(org_a, action=services.AuditAction.ORG_CHANGED)
-    assert event.details == {"fields": ["email_domain", "name"]}
+    # The email domain is read-only to them: verified ownership, set by platform staff.
+    assert event.details == {"fields": ["name"]}
+    with org_context(org_a.id):
+        assert Organization.objects.get().email_domain is None
     assert client.get(_url("organization", "add")).status_code == 403
 
     body = {"name": "Cobalt Credentialing", "org_type": "credentialer", "email_domain": ""}

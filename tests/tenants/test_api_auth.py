@@ -11,7 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from rcm.context import org_context
 from tenants import services
 from tenants.models import AuditEvent, Membership
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, invite_and_accept
 
 TOKEN_URL = "/api/v2/auth/token/"
 ME_URL = "/api/v2/organizations/current/"
@@ -218,10 +218,7 @@ def test_an_access_token_is_not_a_refresh_token(org_a):
 @pytest.mark.django_db
 def test_switch_org_to_a_membership_and_not_elsewhere(org_a, org_b):
     guest = org_b["operator"]
-    with org_context(org_a.id):
-        services.membership_add(
-            org_id=org_a.id, actor=org_a["org_admin"], email=guest.email, role="viewer"
-        )
+    invite_and_accept(org_a, guest, "viewer")
     client = bearer(login(guest.email).json()["access"])
     assert client.get(ME_URL).json()["id"] == str(org_b.id)
     response = client.post("/api/v2/auth/switch-org/", {"org_id": str(org_a.id)}, "json")

@@ -93,9 +93,7 @@ def test_cursor_pagination_walks_every_row_once(api, org_a):
         from tenants import services
 
         for number in range(7):
-            services.membership_add(
-                org_id=org_a.id, actor=org_a["org_admin"], email=f"m{number}@a.test", role="viewer"
-            )
+            services.user_create(org_id=org_a.id, email=f"m{number}@a.test", role="viewer")
     client = api(org_a, "viewer")
     seen, url = [], "/api/v2/memberships/?page_size=3"
     while url:
@@ -111,54 +109,20 @@ def test_cursor_pagination_walks_every_row_once(api, org_a):
 
 
 @pytest.mark.django_db
-def test_org_admin_adds_changes_and_deactivates_a_member(api, org_a):
+def test_org_admin_changes_and_deactivates_a_member_and_cannot_create_one(api, org_a):
     client = api(org_a, "org_admin")
-    response = client.post(
-        "/api/v2/memberships/",
-        {"email": "new@acme.test", "role": "operator", "password": "a-long-password-1"},
-        "json",
-    )
-    assert response.status_code == 201, response.json()
-    url = f"/api/v2/memberships/{response.json()['id']}/"
+    body = {"email": "new@acme.test", "role": "operator", "password": "a-long-password-1"}
+    response = client.post("/api/v2/memberships/", body, "json")
+    assert response.status_code == 405  # members come through invitations
+    with org_context(org_a.id):
+        membership = Membership.objects.get(user=org_a["operator"])
+        assert not User.objects.filter(email="new@acme.test").exists()
+    url = f"/api/v2/memberships/{membership.pk}/"
     assert client.patch(url, {"role": "viewer"}, "json").json()["role"] == "viewer"
     assert client.delete(url).status_code == 204
     assert client.get(url).json()["is_active"] is False
     actions = {row["action"] for row in client.get("/api/v2/audit-events/").json()["results"]}
-    assert {"membership.added", "membership.role_changed", "membership.deactivated"} <= actions
-
-
-@pytest.mark.django_db
-def test_a_user_homed_elsewhere_becomes_a_visible_member(api, org_a, org_b):
-    guest = org_b["viewer"]
-    client = api(org_a, "org_admin")
-    response = client.post("/api/v2/memberships/", {"email": guest.email, "role": "viewer"}, "json")
-    assert response.status_code == 201
-    user = client.get(f"/api/v2/users/{guest.pk}/").json()
-    assert user["home_org_id"] == str(org_b.id) and user["role"] == "viewer"
-    assert (
-        client.post(
-            "/api/v2/memberships/", {"email": guest.email, "role": "viewer"}, "json"
-        ).status_code
-        == 409
-    )
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"email": "x@acme.test", "role": "sys_admin"},
-        {"email": "x@acme.test", "role": "emperor"},
-        {"email": "not-an-email", "role": "viewer"},
-        {"role": "viewer"},
-        {"email": "x@acme.test", "role": "viewer", "org_id": "anything"},
-    ],
-)
-def test_bad_membership_input_is_400(api, org_a, body):
-    response = api(org_a, "org_admin").post("/api/v2/memberships/", body, "json")
-    assert response.status_code == 400
-    with org_context(org_a.id):
-        assert not User.objects.filter(email="x@acme.test").exists()
+    assert {"membership.role_changed", "membership.deactivated"} <= actions
 
 
 @pytest.mark.django_db
@@ -178,7 +142,7 @@ def test_an_admin_cannot_demote_or_deactivate_themselves(api, org_a):
 def test_org_admin_renames_the_organization(api, org_a, org_b):
     client = api(org_a, "org_admin")
     url = "/api/v2/organizations/current/"
-    response = client.patch(url, {"name": "Acme RCM", "email_domain": "acme.example"}, "json")
+    response = client.patch(url, {"name": "Acme RCM"}, "json")
     assert response.status_code == 200 and response.json()["name"] == "Acme RCM"
     clash = client.patch(url, {"name": org_b.org.name}, "json")
     assert clash.status_code == 409

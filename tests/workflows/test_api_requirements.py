@@ -390,9 +390,10 @@ def test_approved_by_must_be_an_org_admin_member(api, org_a, org_b):
 @pytest.mark.django_db
 def test_a_policy_stays_editable_after_its_approver_is_demoted(api, org_a):
     with org_context(org_a.id):
-        approver = tenant_services.membership_add(
-            org_id=org_a.id, actor=org_a["org_admin"], email="boss@acme.test", role="org_admin"
+        boss = tenant_services.user_create(
+            org_id=org_a.id, email="boss@acme.test", role="org_admin"
         )
+        approver = boss.memberships.get(org_id=org_a.id)
     client = api(org_a, "org_admin")
     body = _policy_body(approved_by=str(approver.user_id))
     url = f"{POLICIES}{client.post(POLICIES, body, 'json').json()['id']}/"
