@@ -238,8 +238,9 @@ class InvitationBase(OrgScopedAPIView):
 
 
 class InvitationListApi(InvitationBase):
-    @extend_schema(responses={200: io.InvitationOutput(many=True)})
+    @extend_schema(parameters=[PageQuery], responses={200: io.InvitationOutput(many=True)})
     def get(self, request):
+        self.validated_query(PageQuery)
         return self.list_response(io.InvitationOutput)
 
     @extend_schema(

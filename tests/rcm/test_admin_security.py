@@ -20,7 +20,7 @@ from rcm.context import org_context
 from rcm.lookups import UserRole
 from rcm.permissions import PERMISSIONS
 from tenants import services
-from tenants.models import Endpoint, Membership, Organization, User
+from tenants.models import Endpoint, Invitation, Membership, Organization, User
 from tests.conftest import PASSWORD
 from tests.rcm.test_route_security import _populate
 
@@ -155,7 +155,7 @@ def test_an_operator_cannot_manage_what_the_api_keeps_for_org_admins(org_a, staf
 @pytest.mark.django_db
 def test_an_org_admin_cannot_hand_out_or_touch_a_role_above_their_own(org_a, staff):
     client = _client(staff[UserRole.ORG_ADMIN])
-    add = client.get(_page(Membership, "add"))
+    add = client.get(_page(Invitation, "add"))
     roles = {value for value, _ in add.context["adminform"].form.fields["role"].choices if value}
     assert UserRole.SYS_ADMIN not in roles and UserRole.ORG_ADMIN in roles
     with org_context(org_a.id):

@@ -27,6 +27,7 @@ from rcm.context import org_context
 from rcm.lookups import UserRole
 from tenants.authentication import token_pair_for
 from tenants.models import ChannelType, Membership
+from tenants.services import invitation_create
 from tests.workflows.factories import entry, general, outcome, workflow_build
 from workflows.models import PayerRequirement, TaskType, WorkflowNode, WorkflowTransition
 from workflows.services.runs import run_start
@@ -67,6 +68,12 @@ def object_ids(api, org_a) -> dict:
         node = WorkflowNode.objects.get(workflow=workflow, key="a")
         transition = WorkflowTransition.objects.filter(workflow=workflow).first()
         membership = Membership.objects.filter(user=org_a[UserRole.ORG_ADMIN]).first()
+        invitation = invitation_create(
+            org_id=org_a.id,
+            actor=org_a[UserRole.ORG_ADMIN],
+            email="fuzz.invitee@elsewhere.test",
+            role=UserRole.VIEWER,
+        )
     rows = {"workflow": str(workflow.pk), "rows": [{"member_id": "W1"}]}
     key = {"name": "fuzz", "user_id": str(org_a[UserRole.API_USER].pk)}
     state = {"dom_snapshot": "<form><input name=member></form>", "action_json": {"tool": "x"}}
@@ -88,6 +95,9 @@ def object_ids(api, org_a) -> dict:
         ("task-types", "id"): str(TaskType.objects.first().pk),
         ("payer-requirements", "id"): PayerRequirement.objects.first().pk,
         ("requirement-policies", "id"): 1,
+        ("invitations", "id"): invitation.pk,
+        # Another's invitation, from the caller's side: answered as not found.
+        ("me", "id"): invitation.pk,
     }
 
 

@@ -10,9 +10,10 @@ from rcm.lookups import ROLE_RANK, UserRole
 
 ORG_ADMIN_ONLY = [
     # What the attack did as an operator in the admin, all org_admin's in the API.
-    ("membership", "add"),
-    ("user", "add"),
+    ("invitation", "add"),
+    ("invitation", "run"),
     ("user", "change"),
+    ("membership", "change"),
     ("endpoint", "change"),
     ("endpoint", "delete"),
     ("api_key", "run"),

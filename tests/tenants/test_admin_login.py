@@ -146,7 +146,9 @@ def test_a_non_staff_user_with_the_right_password_is_told_the_truth(org_a):
 def test_staff_whose_home_membership_ended_are_told_the_truth(staff, org_a):
     with org_context(org_a.id):
         membership = Membership.objects.get(user=staff)
-        services.membership_update(membership=membership, actor=org_a["org_admin"], is_active=False)
+        services.membership_update(
+            membership=membership, actor=org_a["org_admin"], actor_role="org_admin", is_active=False
+        )
     assert admin_login(staff.email, PASSWORD) == ([NO_ADMIN_ACCESS], False)
 
 

@@ -19,10 +19,48 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 # Longest text a template may produce: configs feed portals and APIs, not documents.
 MAX_RENDERED_CHARS = 100_000
+# Largest integer power a template may compute (2 ** 4096 already has 1,234 digits).
+MAX_POWER_BITS = 4096
+TOO_LONG = "the result would be longer than {limit} characters"
+REPETITION = "repeats a text or list {factor}: the result could be longer than {limit} characters"
+HUGE_LITERAL = "a literal longer than {limit} characters"
+HUGE_POWER = "a power whose result would have more than {limit} bits"
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, refusing an operation whose result would pass the length limit before it
+    is computed: ``'a' * 400000000`` would otherwise allocate 400 MB on a worker shared by
+    every organization before any check after rendering could run."""
+
+    intercepted_binops = frozenset({"*", "+", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, factor in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(factor, int)
+                if sized and len(seq) * factor > MAX_RENDERED_CHARS:
+                    raise SecurityError(TOO_LONG.format(limit=MAX_RENDERED_CHARS))
+        elif operator == "+" and _joined_too_long(left, right):
+            raise SecurityError(TOO_LONG.format(limit=MAX_RENDERED_CHARS))
+        elif operator == "**" and _power_too_large(left, right):
+            raise SecurityError(HUGE_POWER.format(limit=MAX_POWER_BITS))
+        return super().call_binop(context, operator, left, right)
+
+
+def _joined_too_long(left, right) -> bool:
+    sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+    return sequences and len(left) + len(right) > MAX_RENDERED_CHARS
+
+
+def _power_too_large(base, exponent) -> bool:
+    integers = isinstance(base, int) and isinstance(exponent, int)
+    return integers and abs(base) > 1 and exponent * abs(base).bit_length() > MAX_POWER_BITS
+
+
+_ENV = _BoundedSandbox(undefined=StrictUndefined, autoescape=False)
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 ROOTS = ("input", "nodes")
 
 
@@ -66,7 +104,7 @@ def _render_string(text: str, context: dict) -> Any:
         if single and "{{" not in single.group("expr"):
             result = _compile_expression(single.group("expr"))(**context)
         else:
-            result = _ENV.from_string(text).render(**context)
+            result = _render_bounded(text, context)
     except TemplateError:
         raise
     except (UndefinedError, SecurityError, TemplateSyntaxError) as exc:
@@ -80,6 +118,18 @@ def _render_string(text: str, context: dict) -> Any:
     if isinstance(result, str) and len(result) > MAX_RENDERED_CHARS:
         raise TemplateError(f"{text!r} rendered more than {MAX_RENDERED_CHARS} characters")
     return result
+
+
+def _render_bounded(text: str, context: dict) -> str:
+    """Rendered piece by piece, stopping as soon as the text passes the limit (a loop of
+    short pieces never builds the whole)."""
+    pieces, length = [], 0
+    for piece in _ENV.from_string(text).generate(**context):
+        length += len(piece)
+        if length > MAX_RENDERED_CHARS:
+            raise TemplateError(f"{text!r} rendered more than {MAX_RENDERED_CHARS} characters")
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def evaluate(expression: str, context: dict) -> Any:
@@ -103,18 +153,64 @@ def check_syntax(value: Any) -> list[str]:
     for text in _strings(value):
         if "{{" in text or "{%" in text:
             try:
-                _ENV.parse(text)
+                tree = _ENV.parse(text)
             except TemplateSyntaxError as exc:
                 problems.append(f"invalid template {text!r}: {exc.message}")
+                continue
+            problems += [f"template {_short(text)}: {problem}" for problem in _size_problems(tree)]
     return problems
 
 
 def check_expression(expression: str) -> list[str]:
     try:
-        _ENV.parse("{{ " + expression + " }}")
+        tree = _ENV.parse("{{ " + expression + " }}")
     except TemplateSyntaxError as exc:
         return [f"invalid expression {expression!r}: {exc.message}"]
-    return []
+    return [f"expression {_short(expression)}: {problem}" for problem in _size_problems(tree)]
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _size_problems(tree) -> list[str]:
+    """What in a template could make a result past the length limit, found at publish time
+    (the sandbox refuses the same at run time; this says so before anything runs): a text or
+    list repeated by anything but a small constant, a huge literal, a huge constant power."""
+    problems = []
+    for node in tree.find_all(nodes.Const):
+        if isinstance(node.value, str) and len(node.value) > MAX_RENDERED_CHARS:
+            problems.append(HUGE_LITERAL.format(limit=MAX_RENDERED_CHARS))
+    for node in tree.find_all(nodes.Mul):
+        for seq, factor in ((node.left, node.right), (node.right, node.left)):
+            length = _literal_length(seq)
+            if length is None:
+                continue
+            constant = isinstance(factor, nodes.Const) and isinstance(factor.value, int)
+            if not constant:
+                problems.append(
+                    REPETITION.format(
+                        factor="by a value known only at run time", limit=MAX_RENDERED_CHARS
+                    )
+                )
+            elif length * factor.value > MAX_RENDERED_CHARS:
+                problems.append(
+                    REPETITION.format(factor=f"{factor.value} times", limit=MAX_RENDERED_CHARS)
+                )
+    for node in tree.find_all(nodes.Pow):
+        constants = isinstance(node.left, nodes.Const) and isinstance(node.right, nodes.Const)
+        if constants and _power_too_large(node.left.value, node.right.value):
+            problems.append(HUGE_POWER.format(limit=MAX_POWER_BITS))
+    return problems
+
+
+def _literal_length(node) -> int | None:
+    """The length of a text or list literal, else None."""
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return len(node.value)
+    if isinstance(node, nodes.List | nodes.Tuple):
+        return len(node.items)
+    return None
 
 
 def references(value: Any, *, expression: bool = False) -> set[Reference]:

@@ -68,6 +68,14 @@ MAX_LINE_CHARS = 1024 * 1024
 # Room for the form fields around the file in a multipart body (column_map, prompt, ...).
 MULTIPART_SLACK_BYTES = 1024 * 1024
 MAX_LISTED_ERRORS = 100
+# An .xlsx is a zip archive whose members are checked before openpyxl opens it (a "zip
+# bomb" of 1 MB inflating to 1 GB took the web process to 2.2 GB). A real workbook's XML
+# compresses 5-20 times; 100 leaves room and refuses the bombs, which reach 1,000. Members
+# under a megabyte may compress better than that (they cannot hurt). zipfile stops a member at
+# its declared size, so a member cannot inflate past what it declares.
+MAX_XLSX_MEMBER_BYTES = 256 * 1024 * 1024
+MAX_XLSX_RATIO = 100
+XLSX_RATIO_FLOOR_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 64 * 1024
 
 FILE_TOO_LARGE = "The upload is {size} bytes; at most {limit} bytes ({mb:g} MB) are accepted."
@@ -85,6 +93,13 @@ UNDECODABLE = (
 )
 UNSUPPORTED_FILE = "Only CSV (.csv) and Excel (.xlsx) files are accepted; save the file as one."
 INVALID_XLSX = "The file is not a readable Excel (.xlsx) workbook."
+XLSX_BOMB = (
+    "The workbook's part {member} inflates to {size} bytes ({ratio:.0f} times its packed size); "
+    "at most {limit} bytes and {max_ratio} times are accepted."
+)
+DECLARED_TOO_MANY_ROWS = (
+    "The sheet declares {rows} rows; at most {limit} rows (blank ones included) are accepted."
+)
 MALFORMED_CSV = "Line {line} is not valid CSV: {reason}."
 LINE_TOO_LONG = "Line {line} is longer than {limit} characters."
 CELL_TOO_LARGE = "Row {row}, column {column}: the cell is longer than {limit} characters."
@@ -310,7 +325,13 @@ def upload_table_read(
         while names and not names[-1]:
             names.pop()
     columns = _columns_mapped(names, column_map or {})
-    records = _file_records(raw, columns, exact_width=not is_xlsx, date_formats=date_formats or {})
+    records = _file_records(
+        raw,
+        columns,
+        exact_width=not is_xlsx,
+        date_formats=date_formats or {},
+        max_rows=upload_limits()[1],
+    )
     return UploadTable(columns=columns, records=records)
 
 
@@ -364,9 +385,15 @@ def _file_records(
     *,
     exact_width: bool,
     date_formats: Mapping[str, str],
+    max_rows: int,
 ) -> Iterator[tuple[int, dict]]:
     width = len(columns)
     for row_number, (line, cells) in enumerate(raw, start=1):
+        # Blank rows count: a file of blank lines, or a sheet whose one row is numbered
+        # 100,000,000 (openpyxl yields every row of the gap), is refused once past the limit
+        # instead of being read to its end.
+        if row_number > max_rows:
+            _too_many_rows(max_rows)
         if _is_blank_row(cells):
             continue
         # A CSV row has the header's width. Excel pads rows to the sheet's widest one: there
@@ -386,6 +413,11 @@ def _file_records(
                 _cell_too_large(row_number, column)
             row[column] = value
         yield row_number, row
+
+
+def _too_many_rows(limit: int):
+    message = TOO_MANY_ROWS.format(limit=limit)
+    raise ApplicationError("too_many_rows", message, {"limit_rows": limit}, status=413)
 
 
 def _last_filled(cells: list) -> int:
@@ -513,6 +545,7 @@ def _xlsx_records(upload: UploadedFile) -> Iterator[tuple[int, list]]:
     Each row ends at its last cell instead; one column past MAX_COLUMNS is kept, so that a
     wider header is still seen. openpyxl holds the shared-strings table (every distinct text
     once) in memory; the upload's size limit bounds it."""
+    _xlsx_archive_check(upload)
     upload.seek(0)
     try:
         workbook = openpyxl.load_workbook(upload.file, read_only=True, data_only=True)
@@ -522,6 +555,7 @@ def _xlsx_records(upload: UploadedFile) -> Iterator[tuple[int, list]]:
         if not workbook.worksheets:
             raise ApplicationError("empty_file", EMPTY_FILE)
         sheet = workbook.worksheets[0]
+        _declared_rows_check(sheet)
         sheet.reset_dimensions()
         rows = sheet.iter_rows(values_only=True)
         yield from enumerate((list(values[: MAX_COLUMNS + 1]) for values in rows), start=1)
@@ -529,6 +563,42 @@ def _xlsx_records(upload: UploadedFile) -> Iterator[tuple[int, list]]:
         raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
     finally:
         workbook.close()
+
+
+def _xlsx_archive_check(upload: UploadedFile) -> None:
+    """Refuse an archive member that inflates past the size or ratio limits, from the zip's
+    directory alone (nothing is inflated)."""
+    upload.seek(0)
+    try:
+        members = zipfile.ZipFile(upload.file).infolist()
+    except _XLSX_ERRORS as exc:
+        raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        too_big = member.file_size > MAX_XLSX_MEMBER_BYTES
+        too_packed = member.file_size > XLSX_RATIO_FLOOR_BYTES and ratio > MAX_XLSX_RATIO
+        if too_big or too_packed:
+            message = XLSX_BOMB.format(
+                member=member.filename[:100],
+                size=member.file_size,
+                ratio=ratio,
+                limit=MAX_XLSX_MEMBER_BYTES,
+                max_ratio=MAX_XLSX_RATIO,
+            )
+            raise ApplicationError("xlsx_too_large", message, {"member": member.filename[:100]})
+
+
+def _declared_rows_check(sheet) -> None:
+    """A sheet whose declared dimension reaches past the row limit (the header and one row
+    of slack aside) is refused before a row is read."""
+    limit = upload_limits()[1]
+    try:
+        declared = sheet.max_row or 0
+    except _XLSX_ERRORS:
+        return  # an unreadable dimension: the rows are counted as they are read
+    if declared > limit + 2:
+        message = DECLARED_TOO_MANY_ROWS.format(rows=declared, limit=limit)
+        raise ApplicationError("too_many_rows", message, {"limit_rows": limit}, status=413)
 
 
 # JSON rows
