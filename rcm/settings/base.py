@@ -210,6 +210,10 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker child whose resident memory passes this (KiB) is replaced once its task ends, so
+# that one task that grew a process (a huge template, a huge page) cannot keep it large for
+# every organization's later tasks. acks_late re-delivers nothing here: the task finished.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("RCM_WORKER_MAX_MEMORY_KIB", default=512 * 1024)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rcm")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged message after the visibility timeout. With acks_late a

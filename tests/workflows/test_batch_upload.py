@@ -8,9 +8,11 @@ import tracemalloc
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
+from django.test import override_settings
 
 from rcm.api import parsers
 from rcm.context import org_context
+from tests.workflows import hostile_files
 from tests.workflows.engine_helpers import published
 from workflows.models import BatchJob, BatchJobItem, TaskType, Workflow
 from workflows.services import batch_upload
@@ -483,3 +485,69 @@ def _peaks(content, name) -> tuple[int, int]:
     large_peak, large_count = _peak_while_reading(content(20_000), name)
     assert (small_count, large_count) == (2_000, 20_000)
     return small_peak, large_peak
+
+
+# -- hostile files ------------------------------------------------------------------------------
+
+
+def _peak_growth_mb(call) -> tuple[object, float]:
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_xlsx_row_numbered_past_the_limit_is_413_before_the_gap_is_read(
+    operator, org_a, simple_workflow
+):
+    content = hostile_files.xlsx_row_gap(100_000_000)
+    assert len(content) < 10_000
+    response, growth = _peak_growth_mb(
+        lambda: _upload(operator, simple_workflow, content, "gap.xlsx")
+    )
+    error = _refused(response, 413, "too_many_rows")
+    assert error["details"] == {"limit_rows": batch_upload.upload_limits()[1]}
+    assert growth < 100 and _nothing_written(org_a)
+
+
+def test_a_sheet_declaring_more_rows_than_the_limit_is_413(operator, org_a, simple_workflow):
+    content = _xlsx([["member_id", "name"], *[["W1", "A"]] * 8])
+    with override_settings(BATCH_MAX_ROWS=5):
+        error = _refused(
+            _upload(operator, simple_workflow, content, "a.xlsx"), 413, "too_many_rows"
+        )
+    assert "declares 9 rows" in error["message"] and _nothing_written(org_a)
+
+
+def test_an_xlsx_that_inflates_past_the_ratio_is_refused_unread(operator, org_a, simple_workflow):
+    content = hostile_files.xlsx_bomb(64 * 1024 * 1024)
+    assert len(content) < 1024 * 1024
+    response, growth = _peak_growth_mb(
+        lambda: _upload(operator, simple_workflow, content, "bomb.xlsx")
+    )
+    error = _refused(response, 400, "xlsx_too_large")
+    assert error["details"] == {"member": hostile_files.SHEET}
+    assert growth < 100 and _nothing_written(org_a)
+
+
+def test_a_workbook_with_ordinary_compression_is_read(operator, org_a, simple_workflow):
+    rows = [["member_id", "name"], *[[f"W{n}", f"Name {n}"] for n in range(2000)]]
+    assert _upload(operator, simple_workflow, _xlsx(rows), "a.xlsx").status_code == 201
+
+
+def test_blank_lines_count_toward_the_row_limit(operator, org_a, simple_workflow, settings):
+    settings.BATCH_MAX_ROWS = 5
+    content = b"member_id,name\nW1,Ada\n" + b"\n" * 10
+    _refused(_upload(operator, simple_workflow, content), 413, "too_many_rows")
+    blank_excel = _xlsx([["member_id", "name"], ["W1", "A"], *[[None, None]] * 3, ["W2", "B"]])
+    # Blank rows inside the limit are skipped, as before.
+    assert _upload(operator, simple_workflow, blank_excel, "a.xlsx").status_code == 201
+
+
+def test_megabytes_of_blank_lines_are_refused_in_constant_memory(operator, org_a, simple_workflow):
+    content = hostile_files.csv_blank_lines(8 * 1024 * 1024)
+    response, growth = _peak_growth_mb(lambda: _upload(operator, simple_workflow, content))
+    _refused(response, 413, "too_many_rows")
+    assert growth < 100 and _nothing_written(org_a)
