@@ -34,9 +34,25 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
     is computed: ``'a' * 400000000`` would otherwise allocate 400 MB on a worker shared by
     every organization before any check after rendering could run."""
 
-    intercepted_binops = frozenset({"*", "+", "**"})
+    intercepted_binops = frozenset({"*", "+", "**", "%"})
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
+        # Text methods that pad or substitute: their size is known from their arguments.
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str) and _text_call_too_long(owner, __obj.__name__, args, kwargs):
+            raise SecurityError(TOO_LONG.format(limit=MAX_RENDERED_CHARS))
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value):
+        # str.format and format_map are wrapped when they are looked up, not in call().
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None and _format_too_wide(value.__self__):
+            raise SecurityError(TOO_LONG.format(limit=MAX_RENDERED_CHARS))
+        return wrapped
 
     def call_binop(self, context, operator, left, right):
+        if operator == "%" and isinstance(left, str) and _format_too_wide(left):
+            raise SecurityError(TOO_LONG.format(limit=MAX_RENDERED_CHARS))
         if operator == "*":
             for seq, factor in ((left, right), (right, left)):
                 sized = isinstance(seq, str | list | tuple) and isinstance(factor, int)
@@ -47,6 +63,56 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         elif operator == "**" and _power_too_large(left, right):
             raise SecurityError(HUGE_POWER.format(limit=MAX_POWER_BITS))
         return super().call_binop(context, operator, left, right)
+
+
+_PADDING = {"center", "ljust", "rjust", "zfill", "expandtabs", "format"}
+_NUMBER = re.compile(r"\d+")
+
+
+def _format_too_wide(text: str) -> bool:
+    """A format string (``%`` or ``str.format``) naming a width or precision past the limit."""
+    return any(int(number) > MAX_RENDERED_CHARS for number in _NUMBER.findall(text))
+
+
+def _replaced_too_long(text: str, old, new) -> bool:
+    if not isinstance(old, str) or not isinstance(new, str):
+        return False
+    count = len(text) + 1 if old == "" else text.count(old)
+    return len(text) + count * (len(new) - len(old)) > MAX_RENDERED_CHARS
+
+
+def _text_call_too_long(text: str, method: str, args, kwargs) -> bool:
+    values = [*args, *kwargs.values()]
+    if method == "replace" and len(args) >= 2:
+        return _replaced_too_long(text, args[0], args[1])
+    if method == "format":
+        return _format_too_wide(text)
+    return method in _PADDING and any(
+        isinstance(value, int) and value > MAX_RENDERED_CHARS for value in values
+    )
+
+
+def _bounded_filter(name: str, too_long):
+    """A built-in filter refusing, before it runs, arguments that would pass the limit."""
+    original = _ENV.filters[name]
+    # A filter declared @pass_eval_context (replace) takes the context first: keep the mark
+    # so that Jinja still passes it, and check the arguments after it.
+    passes_context = hasattr(original, "jinja_pass_arg")
+
+    def bounded(*args, **kwargs):
+        checked = args[1:] if passes_context else args
+        if too_long(*checked, **kwargs):
+            raise SecurityError(TOO_LONG.format(limit=MAX_RENDERED_CHARS))
+        return original(*args, **kwargs)
+
+    if passes_context:
+        bounded.jinja_pass_arg = original.jinja_pass_arg
+    _ENV.filters[name] = bounded
+
+
+def _width_past_limit(value, width=80, *args, **kwargs) -> bool:
+    lines = str(value).count("\n") + 1
+    return isinstance(width, int) and width * lines > MAX_RENDERED_CHARS
 
 
 def _joined_too_long(left, right) -> bool:
@@ -60,6 +126,10 @@ def _power_too_large(base, exponent) -> bool:
 
 
 _ENV = _BoundedSandbox(undefined=StrictUndefined, autoescape=False)
+_bounded_filter("center", _width_past_limit)
+_bounded_filter("indent", _width_past_limit)
+_bounded_filter("replace", lambda value, old, new, *rest: _replaced_too_long(str(value), old, new))
+_bounded_filter("format", lambda value, *args, **kwargs: _format_too_wide(str(value)))
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 ROOTS = ("input", "nodes")
 
