@@ -59,7 +59,7 @@ class RolePermission(permissions.BasePermission):
 
 class OrgScopedAPIView(generics.GenericAPIView):
     # The row of the permission table (rcm/permissions.py) this view serves; every concrete
-    # view names one (tests/rcm/test_permissions.py walks the URL resolver to make sure).
+    # view names one (tests/rcm/test_route_security.py walks the URL resolver to make sure).
     resource: str = ""
     # method -> action, where the method's default (METHOD_ACTIONS) is not what it does.
     actions: dict[str, str] = {}
