@@ -3,8 +3,9 @@
 A run's context is ``{"input": {...}, "nodes": {key: {"output": {...}, "label": "..."}}}``.
 Configs refer to it as ``{{ input.member_id }}`` or ``{{ nodes.search.output.patient_id }}``;
 conditions are bare expressions (``nodes.elig.output.status == 'active'``). The sandbox refuses
-attribute access to Python internals, and a template may not run for long or build huge
-strings: it is operator input, executed on shared workers.
+attribute access to Python internals, and no value a template makes may grow past
+``MAX_RENDERED_CHARS``, checked at publish and before each step while it renders
+(``template_bounds``): it is operator input, executed on shared workers.
 
 A value that is exactly one ``{{ ... }}`` keeps its type (a number stays a number); anything
 else renders as text.
@@ -17,13 +18,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+from workflows.engine.template_bounds import (
+    MAX_RENDERED_CHARS,
+    BoundedEnvironment,
+    size_problems,
+    unstreamed_problems,
+)
+
+_ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False)
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
-# Longest text a template may produce: configs feed portals and APIs, not documents.
-MAX_RENDERED_CHARS = 100_000
 ROOTS = ("input", "nodes")
+RENDERED_TOO_LONG = "{text!r} rendered more than {limit} characters"
+# How much of a template an error quotes: the message is stored with the node's run.
+QUOTED_CHARS = 200
 
 
 class TemplateError(Exception):
@@ -66,20 +75,49 @@ def _render_string(text: str, context: dict) -> Any:
         if single and "{{" not in single.group("expr"):
             result = _compile_expression(single.group("expr"))(**context)
         else:
-            result = _ENV.from_string(text).render(**context)
+            result = _streamed(_template_compiled(text), context, text)
     except TemplateError:
         raise
     except (UndefinedError, SecurityError, TemplateSyntaxError) as exc:
-        raise TemplateError(f"{text!r}: {exc}") from exc
+        raise TemplateError(f"{_quoted(text)}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - a template's own error (1/0, a bad call)
-        raise TemplateError(f"{text!r}: {type(exc).__name__}: {exc}") from exc
+        raise TemplateError(f"{_quoted(text)}: {type(exc).__name__}: {exc}") from exc
     if isinstance(result, Undefined):
         # A bare expression returns StrictUndefined instead of raising: a missing value, or
         # an attribute the sandbox refused.
-        raise TemplateError(f"{text!r}: {result._undefined_message}")
+        raise TemplateError(f"{_quoted(text)}: {result._undefined_message}")
     if isinstance(result, str) and len(result) > MAX_RENDERED_CHARS:
-        raise TemplateError(f"{text!r} rendered more than {MAX_RENDERED_CHARS} characters")
+        raise TemplateError(RENDERED_TOO_LONG.format(text=_quoted(text), limit=MAX_RENDERED_CHARS))
     return result
+
+
+def _template_compiled(text: str):
+    """The template, unless it uses a construct that builds text out of sight of the streamed
+    output: a revision published before they were refused must not run one either."""
+    tree = _ENV.parse(text)
+    problems = unstreamed_problems(tree)
+    if problems:
+        raise TemplateError(f"{_quoted(text)}: {problems[0]}")
+    return _ENV.from_string(tree)
+
+
+def _streamed(template, context: dict, text: str) -> str:
+    """The rendered text, piece by piece, stopped as soon as it passes the limit: a loop
+    printing a bounded value many times never adds up to more than the limit in memory."""
+    pieces, size = [], 0
+    for piece in template.generate(**context):
+        size += len(piece)
+        if size > MAX_RENDERED_CHARS:
+            message = RENDERED_TOO_LONG.format(text=_quoted(text), limit=MAX_RENDERED_CHARS)
+            raise TemplateError(message)
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+def _quoted(text: str) -> str:
+    if len(text) <= QUOTED_CHARS:
+        return repr(text)
+    return repr(text[:QUOTED_CHARS]) + f"... ({len(text):,} characters)"
 
 
 def evaluate(expression: str, context: dict) -> Any:
@@ -97,24 +135,27 @@ def evaluate(expression: str, context: dict) -> Any:
     return result
 
 
-def check_syntax(value: Any) -> list[str]:
-    """Problems with the templates inside ``value``, without rendering them."""
+def template_problems(value: Any) -> list[str]:
+    """Problems with the templates inside ``value``, without rendering them: syntax, and
+    sizes that can pass the limits (``template_bounds.size_problems``)."""
     problems = []
     for text in _strings(value):
         if "{{" in text or "{%" in text:
             try:
-                _ENV.parse(text)
+                tree = _ENV.parse(text)
             except TemplateSyntaxError as exc:
-                problems.append(f"invalid template {text!r}: {exc.message}")
+                problems.append(f"invalid template {_quoted(text)}: {exc.message}")
+                continue
+            problems += [f"{_quoted(text)}: {problem}" for problem in size_problems(tree)]
     return problems
 
 
-def check_expression(expression: str) -> list[str]:
+def expression_problems(expression: str) -> list[str]:
     try:
-        _ENV.parse("{{ " + expression + " }}")
+        tree = _ENV.parse("{{ " + expression + " }}")
     except TemplateSyntaxError as exc:
         return [f"invalid expression {expression!r}: {exc.message}"]
-    return []
+    return [f"{_quoted(expression)}: {problem}" for problem in size_problems(tree)]
 
 
 def references(value: Any, *, expression: bool = False) -> set[Reference]:
@@ -128,7 +169,7 @@ def references(value: Any, *, expression: bool = False) -> set[Reference]:
         try:
             tree = _ENV.parse(source)
         except TemplateSyntaxError:
-            continue  # reported by check_syntax
+            continue  # reported by template_problems
         for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
             path = _path_of(node)
             if path and path[0] in ROOTS:
