@@ -630,13 +630,20 @@ def test_a_workbook_directory_of_thousands_of_parts_is_refused(operator, org_a, 
     assert f"at most {batch_upload.MAX_XLSX_DIRECTORY_BYTES} bytes" in error["message"]
 
 
-def test_a_part_declaring_a_document_type_is_refused(operator, org_a, simple_workflow):
+def test_a_part_declaring_a_document_type_is_refused_unless_a_picture(
+    operator, org_a, simple_workflow
+):
     doctype = b'<?xml version="1.0"?><!DOCTYPE lol [<!ENTITY lol "lol">]><x>&lol;</x>'
     content = _rezipped(
         _xlsx([["member_id", "name"], ["W1", "Ada"]]), extra=[("customXml/item1.xml", doctype)]
     )
     error = _refused(_upload(operator, simple_workflow, content, "a.xlsx"), 400, "invalid_xlsx")
     assert error["message"] == batch_upload.XLSX_DOCTYPE.format(part="customXml/item1.xml")
+    svg = b'<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd"><svg/>'
+    picture = _rezipped(
+        _xlsx([["member_id", "name"], ["W1", "Ada"]]), extra=[("xl/media/image1.svg", svg)]
+    )
+    assert _upload(operator, simple_workflow, picture, "a.xlsx").status_code == 201
 
 
 def test_a_csv_of_blank_lines_is_413_once_past_the_row_limit(operator, org_a, simple_workflow):

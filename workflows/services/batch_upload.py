@@ -34,7 +34,7 @@ What an upload means (docs/api.md repeats it for clients):
 - **A workbook is checked as an archive before openpyxl opens it**: the size of its directory,
   and the compression method, inflated size and compression ratio of every part, read from the
   zip headers; then every part is streamed once through expat, which refuses a document type
-  declaration, a stretch of more than ``MAX_XML_TOKEN_BYTES`` between two elements (one
+  declaration (pictures aside), a stretch of more than ``MAX_XML_TOKEN_BYTES`` between two elements (one
   gigantic cell or attribute), and a sheet that declares or holds a row beyond the row limit.
   Headers that lie do not help: zipfile stops a part at the size its header declares (and then
   fails its CRC), so the declared sizes bound the bytes actually inflated.
@@ -694,6 +694,7 @@ def _xlsx_part_check(info: zipfile.ZipInfo) -> None:
         raise ApplicationError("xlsx_compression_ratio", message, {"part": part})
 
 
+XLSX_MEDIA_FOLDER = "xl/media/"
 # A row number longer than this is beyond any limit (and int() refuses 4,301 digits).
 MAX_ROW_DIGITS = 18
 # The last row of a dimension (A1:G120 -> 120). Longer numbers are left to openpyxl, which
@@ -719,7 +720,10 @@ class _PartScan:
         self.last_row = max_rows + 1  # the header's row, if it is the sheet's first
         self.parser = expat.ParserCreate()
         self.parser.StartElementHandler = self._element
-        self.parser.StartDoctypeDeclHandler = self._doctype
+        # A picture (an SVG) may declare a document type; openpyxl never parses pictures, and
+        # expat bounds entity expansion itself. Any other part that declares one is crafted.
+        if not part.startswith(XLSX_MEDIA_FOLDER):
+            self.parser.StartDoctypeDeclHandler = self._doctype
         self.root: str | None = None
         self.row = 0
         self.mark = 0  # where the last element started
