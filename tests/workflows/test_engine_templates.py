@@ -99,3 +99,11 @@ def test_output_is_streamed_and_stops_at_the_limit():
 )
 def test_ordinary_templates_render_as_before(template, rendered):
     assert render_value(template, CONTEXT) == rendered
+
+
+def test_a_value_of_the_context_passes_through_whole_however_large():
+    """Read as it is (a node's output handed on), a value is not one the template made."""
+    rows = ["x" * 1_000] * 200  # 200,000 characters as text
+    context = {"input": {"rows": rows}, "nodes": {}}
+    assert render_value("{{ input.rows|default([]) }}", context) is rows
+    assert render_value("{{ input.rows|first|length }}", context) == 1_000

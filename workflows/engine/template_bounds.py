@@ -4,8 +4,9 @@ template's syntax tree, and while it renders, before each step that could alloca
 A template is operator input run on shared workers, and Jinja's sandbox guards attributes, not
 sizes: ``{{ 'a' * 400000000 }}`` once published and took a worker to 1.6 GB before the length
 of its result was checked. Every value a template makes is now held to ``MAX_RENDERED_CHARS``
-(characters of text, items of a list, as the rendered text is), and an integer to
-``MAX_INT_BITS``:
+characters of the text it would print (``measure``: a list counts its items' text), and an
+integer to ``MAX_INT_BITS``. A value the run's context brings as it is (a node's output read
+whole) is not made by the template: it is held only where it is printed.
 
 * **At publish** (``size_problems``) a template is refused when its text alone says it can
   pass the limit: a literal longer than it, a text or list repeated by a factor known only at
@@ -16,7 +17,7 @@ of its result was checked. Every value a template makes is now held to ``MAX_REN
 * **While rendering** (``BoundedEnvironment``) the operators that grow values (``*``, ``**``,
   ``%``, ``+``, and ``~`` through the code generator), every filter, and the calls of the
   ``str`` methods that pad, repeat or join are checked from their operands' sizes before they
-  run, and their results after; the output is streamed and stops at the limit
+  run, and what they made after; the output is streamed and stops at the limit
   (``templates._render_string``). Values come from the run's context, so a template that
   passed the publish check (``input.word * input.times``) is still bounded here.
 """
@@ -66,13 +67,15 @@ CONSTRUCTS = {
     nodes.AssignBlock: "a block assignment ({% set x %}...{% endset %})",
 }
 
-# Filters whose result is a text or a list whatever their input.
+# Filters that make a new text or list of their whole value (turning it into text first, for
+# most). Their value is measured before they run and what they made after; the other filters
+# pick from their value (first, default, attr, length, ...) and make nothing large.
 # fmt: off
 TEXT_FILTERS = frozenset({
     "batch", "capitalize", "center", "dictsort", "escape", "e", "forceescape", "format",
-    "indent", "join", "list", "lower", "replace", "reverse", "slice", "sort", "string",
-    "striptags", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode",
-    "urlize", "wordwrap", "xmlattr",
+    "indent", "join", "list", "lower", "pprint", "replace", "reverse", "slice", "sort",
+    "string", "striptags", "title", "tojson", "trim", "truncate", "unique", "upper",
+    "urlencode", "urlize", "wordwrap", "xmlattr",
 })
 # fmt: on
 
@@ -196,29 +199,32 @@ def _width_check(what: str, width: Any) -> None:
         _refuse_size(what, width)
 
 
+# These turn their value into text to count in it: a text filter's value has been measured
+# first (``_filter_bounded``), and a str method's is a text already.
+
+
 def _replace_check(text: Any, old: Any, new: Any, count: Any = None) -> None:
-    size, old, new = measure(text), str(old), str(new)
-    found = (str(text).count(old) if old else size + 1) if size <= MAX_RENDERED_CHARS else size
+    text, old, new = str(text), str(old), str(new)
+    found = text.count(old) if old else len(text) + 1
     if _is_count(count) and count >= 0:
         found = min(found, count)
-    _refuse_size("replacing", size + found * max(len(new) - len(old), 0))
+    _refuse_size("replacing", len(text) + found * max(len(new) - len(old), 0))
 
 
 def _indent_check(text: Any, width: Any = 4, first: bool = False, blank: bool = False) -> None:
     _width_check("indenting", width)
     pad = len(width) if isinstance(width, str) else max(width, 0) if _is_count(width) else 0
-    size = measure(text)
-    lines = str(text).count("\n") + 1 if size <= MAX_RENDERED_CHARS else size
-    _refuse_size("indenting", size + lines * pad)
+    text = str(text)
+    _refuse_size("indenting", len(text) + (text.count("\n") + 1) * pad)
 
 
 def _wrap_check(
     text: Any, width: Any = 79, break_long_words=True, wrapstring=None, break_on_hyphens=True
 ) -> None:
-    size = measure(text)
-    breaks = str(text).count("\n") + 1 if size <= MAX_RENDERED_CHARS else size
-    lines = size // max(width, 1) + breaks if _is_count(width) else size
-    _refuse_size("wrapping", size + lines * len(wrapstring or "\n"))
+    text = str(text)
+    lines = len(text) // max(width, 1) if _is_count(width) else len(text)
+    lines += text.count("\n") + 1
+    _refuse_size("wrapping", len(text) + lines * len(wrapstring or "\n"))
 
 
 def _joined(separator: Any, items: Iterable, *, convert: Callable | None = str) -> str | bytes:
@@ -245,9 +251,7 @@ def _join_filter(environment, value: Iterable, d: Any = "", attribute: Any = Non
 # Filters whose arguments can multiply their input: checked before they run, from their
 # arguments as the filter receives them (after what Jinja passes first, if anything).
 _FILTER_CHECKS: dict[str, Callable[..., None]] = {
-    "center": lambda value, width=80: _refuse_size(
-        "centering", max(measure(value), width if _is_count(width) else 0)
-    ),
+    "center": lambda value, width=80: _width_check("centering", width),
     "indent": _indent_check,
     "batch": lambda value, linecount, fill_with=None: _width_check("batching", linecount),
     "slice": lambda value, slices, fill_with=None: _width_check("slicing", slices),
@@ -271,15 +275,17 @@ _METHOD_CHECKS: dict[str, Callable[..., None]] = {
 
 
 def _filter_bounded(name: str, original: Callable) -> Callable:
+    """A filter that makes a text or list (``TEXT_FILTERS``) with its value measured and its
+    arguments checked before it runs, and what it made measured after; others as they are."""
+    if name not in TEXT_FILTERS:
+        return original
     check = _FILTER_CHECKS.get(name)
-    # A filter that turns its value into text does so before anything sees the text.
-    stringifies = name in TEXT_FILTERS
     # Context, eval context or environment filters get it first (Jinja's pass_* marker).
     skip = 1 if hasattr(original, "jinja_pass_arg") else 0
 
     @functools.wraps(original)
     def bounded(*args, **kwargs):
-        if stringifies and len(args) > skip:
+        if len(args) > skip:
             _refuse_size(f"the filter {name}", measure(args[skip]))
         if check is not None:
             check(*args[skip:], **kwargs)
@@ -320,16 +326,22 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return _checked_result(result, f"the operator {operator}")
 
     def call(__self, __context, __obj, *args, **kwargs):  # the sandbox's own signature
+        """A call. A text's methods are checked before they run and what they made after;
+        other calls give back what they were given, or values of a bounded size."""
         # str.format arrives wrapped by the sandbox (wrap_str_format); the method is inside.
         method = getattr(__obj, "__wrapped__", __obj)
         text = getattr(method, "__self__", None)
-        name = getattr(method, "__name__", "")
-        if isinstance(text, str | bytes) and name == "join" and len(args) == 1:
+        if not isinstance(text, str | bytes):
+            return super().call(__context, __obj, *args, **kwargs)
+        name = method.__name__
+        if name == "join" and len(args) == 1:
             return _joined(text, args[0], convert=None)
-        if isinstance(text, str | bytes) and name in _METHOD_CHECKS:
-            _METHOD_CHECKS[name](text, *args, **kwargs)
+        if name in _METHOD_CHECKS:
+            # Bytes (from encode) are measured as the text of the same length.
+            sample = text if isinstance(text, str) else text.decode("latin-1")
+            _METHOD_CHECKS[name](sample, *args, **kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
-        return _checked_result(result, f"calling {name or 'a function'}")
+        return _checked_result(result, f"calling {name}")
 
     def concat(self, operands: tuple) -> str:
         _refuse_size("joining with ~", sum(measure(operand) for operand in operands))

@@ -34,8 +34,9 @@ What an upload means (docs/api.md repeats it for clients):
 - **A workbook is checked as an archive before openpyxl opens it**: the size of its directory,
   and the compression method, inflated size and compression ratio of every part, read from the
   zip headers; then every part is streamed once through expat, which refuses a document type
-  declaration (pictures aside), a stretch of more than ``MAX_XML_TOKEN_BYTES`` between two elements (one
-  gigantic cell or attribute), and a sheet that declares or holds a row beyond the row limit.
+  declaration (pictures aside), a stretch of more than ``MAX_XML_TOKEN_BYTES`` between two
+  elements (one gigantic cell or attribute), and a sheet that declares or holds a row beyond
+  the row limit.
   Headers that lie do not help: zipfile stops a part at the size its header declares (and then
   fails its CRC), so the declared sizes bound the bytes actually inflated.
 """
