@@ -43,6 +43,7 @@ import uuid
 from pathlib import Path
 
 from _common import ROOT, bench_database
+from batch_ingest import EDGES, NODES
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from rcm.context import org_context
@@ -59,15 +60,6 @@ FILES = {
     "xlsx_bomb": ("bomb.xlsx", lambda: hostile_files.xlsx_inflating(inflated_bytes=1 << 30)),
     "blank_csv": ("blank.csv", lambda: hostile_files.csv_blank_lines(size=49 * 1024 * 1024)),
 }
-NODES = [
-    {"key": "start", "node_type": "entry"},
-    {"key": "check", "node_type": "general", "kind": "noop"},
-    {"key": "done", "node_type": "outcome", "config": {"result": "success"}},
-]
-EDGES = [
-    {"from": "start", "to": "check", "label": "success"},
-    {"from": "check", "to": "done", "label": "success"},
-]
 
 
 def main() -> None:
