@@ -210,10 +210,6 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# A worker child whose resident memory passes this (KiB) is replaced once its task ends, so
-# that one task that grew a process (a huge template, a huge page) cannot keep it large for
-# every organization's later tasks. acks_late re-delivers nothing here: the task finished.
-CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("RCM_WORKER_MAX_MEMORY_KIB", default=512 * 1024)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rcm")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged message after the visibility timeout. With acks_late a
@@ -221,6 +217,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the timeout must outlast both, or a slow node would run twice. Longest node timeout: 1800 s
 # (workflows.engine.graph.MAX_NODE_TIMEOUT_S); longest retry interval: 3600 s.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+# A worker process whose resident memory has passed this many KiB (Celery's unit) when a task
+# ends is replaced by a fresh one before the next: a task that grew its process (a large HTTP
+# answer, a large context) leaves no bloated process behind to be killed later under someone
+# else's task. 512 MiB; a process idles at about 115 MB with everything imported (measured), so
+# a limit under 256 MiB would replace processes after ordinary tasks. It acts between tasks: a
+# single task is held by the engine's own bounds (templates, uploads), not by this.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int(
+    "CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512 * 1024
+)
+if CELERY_WORKER_MAX_MEMORY_PER_CHILD < 256 * 1024:
+    raise ImproperlyConfigured(
+        "CELERY_WORKER_MAX_MEMORY_PER_CHILD is in KiB and must be at least 262144 (256 MiB); "
+        f"got {CELERY_WORKER_MAX_MEMORY_PER_CHILD}."
+    )
 
 # The engine (workflows/engine/executor.py). A claimed attempt's lease is its node's timeout
 # plus this grace; past it the reaper takes the attempt back as lost.

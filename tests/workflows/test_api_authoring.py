@@ -400,6 +400,17 @@ def test_an_unknown_kind_is_refused_on_a_single_node_too(api, org_a):
             "invalid_config",
             ["search"],
         ),
+        (  # a worker once grew to 1.6 GB rendering this, before its length was checked
+            [
+                node
+                if node["key"] != "search"
+                else general("search", "http", {**SEARCH, "body": {"q": "{{ 'a' * 400000000 }}"}})
+                for node in NODES
+            ],
+            EDGES,
+            "invalid_config",
+            ["search"],
+        ),
     ],
 )
 def test_a_graph_that_cannot_be_published_is_saved_but_refused_on_publish(

@@ -7,6 +7,7 @@ import pytest
 from rcm.context import org_context
 from tests.conftest import wait_for
 from tests.workflows.engine_helpers import published
+from workflows.engine.template_bounds import TOO_LONG
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
 from workflows.models.runs import RUN_TERMINAL
 from workflows.services import runs
@@ -316,3 +317,21 @@ def test_a_portal_answer_quoting_the_patient_is_stored_masked(celery_worker, org
         "business_failure": True,
     }
     assert "W123456789" in run.context["nodes"]["search"]["output"]["body"]["error"]
+
+
+def test_a_template_growing_past_the_limit_fails_its_node_before_allocating(celery_worker, org_a):
+    """A factor taken from the row: the publish check cannot see it; the worker refuses the
+    repetition before making it (it once grew to 1.6 GB first), and the run says where."""
+    workflow, _ = published(
+        org_a.id,
+        "start>shape, shape>done",
+        kinds={"shape": "transform"},
+        configs={"shape": {"outputs": {"x": "{{ input.word * input.times }}"}}},
+    )
+    run = finished(org_a.id, start(org_a.id, workflow, word="ab", times=300_000_000).pk)
+    with org_context(org_a.id):
+        node_run = NodeRun.objects.get(run=run, node_key="shape")
+    assert (run.status, node_run.status) == ("failed", "failed")
+    expected = TOO_LONG.format(what="repeating", size=600_000_000, limit=100_000)
+    assert node_run.error == f"'{{{{ input.word * input.times }}}}': {expected}"
+    assert run.error.startswith("shape: ")

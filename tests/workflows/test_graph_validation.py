@@ -3,6 +3,9 @@ draft. Pure functions over an engine Graph: no database."""
 
 from __future__ import annotations
 
+import pytest
+
+from workflows.engine import template_bounds as bounds
 from workflows.engine.graph import MAX_NODE_TIMEOUT_S, Edge, Graph, Node
 from workflows.services.graph_validation import (
     Code,
@@ -289,6 +292,90 @@ def test_decision_expressions_are_checked_like_templates():
     )
     problems = graph_problems(graph)
     assert codes(problems, Code.UNKNOWN_INPUT_FIELD) == ["route"]
+
+
+# -- template sizes ---------------------------------------------------------------------------
+
+
+def _shaped(template: str) -> Graph:
+    """start -> search (http) -> shape (a transform of ``template``) -> done."""
+    return build(
+        [
+            entry(),
+            general("search", "http", HTTP),
+            general("shape", "transform", {"outputs": {"x": template}}),
+            outcome(),
+        ],
+        ["start -> search -> shape -> done"],
+        required_data=("member_id", "word", "times"),
+    )
+
+
+def test_a_repeated_string_past_the_limit_is_refused_at_publish_naming_node_and_template():
+    problems = graph_problems(_shaped("{{ 'a' * 400000000 }}"))
+    assert [(p.node, p.code) for p in problems] == [("shape", Code.INVALID_CONFIG)]
+    expected = bounds.TOO_LONG.format(what="repeating", size=400_000_000, limit=100_000)
+    assert problems[0].message == f"\"{{{{ 'a' * 400000000 }}}}\": {expected}"
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ input.word * 400000000 }}", "repeating would make 400,000,000"),
+        ("{{ 'ab' * input.times }}", bounds.REPEAT_BY_VALUE.format(limit=100_000)),
+        ("{{ ('x' ~ input.word) * input.times }}", bounds.REPEAT_BY_VALUE.format(limit=100_000)),
+        ("{{ [input.word] * input.times }}", bounds.REPEAT_BY_VALUE.format(limit=100_000)),
+        ("{{ 2 ** input.times }}", bounds.POWER_BY_VALUE),
+        ("{{ 10 ** 100000 }}", "the power would make a number of some 400,000 bits"),
+        ("{{ range(1000000)|join }}", "range() would make 1,000,000"),
+        ("{{ input.word|center(400000000) }}", "the filter center would make 400,000,000"),
+        ("{{ input.word.ljust(400000000) }}", "ljust() would make 400,000,000"),
+        ("{{ '%400000000d' % 1 }}", "formatting would make 400,000,013"),
+        ("{{ '" + "a" * 60_000 + "' ~ '" + "b" * 60_000 + "' }}", "joining with ~ would make"),
+        ("{{ '" + "a" * 100_001 + "' }}", "a literal of 100,001 characters"),
+        (
+            "{% macro twice(s) %}{{ s }}{{ s }}{% endmacro %}{{ twice(input.word) }}",
+            bounds.NOT_STREAMED.format(construct="a macro"),
+        ),
+        (
+            "{% filter upper %}{{ input.word }}{% endfilter %}",
+            bounds.NOT_STREAMED.format(construct="a filter block"),
+        ),
+    ],
+)
+def test_a_template_that_can_pass_the_size_limit_is_refused_at_publish(template, expected):
+    problems = graph_problems(_shaped(template))
+    assert [(p.node, p.code) for p in problems] == [("shape", Code.INVALID_CONFIG)]
+    assert expected in problems[0].message, problems[0].message
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ input.member_id }}",
+        "{{ nodes.search.output.body.count * 2 }}",
+        "{{ input.times * input.times }}",
+        "{{ input.word * 3 }}",
+        "{{ 'ab' * 3 }} {{ ['-'] * 10 }}",
+        "{{ input.word ~ '-' ~ input.member_id }}",
+        "{{ '%05d' % input.times }} {{ '{:>8}'.format(input.word) }}",
+        "{% for c in input.word %}{{ c }}{% endfor %}",
+        "{{ input.word|upper|center(20) }} {{ range(10)|join(',') }} {{ 1.05 ** 2 }}",
+    ],
+)
+def test_ordinary_templates_pass_the_size_check(template):
+    assert graph_problems(_shaped(template)) == []
+
+
+def test_a_decision_expression_is_size_checked_too():
+    graph = build(
+        [entry(), decision("route", [("'a' * input.times == 'b'", "yes")], "no"), outcome()],
+        ["start -> route -[yes]-> done", "route -[no]-> done"],
+        required_data=("times",),
+    )
+    problems = graph_problems(graph)
+    assert [(p.node, p.code) for p in problems] == [("route", Code.INVALID_CONFIG)]
+    assert bounds.REPEAT_BY_VALUE.format(limit=100_000) in problems[0].message
 
 
 # -- every problem at once, and the structure a draft must have ----------------------------

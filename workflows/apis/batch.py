@@ -25,8 +25,11 @@ UPLOAD_DESCRIPTION = (
     "`invalid_rows` (on_invalid=reject; up to 100 errors listed as row, field, message; rows "
     "are numbered from 1, the first row under the header), 400 naming a bad file "
     "(`empty_file`, `no_rows`, `blank_header`, `duplicate_header`, `ragged_row`, "
-    "`undecodable`, `missing_columns`, ...), 413 `file_too_large` / `too_many_rows`, 404 for "
-    "a workflow that is not yours, 409 for one that is not active or never published."
+    "`undecodable`, `missing_columns`, ...), 400 naming a workbook that costs more to read "
+    "than its size promises (`xlsx_compression_ratio`, `xlsx_compression_method`, "
+    "`xlsx_oversized_xml`, `xlsx_directory_too_large`), 413 `file_too_large` / "
+    "`too_many_rows` (blank rows count) / `xlsx_too_large`, 404 for a workflow that is not "
+    "yours, 409 for one that is not active or never published."
 )
 RESULTS_DESCRIPTION = (
     "The job's rows as CSV (UTF-8 with BOM), streamed: row_number, the input columns (the "

@@ -161,7 +161,7 @@ class TransformKind(NodeKind):
         if not isinstance(outputs, dict) or not outputs:
             problems.append("outputs must be a non-empty object of name: template")
         else:
-            problems += templates.check_syntax(outputs)
+            problems += templates.template_problems(outputs)
         return problems
 
     def execute(self, ctx):
@@ -195,7 +195,7 @@ class DecisionKind(NodeKind):
             if not isinstance(condition["when"], str) or not condition["when"].strip():
                 problems.append(f"condition {number} needs an expression in 'when'")
             else:
-                problems += templates.check_expression(condition["when"])
+                problems += templates.expression_problems(condition["when"])
         if not isinstance(config.get("default"), str) or not config.get("default"):
             problems.append("default must name the label used when no condition holds")
         return problems
@@ -256,7 +256,9 @@ class HttpKind(NodeKind):
             for code, label in labels.items()
         ):
             problems.append("status_labels maps 4xx status codes to labels")
-        problems += templates.check_syntax({k: config.get(k) for k in ("url", "headers", "body")})
+        problems += templates.template_problems(
+            {k: config.get(k) for k in ("url", "headers", "body")}
+        )
         return problems
 
     def labels(self, config):

@@ -13,7 +13,9 @@ What an upload means (docs/api.md repeats it for clients):
   A byte that is neither (0x81, 0x8D, 0x8F, 0x90, 0x9D) or a NUL byte is a 400 naming its offset.
 - **Rows** are numbered from 1, the first row under the header (spreadsheet row 2). Blank rows
   of a file are skipped but keep their number, so an item's ``row_number`` still points at its
-  row in the file. JSON rows are numbered from 1 in list order and none is skipped.
+  row in the file. They count toward the row limit all the same: a run of blank lines, or a
+  sheet whose rows jump to row 100,000,000, costs what that many rows cost to read. JSON rows
+  are numbered from 1 in list order and none is skipped.
 - **Cells.** Text is stripped; an empty cell is an absent field (so optional fields validate).
   Excel dates become text in the field's date format (ISO otherwise).
 - **Columns** are renamed by the optional ``column_map`` (file column -> field). The header is
@@ -25,6 +27,18 @@ What an upload means (docs/api.md repeats it for clients):
   data present, then the effective requirements of (organization, endpoint, task type, today).
   ``reject`` refuses the upload (400 ``invalid_rows``, the first 100 errors listed, nothing
   written); ``skip`` makes them failed items carrying their errors while valid rows run.
+- **Parse first, then write.** The whole file is read and every row checked before the job is
+  inserted: checked rows wait in a spool (memory, then a temporary file), and the job and its
+  items are written in one short transaction at the end. A slow or refused file therefore
+  never holds a transaction that has written or locked a row (docs/batch-jobs.md#limits).
+- **A workbook is checked as an archive before openpyxl opens it**: the size of its directory,
+  and the compression method, inflated size and compression ratio of every part, read from the
+  zip headers; then every part is streamed once through expat, which refuses a document type
+  declaration (pictures aside), a stretch of more than ``MAX_XML_TOKEN_BYTES`` between two
+  elements (one gigantic cell or attribute), and a sheet that declares or holds a row beyond
+  the row limit.
+  Headers that lie do not help: zipfile stops a part at the size its header declares (and then
+  fails its CRC), so the declared sizes bound the bytes actually inflated.
 """
 
 from __future__ import annotations
@@ -33,17 +47,20 @@ import codecs
 import csv
 import datetime as dt
 import io
+import json
+import re
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from xml.etree.ElementTree import ParseError
+from xml.parsers import expat
 
 import openpyxl
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
 from openpyxl.utils.exceptions import InvalidFileException
 
 from rcm.api.parsers import json_problem
@@ -68,18 +85,46 @@ MAX_LINE_CHARS = 1024 * 1024
 # Room for the form fields around the file in a multipart body (column_map, prompt, ...).
 MULTIPART_SLACK_BYTES = 1024 * 1024
 MAX_LISTED_ERRORS = 100
-# An .xlsx is a zip archive whose members are checked before openpyxl opens it (a "zip
-# bomb" of 1 MB inflating to 1 GB took the web process to 2.2 GB). A real workbook's XML
-# compresses 5-20 times; 100 leaves room and refuses the bombs, which reach 1,000. Members
-# under a megabyte may compress better than that (they cannot hurt). zipfile stops a member at
-# its declared size, so a member cannot inflate past what it declares.
-MAX_XLSX_MEMBER_BYTES = 256 * 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+# Checked rows are kept in memory up to this size before the spool moves to a temporary file
+# (100,000 rows of an eligibility check are some 22 MB as JSON lines, computed).
+SPOOL_MEMORY_BYTES = 4 * 1024 * 1024
+
+# A workbook's directory lists its parts at some 80 bytes each, and ZipFile holds a ~500-byte
+# object for each entry: a 25 MB directory of empty entries took 1.9 s and 160 MB to open
+# (measured) before a single part was read. 1 MiB is about 13,000 parts; a workbook has a
+# dozen, a large one a few hundred.
+MAX_XLSX_DIRECTORY_BYTES = 1024 * 1024
+# Every part inflated, together. 100,000 rows of 7 columns are 36 MB of sheet XML as openpyxl
+# writes them (measured), so this leaves room for some 50 columns; openpyxl reads about 4.4 MB
+# of sheet XML a second, so it also bounds the time a workbook can take.
+MAX_XLSX_INFLATED_BYTES = 256 * 1024 * 1024
+# Inflated over compressed size of one part. Sheet XML deflates 9 times (varied rows) to 22
+# times (every cell alike), measured; deflate cannot pass about 1,032 times, which a zip bomb
+# approaches. Parts under the floor are exempt: a few KB may inflate from almost nothing.
 MAX_XLSX_RATIO = 100
 XLSX_RATIO_FLOOR_BYTES = 1024 * 1024
-READ_CHUNK_BYTES = 64 * 1024
+# The longest stretch of a part without an element starting: a cell holds at most 32,767
+# characters, at most 10 bytes each written as character references (&#x10FFFF;). A longer
+# stretch is one gigantic text, attribute or comment, which a parser would hold in memory.
+MAX_XML_TOKEN_BYTES = 1024 * 1024
 
 FILE_TOO_LARGE = "The upload is {size} bytes; at most {limit} bytes ({mb:g} MB) are accepted."
 TOO_MANY_ROWS = "The upload has more than {limit} rows; split it into files of at most {limit}."
+FILE_TOO_MANY_ROWS = (
+    "The file has more than {limit} rows under its header, counting blank rows; delete the "
+    "empty rows and split it into files of at most {limit} rows."
+)
+SHEET_ROWS_DECLARED = (
+    "Sheet {part} declares rows up to {row} (dimension {ref}); a sheet may reach row {last} at "
+    "most (the header and {limit} rows, blank rows included). Delete the empty rows below the "
+    "data, or split the file."
+)
+SHEET_ROW_BEYOND = (
+    "Sheet {part} has a row numbered {row}; a sheet may reach row {last} at most (the header "
+    "and {limit} rows, blank rows included). Delete the empty rows below the data, or split the "
+    "file."
+)
 EMPTY_FILE = "The file is empty: it has no header row."
 NO_ROWS = "The upload has no rows under its header."
 NO_JSON_ROWS = "rows is empty: send at least one row."
@@ -93,13 +138,27 @@ UNDECODABLE = (
 )
 UNSUPPORTED_FILE = "Only CSV (.csv) and Excel (.xlsx) files are accepted; save the file as one."
 INVALID_XLSX = "The file is not a readable Excel (.xlsx) workbook."
-XLSX_BOMB = (
-    "The workbook's part {member} inflates to {size} bytes ({ratio:.0f} times its packed size); "
-    "at most {limit} bytes and {max_ratio} times are accepted."
+XLSX_DIRECTORY_TOO_LARGE = (
+    "The workbook's directory is {size} bytes; at most {limit} bytes (some 13,000 parts) are "
+    "accepted."
 )
-DECLARED_TOO_MANY_ROWS = (
-    "The sheet declares {rows} rows; at most {limit} rows (blank ones included) are accepted."
+XLSX_COMPRESSION_METHOD = (
+    "Part {part} of the workbook is compressed with method {method}; a workbook's parts are "
+    "stored or deflated, without encryption."
 )
+XLSX_COMPRESSION_RATIO = (
+    "Part {part} of the workbook inflates {ratio:,.0f} times ({size} bytes from {compressed}); "
+    "at most {limit} times is accepted. The file is a zip bomb, not a spreadsheet."
+)
+XLSX_TOO_LARGE = (
+    "The workbook inflates to more than {limit} bytes ({mb:g} MB; reached at part {part}); "
+    "split it into smaller files or save it as CSV."
+)
+XLSX_OVERSIZED_XML = (
+    "Part {part} of the workbook has more than {limit} bytes without an element (from byte "
+    "{offset}): no cell holds that much. The file is not a spreadsheet."
+)
+XLSX_DOCTYPE = "Part {part} of the workbook declares a document type, which a workbook never does."
 MALFORMED_CSV = "Line {line} is not valid CSV: {reason}."
 LINE_TOO_LONG = "Line {line} is longer than {limit} characters."
 CELL_TOO_LARGE = "Row {row}, column {column}: the cell is longer than {limit} characters."
@@ -157,7 +216,6 @@ def upload_size_check(*, size: int, slack: int = 0) -> None:
 # -- the service ----------------------------------------------------------------------------
 
 
-@transaction.atomic
 def batch_job_upload(
     *,
     workflow: Workflow,
@@ -171,8 +229,10 @@ def batch_job_upload(
 ) -> BatchJob:
     """A batch job of the workflow's latest revision from a file or from JSON rows.
 
-    Every refusal raises (and so rolls back whatever was inserted): the caller sees either the
-    job with all its items, or an error and nothing written.
+    The upload is read and every row checked before anything is written; only then are the
+    job and its items inserted, in one transaction (``batch_job_create``). The caller sees
+    either the job with all its items, or an error and nothing written, and a file that takes
+    long to read never holds a transaction that has written.
     """
     if workflow.status_id != WorkflowStatus.ACTIVE:
         raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
@@ -189,21 +249,39 @@ def batch_job_upload(
     else:
         table = UploadTable(columns=None, records=_json_records(rows or [], column_map or {}))
     flow = RowFlow(checker=checker, on_invalid=on_invalid, max_rows=upload_limits()[1])
-    job = batch_job_create(
-        workflow=workflow,
-        revision=revision,
-        rows=flow.rows(table.records, empty_message=NO_JSON_ROWS if file is None else NO_ROWS),
-        created_by=created_by,
-        prompt=prompt,
-        file_name=(file.name or "")[:255] if file is not None else "",
-        max_concurrency=max_concurrency,
-        on_invalid=on_invalid,
-    )
-    if flow.invalid_rows and on_invalid == InvalidRowPolicy.REJECT:
-        message = INVALID_ROWS.format(count=flow.invalid_rows, listed=MAX_LISTED_ERRORS)
-        details = {"invalid_row_count": flow.invalid_rows, "rows": flow.errors}
-        raise ApplicationError("invalid_rows", message, details)
-    return job
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+        empty_message = NO_JSON_ROWS if file is None else NO_ROWS
+        _spool_write(spool, flow.rows(table.records, empty_message=empty_message))
+        if flow.invalid_rows and on_invalid == InvalidRowPolicy.REJECT:
+            message = INVALID_ROWS.format(count=flow.invalid_rows, listed=MAX_LISTED_ERRORS)
+            details = {"invalid_row_count": flow.invalid_rows, "rows": flow.errors}
+            raise ApplicationError("invalid_rows", message, details)
+        return batch_job_create(
+            workflow=workflow,
+            revision=revision,
+            rows=_spool_read(spool),
+            created_by=created_by,
+            prompt=prompt,
+            file_name=(file.name or "")[:255] if file is not None else "",
+            max_concurrency=max_concurrency,
+            on_invalid=on_invalid,
+        )
+
+
+def _spool_write(spool: IO[bytes], rows: Iterable[Row]) -> None:
+    """Checked rows as JSON lines, held between reading and writing. The spool stays in
+    memory up to ``SPOOL_MEMORY_BYTES`` and then moves to a temporary file, so that holding a
+    whole upload until it has been read costs no more memory than streaming it did."""
+    for row in rows:
+        line = json.dumps([row.row_number, row.input_data, row.error], separators=(",", ":"))
+        spool.write(line.encode() + b"\n")
+
+
+def _spool_read(spool: IO[bytes]) -> Iterator[Row]:
+    spool.seek(0)
+    for line in spool:
+        row_number, input_data, error = json.loads(line)
+        yield Row(row_number=row_number, input_data=input_data, error=error)
 
 
 # -- checking rows --------------------------------------------------------------------------
@@ -309,12 +387,14 @@ def upload_table_read(
 ) -> UploadTable:
     """The header, read and checked now; the rows, read as they are consumed."""
     head = _head(upload)
+    max_rows = upload_limits()[1]
     if head.startswith(XLSX_MAGIC):
-        raw, is_xlsx = _xlsx_records(upload), True
+        raw, is_xlsx = _xlsx_records(upload, max_rows=max_rows), True
     elif head.startswith(LEGACY_XLS_MAGIC) or (upload.name or "").lower().endswith(".xls"):
         raise ApplicationError("unsupported_file_type", UNSUPPORTED_FILE)
     else:
         raw, is_xlsx = _csv_records(upload, _encoding_of(upload)), False
+    raw = _records_bounded(raw, max_rows=max_rows)
     for _line, cells in raw:  # the header: the first row that is not blank
         if not _is_blank_row(cells):
             break
@@ -325,14 +405,21 @@ def upload_table_read(
         while names and not names[-1]:
             names.pop()
     columns = _columns_mapped(names, column_map or {})
-    records = _file_records(
-        raw,
-        columns,
-        exact_width=not is_xlsx,
-        date_formats=date_formats or {},
-        max_rows=upload_limits()[1],
-    )
+    records = _file_records(raw, columns, exact_width=not is_xlsx, date_formats=date_formats or {})
     return UploadTable(columns=columns, records=records)
+
+
+def _records_bounded(
+    raw: Iterator[tuple[int, list]], *, max_rows: int
+) -> Iterator[tuple[int, list]]:
+    """The file's records, blank ones included, up to the header and ``max_rows`` more: a run
+    of blank lines, or the blank rows openpyxl makes up for a gap in a sheet's row numbers,
+    costs what as many rows would, so it counts as many (413 past the limit)."""
+    for number, record in enumerate(raw, start=1):
+        if number > max_rows + 1:
+            message = FILE_TOO_MANY_ROWS.format(limit=max_rows)
+            raise ApplicationError("too_many_rows", message, {"limit_rows": max_rows}, status=413)
+        yield record
 
 
 def _head(upload: UploadedFile) -> bytes:
@@ -385,15 +472,9 @@ def _file_records(
     *,
     exact_width: bool,
     date_formats: Mapping[str, str],
-    max_rows: int,
 ) -> Iterator[tuple[int, dict]]:
     width = len(columns)
     for row_number, (line, cells) in enumerate(raw, start=1):
-        # Blank rows count: a file of blank lines, or a sheet whose one row is numbered
-        # 100,000,000 (openpyxl yields every row of the gap), is refused once past the limit
-        # instead of being read to its end.
-        if row_number > max_rows:
-            _too_many_rows(max_rows)
         if _is_blank_row(cells):
             continue
         # A CSV row has the header's width. Excel pads rows to the sheet's widest one: there
@@ -413,11 +494,6 @@ def _file_records(
                 _cell_too_large(row_number, column)
             row[column] = value
         yield row_number, row
-
-
-def _too_many_rows(limit: int):
-    message = TOO_MANY_ROWS.format(limit=limit)
-    raise ApplicationError("too_many_rows", message, {"limit_rows": limit}, status=413)
 
 
 def _last_filled(cells: list) -> int:
@@ -537,17 +613,19 @@ def _lines(text: io.TextIOWrapper) -> Iterator[str]:
 # Excel
 
 
-def _xlsx_records(upload: UploadedFile) -> Iterator[tuple[int, list]]:
-    """(sheet row, values) of the first worksheet, streamed (openpyxl's read-only mode).
+def _xlsx_records(upload: UploadedFile, *, max_rows: int) -> Iterator[tuple[int, list]]:
+    """(sheet row, values) of the first worksheet, streamed (openpyxl's read-only mode), once
+    the archive has passed ``_xlsx_archive_check``.
 
-    The sheet's declared dimension is ignored: some writers declare a wrong one, which would
-    cut rows off, and a sheet formatted out to column XFD would pad every row to 16,384 cells.
-    Each row ends at its last cell instead; one column past MAX_COLUMNS is kept, so that a
-    wider header is still seen. openpyxl holds the shared-strings table (every distinct text
-    once) in memory; the upload's size limit bounds it."""
-    _xlsx_archive_check(upload)
+    The sheet's declared dimension is ignored when reading: some writers declare a wrong one,
+    which would cut rows off, and a sheet formatted out to column XFD would pad every row to
+    16,384 cells. Each row ends at its last cell instead; one column past MAX_COLUMNS is kept,
+    so that a wider header is still seen. openpyxl holds the shared-strings table (every
+    distinct text once) in memory; the archive check bounds it."""
     upload.seek(0)
     try:
+        _xlsx_archive_check(upload.file, max_rows=max_rows)
+        upload.seek(0)
         workbook = openpyxl.load_workbook(upload.file, read_only=True, data_only=True)
     except _XLSX_ERRORS as exc:
         raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
@@ -555,7 +633,6 @@ def _xlsx_records(upload: UploadedFile) -> Iterator[tuple[int, list]]:
         if not workbook.worksheets:
             raise ApplicationError("empty_file", EMPTY_FILE)
         sheet = workbook.worksheets[0]
-        _declared_rows_check(sheet)
         sheet.reset_dimensions()
         rows = sheet.iter_rows(values_only=True)
         yield from enumerate((list(values[: MAX_COLUMNS + 1]) for values in rows), start=1)
@@ -565,40 +642,148 @@ def _xlsx_records(upload: UploadedFile) -> Iterator[tuple[int, list]]:
         workbook.close()
 
 
-def _xlsx_archive_check(upload: UploadedFile) -> None:
-    """Refuse an archive member that inflates past the size or ratio limits, from the zip's
-    directory alone (nothing is inflated)."""
-    upload.seek(0)
-    try:
-        members = zipfile.ZipFile(upload.file).infolist()
-    except _XLSX_ERRORS as exc:
-        raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
-    for member in members:
-        ratio = member.file_size / max(member.compress_size, 1)
-        too_big = member.file_size > MAX_XLSX_MEMBER_BYTES
-        too_packed = member.file_size > XLSX_RATIO_FLOOR_BYTES and ratio > MAX_XLSX_RATIO
-        if too_big or too_packed:
-            message = XLSX_BOMB.format(
-                member=member.filename[:100],
-                size=member.file_size,
-                ratio=ratio,
-                limit=MAX_XLSX_MEMBER_BYTES,
-                max_ratio=MAX_XLSX_RATIO,
+def _xlsx_archive_check(file, *, max_rows: int) -> None:
+    """Refuse a workbook whose reading would cost more than its size promises, before openpyxl
+    opens it: first from the zip's own headers, then by streaming every part through expat
+    (``_PartScan``) with the bytes it inflates bounded by those headers."""
+    # ZipFile reads the whole directory into memory as it opens; its size is in the end
+    # record, which this private reader is the one ZipFile itself uses to find.
+    end = zipfile._EndRecData(file)
+    if end is None:
+        raise zipfile.BadZipFile("no end of central directory")
+    directory = end[zipfile._ECD_SIZE]
+    if directory > MAX_XLSX_DIRECTORY_BYTES:
+        message = XLSX_DIRECTORY_TOO_LARGE.format(size=directory, limit=MAX_XLSX_DIRECTORY_BYTES)
+        raise ApplicationError("xlsx_directory_too_large", message)
+    file.seek(0)
+    with zipfile.ZipFile(file) as archive:
+        inflated = 0
+        for info in archive.infolist():
+            _xlsx_part_check(info)
+            inflated += info.file_size
+            if inflated > MAX_XLSX_INFLATED_BYTES:
+                limit = MAX_XLSX_INFLATED_BYTES
+                message = XLSX_TOO_LARGE.format(
+                    limit=limit, mb=limit / (1024 * 1024), part=info.filename
+                )
+                raise ApplicationError(
+                    "xlsx_too_large", message, {"limit_bytes": limit}, status=413
+                )
+        for info in archive.infolist():
+            with archive.open(info) as stream:
+                _PartScan(part=info.filename, max_rows=max_rows).read(stream)
+
+
+def _xlsx_part_check(info: zipfile.ZipInfo) -> None:
+    """What a part's header says: how it is compressed and how far it inflates. Only stored
+    and deflated parts, because zipfile inflates those in bounded steps; bzip2 and lzma
+    decompress a whole chunk at once, and one chunk can inflate to gigabytes."""
+    part = info.filename
+    encrypted = info.flag_bits & 0x1
+    if encrypted or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        method = f"{info.compress_type} (encrypted)" if encrypted else info.compress_type
+        message = XLSX_COMPRESSION_METHOD.format(part=part, method=method)
+        raise ApplicationError("xlsx_compression_method", message, {"part": part})
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > XLSX_RATIO_FLOOR_BYTES and ratio > MAX_XLSX_RATIO:
+        message = XLSX_COMPRESSION_RATIO.format(
+            part=part,
+            ratio=ratio,
+            size=info.file_size,
+            compressed=info.compress_size,
+            limit=MAX_XLSX_RATIO,
+        )
+        raise ApplicationError("xlsx_compression_ratio", message, {"part": part})
+
+
+XLSX_MEDIA_FOLDER = "xl/media/"
+# A row number longer than this is beyond any limit (and int() refuses 4,301 digits).
+MAX_ROW_DIGITS = 18
+# The last row of a dimension (A1:G120 -> 120). Longer numbers are left to openpyxl, which
+# refuses them as it reads the dimension.
+_DIMENSION_LAST_ROW = re.compile(rf"(?<![0-9])([0-9]{{1,{MAX_ROW_DIGITS}}})$")
+
+
+class _PartScan:
+    """One pass of expat over a part of a workbook, holding nothing but counters.
+
+    It refuses what would cost openpyxl's parser more than the file's size promises: a
+    document type (entity expansion), a stretch of more than ``MAX_XML_TOKEN_BYTES`` without
+    an element starting (one text, attribute or comment that big is held whole), and in a
+    worksheet a declared dimension or a row number beyond the header and ``max_rows`` rows,
+    before openpyxl would make up every blank row up to it. A part that is not XML (a
+    picture) or breaks off is left alone: openpyxl refuses a broken part it needs, at the same
+    byte.
+    """
+
+    def __init__(self, *, part: str, max_rows: int):
+        self.part = part
+        self.max_rows = max_rows
+        self.last_row = max_rows + 1  # the header's row, if it is the sheet's first
+        self.parser = expat.ParserCreate()
+        self.parser.StartElementHandler = self._element
+        # A picture (an SVG) may declare a document type; openpyxl never parses pictures, and
+        # expat bounds entity expansion itself. Any other part that declares one is crafted.
+        if not part.startswith(XLSX_MEDIA_FOLDER):
+            self.parser.StartDoctypeDeclHandler = self._doctype
+        self.root: str | None = None
+        self.row = 0
+        self.mark = 0  # where the last element started
+
+    def read(self, stream) -> None:
+        fed = 0
+        try:
+            while chunk := stream.read(READ_CHUNK_BYTES):
+                self.parser.Parse(chunk, False)
+                fed += len(chunk)
+                self._stretch_check(fed)
+            self.parser.Parse(b"", True)
+        except expat.ExpatError:
+            return
+
+    def _stretch_check(self, position: int) -> None:
+        if position - self.mark > MAX_XML_TOKEN_BYTES:
+            message = XLSX_OVERSIZED_XML.format(
+                part=self.part, limit=MAX_XML_TOKEN_BYTES, offset=self.mark
             )
-            raise ApplicationError("xlsx_too_large", message, {"member": member.filename[:100]})
+            raise ApplicationError("xlsx_oversized_xml", message, {"part": self.part})
 
+    def _doctype(self, *args) -> None:
+        raise ApplicationError(
+            "invalid_xlsx", XLSX_DOCTYPE.format(part=self.part), {"part": self.part}
+        )
 
-def _declared_rows_check(sheet) -> None:
-    """A sheet whose declared dimension reaches past the row limit (the header and one row
-    of slack aside) is refused before a row is read."""
-    limit = upload_limits()[1]
-    try:
-        declared = sheet.max_row or 0
-    except _XLSX_ERRORS:
-        return  # an unreadable dimension: the rows are counted as they are read
-    if declared > limit + 2:
-        message = DECLARED_TOO_MANY_ROWS.format(rows=declared, limit=limit)
-        raise ApplicationError("too_many_rows", message, {"limit_rows": limit}, status=413)
+    def _element(self, name: str, attributes: dict) -> None:
+        position = self.parser.CurrentByteIndex
+        self._stretch_check(position)
+        self.mark = position
+        local = name.rpartition(":")[2]  # a writer may prefix the main namespace (x:row)
+        if self.root is None:
+            self.root = local
+        elif self.root != "worksheet":
+            return
+        elif local == "row":
+            # A row without a number follows the one before, as openpyxl reads it.
+            number = attributes.get("r", "")
+            if not number:
+                self.row += 1
+            elif number.isascii() and number.isdigit():
+                self.row = int(number) if len(number) <= MAX_ROW_DIGITS else 10**MAX_ROW_DIGITS
+            if self.row > self.last_row:
+                self._refuse(SHEET_ROW_BEYOND.format(**self._where(self.row)), self.row)
+        elif local == "dimension":
+            ref = attributes.get("ref", "")
+            declared = _DIMENSION_LAST_ROW.search(ref)
+            if declared and int(declared.group(1)) > self.last_row:
+                row = int(declared.group(1))
+                self._refuse(SHEET_ROWS_DECLARED.format(ref=ref, **self._where(row)), row)
+
+    def _where(self, row: int) -> dict:
+        return {"part": self.part, "row": row, "last": self.last_row, "limit": self.max_rows}
+
+    def _refuse(self, message: str, row: int) -> None:
+        details = {"limit_rows": self.max_rows, "part": self.part, "row": row}
+        raise ApplicationError("too_many_rows", message, details, status=413)
 
 
 # JSON rows
