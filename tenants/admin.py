@@ -416,6 +416,7 @@ class InvitationAdmin(TenantAdmin):
         invitation = services.invitation_create(
             org_id=require_org_id(),
             actor=request.user,
+            actor_role=admin_role(request),
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"].pk,
             ip_address=client_ip(request),

@@ -254,6 +254,7 @@ class InvitationListApi(InvitationBase):
         invitation = services.invitation_create(
             org_id=self.org_id,
             actor=request.user,
+            actor_role=self.access.role,
             email=data["email"],
             role=data["role"],
             ip_address=client_ip(request),

@@ -50,7 +50,6 @@ DOMAIN_STAFF_ONLY = (
     "organization owns it (for example by a DNS TXT record)."
 )
 ALREADY_MEMBER = "This person is already an active member of this organization."
-ROLE_TOO_HIGH = "You cannot invite someone to a role above your own."
 INVITATION_NOT_PENDING = "This invitation is no longer open (accepted, declined or revoked)."
 INVITATION_EXPIRED = "This invitation has expired; ask the organization to send it again."
 INVITATION_NOT_FOUND = "No such invitation."
@@ -333,12 +332,9 @@ def membership_update(
 ) -> Membership:
     """Change a member's role or (de)activate them. ``actor_role`` is the actor's role in
     this organization: nobody grants a role above their own, or changes a member above it."""
-    if not role_grantable(granter_role=actor_role, role=membership.role_id) or (
-        role is not None and not role_grantable(granter_role=actor_role, role=role)
-    ):
-        raise ApplicationError(
-            "role_above_own", ROLE_ABOVE_OWN, {"role": [ROLE_ABOVE_OWN]}, status=403
-        )
+    touched = [membership.role_id] if role is None else [membership.role_id, role]
+    if not all(role_grantable(granter_role=actor_role, role=one) for one in touched):
+        raise _role_above_own()
     if membership.user_id == actor.pk and (
         (is_active is False) or (role is not None and role != membership.role_id)
     ):
@@ -374,18 +370,18 @@ def membership_update(
 # -- invitations ---------------------------------------------------------------------------
 
 
-def invitation_token_hash(token: str) -> str:
-    # The token is 256 random bits, so a fast hash suffices (as for API keys).
+def secret_token_hash(token: str) -> str:
+    """How a secret token is stored (an API key, an invitation's link). The tokens are 256
+    random bits, so a fast hash is enough (no dictionary to attack)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def invitation_actor_role(*, org_id: uuid.UUID, actor: User) -> str | None:
-    """The role the inviter holds here (platform staff: sys_admin), which bounds what they
-    may offer."""
-    if actor.role_id == UserRole.SYS_ADMIN:
-        return UserRole.SYS_ADMIN
-    membership = Membership.objects.filter(user=actor, org_id=org_id, is_active=True).first()
-    return membership.role_id if membership else None
+def _role_above_own() -> ApplicationError:
+    """The refusal when someone grants a role above their own or changes a member whose
+    role is (rcm.permissions.role_grantable decides)."""
+    return ApplicationError(
+        "role_above_own", ROLE_ABOVE_OWN, {"role": [ROLE_ABOVE_OWN]}, status=403
+    )
 
 
 def invitable_roles(*, own_role: str | None) -> list[str]:
@@ -398,17 +394,9 @@ def invitable_roles(*, own_role: str | None) -> list[str]:
     ]
 
 
-def _refuse_role_above_actor(*, org_id: uuid.UUID, actor: User, role: str) -> None:
-    own_role = invitation_actor_role(org_id=org_id, actor=actor)
-    if role not in invitable_roles(own_role=own_role):
-        raise ApplicationError(
-            "role_too_high", ROLE_TOO_HIGH, {"role": [ROLE_TOO_HIGH]}, status=403
-        )
-
-
 def _new_token(invitation: Invitation) -> str:
     token = secrets.token_urlsafe(32)
-    invitation.token_hash = invitation_token_hash(token)
+    invitation.token_hash = secret_token_hash(token)
     invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
     return token
 
@@ -452,14 +440,23 @@ def _mail_after_commit(invitation: Invitation, token: str) -> None:
 
 @transaction.atomic
 def invitation_create(
-    *, org_id: uuid.UUID, actor: User, email: str, role: str, ip_address: str | None = None
+    *,
+    org_id: uuid.UUID,
+    actor: User,
+    actor_role: str,
+    email: str,
+    role: str,
+    ip_address: str | None = None,
 ) -> Invitation:
     """Invite an email to a role here; the same answer whether or not an account exists.
+    ``actor_role`` is the inviter's role here: nobody offers a role above it, and platform
+    staff are never made by invitation.
 
     A pending invitation of the same email is renewed (new token, new expiry, the new role).
     """
     email = email.strip().lower()
-    _refuse_role_above_actor(org_id=org_id, actor=actor, role=role)
+    if role not in invitable_roles(own_role=actor_role):
+        raise _role_above_own()
     # The organization sees its members already, so refusing one reveals nothing new.
     if Membership.objects.filter(org_id=org_id, user__email__iexact=email, is_active=True).exists():
         raise Conflict("already_member", ALREADY_MEMBER, {"email": [ALREADY_MEMBER]})
@@ -586,7 +583,7 @@ def invitation_redeem(
 ) -> User:
     """A person without an account follows the mailed link: their account, homed in the
     inviting organization, with the password they chose, and the invited membership."""
-    found = selectors.invitation_by_token_hash(token_hash=invitation_token_hash(token))
+    found = selectors.invitation_by_token_hash(token_hash=secret_token_hash(token))
     if found is None:
         raise NotFound("invitation_invalid", INVITATION_INVALID)
     invitation_id, org_id = found
@@ -706,13 +703,8 @@ def _refuse_duplicate_endpoint(*, org_id, name, channel_type, exclude=None) -> N
 # -- API keys ------------------------------------------------------------------------------
 
 
-def api_key_hash(key: str) -> str:
-    # The key is 256 random bits, so a fast hash is enough (no dictionary to attack).
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 def api_key_matches(key: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(api_key_hash(key), stored_hash)
+    return hmac.compare_digest(secret_token_hash(key), stored_hash)
 
 
 @transaction.atomic
@@ -735,7 +727,7 @@ def api_key_create(
         user=user,
         name=name,
         prefix=prefix,
-        key_hash=api_key_hash(key),
+        key_hash=secret_token_hash(key),
         created_by=created_by,
     )
     audit_event_record(

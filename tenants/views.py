@@ -30,7 +30,7 @@ def invitation_accept_page(request, token: str):
     ip = client_ip(request)
     if throttling.redeem_retry_after(ip=ip) is not None:
         return _page(request, "invalid", status=429, message=throttling.REDEEM_THROTTLED)
-    token_hash = services.invitation_token_hash(token)
+    token_hash = services.secret_token_hash(token)
     invitation = selectors.invitation_open_by_token(token_hash=token_hash)
     if invitation is None:
         throttling.redeem_failure_record(ip=ip)

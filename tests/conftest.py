@@ -170,7 +170,11 @@ def invite_and_accept(tenant: Tenant, user, role: str):
 
     with org_context(tenant.id):
         invitation = services.invitation_create(
-            org_id=tenant.id, actor=tenant[UserRole.ORG_ADMIN], email=user.email, role=role
+            org_id=tenant.id,
+            actor=tenant[UserRole.ORG_ADMIN],
+            actor_role=UserRole.ORG_ADMIN,
+            email=user.email,
+            role=role,
         )
     info = selectors.invitation_of_user(user=user, invitation_id=invitation.pk)
     return services.invitation_accept(invitation=info, user=user)

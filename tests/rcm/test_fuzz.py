@@ -71,6 +71,7 @@ def object_ids(api, org_a) -> dict:
         invitation = invitation_create(
             org_id=org_a.id,
             actor=org_a[UserRole.ORG_ADMIN],
+            actor_role=UserRole.ORG_ADMIN,
             email="fuzz.invitee@elsewhere.test",
             role=UserRole.VIEWER,
         )

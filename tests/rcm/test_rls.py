@@ -84,6 +84,7 @@ def populated(org_a, org_b):
             services.invitation_create(
                 org_id=tenant.id,
                 actor=tenant["org_admin"],
+                actor_role="org_admin",
                 email="invitee@elsewhere.test",
                 role="viewer",
             )

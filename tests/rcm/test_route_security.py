@@ -167,6 +167,7 @@ def _populate(tenant) -> dict:
             invitation = tenant_services.invitation_create(
                 org_id=tenant.id,
                 actor=tenant["org_admin"],
+                actor_role=UserRole.ORG_ADMIN,
                 email=f"invitee{number}@elsewhere.test",
                 role=UserRole.VIEWER,
             )

@@ -475,7 +475,11 @@ def test_every_admin_page_renders_for_staff_and_sys_admin(staff_a, sys_admin, or
             org_id=org_a.id, user=org_a["api_user"], name="CI", created_by=staff_a
         )
         services.invitation_create(
-            org_id=org_a.id, actor=staff_a, email="invitee@elsewhere.test", role="viewer"
+            org_id=org_a.id,
+            actor=staff_a,
+            actor_role="org_admin",
+            email="invitee@elsewhere.test",
+            role="viewer",
         )
     for user in (staff_a, sys_admin):
         client = _logged_in(user)

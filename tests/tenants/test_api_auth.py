@@ -271,7 +271,7 @@ def test_api_key_is_shown_once_stored_hashed_and_works(api, org_a):
 
     with org_context(org_a.id):
         stored = ApiKey.objects.get(pk=created["id"])
-    assert key not in stored.key_hash and stored.key_hash == services.api_key_hash(key)
+    assert key not in stored.key_hash and stored.key_hash == services.secret_token_hash(key)
     response = key_client(key).get(ME_URL)
     assert response.status_code == 200 and response.json()["id"] == str(org_a.id)
 
