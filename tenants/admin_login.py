@@ -67,4 +67,4 @@ class AdminLoginForm(AdminAuthenticationForm):
 def _may_open_admin(user) -> bool:
     if not (user.is_active and user.is_staff):
         return False
-    return user.is_superuser or selectors.auth_home_membership_is_live(user=user)
+    return user.is_superuser or selectors.auth_home_role(user=user) is not None

@@ -58,15 +58,8 @@ class AdminOrgContextMiddleware:
     def _org_and_role(self, request) -> tuple[uuid.UUID | None, str | None]:
         user = request.user
         if not user.is_superuser:
-            home = next(
-                (
-                    membership
-                    for membership in selectors.auth_memberships(user_id=user.pk)
-                    if membership.org_id == user.org_id
-                ),
-                None,
-            )
-            return (user.org_id, home.role) if home is not None else (None, None)
+            role = selectors.auth_home_role(user=user)
+            return (user.org_id, role) if role is not None else (None, None)
         picked = request.session.get(self.SESSION_KEY)
         if picked is None or request.path.startswith(OWN_ACCOUNT_PATHS):
             return user.org_id, UserRole.SYS_ADMIN

@@ -84,10 +84,13 @@ def auth_memberships(*, user_id: uuid.UUID) -> list[MembershipInfo]:
         return [MembershipInfo(*row) for row in cursor.fetchall()]
 
 
-def auth_home_membership_is_live(*, user: User) -> bool:
-    """Whether the user's membership of their home organization, and that organization, are
-    active: what staff need to enter the admin (tenants/middleware.py, tenants/admin_login.py)."""
-    return any(membership.org_id == user.org_id for membership in auth_memberships(user_id=user.pk))
+def auth_home_role(*, user: User) -> str | None:
+    """The user's role in their home organization, or None when that membership or the
+    organization is not active: staff need one to enter the admin, and it is the role the
+    admin acts with (tenants/middleware.py, tenants/admin_login.py)."""
+    return next(
+        (m.role for m in auth_memberships(user_id=user.pk) if m.org_id == user.org_id), None
+    )
 
 
 def auth_org_is_active(*, org_id: uuid.UUID) -> bool:
