@@ -3,20 +3,34 @@
 Only failures count: a user who logs in correctly many times is never locked out, while a
 password-guessing run is stopped after a few tries whichever IP or account it rotates. The
 counters live in the shared cache (Redis), so every web process sees the same totals.
+
+Without Redis (an outage) the counters fail open to this process's own memory: logging in must
+keep working while the broker is down, and a per-process count still stops a guessing run,
+only each web process counts on its own. The log says so while it lasts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 REDEEM_THROTTLED = "Too many invalid invitation links; try again later."
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# This process's counters while the shared cache is out of reach, and when the log last said so
+# (once a minute at most: every login during an outage would otherwise add a line).
+_local = LocMemCache("rcm-throttle-fallback", {"TIMEOUT": None, "OPTIONS": {"MAX_ENTRIES": 10000}})
+_FALLBACK_LOG_EVERY_S = 60
+_fallback_logged_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +82,7 @@ def _retry_after(keys: list[tuple[str, Rate]]) -> int | None:
     now = time.time()
     waits = []
     for key, rate in keys:
-        counts = cache.get_many([key, f"{key}:started"])
+        counts = _counters("get_many", [key, f"{key}:started"])
         if counts.get(key, 0) >= rate.limit:
             started = counts.get(f"{key}:started", now)
             waits.append(max(1, int(started + rate.window_s - now) + 1))
@@ -82,10 +96,29 @@ def _failure_record(keys: list[tuple[str, Rate]]) -> None:
     """
     now = time.time()
     for key, rate in keys:
-        if cache.add(key, 0, timeout=rate.window_s):
-            cache.set(f"{key}:started", now, timeout=rate.window_s)
+        if _counters("add", key, 0, timeout=rate.window_s):
+            _counters("set", f"{key}:started", now, timeout=rate.window_s)
         try:
-            cache.incr(key)
+            _counters("incr", key)
         except ValueError:  # expired between add() and incr(): start a new window
-            cache.set(key, 1, timeout=rate.window_s)
-            cache.set(f"{key}:started", now, timeout=rate.window_s)
+            _counters("set", key, 1, timeout=rate.window_s)
+            _counters("set", f"{key}:started", now, timeout=rate.window_s)
+
+
+def _counters(operation: str, *args, **kwargs):
+    """``cache.<operation>(...)`` on the shared cache, or on this process's own counters when
+    Redis cannot be reached."""
+    global _fallback_logged_at
+    try:
+        return getattr(cache, operation)(*args, **kwargs)
+    except RedisError as exc:
+        now = time.monotonic()
+        if _fallback_logged_at is None or now - _fallback_logged_at >= _FALLBACK_LOG_EVERY_S:
+            _fallback_logged_at = now
+            logger.warning(
+                "the shared cache is unreachable (%s: %s); failed log-ins are counted per "
+                "process until it is back",
+                type(exc).__name__,
+                exc,
+            )
+        return getattr(_local, operation)(*args, **kwargs)

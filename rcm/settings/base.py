@@ -202,6 +202,9 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "rcm",
+        # A Redis that hangs instead of refusing must not hang the requests that count
+        # log-ins: past these the caller falls back (tenants/throttling.py).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 

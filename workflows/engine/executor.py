@@ -29,7 +29,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 
-from rcm import phi
+from rcm import messaging, phi
 from rcm.context import require_org_id
 from workflows.engine import clock, kinds
 from workflows.engine.graph import Graph, Node
@@ -76,7 +76,8 @@ def graph_of(run: WorkflowRun) -> Graph:
 
 
 def enqueue(node_run: NodeRun, *, countdown: float = 0.0, timeout_s: int | None = None) -> None:
-    """Send "execute node run N" once the current transaction commits."""
+    """Send "execute node run N" once the current transaction commits (best-effort: a message
+    the broker refused is sent again by the reaper, rcm/messaging.py)."""
     from workflows.tasks import node_run_execute_task
 
     if countdown > MAX_COUNTDOWN_S:
@@ -91,7 +92,7 @@ def enqueue(node_run: NodeRun, *, countdown: float = 0.0, timeout_s: int | None 
     kwargs = {"org_id": str(node_run.org_id), "node_run_id": node_run.pk}
     # Named per message, from the settings of the moment (a test routes to its own workers).
     options["queue"] = settings.CELERY_TASK_DEFAULT_QUEUE
-    transaction.on_commit(lambda: node_run_execute_task.apply_async(kwargs=kwargs, **options))
+    messaging.send_after_commit(node_run_execute_task, kwargs=kwargs, **options)
 
 
 # -- claiming and executing -----------------------------------------------------------------
@@ -116,10 +117,10 @@ WITH claimed AS (
            lease_until = %(now)s + make_interval(secs => timeout_s + %(grace)s),
            updated_at = %(now)s
      WHERE id = %(id)s AND status = 'ready' AND (not_before IS NULL OR not_before <= %(now)s)
-    RETURNING id, org_id, run_id, node_key, attempt, started_at, lease_until
+    RETURNING id, org_id, run_id, node_key, attempt, started_at, lease_until, idempotency_key
 )
 SELECT c.id, c.org_id, c.run_id, c.node_key, c.attempt, c.started_at, c.lease_until,
-       r.workflow_id, r.revision_id, r.context, r.created_by_id
+       c.idempotency_key, r.workflow_id, r.revision_id, r.context, r.created_by_id
   FROM claimed c JOIN workflow_run r ON r.id = c.run_id
 """
 
@@ -163,6 +164,7 @@ def node_run_claim(*, node_run_id: int) -> Attempt | None:
         attempt,
         started_at,
         lease_until,
+        idempotency_key,
         workflow_id,
         revision_id,
         context,
@@ -185,6 +187,7 @@ def node_run_claim(*, node_run_id: int) -> Attempt | None:
         attempt=attempt,
         started_at=started_at,
         lease_until=lease_until,
+        idempotency_key=idempotency_key,
         status=NodeRunStatus.RUNNING,
     )
     graph = graph_of(run)
@@ -219,6 +222,7 @@ def _run_kind(attempt: Attempt):
         run_id=attempt.run.pk,
         node_key=node.key,
         attempt=node_run.attempt,
+        idempotency_key=str(node_run.idempotency_key),
         config=node.config,
         context=attempt.run.context,
         deadline=now + timedelta(seconds=node.effective_timeout_s),

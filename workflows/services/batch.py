@@ -13,6 +13,7 @@ slot the item freed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections import defaultdict
@@ -25,7 +26,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
+from redis.exceptions import RedisError
 
+from rcm import messaging
 from rcm.context import org_context
 from rcm.errors import Conflict
 from rcm.lookups import JobStatus, WorkflowStatus
@@ -142,11 +145,17 @@ def feed_soon() -> None:
 
 
 def feed_send() -> None:
+    """Best-effort, like every message after a commit (rcm/messaging.py): beat feeds every few
+    seconds, so a feed the broker refused only delays the rows."""
     from workflows.tasks import batch_feed_task
 
-    if cache.add(FEED_QUEUED_KEY, 1, timeout=FEED_QUEUED_TTL_S):
+    try:
+        waiting = not cache.add(FEED_QUEUED_KEY, 1, timeout=FEED_QUEUED_TTL_S)
+    except RedisError:
+        waiting = False  # no mark to go by: sending one feed too many costs one empty pass
+    if not waiting:
         # The engine's queue, named per message as executor.enqueue does.
-        batch_feed_task.apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        messaging.send(batch_feed_task, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 # -- feeding ------------------------------------------------------------------------------
@@ -177,7 +186,9 @@ def _endpoint_room() -> dict[int, int]:
 def batch_feed(*, limit: int = FEED_BATCH) -> int:
     """Start pending rows wherever there is room, organizations taking turns; how many."""
     # Cleared before the candidates are read: a row ending from here on asks for a new feed.
-    cache.delete(FEED_QUEUED_KEY)
+    # (Without the cache the mark is only left to expire.)
+    with contextlib.suppress(RedisError):
+        cache.delete(FEED_QUEUED_KEY)
     with transaction.atomic():
         # One feeder at a time: two would both see the same free slot and overfill it.
         with connection.cursor() as cursor:
