@@ -252,7 +252,8 @@ class ScriptedHttpServer:
     """A real HTTP server on 127.0.0.1 whose answers a test scripts, path by path.
 
     ``respond(path, status, body, times=n, delay=s)`` queues an answer (the last one of a path
-    repeats once the queue is down to it); ``hits(path)`` counts the requests received.
+    repeats once the queue is down to it); ``hits(path)`` counts the requests received and
+    ``headers(path)`` lists their headers, in order.
     """
 
     def __init__(self):
@@ -265,6 +266,7 @@ class ScriptedHttpServer:
         server = self
         self._answers = collections.defaultdict(list)
         self._hits = collections.Counter()
+        self._headers = collections.defaultdict(list)
         self._lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -274,6 +276,7 @@ class ScriptedHttpServer:
                 self.rfile.read(length)
                 with server._lock:
                     server._hits[path] += 1
+                    server._headers[path].append(dict(self.headers))
                     queue = server._answers.get(path) or [[1, 404, {"error": "unscripted"}, 0]]
                     answer = queue[0]
                     if len(queue) > 1:
@@ -309,6 +312,10 @@ class ScriptedHttpServer:
     def hits(self, path: str) -> int:
         with self._lock:
             return self._hits[path]
+
+    def headers(self, path: str) -> list[dict]:
+        with self._lock:
+            return list(self._headers[path])
 
     def close(self):
         self.httpd.shutdown()

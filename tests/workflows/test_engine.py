@@ -116,6 +116,38 @@ def test_a_system_failure_is_retried_then_succeeds(celery_worker, org_a, http_se
     assert traces[0].action_detail["error_kind"] == "http_503"
 
 
+def test_a_step_sends_the_same_idempotency_key_on_every_attempt(celery_worker, org_a, http_server):
+    http_server.respond("/claims", status=503, times=1)
+    http_server.respond("/claims", status=200, body={"ok": True})
+    headers = {
+        "Idempotency-Key": "{{ step.idempotency_key }}",
+        "X-Step": "{{ run.id }}/{{ node.key }}/{{ attempt }}",
+    }
+    workflow, _ = published(
+        org_a.id,
+        "start>call, call>done",
+        kinds={"call": "http"},
+        configs={"call": {"url": http_server.url("/claims"), "headers": headers}},
+        retry={"call": {"maximum_attempts": 3, "initial_interval_s": 0.05, "jitter": 0}},
+    )
+    first = finished(org_a.id, start(org_a.id, workflow).pk)
+    second = finished(org_a.id, start(org_a.id, workflow).pk)
+    assert first.status == second.status == "completed"
+    sent = [(h["Idempotency-Key"], h["X-Step"]) for h in http_server.headers("/claims")]
+    with org_context(org_a.id):
+        keys = [
+            str(NodeRun.objects.get(run=run, node_key="call").idempotency_key)
+            for run in (first, second)
+        ]
+    # The first run's two attempts carry its step's key; the second run's step has its own.
+    assert sent == [
+        (keys[0], f"{first.pk}/call/1"),
+        (keys[0], f"{first.pk}/call/2"),
+        (keys[1], f"{second.pk}/call/1"),
+    ]
+    assert keys[0] != keys[1]
+
+
 def test_retries_exhausted_fail_the_node_and_the_run(celery_worker, org_a, http_server):
     http_server.respond("/down", status=500, times=10)
     workflow, _ = published(

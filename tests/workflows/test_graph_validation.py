@@ -285,6 +285,26 @@ def test_node_references_must_name_an_upstream_node_and_its_output_or_label():
     assert codes(problems, Code.INVALID_REFERENCE) == ["use"]
 
 
+def test_a_steps_identity_is_read_by_its_four_names_only():
+    headers = {
+        "Idempotency-Key": "{{ step.idempotency_key }}",
+        "X-Step": "{{ run.id }}-{{ node.key }}-{{ attempt + 1 }}",
+    }
+    wrong = {"outputs": {"a": "{{ run.created_at }}", "b": "{{ step }}", "c": "{{ node.kind }}"}}
+    graph = build(
+        [
+            entry(),
+            general("call", "http", {**HTTP, "headers": headers}),
+            general("peek", "transform", wrong),
+            outcome(),
+        ],
+        ["start -> call -> peek -> done"],
+    )
+    problems = graph_problems(graph)
+    assert codes(problems, Code.INVALID_REFERENCE) == ["peek"] * 3
+    assert "run.id, node.key, attempt, step.idempotency_key" in problems[0].message
+
+
 def test_decision_expressions_are_checked_like_templates():
     graph = build(
         [entry(), decision("route", [("input.plan == 'gold'", "gold")], "other"), outcome()],

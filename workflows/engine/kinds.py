@@ -76,15 +76,28 @@ class ExecutionContext:
     run_id: int
     node_key: str
     attempt: int
+    idempotency_key: str  # the step's, the same on every attempt (NodeRun.idempotency_key)
     config: dict
     context: dict  # {"input": ..., "nodes": {...}}
     deadline: dt.datetime  # the attempt must be done by then
     first_started_at: dt.datetime
     now: dt.datetime
 
+    @property
+    def template_context(self) -> dict:
+        """What templates read: the run's context and this step's identity
+        (``templates.IDENTITY_ROOTS``)."""
+        return {
+            **self.context,
+            "run": {"id": self.run_id},
+            "node": {"key": self.node_key},
+            "attempt": self.attempt,
+            "step": {"idempotency_key": self.idempotency_key},
+        }
+
     def render(self, value: Any) -> Any:
         try:
-            return templates.render_value(value, self.context)
+            return templates.render_value(value, self.template_context)
         except TemplateError as exc:
             raise PermanentError("template_error", str(exc)) from exc
 
@@ -211,7 +224,7 @@ class DecisionKind(NodeKind):
     def execute(self, ctx):
         for condition in ctx.config["conditions"]:
             try:
-                holds = templates.evaluate(condition["when"], ctx.context)
+                holds = templates.evaluate(condition["when"], ctx.template_context)
             except TemplateError as exc:
                 raise PermanentError("template_error", str(exc)) from exc
             if holds:

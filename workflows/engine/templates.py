@@ -1,7 +1,9 @@
 """Templates over a run's context, evaluated in Jinja2's sandbox.
 
 A run's context is ``{"input": {...}, "nodes": {key: {"output": {...}, "label": "..."}}}``.
-Configs refer to it as ``{{ input.member_id }}`` or ``{{ nodes.search.output.patient_id }}``;
+Configs refer to it as ``{{ input.member_id }}`` or ``{{ nodes.search.output.patient_id }}``,
+and to the step being run as ``{{ run.id }}``, ``{{ node.key }}``, ``{{ attempt }}`` and
+``{{ step.idempotency_key }}`` (``IDENTITY_ROOTS``);
 conditions are bare expressions (``nodes.elig.output.status == 'active'``). The sandbox refuses
 attribute access to Python internals, and no value a template makes may grow past
 ``MAX_RENDERED_CHARS``, checked at publish and before each step while it renders
@@ -29,7 +31,16 @@ from workflows.engine.template_bounds import (
 
 _ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False)
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
-ROOTS = ("input", "nodes")
+# The step's identity, beside the run's context: {{ run.id }}, {{ node.key }}, {{ attempt }} (1 on
+# the first try) and {{ step.idempotency_key }} (the same on every attempt of the step, for an
+# Idempotency-Key header). Each root's one valid path:
+IDENTITY_ROOTS = {
+    "run": ("run", "id"),
+    "node": ("node", "key"),
+    "attempt": ("attempt",),
+    "step": ("step", "idempotency_key"),
+}
+ROOTS = ("input", "nodes", *IDENTITY_ROOTS)
 RENDERED_TOO_LONG = "{text!r} rendered more than {limit} characters"
 # How much of a template an error quotes: the message is stored with the node's run.
 QUOTED_CHARS = 200

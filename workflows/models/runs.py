@@ -4,6 +4,7 @@ The state lives here, not in Celery: a task message only says "execute node run 
 run is claimed with a conditional UPDATE, so a message delivered twice does the work once.
 """
 
+from django.contrib.postgres.functions import RandomUUID
 from django.db import models
 from django.db.models import Q
 
@@ -120,6 +121,11 @@ class NodeRun(TenantModel):
     # When the next attempt may start (retry backoff); the reaper also enqueues due retries.
     not_before = models.DateTimeField(null=True, blank=True)
     label = models.CharField(max_length=64, blank=True, default="")
+    # The step's identity toward the outside world ({{ step.idempotency_key }} in templates):
+    # the same on every attempt, so a portal can recognise a request re-sent after a crash.
+    # Random, not derived from ids: run ids start again after a restore, and a portal must
+    # never take a new patient's request for an old one.
+    idempotency_key = models.UUIDField(db_default=RandomUUID(), editable=False)
     output = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     error_kind = models.CharField(max_length=64, blank=True, default="")

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from workflows.engine import kinds, retry
+from workflows.engine import kinds, retry, templates
 from workflows.engine.graph import MAX_NODE_TIMEOUT_S, Edge, Graph, Node
 from workflows.models import NodeType, TriggerRule
 
@@ -461,6 +461,17 @@ def _reference_problems(graph: Graph, node: Node, kind: kinds.NodeKind) -> list[
     upstream: set[str] | None = None
     for reference in sorted(kind.references(node.config), key=str):
         path = reference.path
+        if path[0] in templates.IDENTITY_ROOTS:
+            if path != templates.IDENTITY_ROOTS[path[0]]:
+                offered = ", ".join(".".join(path) for path in templates.IDENTITY_ROOTS.values())
+                found.append(
+                    Problem(
+                        node.key,
+                        Code.INVALID_REFERENCE,
+                        f"{reference}: a step's identity is read as {offered}.",
+                    )
+                )
+            continue
         if path[0] == "input":
             if len(path) < 2:
                 found.append(
