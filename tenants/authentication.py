@@ -22,6 +22,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from rcm.api.access import OrgAccess
+from rcm.api.request_hooks import after_request
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tenants import selectors, services
@@ -140,16 +141,34 @@ class OrgJWTAuthentication(JWTAuthentication):
             raise exceptions.AuthenticationFailed(TOKEN_INVALID, code="token_not_valid") from exc
         user, access = _live_access(user_id=user_id, org_id=org_id, via="jwt")
         if access.is_platform_staff:
-            services.audit_event_record(
-                action=services.AuditAction.PLATFORM_ACT,
-                org_id=org_id,
-                actor=user,
-                object_type="request",
-                object_id=request.method,
-                ip_address=client_ip(request),
-                details={"path": request.path[:200]},
+            # After the request's transaction, in one of its own: the audit chain's lock is
+            # held from an append to the end of its transaction, so inside the request it would
+            # queue every audited write of the platform behind this request; and a refused
+            # request must not take the record of its attempt with it.
+            after_request(
+                request,
+                functools.partial(
+                    _platform_act_record,
+                    org_id=org_id,
+                    actor=user,
+                    method=request.method,
+                    path=request.path[:200],
+                    ip_address=client_ip(request),
+                ),
             )
         return user, access
+
+
+def _platform_act_record(status: int | None, *, org_id, actor, method, path, ip_address) -> None:
+    services.audit_event_record(
+        action=services.AuditAction.PLATFORM_ACT,
+        org_id=org_id,
+        actor=actor,
+        object_type="request",
+        object_id=method,
+        ip_address=ip_address,
+        details={"path": path, "status": status},
+    )
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

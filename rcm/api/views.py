@@ -16,10 +16,13 @@ import uuid
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from rest_framework import generics, permissions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
 from rcm import permissions as perms
 from rcm.api.access import OrgAccess
 from rcm.api.idempotency import idempotency_claim, idempotency_record
+from rcm.api.request_hooks import after_transaction_run
 from rcm.context import reset_org_id, set_org_id
 
 _PROTECTED = (
@@ -148,20 +151,32 @@ class OrgScopedAPIView(generics.GenericAPIView):
         if key_id is not None and response.status_code < 400:
             idempotency_record(key_id=key_id, response=response, redact=self.idempotency_redact)
         response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400 and isinstance(response, Response):
+            # One error shape, in JSON, whatever the client accepts (a text/csv download's
+            # 404 included, rcm/api/renderers.py).
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
         if getattr(self, "_org_token", None) is not None:
             token, self._org_token = self._org_token, None
             reset_org_id(token)
         return response
+
+    def initialize_request(self, request, *args, **kwargs):
+        request = super().initialize_request(request, *args, **kwargs)
+        request.after_transaction = []  # rcm/api/request_hooks.py
+        return request
 
     def dispatch(self, request, *args, **kwargs):
         # Every request is one transaction: a failure leaves the database as it was, and the
         # organization setting is applied once for it.
         # DRF's own rollback acts only under ATOMIC_REQUESTS, which we do not use (the
         # transaction opens here, around authentication), so an error response rolls back here.
+        status = 500  # unless a response says otherwise: an exception DRF does not answer
         try:
             with transaction.atomic():
                 response = super().dispatch(request, *args, **kwargs)
-                if response.status_code >= 400:
+                status = response.status_code
+                if status >= 400:
                     transaction.set_rollback(True)
                 return response
         finally:
@@ -170,3 +185,4 @@ class OrgScopedAPIView(generics.GenericAPIView):
             token, self._org_token = getattr(self, "_org_token", None), None
             if token is not None:
                 reset_org_id(token)
+            after_transaction_run(getattr(self, "request", None), status)

@@ -239,9 +239,18 @@ def test_sys_admin_acts_in_a_chosen_org_and_every_act_is_audited(org_b, sys_admi
     client = bearer(response.json()["access"])
     assert client.get(ME_URL).json()["id"] == str(org_b.id)
     assert client.get("/api/v2/endpoints/").status_code == 200
+    refused = client.post("/api/v2/endpoints/", {"name": ""}, "json")
+    assert refused.status_code == 400
     with org_context(org_b.id):
-        acts = AuditEvent.objects.filter(action="platform.act", actor_id=sys_admin.pk).count()
-    assert acts == 2
+        acts = AuditEvent.objects.filter(action="platform.act", actor_id=sys_admin.pk)
+        seen = sorted((act.object_id, act.details["path"], act.details["status"]) for act in acts)
+    # Recorded after each request's transaction, in one of its own: the refused request rolled
+    # back, its record stays (and the audit chain's lock was never held for a whole request).
+    assert seen == [
+        ("GET", "/api/v2/endpoints/", 200),
+        ("GET", ME_URL, 200),
+        ("POST", "/api/v2/endpoints/", 400),
+    ]
 
 
 # -- API keys ---------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ def _job(client, org_workflow, rows=None, **fields) -> dict:
     return response.json()
 
 
-def _results(client, job_id) -> list[list[str]]:
-    response = client.get(f"{URL}{job_id}/results.csv")
+def _results(client, job_id, accept: str = "*/*") -> list[list[str]]:
+    response = client.get(f"{URL}{job_id}/results.csv", HTTP_ACCEPT=accept)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     text = b"".join(response.streaming_content).decode("utf-8")
@@ -106,6 +106,23 @@ def test_another_organizations_job_is_404_everywhere_and_unlisted(api, org_a, or
     assert client.get(URL).json()["results"] == []
     with org_context(org_b.id):
         assert BatchJob.objects.get(pk=job_id).status_id == "pending"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("accept", ["text/csv", "application/json", "text/csv, */*;q=0.1"])
+def test_results_csv_answers_a_client_that_asks_for_csv(api, org_a, org_b, job_b, accept):
+    client = api(org_a, "operator")
+    workflow, _ = published(org_a.id, "start>done", required_data=["n"])
+    job = _job(client, workflow)
+    assert _results(client, job["id"], accept) == [
+        ["row_number", "n", "status", "error"],
+        ["1", "1", "pending", ""],
+        ["2", "2", "pending", ""],
+    ]
+    # An error is the one JSON error shape, whatever the client asked for.
+    missing = client.get(f"{URL}{job_b['id']}/results.csv", HTTP_ACCEPT=accept)
+    assert missing.status_code == 404 and missing["Content-Type"] == "application/json"
+    assert missing.json()["error"]["code"] == "not_found"
 
 
 @pytest.mark.django_db

@@ -6,10 +6,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from rcm.api.pagination import CreatedCursorPagination
 from rcm.api.parsers import CheckedJSONParser
+from rcm.api.renderers import CsvRenderer
 from rcm.api.views import OrgScopedAPIView
 from rcm.permissions import RUN
 from workflows.models import BatchJob
@@ -128,6 +130,8 @@ class BatchJobItemListApi(BatchJobBase):
 
 
 class BatchJobResultsApi(BatchJobBase):
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
     def base_queryset(self):
         return BatchJob.objects.select_related("revision")
 
