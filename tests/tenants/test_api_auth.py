@@ -106,6 +106,29 @@ def test_failed_logins_are_throttled_per_ip(org_a, settings):
 
 
 @pytest.mark.django_db
+def test_without_redis_failed_logins_are_counted_per_process(org_a, settings, caplog):
+    from tenants import throttling
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"login_ip": "100/min", "login_email": "3/min"},
+    }
+    # A cache on a port nothing listens on: every call fails as during an outage.
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    throttling._local.clear()
+    throttling._fallback_logged_at = None  # the warning is said once a minute per process
+    email = org_a["viewer"].email
+    assert login(email).status_code == 200
+    for _ in range(3):
+        assert login(email, "guess").status_code == 401
+    assert login(email).status_code == 429  # the per-process count still stops the guesses
+    assert "failed log-ins are counted per process" in caplog.text
+    throttling._local.clear()
+
+
+@pytest.mark.django_db
 def test_successful_logins_are_not_throttled(org_a, settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
