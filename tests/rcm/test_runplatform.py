@@ -1,8 +1,11 @@
-"""``make run`` end to end: on fresh embedded servers the platform answers /health/ready, and
-after Ctrl-C no process it started is left behind (children, Celery's pool, PostgreSQL, Redis).
+"""``make run`` end to end, on fresh embedded servers: the platform answers /health/ready; it
+restarts whatever dies (each child, PostgreSQL, Redis) and ready comes back; a second one on
+the same var/ is refused; one component that keeps dying stops it; and after Ctrl-C (or giving
+up) no process it started is left behind (children, Celery's pool, PostgreSQL, Redis).
 
-About 15 s locally (initdb, migrations, three children); the deadlines leave room for a slow
-CI machine while keeping the whole test under a minute and a half at worst.
+One platform serves the tests in order (they are one story: start, heal, refuse a twin, stop),
+then a second start on the same var/ gives up. About a minute locally; the deadlines leave room
+for a slow CI machine.
 """
 
 import contextlib
@@ -27,6 +30,8 @@ from rcm import keys
 pytestmark = pytest.mark.e2e
 
 START_DEADLINE_S = 60
+HEAL_DEADLINE_S = 60
+SERVERS = ("postgres", "redis")
 STOP_DEADLINE_S = 30
 POLL_INTERVAL_S = 0.25
 _LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -79,54 +84,181 @@ def kill_all(pids: list[int]) -> None:
             psutil.Process(pid).kill()
 
 
-def test_runplatform_becomes_ready_and_leaves_nothing_behind(tmp_path):
-    var_dir = tmp_path / "var"
-    port = free_port()
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL")
-    }
-    env.update(RCM_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="rcm.settings.base")
-    log = tmp_path / "runplatform.log"
-    started: list[int] = []
-    with log.open("wb") as output:
-        platform = subprocess.Popen(
-            [sys.executable, "manage.py", "runplatform", "--port", str(port), "--no-color"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while not answers_200(f"http://127.0.0.1:{port}/health/ready"):
-            assert platform.poll() is None, f"runplatform exited early:\n{log.read_text()}"
-            assert time.monotonic() < deadline, (
-                f"/health/ready not 200 within {START_DEADLINE_S}s:\n{log.read_text()[-4000:]}"
+def _kind(argv: list[str]) -> str:
+    """Which child an argv is: the supervisor also parents the Redis it started."""
+    if any("redis-server" in part for part in argv):
+        return "redis"
+    if "celery" in argv:
+        return "beat" if "beat" in argv else "worker"
+    return "web"
+
+
+class Platform:
+    """`manage.py runplatform` in a subprocess on ``var_dir``, its output in a log file."""
+
+    def __init__(self, var_dir: Path, *options: str):
+        self.var_dir, self.port = var_dir, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL")
+        }
+        self.env.update(RCM_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="rcm.settings.base")
+        self.log = var_dir.parent / f"runplatform-{self.port}.log"
+        self.argv = [sys.executable, "manage.py", "runplatform", "--port", str(self.port)]
+        self.argv += ["--no-color", *options]
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=settings.BASE_DIR,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
             )
+        self.started: list[int] = []
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_until(self, condition, what: str, deadline_s: float) -> None:
+        deadline = time.monotonic() + deadline_s
+        while not condition():
+            assert self.process.poll() is None, f"runplatform exited:\n{self.output()[-4000:]}"
+            assert time.monotonic() < deadline, f"{what} within {deadline_s}s:\n{self.output()}"
             time.sleep(POLL_INTERVAL_S)
-        started = [child.pid for child in psutil.Process(platform.pid).children(recursive=True)]
-        started += server_pids(var_dir)
 
-        platform.send_signal(signal.SIGINT)
-        assert platform.wait(timeout=STOP_DEADLINE_S) == 0, log.read_text()[-4000:]
-    finally:
-        # A failed run must not leak servers into the next test: kill what it started.
-        if platform.poll() is None:
-            platform.kill()
-            platform.wait()
-        leaked = living(started)
+    def wait_ready(self, deadline_s: float = START_DEADLINE_S) -> None:
+        self.wait_until(lambda: answers_200(f"{self.base}/health/ready"), "ready", deadline_s)
+        self.remember_processes()
+
+    def remember_processes(self) -> None:
+        """Every process started so far, to prove at the end that none is left."""
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        self.started += [child.pid for child in children] + server_pids(self.var_dir)
+
+    def child_pid(self, name: str) -> int | None:
+        """The pid of the supervisor's child ``name`` (web, worker or beat), if running."""
+        for child in psutil.Process(self.process.pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if _kind(child.cmdline()) == name:
+                    return child.pid
+        return None
+
+    def finish(self) -> list[int]:
+        """Kill whatever is still running (a failed test must not leak into the next); the
+        pids that were still alive."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        leaked = living(self.started)
         kill_all(leaked)
+        return leaked
 
-    output = log.read_text()
-    assert f"http://127.0.0.1:{port}/api/v2/docs/" in output
+
+def _fresh_env_var(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("platform") / "var"
+
+
+@pytest.fixture(scope="module")
+def var_dir(tmp_path_factory):
+    path = _fresh_env_var(tmp_path_factory)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def platform(var_dir):
+    running = Platform(var_dir)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.finish()
+
+
+def test_the_platform_becomes_ready(platform):
+    assert f"{platform.base}/api/v2/docs/" in platform.output()
+
+
+def test_a_second_platform_on_the_same_var_is_refused(platform):
+    second = subprocess.run(
+        [*platform.argv[:4], str(free_port()), "--no-color"],
+        cwd=settings.BASE_DIR,
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1, second.stdout + second.stderr
+    message = second.stderr
+    assert f"A platform is already running on {platform.var_dir.resolve()}" in message
+    assert f"pid {platform.process.pid}, {platform.base}" in message
+    assert "Stop it with Ctrl-C" in message
+    # Refused before touching anything: no migration ran, the first one still answers.
+    assert "Applying migrations" not in second.stdout
+    assert answers_200(f"{platform.base}/health/ready")
+
+
+def _postmaster_pid(platform) -> int:
+    return server_pids(platform.var_dir)[0]
+
+
+def _redis_pid(platform) -> int:
+    return server_pids(platform.var_dir)[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "pid_of"),
+    [
+        ("worker", lambda platform: platform.child_pid("worker")),
+        ("beat", lambda platform: platform.child_pid("beat")),
+        ("web", lambda platform: platform.child_pid("web")),
+        ("postgres", _postmaster_pid),
+        ("redis", _redis_pid),
+    ],
+)
+def test_what_dies_is_restarted_and_ready_comes_back(platform, name, pid_of):
+    pid = pid_of(platform)
+    os.kill(pid, signal.SIGKILL)
+    platform.wait_until(
+        lambda: pid_of(platform) not in (None, pid), f"{name} running again", HEAL_DEADLINE_S
+    )
+    platform.wait_ready(HEAL_DEADLINE_S)
+    ended = "stopped (its process is gone)" if name in SERVERS else "was killed by SIGKILL"
+    assert f"{name} {ended}; restarting it in 0.5s (restart 1 this minute)" in platform.output()
+
+
+def test_ctrl_c_stops_everything_and_leaves_nothing_behind(platform):
+    platform.process.send_signal(signal.SIGINT)
+    assert platform.process.wait(timeout=STOP_DEADLINE_S) == 0, platform.output()[-4000:]
+    output = platform.output()
     assert "Stopped the embedded PostgreSQL and Redis." in output
-    assert leaked == [], output[-4000:]
+    assert platform.finish() == [], output[-4000:]
     # The keys web, worker and beat signed with were generated into var/, privately, and
     # never printed.
-    generated = keys.keys_load(var_dir=var_dir)
-    assert stat.S_IMODE((var_dir / keys.KEYS_FILE).stat().st_mode) == 0o600
+    generated = keys.keys_load(var_dir=platform.var_dir)
+    assert stat.S_IMODE((platform.var_dir / keys.KEYS_FILE).stat().st_mode) == 0o600
     assert generated.secret_key not in output and generated.jwt_signing_key not in output
-    assert processes_mentioning(str(tmp_path)) == []
-    shutil.rmtree(var_dir, ignore_errors=True)
+    assert processes_mentioning(str(platform.var_dir)) == []
+
+
+def test_a_component_that_keeps_dying_stops_the_platform(var_dir):
+    """The same var/ again (after the previous test stopped it): beat dies twice within a
+    minute, and with --restart-limit 1 the second death is one too many."""
+    again = Platform(var_dir, "--restart-limit", "1")
+    try:
+        again.wait_ready()
+        os.kill(again.child_pid("beat"), signal.SIGKILL)
+        again.wait_until(lambda: "Starting beat again." in again.output(), "beat back", 30)
+        again.remember_processes()
+        os.kill(again.child_pid("beat"), signal.SIGKILL)
+        assert again.process.wait(timeout=STOP_DEADLINE_S) == 1, again.output()[-4000:]
+        output = again.output()
+        assert "beat was killed by SIGKILL; restarted 1 times within 60s already" in output
+        assert "beat was killed by SIGKILL and was restarted 1 times within 60s" in output
+        assert "Stopped the embedded PostgreSQL and Redis." in output
+    finally:
+        leaked = again.finish()
+    assert leaked == [], again.output()[-4000:]
+    assert processes_mentioning(str(var_dir)) == []

@@ -5,6 +5,12 @@ PostgreSQL and Redis (rcm/embedded.py). The children get their URLs through the 
 so they reuse those servers instead of starting their own, and this process stops the servers
 itself once the children are gone: after Ctrl-C nothing is left running.
 
+It heals: a child that dies is started again, and so is an embedded server (on its old port:
+the children's URLs name it), after a backoff that doubles with each restart of the same
+component within a minute; past ``--restart-limit`` restarts within a minute the component is
+taken to be broken rather than unlucky, and the platform stops with its name. One supervisor
+per ``var/``: a second one is refused, naming the first.
+
 Each child runs in its own process group, so a Ctrl-C in the terminal reaches only this
 supervisor, which stops the children (SIGTERM, then SIGKILL after ``--stop-timeout``) before
 the database and broker they are still talking to.
@@ -13,6 +19,8 @@ the database and broker they are still talking to.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import signal
 import socket
@@ -21,7 +29,9 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -37,8 +47,43 @@ SUPERVISOR = "rcm"
 WEB_ANSWER_TIMEOUT_S = 120
 READY_TIMEOUT_S = 60
 POLL_INTERVAL_S = 0.2
+# Restarts: the first after half a second, doubling up to 8 s; a component restarted
+# --restart-limit times within RESTART_WINDOW_S is given up on.
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 8.0
+RESTART_WINDOW_S = 60.0
+LOCK_FILE = "runplatform.lock"
 # Requests to our own 127.0.0.1 server must not go through an HTTP(S)_PROXY from the environment.
 _LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class Restarts:
+    """The recent restarts of one component: the wait before the next, or None to give up."""
+
+    limit: int
+    times: deque = field(default_factory=deque)
+    due_at: float | None = None  # a restart waiting out its backoff
+    reason: str = ""  # how the component last ended
+
+    def delay(self, now: float) -> float | None:
+        while self.times and now - self.times[0] > RESTART_WINDOW_S:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            return None
+        return min(BACKOFF_FIRST_S * 2 ** len(self.times), BACKOFF_MAX_S)
+
+    def schedule(self, now: float, reason: str) -> float | None:
+        """Plan the next restart; its delay, or None when the limit is reached."""
+        self.reason = reason
+        delay = self.delay(now)
+        if delay is not None:
+            self.due_at = now + delay
+        return delay
+
+    def done(self, now: float) -> None:
+        self.times.append(now)
+        self.due_at = None
 
 
 @dataclass
@@ -48,8 +93,17 @@ class Child:
     name: str
     argv: list[str]
     colour: str
+    restarts: Restarts
     process: subprocess.Popen | None = None
     pump: threading.Thread | None = None
+
+
+class GaveUp(Exception):
+    """A component kept dying: restarted --restart-limit times within a minute."""
+
+    def __init__(self, name: str, restarts: Restarts):
+        super().__init__(name)
+        self.name, self.restarts = name, restarts
 
 
 def _port_is_free(port: int) -> bool:
@@ -95,6 +149,38 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _claim_var_dir(var_dir: Path, port: int):
+    """Lock var/ for this supervisor, or refuse naming the one that holds it.
+
+    Two supervisors on one var/ would both restart the same servers and fight over them. The
+    lock is an flock: the kernel drops it when its holder dies, so a crashed supervisor
+    leaves nothing that blocks the next start. Returns the open file (the lock lives with it).
+    """
+    var_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(var_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the process's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        try:
+            holder = json.loads(handle.read())
+        except ValueError:  # it is writing its details this very moment
+            holder = {}
+        handle.close()
+        pid = holder.get("pid", "?")
+        raise CommandError(
+            f"A platform is already running on {var_dir}: pid {pid}, "
+            f"{holder.get('url', 'its address not written yet')}. Stop it with Ctrl-C in its "
+            f"terminal (or kill {pid}), or start this one with another RCM_VAR_DIR."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    details = {"pid": os.getpid(), "url": f"http://127.0.0.1:{port}", "started_at": time.time()}
+    handle.write(json.dumps(details))
+    handle.flush()
+    return handle
+
+
 class Command(BaseCommand):
     help = "Run the platform: migrate, seed the demo, then the web server, a worker and beat."
 
@@ -104,6 +190,12 @@ class Command(BaseCommand):
             type=int,
             default=settings.RCM_PORT,
             help="Port of the web server on 127.0.0.1 (default: $RCM_PORT, else 8000).",
+        )
+        parser.add_argument(
+            "--restart-limit",
+            type=int,
+            default=5,
+            help="Restarts of one component within a minute before giving up (default 5).",
         )
         parser.add_argument(
             "--stop-timeout",
@@ -117,26 +209,38 @@ class Command(BaseCommand):
         self._output_lock = threading.Lock()
         self._stop = threading.Event()
         self._hurry = threading.Event()
-        port = options["port"]
+        port, limit = options["port"], options["restart_limit"]
+        if limit < 1:
+            raise CommandError(f"--restart-limit must be at least 1; got {limit}.")
+        self._var_dir = embedded.default_var_dir().resolve()
+        # Held until this process ends (the kernel drops it even on SIGKILL).
+        self._lock_handle = _claim_var_dir(self._var_dir, port)
         if not _port_is_free(port):
             raise CommandError(f"Port {port} is in use; pass --port or set RCM_PORT.")
+        self._embedded = not os.environ.get("DATABASE_URL")
+        self._servers = {name: Restarts(limit) for name in ("postgres", "redis")}
         children: list[Child] = []
-        died = None
+        gave_up = None
         try:
             self._prepare(verbosity=options["verbosity"])
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, self._on_stop_signal)
-            children = self._children(port)
-            self._start(children)
+            children = self._children(port, limit)
+            self._env = self._child_env()
+            for child in children:
+                self._start(child)
             threading.Thread(target=self._announce, args=(port,), daemon=True).start()
-            died = self._supervise(children)
+            self._supervise(children)
+        except GaveUp as exc:
+            gave_up = exc
         finally:
             self._stop_children(children, options["stop_timeout"])
             self._stop_embedded()
-        if died is not None:
+        if gave_up is not None:
             raise CommandError(
-                f"{died.name} {_how_it_ended(died.process.returncode)}, so the platform was "
-                f"stopped; the lines prefixed '{died.name}' above say why."
+                f"{gave_up.name} {gave_up.restarts.reason} and was restarted {limit} times "
+                f"within {RESTART_WINDOW_S:.0f}s, so the platform was stopped; the lines "
+                f"prefixed '{gave_up.name}' above say why."
             )
         self._say("Stopped.")
 
@@ -155,7 +259,7 @@ class Command(BaseCommand):
         # The supervisor needs no database connection of its own from here on.
         connections.close_all()
 
-    def _children(self, port: int) -> list[Child]:
+    def _children(self, port: int, limit: int) -> list[Child]:
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "rcm.celery"]
         schedule = embedded.default_var_dir().resolve() / "celerybeat-schedule"
@@ -168,18 +272,25 @@ class Command(BaseCommand):
                 [python, str(settings.BASE_DIR / "manage.py"), "runserver"]
                 + [f"127.0.0.1:{port}", "--noreload", "--insecure"],
                 "green",
+                Restarts(limit),
             ),
             Child(
                 "worker",
                 [*celery, "worker", "-l", "info", "--concurrency", "2"]
                 + ["-Q", settings.CELERY_TASK_DEFAULT_QUEUE],
                 "cyan",
+                Restarts(limit),
             ),
-            Child("beat", [*celery, "beat", "-l", "info", "-s", str(schedule)], "magenta"),
+            Child(
+                "beat",
+                [*celery, "beat", "-l", "info", "-s", str(schedule)],
+                "magenta",
+                Restarts(limit),
+            ),
         ]
 
-    def _start(self, children: list[Child]) -> None:
-        env = {
+    def _child_env(self) -> dict:
+        return {
             **os.environ,
             # The servers this process reached (or started): the children must not start
             # their own, and must not stop these when they exit.
@@ -188,17 +299,18 @@ class Command(BaseCommand):
             "REDIS_URL": settings.REDIS_URL,
             "PYTHONUNBUFFERED": "1",
         }
-        for child in children:
-            child.process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed argv
-                child.argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                process_group=0,
-            )
-            child.pump = threading.Thread(target=self._pump, args=(child,), daemon=True)
-            child.pump.start()
+
+    def _start(self, child: Child) -> None:
+        child.process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed argv
+            child.argv,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+        child.pump = threading.Thread(target=self._pump, args=(child,), daemon=True)
+        child.pump.start()
 
     def _announce(self, port: int) -> None:
         base = f"http://127.0.0.1:{port}"
@@ -224,15 +336,62 @@ class Command(BaseCommand):
         return False
 
     # -- run -----------------------------------------------------------------------------------
-    def _supervise(self, children: list[Child]) -> Child | None:
-        """Block until a stop signal (None) or a child's death (that child)."""
+    def _supervise(self, children: list[Child]) -> None:
+        """Block until a stop signal, restarting what dies; GaveUp when one keeps dying."""
         while not self._stop.wait(POLL_INTERVAL_S):
+            if self._embedded:
+                self._heal_servers()
             for child in children:
-                if _has_exited(child.process):
-                    self._say(f"{child.name} stopped unexpectedly; stopping everything.")
-                    return child
+                self._heal_child(child)
         self._say("Stopping (Ctrl-C again to kill at once).")
-        return None
+
+    def _heal_child(self, child: Child) -> None:
+        now = time.monotonic()
+        restarts = child.restarts
+        if restarts.due_at is None and _has_exited(child.process):
+            # Its whole group first, while its pid is still its own (not reaped): a worker
+            # killed alone leaves its pool processes behind, still holding claimed work.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+            child.pump.join(timeout=5)
+            self._plan(child.name, restarts, now, _how_it_ended(child.process.returncode))
+        elif restarts.due_at is not None and now >= restarts.due_at:
+            self._say(f"Starting {child.name} again.")
+            self._start(child)
+            restarts.done(now)
+
+    def _heal_servers(self) -> None:
+        now = time.monotonic()
+        servers = {
+            "postgres": embedded.EmbeddedPostgres(self._var_dir),
+            "redis": embedded.EmbeddedRedis(self._var_dir),
+        }
+        for name, server in servers.items():
+            restarts = self._servers[name]
+            if restarts.due_at is None and not server.is_alive():
+                self._plan(name, restarts, now, "stopped (its process is gone)")
+            elif restarts.due_at is not None and now >= restarts.due_at:
+                port = server.previous_port()
+                self._say(f"Starting {name} again on port {port}.")
+                restarts.done(now)
+                try:
+                    embedded.revive(self._var_dir)
+                except Exception as exc:  # noqa: BLE001 - a failed start is retried, then given up
+                    self._plan(name, restarts, now, f"did not start ({exc})")
+                else:
+                    self._say(f"{name} is back on port {port}.")
+
+    def _plan(self, name: str, restarts: Restarts, now: float, reason: str) -> None:
+        delay = restarts.schedule(now, reason)
+        if delay is None:
+            self._say(
+                f"{name} {reason}; restarted {restarts.limit} times within "
+                f"{RESTART_WINDOW_S:.0f}s already: giving up and stopping everything."
+            )
+            raise GaveUp(name, restarts)
+        count = len(restarts.times) + 1
+        self._say(f"{name} {reason}; restarting it in {delay:.1f}s (restart {count} this minute).")
 
     def _on_stop_signal(self, signum, frame) -> None:
         if self._stop.is_set():
@@ -242,7 +401,12 @@ class Command(BaseCommand):
     # -- stop ----------------------------------------------------------------------------------
     def _stop_children(self, children: list[Child], timeout: float) -> None:
         self._stop.set()
-        started = [child for child in children if child.process is not None]
+        # Not one that died and was reaped, waiting for its restart: its pid may be another's.
+        started = [
+            child
+            for child in children
+            if child.process is not None and child.process.returncode is None
+        ]
         # os.kill rather than Popen.terminate(), which would reap an exited child (see
         # _has_exited); an unreaped child's pid is still its own, so no other process is hit.
         for child in started:
