@@ -37,7 +37,10 @@ class WorkerProcess:
         env: dict | None = None,
         include: tuple[str, ...] = (),
         loglevel: str = "WARNING",
+        name: str | None = None,
     ):
+        """``name``: the worker node name (``-n``); a worker started again under the same name
+        is that worker restarted (it takes back the attempts its predecessor left running)."""
         db = connection.settings_dict
         owner = settings.DATABASE_OWNER
         environment = {
@@ -66,7 +69,7 @@ class WorkerProcess:
             "--without-mingle",
             "--without-heartbeat",
             "-n",
-            f"{queue}-{os.getpid()}-{id(self)}@%h",
+            name or f"{queue}-{os.getpid()}-{id(self)}@%h",
             "--loglevel",
             loglevel,
         ]

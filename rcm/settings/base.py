@@ -76,6 +76,10 @@ def _database(url: str) -> dict:
     config["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default="test_rcm")}
     # Names this process's connections in pg_stat_activity.
     config.setdefault("OPTIONS", {})["application_name"] = f"rcm-{os.getpid()}"
+    # A server that does not answer (a host down, a network cut) fails a connection attempt
+    # within this many seconds instead of the system's TCP timeout (minutes): the workers then
+    # wait the outage out in short retries (rcm/db/outage.py) and resume soon after it ends.
+    config["OPTIONS"].setdefault("connect_timeout", 5)
     return config
 
 

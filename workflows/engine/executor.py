@@ -10,8 +10,12 @@ Durability rules (DESIGN §6):
   the reaper has taken back (its worker died) cannot complete after the fact.
 * Completions of one run are serialised by a lock on the run row, so that two parallel
   branches finishing together decide their join exactly once.
-* A lost attempt (lease expired: the worker died) counts as a failed attempt of kind
-  ``worker_lost`` and is retried per the node's policy, like any system failure.
+* A lost attempt counts as a failed attempt of kind ``worker_lost`` and is retried per the
+  node's policy, like any system failure. It is taken back as soon as it is known to be lost:
+  by the worker's main process when Celery reports the pool process running it gone, by a
+  worker restarted under the same node name, and in any case by the reaper once its lease ends.
+* The database going away for a while loses no result: the outcome of an attempt that ran is
+  recorded once the database answers again (rcm.db.outage), within the attempt's lease.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from django.db.models import F
 
 from rcm import messaging, phi
 from rcm.context import require_org_id
+from rcm.db import outage
 from workflows.engine import clock, kinds
 from workflows.engine.graph import Graph, Node
 from workflows.engine.retry import RetryPolicy
@@ -112,11 +117,13 @@ class Attempt:
 _CLAIM_SQL = """
 WITH claimed AS (
     UPDATE node_run
-       SET status = 'running', attempt = attempt + 1,
+       SET status = 'running', attempt = attempt + (status = 'ready')::int,
            started_at = coalesce(started_at, %(now)s),
            lease_until = %(now)s + make_interval(secs => timeout_s + %(grace)s),
-           updated_at = %(now)s
-     WHERE id = %(id)s AND status = 'ready' AND (not_before IS NULL OR not_before <= %(now)s)
+           claim_task_id = %(task_id)s, claim_worker = %(worker)s, updated_at = %(now)s
+     WHERE id = %(id)s
+       AND (status = 'ready' AND (not_before IS NULL OR not_before <= %(now)s)
+            OR status = 'running' AND %(resume)s AND claim_task_id = %(task_id)s)
     RETURNING id, org_id, run_id, node_key, attempt, started_at, lease_until, idempotency_key
 )
 SELECT c.id, c.org_id, c.run_id, c.node_key, c.attempt, c.started_at, c.lease_until,
@@ -145,9 +152,24 @@ def _claim_one_round_trip(params: dict):
         return cursor.fetchone()
 
 
-def node_run_claim(*, node_run_id: int) -> Attempt | None:
-    """ready -> running under a lease, or None when there is nothing (left) to do."""
-    params = {"id": node_run_id, "now": clock.now(), "grace": settings.ENGINE_LEASE_GRACE_S}
+def node_run_claim(
+    *, node_run_id: int, task_id: str = "", worker: str = "", resume: bool = False
+) -> Attempt | None:
+    """ready -> running under a lease, or None when there is nothing (left) to do.
+
+    ``task_id`` and ``worker``: the Celery task claiming and the worker node it runs on.
+    ``resume``: the task tries again after losing the database, and may find its own claim
+    committed although the answer never came back; it takes that attempt up again (the same
+    attempt: its kind never ran).
+    """
+    params = {
+        "resume": resume,
+        "id": node_run_id,
+        "now": clock.now(),
+        "grace": settings.ENGINE_LEASE_GRACE_S,
+        "task_id": task_id,
+        "worker": worker,
+    }
     if connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, params)
@@ -194,9 +216,15 @@ def node_run_claim(*, node_run_id: int) -> Attempt | None:
     return Attempt(node_run=node_run, run=run, graph=graph, node=graph.nodes[node_key])
 
 
-def node_run_execute(*, node_run_id: int) -> None:
-    """One attempt of one node run: claim it, run its kind, record what happened."""
-    attempt = node_run_claim(node_run_id=node_run_id)
+def node_run_execute(
+    *, node_run_id: int, task_id: str = "", worker: str = "", resume: bool = False
+) -> None:
+    """One attempt of one node run: claim it, run its kind, record what happened.
+
+    A database error escapes only from the claim, before the kind runs; the outcome of a kind
+    that ran is recorded through an outage (or left to the reaper), never dropped by raising.
+    """
+    attempt = node_run_claim(node_run_id=node_run_id, task_id=task_id, worker=worker, resume=resume)
     if attempt is None:
         return
     try:
@@ -204,7 +232,30 @@ def node_run_execute(*, node_run_id: int) -> None:
     except Exception as exc:  # noqa: BLE001 - any crash of a kind is a system failure
         logger.exception("node %s of run %s crashed", attempt.node.key, attempt.run.pk)
         outcome = kinds.TransientError(CRASH, f"{type(exc).__name__}: {exc}")
-    node_run_complete(attempt=attempt, outcome=outcome)
+    _complete_through_outage(attempt=attempt, outcome=outcome)
+
+
+def _complete_through_outage(*, attempt: Attempt, outcome) -> None:
+    """Record the outcome, waiting for the database if it is away: the kind has run (a portal
+    may have been written to), so its result is kept rather than dropped with the message.
+
+    The waiting ends with the lease: past it the reaper takes the attempt back and a late
+    record would find its claim gone anyway.
+    """
+    lease_until = attempt.node_run.lease_until
+    try:
+        outage.retry_while_unreachable(
+            lambda: node_run_complete(attempt=attempt, outcome=outcome),
+            until=lambda: clock.now() >= lease_until,
+            what=f"recording attempt {attempt.node_run.attempt} of node run {attempt.node_run.pk}",
+        )
+    except outage.DatabaseUnreachable:
+        logger.error(
+            "attempt %s of node run %s: outcome not recorded, the database stayed unreachable "
+            "for the whole lease; the reaper will retry the node",
+            attempt.node_run.attempt,
+            attempt.node_run.pk,
+        )
 
 
 def _run_kind(attempt: Attempt):
@@ -778,21 +829,41 @@ def _trace(
     )
 
 
-# -- recovery (the reaper) ------------------------------------------------------------------
+# -- recovery (the reaper, lost pool processes, restarted workers) ---------------------------
+
+_LOST_MESSAGES = {
+    WORKER_LOST: "the worker running this attempt stopped",
+    TIMEOUT: "the worker running this attempt was killed at its hard time limit",
+}
 
 
-def node_run_recover(*, node_run_id: int) -> bool:
-    """Take back an attempt whose lease expired (its worker died); True if it did."""
+def node_run_recover(
+    *, node_run_id: int, task_id: str = "", worker: str = "", error_kind: str = WORKER_LOST
+) -> bool:
+    """Take back a running attempt whose worker died; True if it did.
+
+    Lost means: claimed by ``task_id`` (Celery reported that task's pool process gone), else
+    claimed on ``worker`` (a worker node restarted under that name: its predecessor's attempts
+    died with it), else past its lease (the reaper: nobody reported anything).
+    """
     with transaction.atomic():
         node_run = NodeRun.objects.filter(pk=node_run_id).values("run_id").first()
         if node_run is None:
             return False
         run = WorkflowRun.objects.select_for_update().get(pk=node_run["run_id"])
         node_run = NodeRun.objects.select_for_update().get(pk=node_run_id)
-        if node_run.status != NodeRunStatus.RUNNING or node_run.lease_until > clock.now():
+        if node_run.status != NodeRunStatus.RUNNING:
+            return False
+        if task_id:
+            gone = node_run.claim_task_id == task_id
+        elif worker:
+            gone = node_run.claim_worker == worker
+        else:
+            gone = node_run.lease_until <= clock.now()
+        if not gone:
             return False
         graph = graph_of(run)
-        lost = kinds.TransientError(WORKER_LOST, "the worker running this attempt stopped")
+        lost = kinds.TransientError(error_kind, _LOST_MESSAGES[error_kind])
         node = graph.nodes[node_run.node_key]
         _record(run=run, node_run=node_run, graph=graph, node=node, outcome=lost, duration_ms=0)
         return True

@@ -115,6 +115,12 @@ class NodeRun(TenantModel):
     attempt = models.PositiveSmallIntegerField(default=0)
     # A claimed attempt's lease: past it, the reaper takes the attempt as lost (dead worker).
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Who holds the claim: the Celery task (message) that claimed the attempt, and the worker
+    # node (``-n``) it ran on. The worker's main process takes an attempt back at once when
+    # Celery reports its pool process lost, and a worker restarted under the same name takes
+    # back its predecessor's attempts, instead of both waiting for the lease.
+    claim_task_id = models.CharField(max_length=255, blank=True, default="")
+    claim_worker = models.CharField(max_length=255, blank=True, default="")
     # The node's timeout, copied from the revision at the run's start: the claim sets the
     # lease from it in the same statement.
     timeout_s = models.PositiveIntegerField(default=300)
