@@ -28,6 +28,7 @@ _CODES = {
     422: "unprocessable",
     429: "throttled",
     500: "server_error",
+    503: "database_unavailable",
 }
 
 
@@ -44,7 +45,12 @@ ERROR_STATUSES = {
     415: "The Content-Type is not one this operation reads.",
     422: "The request is well-formed but cannot be carried out.",
     429: "Too many requests: Retry-After says when to try again.",
+    503: "The database cannot be reached at the moment; nothing was done. Retry-After says "
+    "when to try again.",
 }
+# Seconds a client is asked to wait when the database is out of reach: a restart or a
+# fail-over takes a few.
+DATABASE_RETRY_AFTER_S = 5
 
 
 def error_body(code: str, message: str, details=None) -> dict:
@@ -93,6 +99,16 @@ def exception_handler(exc, context):
 
 def _json_error(status_code: int, message: str) -> JsonResponse:
     return JsonResponse(error_body(_CODES[status_code], message), status=status_code)
+
+
+def database_unavailable() -> JsonResponse:
+    """The answer while the database cannot be reached: a 503 that says to retry, not a 500
+    (the request wrote nothing: its transaction never reached the database)."""
+    response = _json_error(
+        503, "The database cannot be reached at the moment; nothing was done. Try again shortly."
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
 
 
 def not_found(request, exception=None):

@@ -11,19 +11,24 @@ be overridden (``__init_subclass__`` refuses).
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from rest_framework import generics, permissions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from rcm import permissions as perms
+from rcm.api import errors
 from rcm.api.access import OrgAccess
 from rcm.api.idempotency import idempotency_claim, idempotency_record
 from rcm.api.request_hooks import after_transaction_run
 from rcm.context import reset_org_id, set_org_id
+from rcm.db import outage
+
+logger = logging.getLogger(__name__)
 
 _PROTECTED = (
     "action_for",
@@ -179,6 +184,15 @@ class OrgScopedAPIView(generics.GenericAPIView):
                 if status >= 400:
                     transaction.set_rollback(True)
                 return response
+        except DatabaseError as exc:
+            # Opening the transaction, or anything in it, found the database out of reach.
+            if not outage.is_unreachable(exc):
+                raise
+            logger.warning(
+                "%s %s: the database is unreachable (%s)", request.method, request.path, exc
+            )
+            status = 503
+            return errors.database_unavailable()
         finally:
             # An exception DRF does not answer skips finalize_response: the context must not
             # outlive the request on this thread all the same.
