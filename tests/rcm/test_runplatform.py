@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -179,6 +180,16 @@ def platform(var_dir):
 
 def test_the_platform_becomes_ready(platform):
     assert f"{platform.base}/api/v2/docs/" in platform.output()
+    # Served by gunicorn, static files included (whitenoise, from what runplatform collected).
+    assert answers_200(f"{platform.base}/static/admin/css/base.css")
+    assert answers_200(
+        f"{platform.base}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _LOCAL_HTTP.open(f"{platform.base}/api/v2/workflows/", timeout=5)
+    assert refused.value.code == 401
+    web = psutil.Process(platform.child_pid("web"))
+    assert "gunicorn" in " ".join(web.cmdline()) and len(web.children()) >= 2
 
 
 def test_a_second_platform_on_the_same_var_is_refused(platform):

@@ -40,7 +40,7 @@ from django.core.management.color import supports_color
 from django.db import connections
 from django.utils import termcolors
 
-from rcm import embedded
+from rcm import embedded, webserver
 
 PREFIX_WIDTH = len("worker")
 SUPERVISOR = "rcm"
@@ -254,6 +254,9 @@ class Command(BaseCommand):
             self._say("Applying migrations (as the owner role).")
             call_command("migrate", interactive=False, verbosity=verbosity, stdout=self.stdout)
             call_command("seed_demo", stdout=self.stdout)
+            # Into STATIC_ROOT, where the web server's whitenoise serves them from; only what
+            # changed is copied again.
+            call_command("collectstatic", interactive=False, verbosity=0)
         except KeyboardInterrupt:
             raise CommandError("Interrupted before the platform started.", returncode=130) from None
         # The supervisor needs no database connection of its own from here on.
@@ -265,15 +268,7 @@ class Command(BaseCommand):
         schedule = embedded.default_var_dir().resolve() / "celerybeat-schedule"
         schedule.parent.mkdir(parents=True, exist_ok=True)
         return [
-            # --insecure: serve the admin's and Swagger UI's static files with DEBUG off, as
-            # a production web server would; runserver only ever listens on 127.0.0.1 here.
-            Child(
-                "web",
-                [python, str(settings.BASE_DIR / "manage.py"), "runserver"]
-                + [f"127.0.0.1:{port}", "--noreload", "--insecure"],
-                "green",
-                Restarts(limit),
-            ),
+            Child("web", webserver.gunicorn_argv(port), "green", Restarts(limit)),
             Child(
                 "worker",
                 [*celery, "worker", "-l", "info", "--concurrency", "2"]
