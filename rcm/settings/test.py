@@ -20,3 +20,7 @@ JWT_SIGNING_KEY = "test-only-jwt-signing-key-never-used-outside-the-test-suite"
 SIMPLE_JWT["SIGNING_KEY"] = JWT_SIGNING_KEY  # noqa: F405
 # The tests' scripted HTTP servers listen on 127.0.0.1.
 ENGINE_HTTP_ALLOW_PRIVATE = True
+# Static files straight from the apps: tests run without collectstatic, and whitenoise would
+# warn at every request that STATIC_ROOT is not there.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True

@@ -142,7 +142,10 @@ def _claim_one_round_trip(params: dict):
     """
     org_id = require_org_id()
     connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
+    # Django's error wrapper around the driver's own cursor: a lost connection is then a
+    # django.db.OperationalError, which the task's wait for the database recognises
+    # (rcm/db/outage.py), and the connection is marked as having failed.
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         cursor.execute(
             f"SELECT set_config('app.current_org_id', '{uuid.UUID(str(org_id))}', true); "
             + _CLAIM_SQL,

@@ -145,6 +145,10 @@ def _how_it_ended(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -238,7 +242,7 @@ class Command(BaseCommand):
             self._stop_embedded()
         if gave_up is not None:
             raise CommandError(
-                f"{gave_up.name} {gave_up.restarts.reason} and was restarted {limit} times "
+                f"{gave_up.name} {gave_up.restarts.reason} and was restarted {_times(limit)} "
                 f"within {RESTART_WINDOW_S:.0f}s, so the platform was stopped; the lines "
                 f"prefixed '{gave_up.name}' above say why."
             )
@@ -381,7 +385,7 @@ class Command(BaseCommand):
         delay = restarts.schedule(now, reason)
         if delay is None:
             self._say(
-                f"{name} {reason}; restarted {restarts.limit} times within "
+                f"{name} {reason}; restarted {_times(restarts.limit)} within "
                 f"{RESTART_WINDOW_S:.0f}s already: giving up and stopping everything."
             )
             raise GaveUp(name, restarts)
