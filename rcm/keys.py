@@ -1,11 +1,13 @@
-"""The signing keys of a development platform, generated once and kept under var/.
+"""The keys of a development platform, generated once and kept under var/.
 
 `make run` (and any process reading ``rcm.settings.base``) needs a Django ``SECRET_KEY`` and a
 separate JWT signing key. A key written in the code would be public: anyone could sign a token
 for any user id. So the first process to start generates both at random and keeps them in
 ``var/secrets.json`` (mode 0600, git-ignored with the rest of var/); every later process, the
 web server, the worker and beat alike, reads the same file. The environment still wins
-(``DJANGO_SECRET_KEY``, ``JWT_SIGNING_KEY``), and production settings require it.
+(``DJANGO_SECRET_KEY``, ``JWT_SIGNING_KEY``), and production settings require it. The key that
+encrypts portal credentials is generated the same way into ``var/credential-keys.json``
+(``RCM_CREDENTIAL_KEYS`` wins; production requires it).
 
 Concurrent first starts (the supervisor and a `manage.py shell`, two test sessions) must not
 end up with two different keys: each writes a complete file under a name of its own and links
@@ -25,6 +27,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 KEYS_FILE = "secrets.json"
+CREDENTIAL_KEYS_FILE = "credential-keys.json"
 KEY_BYTES = 50
 UNSAFE_MODE = (
     "{path} may be read by other users (mode {mode:o}); make it private with `chmod 600 {path}`, "
@@ -45,17 +48,38 @@ def keys_load(*, var_dir: Path) -> Keys:
     """This platform's keys, generated into ``var_dir`` on the first call."""
     path = var_dir / KEYS_FILE
     if not path.exists():
-        _create(path)
+        _create(
+            path,
+            {
+                "secret_key": secrets.token_urlsafe(KEY_BYTES),
+                "jwt_signing_key": secrets.token_urlsafe(KEY_BYTES),
+            },
+        )
     return _read(path)
 
 
-def _create(path: Path) -> None:
+def credential_keys_load(*, var_dir: Path) -> list[str]:
+    """The Fernet key that encrypts portal credentials, generated into ``var_dir`` on the first
+    call (a file of its own: the signing keys' file predates it, and two processes adding a
+    key to it at once could each encrypt with one the other then overwrote)."""
+    from cryptography.fernet import Fernet
+
+    path = var_dir / CREDENTIAL_KEYS_FILE
+    if not path.exists():
+        _create(path, {"credential_keys": [Fernet.generate_key().decode()]})
+    _check_private(path)
+    try:
+        keys = json.loads(path.read_text())["credential_keys"]
+    except (ValueError, KeyError, TypeError):
+        raise ImproperlyConfigured(UNREADABLE.format(path=path)) from None
+    if not keys or not all(isinstance(key, str) and key for key in keys):
+        raise ImproperlyConfigured(UNREADABLE.format(path=path))
+    return keys
+
+
+def _create(path: Path, keys: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{KEYS_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-    keys = {
-        "secret_key": secrets.token_urlsafe(KEY_BYTES),
-        "jwt_signing_key": secrets.token_urlsafe(KEY_BYTES),
-    }
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     # Created private (O_EXCL, 0600) rather than chmod-ed afterwards: there is no moment in
     # which the keys sit in a file others may read.
     descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -72,10 +96,14 @@ def _create(path: Path) -> None:
         draft.unlink(missing_ok=True)
 
 
-def _read(path: Path) -> Keys:
+def _check_private(path: Path) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ImproperlyConfigured(UNSAFE_MODE.format(path=path, mode=mode))
+
+
+def _read(path: Path) -> Keys:
+    _check_private(path)
     try:
         stored = json.loads(path.read_text())
         keys = Keys(secret_key=stored["secret_key"], jwt_signing_key=stored["jwt_signing_key"])

@@ -78,6 +78,16 @@ PERMISSIONS: dict[str, dict[str, str]] = {
     # -- memory --
     # add = store a page state; run = record an outcome, retire, bring back.
     "micro_state": {VIEW: _VIEWER, ADD: _OPERATOR, RUN: _OPERATOR},
+    # Operators see which credentials exist (a web node names one), never a secret; only
+    # org admins store, change, delete or rotate them (run = rotate).
+    "portal_credential": {
+        VIEW: _OPERATOR,
+        ADD: _ORG_ADMIN,
+        CHANGE: _ORG_ADMIN,
+        DELETE: _ORG_ADMIN,
+        RUN: _ORG_ADMIN,
+    },
+    "credential_access_log": {VIEW: _ORG_ADMIN},
 }
 
 

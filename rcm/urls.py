@@ -26,4 +26,5 @@ urlpatterns = [
     path("api/v2/", include("tenants.urls")),
     path("api/v2/", include("workflows.urls")),
     path("api/v2/", include("memory.urls")),
+    path("api/v2/", include("webactions.urls")),
 ]

@@ -14,6 +14,8 @@ from django.db import connections
 # The audit trail is read-only to the runtime role: rows are appended only through the
 # audit_event_append() function, and its chain head is invisible to it.
 READ_ONLY_TABLES = ("audit_event",)
+# Records the runtime role adds to and reads, and may never rewrite or remove.
+APPEND_ONLY_TABLES = ("credential_access_log",)
 PRIVATE_TABLES = ("audit_chain_head",)
 
 
@@ -53,6 +55,7 @@ def grant_runtime_privileges(using: str = "default", **kwargs) -> None:
         cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{app_role}"')
         for tables, privileges in (
             (READ_ONLY_TABLES, "INSERT, UPDATE, DELETE, TRUNCATE"),
+            (APPEND_ONLY_TABLES, "UPDATE, DELETE, TRUNCATE"),
             (PRIVATE_TABLES, "ALL"),
         ):
             for table in tables:

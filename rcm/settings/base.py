@@ -68,6 +68,38 @@ def _signing_keys() -> tuple[str, str]:
 
 SECRET_KEY, JWT_SIGNING_KEY = _signing_keys()
 
+CREDENTIAL_KEYS_REQUIRED = "RCM_CREDENTIAL_KEYS must be set (generated keys are off)."
+CREDENTIAL_KEY_INVALID = (
+    "RCM_CREDENTIAL_KEYS: key {position} is not a Fernet key (32 url-safe base64-encoded "
+    'bytes); make one with `python -c "from cryptography.fernet import Fernet; '
+    'print(Fernet.generate_key().decode())"`.'
+)
+
+
+def _credential_keys() -> list[str]:
+    """The keys that encrypt portal credentials, newest first: the first encrypts, every one
+    decrypts, so a new key goes in front and the old ones stay until `rotate_credential_keys`
+    has re-encrypted everything. Generated under var/ like the signing keys where allowed."""
+    from cryptography.fernet import Fernet
+
+    keys = env.list("RCM_CREDENTIAL_KEYS", default=[])
+    if not keys:
+        if not env.bool("RCM_GENERATE_KEYS", default=True):
+            raise ImproperlyConfigured(CREDENTIAL_KEYS_REQUIRED)
+        from rcm import keys as generated
+
+        keys = generated.credential_keys_load(var_dir=default_var_dir().resolve())
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            # The position, never the key: a settings error is printed and logged.
+            raise ImproperlyConfigured(CREDENTIAL_KEY_INVALID.format(position=position)) from None
+    return keys
+
+
+CREDENTIAL_KEYS = _credential_keys()
+
 
 def _database(url: str) -> dict:
     config = environ.Env.db_url_config(url)

@@ -28,6 +28,7 @@ from rcm.lookups import UserRole
 from tenants.authentication import token_pair_for
 from tenants.models import ChannelType, Membership
 from tenants.services import invitation_create
+from tests.webactions.factories import credential_body
 from tests.workflows.factories import entry, general, outcome, workflow_build
 from workflows.models import PayerRequirement, TaskType, WorkflowNode, WorkflowTransition
 from workflows.services.runs import run_start
@@ -90,6 +91,7 @@ def object_ids(api, org_a) -> dict:
             "/api/v2/endpoints/", {"name": "Portal", "channel_type": "uhc-portal"}
         ),
         ("api-keys", "id"): created("/api/v2/api-keys/", key),
+        ("credentials", "id"): created("/api/v2/credentials/", credential_body(client)),
         ("memberships", "id"): membership.pk,
         ("users", "id"): str(org_a[UserRole.VIEWER].pk),
         ("channel-types", "id"): ChannelType.objects.first().pk,

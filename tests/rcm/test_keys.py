@@ -12,13 +12,14 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from rcm import embedded, keys
-from rcm.settings.base import KEYS_REQUIRED
+from rcm.settings.base import CREDENTIAL_KEYS_REQUIRED, KEYS_REQUIRED
 
 ME_URL = "/api/v2/organizations/current/"
 
@@ -101,7 +102,8 @@ def _settings_keys(tmp_path, module: str = "rcm.settings.base", **extra):
     environment = {
         name: value
         for name, value in os.environ.items()
-        if name not in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "RCM_GENERATE_KEYS")
+        if name
+        not in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "RCM_GENERATE_KEYS", "RCM_CREDENTIAL_KEYS")
     }
     environment.update(
         DJANGO_SETTINGS_MODULE=module,
@@ -151,13 +153,37 @@ def test_production_requires_both_keys_and_generates_none(tmp_path):
     assert KEYS_REQUIRED in refused.stderr
     assert not (tmp_path / keys.KEYS_FILE).exists()
     short = _settings_keys(
-        tmp_path, "rcm.settings.production", DJANGO_SECRET_KEY="s" * 40, JWT_SIGNING_KEY="short"
+        tmp_path,
+        "rcm.settings.production",
+        DJANGO_SECRET_KEY="s" * 40,
+        JWT_SIGNING_KEY="short",
+        RCM_CREDENTIAL_KEYS=Fernet.generate_key().decode(),
     )
     assert "JWT_SIGNING_KEY must be at least 32 characters in production." in short.stderr
+    signing = {"DJANGO_SECRET_KEY": "s" * 40, "JWT_SIGNING_KEY": "j" * 40}
+    no_credential_key = _settings_keys(tmp_path, "rcm.settings.production", **signing)
+    assert CREDENTIAL_KEYS_REQUIRED in no_credential_key.stderr
+    assert not (tmp_path / keys.CREDENTIAL_KEYS_FILE).exists()
     accepted = _settings_keys(
-        tmp_path, "rcm.settings.production", DJANGO_SECRET_KEY="s" * 40, JWT_SIGNING_KEY="j" * 40
+        tmp_path,
+        "rcm.settings.production",
+        RCM_CREDENTIAL_KEYS=Fernet.generate_key().decode(),
+        **signing,
     )
     assert accepted.stdout.split() == [_digest("s" * 40), _digest("j" * 40)]
+
+
+def test_credential_keys_are_generated_once_and_a_bad_one_is_refused_by_position(tmp_path):
+    assert _settings_keys(tmp_path).returncode == 0
+    generated = keys.credential_keys_load(var_dir=tmp_path)
+    assert len(generated) == 1 and Fernet(generated[0])
+    assert stat.S_IMODE((tmp_path / keys.CREDENTIAL_KEYS_FILE).stat().st_mode) == 0o600
+    assert keys.credential_keys_load(var_dir=tmp_path) == generated
+    bad = "not-a-fernet-key-at-all"
+    refused = _settings_keys(tmp_path, RCM_CREDENTIAL_KEYS=f"{generated[0]},{bad}")
+    assert refused.returncode != 0
+    assert "RCM_CREDENTIAL_KEYS: key 2 is not a Fernet key" in refused.stderr
+    assert bad not in refused.stderr
 
 
 # -- forged tokens ---------------------------------------------------------------------------

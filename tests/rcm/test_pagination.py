@@ -10,6 +10,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from rcm.api.pagination import INVALID_CURSOR
+from tests.webactions.factories import credential_body
 from tests.workflows.engine_helpers import published
 
 
@@ -53,7 +54,15 @@ def lists(api, org_a):
         content_type="application/json",
     )
     assert job.status_code == 201, job.content
-    ids = {"workflows": str(workflow.pk), "batch-jobs": str(job.json()["id"])}
+    credential = client.post(
+        "/api/v2/credentials/", json.dumps(credential_body(client)), content_type="application/json"
+    )
+    assert credential.status_code == 201, credential.content
+    ids = {
+        "workflows": str(workflow.pk),
+        "batch-jobs": str(job.json()["id"]),
+        "credentials": str(credential.json()["id"]),
+    }
     return [
         re.sub(r"([a-z-]+)/\{\w+\}", lambda m: f"{m.group(1)}/{ids[m.group(1)]}", path)
         for path in paged_paths()

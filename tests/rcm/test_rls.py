@@ -14,6 +14,7 @@ from rcm.models import IdempotencyKey
 from tenants import services
 from tenants.models import ChannelType, Endpoint, Membership, User
 from tests.conftest import invite_and_accept
+from webactions import services as credential_services
 
 TENANT_TABLES_QUERY = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
@@ -81,6 +82,15 @@ def populated(org_a, org_b):
                 created_by=tenant["org_admin"],
             )
             _workflow_rows(tenant)
+            # A credential: portal_credential and, through its log, credential_access_log.
+            credential_services.credential_create(
+                org_id=tenant.id,
+                actor=tenant["org_admin"],
+                endpoint_id=Endpoint.objects.get().pk,
+                name="Front desk",
+                credential_type="user_pass",
+                secrets={"username": "clerk", "password": "s3cret-pass"},
+            )
             services.invitation_create(
                 org_id=tenant.id,
                 actor=tenant["org_admin"],

@@ -30,6 +30,7 @@ from rcm.permissions import PERMISSIONS, minimum_role
 from tenants import services as tenant_services
 from tenants.models import ChannelType, Membership
 from tests.workflows.factories import entry, general, outcome, workflow_build
+from webactions import services as credential_services
 from workflows.models import TaskType, WorkflowTrace
 from workflows.services import authoring
 from workflows.services import requirements as requirement_services
@@ -127,6 +128,9 @@ PATHS = {
     "micro-state-retire": lambda w: {"pk": w["micro_state"]},
     "micro-state-unretire": lambda w: {"pk": w["micro_state"]},
     "micro-state-outcome": lambda w: {"pk": w["micro_state"]},
+    "credential-detail": lambda w: {"pk": w["credential"]},
+    "credential-rotate": lambda w: {"pk": w["credential"]},
+    "credential-accesses": lambda w: {"pk": w["credential"]},
 }
 
 # Two pages unlike each other, so that the memory stores both (not one reused).
@@ -163,6 +167,20 @@ def _populate(tenant) -> dict:
                 user=tenant["api_user"],
                 name=f"robot {number}",
                 created_by=tenant["org_admin"],
+            )
+            credential = credential_services.credential_create(
+                org_id=tenant.id,
+                actor=tenant["org_admin"],
+                endpoint_id=endpoint.pk,
+                name=f"Login {number}",
+                credential_type="user_pass",
+                secrets={"username": f"clerk{number}", "password": "s3cret-pass"},
+            )
+            # A second row in its access log (stored, then rotated).
+            credential_services.credential_rotate(
+                credential=credential,
+                actor=tenant["org_admin"],
+                secrets={"username": f"clerk{number}", "password": "n3w-pass"},
             )
             invitation = tenant_services.invitation_create(
                 org_id=tenant.id,
@@ -238,6 +256,7 @@ def _populate(tenant) -> dict:
                 run=run["id"],
                 batch_job=job["id"],
                 micro_state=state["state"]["id"],
+                credential=credential.pk,
             )
     with org_context(tenant.id):
         world["membership"] = Membership.objects.get(user=tenant["operator"]).pk

@@ -1,0 +1,186 @@
+"""Portal credentials in the admin: metadata shown, secrets typed in and never shown back.
+
+The secret inputs are empty on every page load (a password input that does not render its
+value); left empty on a change they keep the stored secrets, filled they replace them all
+(a rotation). The access log is read-only.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+
+from rcm.admin import ReadOnlyTenantAdmin, TenantAdmin, adopt, changes, fresh
+from rcm.context import require_org_id
+from rcm.errors import ApplicationError
+from tenants.models import Endpoint
+from webactions import services
+from webactions.models import CredentialAccessLog, PortalCredential
+
+# Every secret field of every type, as the form's write-only inputs.
+SECRET_INPUTS = ("username", "password", "totp_seed", "token", "client_id", "client_secret")
+SECRET_TEXT_INPUTS = ("token_url", "scope")
+
+
+def _secret_input(label: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=services.MAX_SECRET_CHARS,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=(
+            "Write-only: never shown again. On a change, leave every secret empty to keep the "
+            "stored ones, or type them all anew."
+        ),
+    )
+
+
+class CredentialForm(forms.ModelForm):
+    # Declared, not generated: a generated field would ask the endpoints' manager for its
+    # choices at import, outside any organization (it fails closed). Filled per request below.
+    endpoint = forms.ModelChoiceField(queryset=Endpoint.objects.unscoped().none())
+    username = _secret_input("Username")
+    password = _secret_input("Password")
+    totp_seed = _secret_input("TOTP seed (base32)")
+    token = _secret_input("Token")
+    client_id = _secret_input("OAuth client id")
+    client_secret = _secret_input("OAuth client secret")
+    token_url = forms.URLField(label="OAuth token URL", required=False, assume_scheme="https")
+    scope = forms.CharField(label="OAuth scope", required=False, max_length=500)
+
+    class Meta:
+        model = PortalCredential
+        fields = ("endpoint", "name", "account_id", "credential_type", "expires_at", "is_active")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The organization's own endpoints only (the manager scopes to the context). A
+        # read-only view of the page (a role that may only look) has no inputs at all.
+        if "endpoint" in self.fields:
+            self.fields["endpoint"].queryset = Endpoint.objects.all()
+        if self.instance.pk:
+            # Fixed once stored: another endpoint or type is another credential.
+            for name in ("endpoint", "credential_type"):
+                if name in self.fields:
+                    self.fields[name].disabled = True
+
+    def secrets(self) -> dict | None:
+        """The typed secrets of the credential's type, or None when none was typed."""
+        typed = {
+            name: self.cleaned_data[name]
+            for name in (*SECRET_INPUTS, *SECRET_TEXT_INPUTS)
+            if self.cleaned_data.get(name)
+        }
+        return typed or None
+
+    def clean(self):
+        cleaned = super().clean()
+        secrets = self.secrets()
+        if secrets is None and not self.instance.pk:
+            raise ValidationError("Type the credential's secrets.")
+        if secrets is not None and cleaned.get("credential_type"):
+            try:
+                services.secrets_check(credential_type=cleaned["credential_type"], secrets=secrets)
+            except ApplicationError as error:
+                problems = error.details.get("secrets", {})
+                raise ValidationError(
+                    [
+                        f"{field}: {message}"
+                        for field, found in problems.items()
+                        for message in found
+                    ]
+                ) from None
+        return cleaned
+
+
+@admin.register(PortalCredential)
+class PortalCredentialAdmin(TenantAdmin):
+    """This organization's portal logins. Secrets go in through the form and never come out."""
+
+    resource = "portal_credential"
+    form = CredentialForm
+    exclude = ("encrypted_credential",)
+    readonly_fields = (
+        "last_validated_at",
+        "validation_error",
+        "last_rotation_at",
+        "rotation_status",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
+    list_display = ("name", "endpoint", "credential_type", "is_active", "rotation_status")
+    list_select_related = ("endpoint",)
+    list_filter = ("credential_type", "is_active", "rotation_status")
+    search_fields = ("name", "account_id")
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Someone who may only look gets no empty secret inputs to look at.
+            secret = {*SECRET_INPUTS, *SECRET_TEXT_INPUTS}
+            fields = [name for name in fields if name not in secret]
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        secrets = form.secrets()
+        if not change:
+            credential = services.credential_create(
+                org_id=require_org_id(),
+                actor=request.user,
+                endpoint_id=form.cleaned_data["endpoint"].pk,
+                name=form.cleaned_data["name"],
+                account_id=form.cleaned_data["account_id"],
+                credential_type=form.cleaned_data["credential_type"],
+                secrets=secrets,
+                expires_at=form.cleaned_data["expires_at"],
+            )
+            adopt(obj, credential)
+            return
+        metadata = {
+            name: value
+            for name, value in changes(form).items()
+            if name in ("name", "account_id", "expires_at", "is_active")
+        }
+        credential = services.credential_update(
+            credential=fresh(obj), actor=request.user, **metadata
+        )
+        if secrets is not None:
+            credential = services.credential_rotate(
+                credential=credential, actor=request.user, secrets=secrets
+            )
+        adopt(obj, credential)
+
+    def delete_model(self, request, obj):
+        services.credential_delete(credential=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for credential in queryset:
+            services.credential_delete(credential=credential, actor=request.user)
+
+
+@admin.register(CredentialAccessLog)
+class CredentialAccessLogAdmin(ReadOnlyTenantAdmin):
+    """Every access to a credential's secrets, kept after the credential is deleted."""
+
+    resource = "credential_access_log"
+    fields = (
+        "created_at",
+        "credential_id",
+        "access_type",
+        "actor_user",
+        "actor_run_id",
+        "success",
+        "error",
+    )
+    readonly_fields = fields
+    list_display = (
+        "created_at",
+        "credential_id",
+        "access_type",
+        "actor_user",
+        "actor_run_id",
+        "success",
+    )
+    list_filter = ("access_type", "success")
+    list_select_related = ("actor_user",)

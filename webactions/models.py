@@ -1,0 +1,128 @@
+"""Portal credentials and the log of every access to them.
+
+A credential is the login an organization holds for one of its endpoints (a payer portal).
+Its secrets (username, password, TOTP seed, tokens) live only in ``encrypted_credential``, a
+Fernet token (webactions/crypto.py); every other column is metadata that may be shown.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from rcm.db.tenancy import TenantModel
+
+
+class CredentialType(models.TextChoices):
+    USER_PASS = "user_pass"  # username, password, optional TOTP seed
+    TOKEN = "token"  # a bearer token or API key the portal issued
+    OAUTH2 = "oauth2"  # client id and secret, token URL
+
+
+class RotationStatus(models.TextChoices):
+    NONE = "none"  # the secrets as first stored
+    PENDING = "pending_validation"  # replaced by rotate/, not yet tried against the portal
+    VALIDATED = "validated"  # replaced and logged in with since
+    FAILED = "failed"  # replaced, and the portal refused them
+
+
+class PortalCredential(TenantModel):
+    """One organization's login to one of its endpoints: encrypted secrets plus metadata."""
+
+    id = models.BigAutoField(primary_key=True, db_column="credential_id")
+    endpoint = models.ForeignKey(
+        "tenants.Endpoint", on_delete=models.PROTECT, related_name="credentials"
+    )
+    # How people tell credentials apart ("Front desk login"); never a secret.
+    name = models.CharField(max_length=100)
+    # The portal's account this login belongs to (a provider or office id), shown as is.
+    account_id = models.CharField(max_length=200, blank=True, default="")
+    encrypted_credential = models.TextField()
+    credential_type = models.CharField(max_length=10, choices=CredentialType.choices)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_validated_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    validation_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        "tenants.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_column="created_by",
+    )
+    last_rotation_at = models.DateTimeField(null=True, blank=True)
+    rotation_status = models.CharField(
+        max_length=20, choices=RotationStatus.choices, default=RotationStatus.NONE
+    )
+
+    class Meta:
+        db_table = "portal_credential"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "endpoint", "name"], name="portal_credential_name_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(credential_type__in=CredentialType.values),
+                name="portal_credential_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(rotation_status__in=RotationStatus.values),
+                name="portal_credential_rotation_status_valid",
+            ),
+            # A Fernet token, never an empty or clear-text value slipped in by hand.
+            models.CheckConstraint(
+                condition=Q(encrypted_credential__startswith="gAAAAA"),
+                name="portal_credential_encrypted",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccessType(models.TextChoices):
+    RETRIEVE = "retrieve"  # decrypted for use (a worker logging in)
+    STORE = "store"  # created with its secrets
+    ROTATE = "rotate"  # secrets replaced, or re-encrypted under a new key
+    DELETE = "delete"
+    VALIDATE = "validate"  # a login tried to check the secrets
+
+
+class CredentialAccessLog(TenantModel):
+    """One access to a credential's secrets: who or which run, what, and whether it worked.
+
+    Append-only: the runtime role may insert and read, never change or delete (rcm/db/roles.py),
+    and ``credential_id`` is a plain id, not a foreign key, so that deleting a credential
+    leaves the record of who touched its secrets as it was.
+    """
+
+    credential_id = models.BigIntegerField()
+    access_type = models.CharField(max_length=10, choices=AccessType.choices)
+    actor_user = models.ForeignKey(
+        "tenants.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The workflow run (or ad-hoc web action) the access was made for, when not a person.
+    actor_run_id = models.BigIntegerField(null=True, blank=True)
+    success = models.BooleanField()
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "credential_access_log"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["org", "credential_id", "-created_at"], name="credential_access_recent"
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(access_type__in=AccessType.values),
+                name="credential_access_type_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.access_type} of credential {self.credential_id}"

@@ -1,0 +1,3 @@
+from webactions import apis
+
+urlpatterns = [*apis.urlpatterns]
