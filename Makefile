@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint check clean-var
+.PHONY: run test lint check clean-var chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,15 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed chromium
 	$(BIN)/python manage.py runplatform
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser the web agent drives: the system's (Playwright cannot fetch its own here).
+chromium:
+	@sh scripts/ensure-chromium
 
 # The tooling gate, the same locally and in CI (STYLE §14).
 lint: $(VENV)/.installed-dev

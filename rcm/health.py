@@ -2,7 +2,8 @@
 
 ``/health``: the process answers. ``/health/ready``: PostgreSQL reachable, the ``vector``
 extension present, the broker reachable and at least one Celery worker answering a ping within
-two seconds; each check with its latency; 503 when any fails.
+two seconds, and the checks apps register (webactions: a browser starts); each check with its
+latency; 503 when any fails.
 """
 
 import time
@@ -76,6 +77,12 @@ CHECKS = {
     "broker": _broker,
     "workers": _workers,
 }
+
+
+def register_check(name: str, check) -> None:
+    """A check of a higher layer (the web agent's browser), added from its AppConfig.ready():
+    the kernel knows of it only through here."""
+    CHECKS[name] = check
 
 
 @require_GET

@@ -99,6 +99,8 @@ def _credential_keys() -> list[str]:
 
 
 CREDENTIAL_KEYS = _credential_keys()
+# The Chromium the web agent drives; empty: found where Debian installs it (webactions/browser.py).
+RCM_CHROMIUM_PATH = env.str("RCM_CHROMIUM_PATH", default="")
 
 
 def _database(url: str) -> dict:

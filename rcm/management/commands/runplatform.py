@@ -321,7 +321,7 @@ class Command(BaseCommand):
         self._say(f"  readiness   {base}/health/ready")
         self._say("Press Ctrl-C to stop everything.")
         if self._poll(f"{base}/health/ready", READY_TIMEOUT_S, 1.0):
-            self._say("Ready: database, vector extension, broker and worker all answer.")
+            self._say("Ready: database, vector extension, broker, worker and browser all answer.")
         elif not self._stop.is_set():
             self._say(f"Not ready after {READY_TIMEOUT_S}s; {base}/health/ready says why.")
 
