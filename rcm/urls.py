@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -28,3 +29,7 @@ urlpatterns = [
     path("api/v2/", include("memory.urls")),
     path("api/v2/", include("webactions.urls")),
 ]
+
+if settings.RCM_SANDBOX:
+    # The imitation payer portal the web agent is tested against (webactions/sandbox).
+    urlpatterns.append(path("sandbox/", include("webactions.sandbox.views")))

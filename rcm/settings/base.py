@@ -99,6 +99,14 @@ def _credential_keys() -> list[str]:
 
 
 CREDENTIAL_KEYS = _credential_keys()
+# The sandbox payer portal at /sandbox/ (webactions/sandbox): on in development and tests,
+# forced off in production (rcm/settings/production.py).
+RCM_SANDBOX = env.bool("RCM_SANDBOX", default=True)
+RCM_SANDBOX_SESSION_MINUTES = env.int("RCM_SANDBOX_SESSION_MINUTES", default=30)
+if RCM_SANDBOX_SESSION_MINUTES < 1:
+    raise ImproperlyConfigured(
+        f"RCM_SANDBOX_SESSION_MINUTES must be at least 1; got {RCM_SANDBOX_SESSION_MINUTES}."
+    )
 # The Chromium the web agent drives; empty: found where Debian installs it (webactions/browser.py).
 RCM_CHROMIUM_PATH = env.str("RCM_CHROMIUM_PATH", default="")
 

@@ -18,6 +18,8 @@ MIN_KEY_LENGTH = 32
 KEY_TOO_SHORT = "{name} must be at least {length} characters in production."
 
 DEBUG = False
+# A made-up payer portal has no place beside real patients' data.
+RCM_SANDBOX = False
 for required in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL"):
     if not env.str(required, default=""):
         raise ImproperlyConfigured(f"{required} must be set in production.")
