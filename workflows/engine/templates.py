@@ -169,9 +169,12 @@ def expression_problems(expression: str) -> list[str]:
     return [f"{_quoted(expression)}: {problem}" for problem in size_problems(tree)]
 
 
-def references(value: Any, *, expression: bool = False) -> set[Reference]:
+def references(
+    value: Any, *, expression: bool = False, roots: tuple[str, ...] = ROOTS
+) -> set[Reference]:
     """The context paths the templates (or, with ``expression``, the bare expressions) inside
-    ``value`` read. Publishing checks them against required_data and upstream nodes."""
+    ``value`` read, under ``roots``. Publishing checks them against required_data and upstream
+    nodes; a kind with values of its own (the web kind's credential) asks for those too."""
     found: set[Reference] = set()
     for text in _strings(value):
         source = "{{ " + text + " }}" if expression else text
@@ -183,7 +186,7 @@ def references(value: Any, *, expression: bool = False) -> set[Reference]:
             continue  # reported by template_problems
         for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
             path = _path_of(node)
-            if path and path[0] in ROOTS:
+            if path and path[0] in roots:
                 found.add(Reference(path))
     # Keep only the longest paths: input.a.b implies input.a.
     return {

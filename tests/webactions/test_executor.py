@@ -1,0 +1,229 @@
+"""The action language and its executor, on real Chromium against the sandbox portal: an
+eligibility check by semantic targets on both layouts, and every refusal named."""
+
+import os
+import socket
+import subprocess
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import sync_playwright
+
+from rcm import webserver
+from tests.conftest import wait_for
+from webactions import actions, browser
+from webactions.executor import ActionFailed, run_actions
+from webactions.sandbox import views
+from webactions.sandbox.data import sandbox_patients
+from workflows.engine import templates
+
+CLERK = views.ACCOUNTS["clerk"]
+SECRETS = {"username": CLERK.username, "password": CLERK.password, "totp_seed": CLERK.totp_seed}
+
+
+def eligibility_actions(layout: str) -> list[dict]:
+    """Log in, search, read the benefits: v1 and v2 differ only in their words."""
+    words = {
+        "v1": ("Username", "Verification code", "Sign in", "Member ID", "Date of birth", "Search",
+               "Plan", "Group number", "Coverage status"),
+        "v2": ("User ID", "One-time passcode", "Log in", "Subscriber ID", "Patient date of birth",
+               "Find patient", "Health plan", "Group #", "Eligibility"),
+    }[layout]  # fmt: skip
+    user, code, sign_in, member, born, find, plan, group, status = words
+    return [
+        {"tool": "goto", "url": f"/sandbox/{layout}/"},
+        {"tool": "fill", "target": {"label": user}, "value": "{{ credential.username }}"},
+        {"tool": "fill", "target": {"label": "Password"}, "value": "{{ credential.password }}"},
+        {"tool": "totp", "target": {"label": code}},
+        {"tool": "click", "target": {"role": "button", "name": sign_in}},
+        {"tool": "fill", "target": {"label": member}, "value": "{{ input.member_id }}"},
+        {"tool": "fill", "target": {"label": born}, "value": "{{ input.dob }}"},
+        {"tool": "fill", "target": {"label": "Last name"}, "value": "{{ input.last_name }}"},
+        {"tool": "click", "target": {"role": "button", "name": find}},
+        {
+            "tool": "extract",
+            "fields": {
+                "plan": {"label": plan},
+                "group": {"label": group},
+                "status": {"label": status},
+            },
+        },
+    ]
+
+
+@pytest.fixture(scope="module")
+def portal():
+    """The sandbox, served by gunicorn in a process of its own (as `make run` serves it): not
+    Django's live server, whose per-test database set-up Django refuses while Playwright's
+    sync API runs its event loop in this thread."""
+    port = _free_port()
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "rcm.settings.test",
+        "DATABASE_URL": settings.DATABASE_URL,
+        "DATABASE_OWNER_URL": settings.DATABASE_OWNER_URL,
+        "REDIS_URL": settings.REDIS_URL,
+        "WEB_CONCURRENCY": "2",
+    }
+    server = subprocess.Popen(
+        webserver.gunicorn_argv(port), cwd=settings.BASE_DIR, env=environment,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{url}/sandbox/v1/login/"), timeout=60, interval=0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as playwright:
+        started = browser.launch(playwright)
+        yield started
+        started.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    yield context.new_page()
+    context.close()
+
+
+def _run(page, portal, action_list, row, **kwargs):
+    context = {"input": row, "nodes": {}, "credential": SECRETS}
+    return run_actions(
+        page,
+        action_list,
+        render=lambda text: templates.render_value(text, context),
+        base_url=portal,
+        allowed_hosts={urlsplit(portal).hostname},
+        secrets=SECRETS,
+        **kwargs,
+    )
+
+
+def _row(patient) -> dict:
+    return {
+        "member_id": patient.member_id,
+        "dob": patient.date_of_birth.isoformat(),
+        "last_name": patient.last_name,
+    }
+
+
+@pytest.mark.parametrize("layout", ["v1", "v2"])
+def test_an_eligibility_check_by_semantic_targets_on_both_layouts(page, portal, layout):
+    assert actions.action_problems(eligibility_actions(layout)) == []
+    patient = next(p for p in sandbox_patients() if p.active)
+    outcome = _run(page, portal, eligibility_actions(layout), _row(patient))
+    assert outcome.outputs["plan"].endswith(patient.plan)
+    assert outcome.outputs["group"] == patient.group_number
+    assert outcome.outputs["status"] in ("Active", "Active coverage")
+    assert [result.tool for result in outcome.results][:2] == ["goto", "fill"]
+    assert all(result.success for result in outcome.results)
+    assert (
+        outcome.results[4].resolved
+        == f'role button "{eligibility_actions(layout)[4]["target"]["name"]}"'
+    )
+    # No filled value in anything kept of the actions (traces are made from these).
+    kept = repr(outcome.results)
+    assert CLERK.password not in kept and patient.member_id not in kept
+
+
+def test_a_target_that_matches_twice_is_refused_and_nothing_is_clicked(page, portal):
+    patient = next(p for p in sandbox_patients() if len(p.claims) >= 2)
+    login = eligibility_actions("v1")[:10]
+    ambiguous = [*login, {"tool": "click", "target": {"role": "link"}}]
+    with pytest.raises(ActionFailed) as refused:
+        _run(page, portal, ambiguous, _row(patient), timeout_ms=2000)
+    assert refused.value.kind == "target_ambiguous"
+    assert "elements are the link on" in str(refused.value) and "nothing was done" in str(
+        refused.value
+    )
+    assert page.url.endswith(f"/members/{patient.member_id}/")  # still where it was
+
+
+def test_a_target_not_on_the_page_is_named(page, portal):
+    missing = [
+        {"tool": "goto", "url": "/sandbox/v2/login/"},
+        {"tool": "fill", "target": {"label": "Username"}, "value": "x"},
+    ]
+    with pytest.raises(ActionFailed) as refused:
+        _run(page, portal, missing, {}, timeout_ms=500)
+    assert refused.value.kind == "target_not_found"
+    assert 'no element is label "Username"' in str(refused.value)
+    assert [r.success for r in refused.value.results] == [True, False]
+
+
+def test_goto_another_host_is_refused(page, portal):
+    with pytest.raises(ActionFailed) as refused:
+        _run(page, portal, [{"tool": "goto", "url": "https://evil.test/steal"}], {})
+    assert refused.value.kind == "forbidden_host" and not refused.value.transient
+
+
+def test_a_portal_that_fails_or_does_not_answer_is_transient(page, portal):
+    with pytest.raises(ActionFailed) as down:
+        _run(page, portal, [{"tool": "goto", "url": "/sandbox/v1-fail100/login/"}], {})
+    assert down.value.kind == "http_5xx" and down.value.transient
+    slow = [{"tool": "goto", "url": "/sandbox/v1-slow2000/login/", "timeout_ms": 300}]
+    with pytest.raises(ActionFailed) as late:
+        _run(page, portal, slow, {})
+    assert late.value.kind == "page_timeout" and late.value.transient
+
+
+def test_member_not_found_is_readable_from_the_page(page, portal):
+    login = eligibility_actions("v1")[:9]
+    row = {"member_id": "W000000000", "dob": "1970-01-01", "last_name": "Nobody"}
+    outcome = _run(
+        page,
+        portal,
+        [*login, {"tool": "assert_text", "text": "Member not found"}],
+        row,
+    )
+    assert outcome.results[-1].success
+
+
+@pytest.mark.parametrize(
+    ("action_list", "problem"),
+    [
+        ([{"tool": "hover", "target": {"label": "x"}}], "action 1: unknown tool 'hover'"),
+        ([{"tool": "click", "target": {"css": "#go"}}], "describe the target by label, role"),
+        ([{"tool": "click", "target": {}}], "describe the target by label, role"),
+        ([{"tool": "fill", "target": {"label": "x"}}], "action 1 (fill): value is required"),
+        (
+            [{"tool": "fill", "target": {"label": "x"}, "value": "{{ credential.pin }}"}],
+            "credential.pin is not a credential field",
+        ),
+        ([{"tool": "click", "target": {"role": "blink", "name": "x"}}], "unknown role 'blink'"),
+        ([{"tool": "extract", "fields": {"a b": {"label": "x"}}}], "must be an identifier"),
+        ([{"tool": "goto", "url": "{{ input.x "}], "invalid template"),
+        ([], "actions must be a non-empty list"),
+    ],
+)
+def test_bad_action_lists_are_refused_naming_the_action(action_list, problem):
+    problems = actions.action_problems(action_list)
+    assert any(problem in found for found in problems), problems
+
+
+def test_the_run_context_paths_an_action_list_reads():
+    found = {str(ref) for ref in actions.references(eligibility_actions("v1"))}
+    assert found == {"input.member_id", "input.dob", "input.last_name"}

@@ -1,0 +1,331 @@
+"""Carrying out an action list (webactions/actions.py) on a Playwright page.
+
+Targets are resolved from their description alone, through what the page exposes to a person
+and to assistive technology: a label, a role and accessible name, visible text, a
+placeholder. The match must be exact and single: no element, or several, is a failure that
+names the target and what was found, and nothing is clicked or typed. A refused action is
+better than the wrong one. (Memory-driven resolution and repair of drifted targets build on
+this in the next release.)
+
+Failures carry a ``kind`` the engine maps onto its outcomes: a page that does not answer in
+time, a 5xx or a 429 is transient (retried per the node's policy); a target not found or
+ambiguous, a host the endpoint does not allow, an expected text missing are permanent for the
+attempt. Values a failure message quotes are the target's description and the page's status,
+never a filled value (a member id, a password).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from webactions.actions import describe
+from webactions.totp import totp_now
+
+DEFAULT_TIMEOUT_MS = 15_000
+TRANSIENT_KINDS = ("page_timeout", "http_5xx", "http_429")
+
+
+@dataclass
+class ActionResult:
+    """What one action did: for the step's trace, one row per action."""
+
+    number: int
+    tool: str
+    target: str = ""  # the description, as people read it
+    resolved: str = ""  # how it was found: 'label "Member ID"', 'role button "Search"'
+    duration_ms: int = 0
+    success: bool = True
+    error_kind: str = ""
+    error: str = ""
+
+
+class ActionFailed(Exception):
+    """An action that could not be carried out; ``kind`` says how, ``results`` what ran."""
+
+    def __init__(self, kind: str, message: str, results: list[ActionResult] | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.results = results or []
+
+    @property
+    def transient(self) -> bool:
+        return self.kind in TRANSIENT_KINDS
+
+
+@dataclass
+class Outcome:
+    outputs: dict = field(default_factory=dict)
+    results: list[ActionResult] = field(default_factory=list)
+
+
+class _Statuses:
+    """The status of the last document the page loaded (a navigation, a form's answer)."""
+
+    def __init__(self, page):
+        self.last: int | None = None
+        self.url = ""
+        page.on("response", self._seen)
+        self._page = page
+
+    def _seen(self, response) -> None:
+        if response.request.is_navigation_request() and response.frame == self._page.main_frame:
+            self.last, self.url = response.status, response.url
+
+    def check(self) -> None:
+        if self.last is None:
+            return
+        status, self.last = self.last, None
+        if status == 429:
+            raise ActionFailed(
+                "http_429", f"the portal answered 429 (too many requests) at {_where(self.url)}"
+            )
+        if status >= 500:
+            raise ActionFailed("http_5xx", f"the portal answered {status} at {_where(self.url)}")
+
+
+def _where(url: str) -> str:
+    """A URL as a message may quote it: host and path, never the query (it may hold a row's
+    values)."""
+    parts = urlsplit(url)
+    return f"{parts.netloc}{parts.path}"
+
+
+def run_actions(
+    page,
+    actions: list[dict],
+    *,
+    render: Callable[[str], str],
+    base_url: str,
+    allowed_hosts: set[str],
+    secrets: dict | None = None,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+) -> Outcome:
+    """Carry out ``actions`` in order; the extracted fields and a result per action.
+
+    ``render`` turns a value template into text (the caller puts the credential in its
+    context); ``allowed_hosts``: where ``goto`` may go (the endpoint's own host and those its
+    config allows).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    outcome = Outcome()
+    statuses = _Statuses(page)
+    for number, action in enumerate(actions, start=1):
+        tool = action["tool"]
+        target = action.get("target")
+        result = ActionResult(number=number, tool=tool, target=describe(target) if target else "")
+        started = time.perf_counter()
+        limit = action.get("timeout_ms", timeout_ms)
+        try:
+            _perform(page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit)
+            statuses.check()
+        except PlaywrightTimeout:
+            failure = ActionFailed(
+                "page_timeout",
+                f"action {number} ({tool}): the page did not get there within {limit} ms"
+                + (f" ({result.target})" if result.target else ""),
+            )
+        except ActionFailed as failed:
+            failure = failed
+        else:
+            failure = None
+        result.duration_ms = int((time.perf_counter() - started) * 1000)
+        outcome.results.append(result)
+        if failure is not None:
+            result.success, result.error_kind, result.error = False, failure.kind, str(failure)
+            failure.results = outcome.results
+            raise failure
+    return outcome
+
+
+def _perform(page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit):
+    tool = action["tool"]
+    if tool == "goto":
+        url = urljoin(base_url, render(action["url"]))
+        host = urlsplit(url).hostname or ""
+        if urlsplit(url).scheme not in ("http", "https") or host not in allowed_hosts:
+            raise ActionFailed(
+                "forbidden_host",
+                f"action {result.number} (goto): {host or url!r} is not a host of this endpoint "
+                f"(allowed: {', '.join(sorted(allowed_hosts))})",
+            )
+        page.goto(url, timeout=limit, wait_until="domcontentloaded")
+        result.resolved = _where(url)
+    elif tool in ("fill", "select", "check", "click", "totp"):
+        element = _single(page, action["target"], result, limit)
+        if tool == "fill":
+            element.fill(render(action["value"]), timeout=limit)
+        elif tool == "select":
+            element.select_option(label=render(action["value"]), timeout=limit)
+        elif tool == "check":
+            element.set_checked(action.get("checked", True), timeout=limit)
+        elif tool == "totp":
+            seed = (secrets or {}).get("totp_seed")
+            if not seed:
+                raise ActionFailed(
+                    "no_totp_seed",
+                    f"action {result.number} (totp): the credential has no TOTP seed",
+                )
+            element.fill(totp_now(seed), timeout=limit)
+        else:
+            with (
+                page.expect_navigation(wait_until="domcontentloaded", timeout=limit)
+                if _navigates(element)
+                else contextlib.nullcontext()
+            ):
+                element.click(timeout=limit)
+    elif tool == "press":
+        key = render(action["key"])
+        if action.get("target"):
+            _single(page, action["target"], result, limit).press(key, timeout=limit)
+        else:
+            page.keyboard.press(key)
+    elif tool == "wait_for":
+        if action.get("target"):
+            _single(page, action["target"], result, limit)
+        else:
+            page.get_by_text(render(action["text"])).first.wait_for(timeout=limit)
+            result.resolved = f'text "{action["text"]}"'
+    elif tool == "assert_text":
+        text = render(action["text"])
+        if not page.get_by_text(text).count():
+            raise ActionFailed(
+                "text_missing",
+                f"action {result.number} (assert_text): the page does not say {action['text']!r}",
+            )
+    elif tool == "extract":
+        for name, spec in action["fields"].items():
+            if "label" in spec:
+                outcome.outputs[name] = _labelled_value(page, spec["label"], result, limit)
+            else:
+                outcome.outputs[name] = _table_rows(page, spec["table"], result, limit)
+    elif tool == "screenshot":
+        # Kept by the caller (screenshots are PHI, stored per organization).
+        outcome.outputs.setdefault("_screenshots", []).append(
+            {
+                "name": action.get("name", f"action-{result.number}"),
+                "png": page.screenshot(full_page=True),
+            }
+        )
+
+
+def _navigates(element) -> bool:
+    """Whether clicking ``element`` submits a form or follows a link (and so loads a page)."""
+    return element.evaluate(_NAVIGATES_JS)
+
+
+_NAVIGATES_JS = """e => !!(
+    e.closest('a[href]') || (e.form && (e.type === 'submit' || (
+        e.tagName === 'BUTTON' && !e.getAttribute('type'))))
+)"""
+
+
+def _candidates(page, target: dict):
+    exact = target.get("exact", True)
+    if target.get("role"):
+        found = page.get_by_role(target["role"], name=target.get("name"), exact=exact)
+        how = f"role {target['role']}" + (f' "{target["name"]}"' if target.get("name") else "")
+    elif target.get("label"):
+        found, how = page.get_by_label(target["label"], exact=exact), f'label "{target["label"]}"'
+    elif target.get("placeholder"):
+        found = page.get_by_placeholder(target["placeholder"], exact=exact)
+        how = f'placeholder "{target["placeholder"]}"'
+    else:
+        found, how = page.get_by_text(target["text"], exact=exact), f'text "{target["text"]}"'
+    return found, how
+
+
+def _single(page, target: dict, result: ActionResult, limit: int):
+    """The one element ``target`` describes, waiting up to ``limit`` for it to appear."""
+    found, how = _candidates(page, target)
+    deadline = time.monotonic() + limit / 1000
+    count = found.count()
+    while count == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        count = found.count()
+    if count > 1 and target.get("css"):
+        # The hint chooses among exact matches; it never finds what the description did not.
+        narrowed = found.and_(page.locator(target["css"]))
+        if narrowed.count() == 1:
+            found, count, how = narrowed, 1, f"{how} + css {target['css']}"
+    result.resolved = how
+    if count == 0:
+        raise ActionFailed(
+            "target_not_found",
+            f"action {result.number} ({result.tool}): no element is {describe(target)} "
+            f"on {_where(page.url)}",
+        )
+    if count > 1:
+        raise ActionFailed(
+            "target_ambiguous",
+            f"action {result.number} ({result.tool}): {count} elements are {describe(target)} "
+            f"on {_where(page.url)}; nothing was done",
+        )
+    return found
+
+
+# The value beside a label: a table's header cell and its data cell, a definition list's term
+# and its description, a label and the element it names.
+_VALUE_BESIDE = (
+    "xpath=//*[self::th or self::dt][normalize-space(.)={label}]/following-sibling::*[1]"
+)
+
+
+def _labelled_value(page, label: str, result: ActionResult, limit: int) -> str:
+    literal = _xpath_literal(label)
+    found = page.locator(_VALUE_BESIDE.format(label=literal))
+    value_target = {"label": label}
+    count = found.count()
+    if count == 0:
+        # A form field's label: the value typed or shown in it.
+        field_ = page.get_by_label(label, exact=True)
+        if field_.count() == 1:
+            return field_.input_value(timeout=limit)
+    if count != 1:
+        kind = "target_not_found" if count == 0 else "target_ambiguous"
+        raise ActionFailed(
+            kind,
+            f"action {result.number} (extract): {count} values are labelled "
+            f"{describe(value_target)} on {_where(page.url)}",
+        )
+    return found.inner_text(timeout=limit).strip()
+
+
+def _table_rows(page, name: str, result: ActionResult, limit: int) -> list[dict]:
+    """A table as rows keyed by its header cells; found by caption, by the heading just
+    before it, or by id."""
+    literal = _xpath_literal(name)
+    found = page.locator(
+        f"xpath=//table[caption[normalize-space(.)={literal}] or @id={literal} or "
+        f"preceding-sibling::*[self::h1 or self::h2 or self::h3][1][normalize-space(.)={literal}]]"
+    )
+    if found.count() != 1:
+        raise ActionFailed(
+            "target_not_found" if not found.count() else "target_ambiguous",
+            f"action {result.number} (extract): {found.count()} tables are called {name!r} "
+            f"on {_where(page.url)}",
+        )
+    return found.evaluate(_TABLE_ROWS_JS)
+
+
+_TABLE_ROWS_JS = """t => {
+    const text = e => e.innerText.trim();
+    const headers = [...t.querySelectorAll('thead th, tr:first-child th')].map(text);
+    const rows = [...t.querySelectorAll('tbody tr')].filter(r => r.querySelector('td'));
+    return rows.map(r => Object.fromEntries(
+        [...r.querySelectorAll('td')].map((c, i) => [headers[i] || String(i), text(c)])
+    ));
+}"""
+
+
+def _xpath_literal(text: str) -> str:
+    if "'" not in text:
+        return f"'{text}'"
+    if '"' not in text:
+        return f'"{text}"'
+    parts = text.split("'")
+    return "concat(" + ', "\'", '.join(f"'{part}'" for part in parts) + ")"
