@@ -339,7 +339,7 @@ def worker_processes(transactional_db, settings):
     import uuid as uuid_module
 
     queue = f"rcm-test-proc-{uuid_module.uuid4().hex[:8]}"
-    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    settings.CELERY_TASK_DEFAULT_QUEUE = settings.CELERY_WEB_QUEUE = queue
     started = []
 
     from rcm.workers import WorkerProcess, queue_drop

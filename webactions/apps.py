@@ -7,5 +7,8 @@ class WebactionsConfig(AppConfig):
 
     def ready(self):
         from webactions import browser
+        from webactions.kinds import WebKind
+        from workflows.engine import kinds
 
         browser.register_health_check()
+        kinds.register(WebKind())

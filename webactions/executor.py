@@ -60,6 +60,7 @@ class ActionFailed(Exception):
 class Outcome:
     outputs: dict = field(default_factory=dict)
     results: list[ActionResult] = field(default_factory=list)
+    screenshots: list[tuple[str, bytes]] = field(default_factory=list)  # (name, PNG)
 
 
 class _Statuses:
@@ -204,13 +205,10 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
             else:
                 outcome.outputs[name] = _table_rows(page, spec["table"], result, limit)
     elif tool == "screenshot":
-        # Kept by the caller (screenshots are PHI, stored per organization).
-        outcome.outputs.setdefault("_screenshots", []).append(
-            {
-                "name": action.get("name", f"action-{result.number}"),
-                "png": page.screenshot(full_page=True),
-            }
-        )
+        # Apart from the outputs, which enter the run's context: a screenshot is PHI, kept by
+        # the caller per organization.
+        name = action.get("name", f"action-{result.number}")
+        outcome.screenshots.append((name, page.screenshot(full_page=True)))
 
 
 def _navigates(element) -> bool:

@@ -225,26 +225,22 @@ def credential_secrets(
     """The decrypted secrets, for the executor's login alone; the retrieval is logged, and so
     is a failed one (a token no key opens: ``crypto.CredentialUnreadable``). The executor calls
     this outside any transaction, so a failure's record is not rolled back with its caller."""
+    failure: crypto.CredentialUnreadable | None = None
     try:
         secrets = crypto.unseal(credential.encrypted_credential, credential_id=credential.pk)
     except crypto.CredentialUnreadable as exc:
-        _logged(
-            credential.pk,
-            org_id=credential.org_id,
-            access_type=AccessType.RETRIEVE,
-            actor=actor,
-            run_id=run_id,
-            success=False,
-            error=str(exc),
-        )
-        raise
+        failure = exc
     _logged(
         credential.pk,
         org_id=credential.org_id,
         access_type=AccessType.RETRIEVE,
         actor=actor,
         run_id=run_id,
+        success=failure is None,
+        error=str(failure or ""),
     )
+    if failure is not None:
+        raise failure
     return secrets
 
 

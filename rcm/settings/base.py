@@ -275,6 +275,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rcm")
+# Browser work (the web node kind) has a queue and workers of its own: a slow portal never
+# holds the engine's workers.
+CELERY_WEB_QUEUE = env.str("CELERY_WEB_QUEUE", default="web")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged message after the visibility timeout. With acks_late a
 # message stays unacknowledged while its node runs, and retries wait on the broker (countdown):

@@ -24,3 +24,5 @@ ENGINE_HTTP_ALLOW_PRIVATE = True
 # warn at every request that STATIC_ROOT is not there.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# Browser work on the session's own queue too, where the test workers listen.
+CELERY_WEB_QUEUE = CELERY_TASK_DEFAULT_QUEUE

@@ -92,7 +92,9 @@ def _kind(argv: list[str]) -> str:
     if any("redis-server" in part for part in argv):
         return "redis"
     if "celery" in argv:
-        return "beat" if "beat" in argv else "worker"
+        if "beat" in argv:
+            return "beat"
+        return "browser" if "web@%h" in argv else "worker"
     return "web"
 
 
@@ -231,6 +233,7 @@ def _redis_pid(platform) -> int | None:
     [
         ("worker", lambda platform: platform.child_pid("worker")),
         ("beat", lambda platform: platform.child_pid("beat")),
+        ("browser", lambda platform: platform.child_pid("browser")),
         ("web", lambda platform: platform.child_pid("web")),
         ("postgres", _postmaster_pid),
         ("redis", _redis_pid),

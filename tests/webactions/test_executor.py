@@ -1,18 +1,11 @@
 """The action language and its executor, on real Chromium against the sandbox portal: an
 eligibility check by semantic targets on both layouts, and every refusal named."""
 
-import os
-import socket
-import subprocess
-import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import sync_playwright
 
-from rcm import webserver
-from tests.conftest import wait_for
 from webactions import actions, browser
 from webactions.executor import ActionFailed, run_actions
 from webactions.sandbox import views
@@ -51,47 +44,6 @@ def eligibility_actions(layout: str) -> list[dict]:
             },
         },
     ]
-
-
-@pytest.fixture(scope="module")
-def portal():
-    """The sandbox, served by gunicorn in a process of its own (as `make run` serves it): not
-    Django's live server, whose per-test database set-up Django refuses while Playwright's
-    sync API runs its event loop in this thread."""
-    port = _free_port()
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "rcm.settings.test",
-        "DATABASE_URL": settings.DATABASE_URL,
-        "DATABASE_OWNER_URL": settings.DATABASE_OWNER_URL,
-        "REDIS_URL": settings.REDIS_URL,
-        "WEB_CONCURRENCY": "2",
-    }
-    server = subprocess.Popen(
-        webserver.gunicorn_argv(port), cwd=settings.BASE_DIR, env=environment,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _answers(f"{url}/sandbox/v1/login/"), timeout=60, interval=0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -106,9 +106,9 @@ def test_two_hundred_concurrent_fan_out_fan_in_runs_join_once_each(worker_proces
 def test_every_message_delivered_twice_still_runs_each_node_once(celery_worker, org_a, monkeypatch):
     original = executor.enqueue
 
-    def twice(node_run, **kwargs):
-        original(node_run, **kwargs)
-        original(node_run, **kwargs)
+    def twice(node_run, node, **kwargs):
+        original(node_run, node, **kwargs)
+        original(node_run, node, **kwargs)
 
     monkeypatch.setattr(executor, "enqueue", twice)
     workflow, _ = published(org_a.id, FAN)

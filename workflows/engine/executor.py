@@ -80,10 +80,13 @@ def graph_of(run: WorkflowRun) -> Graph:
 # -- enqueueing -----------------------------------------------------------------------------
 
 
-def enqueue(node_run: NodeRun, *, countdown: float = 0.0, timeout_s: int | None = None) -> None:
+def enqueue(node_run: NodeRun, node: Node, *, countdown: float = 0.0) -> None:
     """Send "execute node run N" once the current transaction commits (best-effort: a message
-    the broker refused is sent again by the reaper, rcm/messaging.py)."""
+    the broker refused is sent again by the reaper, rcm/messaging.py), to the queue of the
+    node's kind (browser work has its own) or the engine's."""
     from workflows.tasks import node_run_execute_task
+
+    timeout_s = node.effective_timeout_s
 
     if countdown > MAX_COUNTDOWN_S:
         # A message held longer than the broker's visibility timeout would be delivered
@@ -96,7 +99,8 @@ def enqueue(node_run: NodeRun, *, countdown: float = 0.0, timeout_s: int | None 
         options.update(soft_time_limit=soft, time_limit=soft + 10)
     kwargs = {"org_id": str(node_run.org_id), "node_run_id": node_run.pk}
     # Named per message, from the settings of the moment (a test routes to its own workers).
-    options["queue"] = settings.CELERY_TASK_DEFAULT_QUEUE
+    kind = kinds.get(node.kind) if node.kind else None
+    options["queue"] = getattr(kind, "queue", None) or settings.CELERY_TASK_DEFAULT_QUEUE
     messaging.send_after_commit(node_run_execute_task, kwargs=kwargs, **options)
 
 
@@ -461,11 +465,7 @@ def _record(
         node_run.save(
             update_fields=["status", "attempt", "not_before", "lease_until", "updated_at"]
         )
-        enqueue(
-            node_run,
-            countdown=(outcome.when - now).total_seconds(),
-            timeout_s=node.effective_timeout_s,
-        )
+        enqueue(node_run, node, countdown=(outcome.when - now).total_seconds())
         return
     if isinstance(outcome, kinds.NodeResult | kinds.BusinessFailure):
         business = isinstance(outcome, kinds.BusinessFailure)
@@ -616,7 +616,7 @@ def _record_failure(*, run, node_run, graph, node, error, duration_ms: int, node
             error=str(error),
             detail={"error_kind": kind, "retry_in_s": round(delay, 3)},
         )
-        enqueue(node_run, countdown=delay, timeout_s=node.effective_timeout_s)
+        enqueue(node_run, node, countdown=delay)
         return
     node_run.status = NodeRunStatus.FAILED
     node_run.ended_at = now
@@ -708,7 +708,7 @@ def _propagate(
             status=NodeRunStatus.READY, updated_at=now
         )
     for node_run in to_enqueue:
-        enqueue(node_run, timeout_s=graph.nodes[node_run.node_key].effective_timeout_s)
+        enqueue(node_run, graph.nodes[node_run.node_key])
     for error in {nr.error for nr in skipped}:
         NodeRun.objects.filter(pk__in=[nr.pk for nr in skipped if nr.error == error]).update(
             status=NodeRunStatus.SKIPPED, ended_at=now, updated_at=now, error=error
@@ -883,7 +883,8 @@ def node_run_requeue(*, node_run_id: int) -> None:
             return
         # Marked as sent now, so that the next pass does not send it again before its time.
         NodeRun.objects.filter(pk=node_run_id).update(not_before=None, updated_at=clock.now())
-        enqueue(node_run)
+        run = WorkflowRun.objects.only("workflow_id", "revision_id").get(pk=node_run.run_id)
+        enqueue(node_run, graph_of(run).nodes[node_run.node_key])
 
 
 def run_expire(*, run_id: int) -> bool:

@@ -42,7 +42,7 @@ from django.utils import termcolors
 
 from rcm import embedded, webserver
 
-PREFIX_WIDTH = len("worker")
+PREFIX_WIDTH = len("browser")
 SUPERVISOR = "rcm"
 WEB_ANSWER_TIMEOUT_S = 120
 READY_TIMEOUT_S = 60
@@ -278,6 +278,15 @@ class Command(BaseCommand):
                 [*celery, "worker", "-l", "info", "--concurrency", "2"]
                 + ["-Q", settings.CELERY_TASK_DEFAULT_QUEUE],
                 "cyan",
+                Restarts(limit),
+            ),
+            # Browser work (the web node kind): its own queue and concurrency, one Chromium
+            # per pool process.
+            Child(
+                "browser",
+                [*celery, "worker", "-l", "info", "--concurrency", "2"]
+                + ["-Q", settings.CELERY_WEB_QUEUE, "-n", "web@%h"],
+                "blue",
                 Restarts(limit),
             ),
             Child(

@@ -1,0 +1,127 @@
+"""The ``web`` node kind on a real worker process (the browser in its own thread) against the
+sandbox portal: an eligibility check per row, 'member not found' as a label, and the checks
+made when a workflow is published."""
+
+import pytest
+
+from rcm.context import org_context
+from tenants import services as tenant_services
+from tenants.models import ChannelType
+from tests.conftest import wait_for
+from tests.webactions.test_executor import SECRETS, eligibility_actions
+from tests.workflows.engine_helpers import published
+from webactions import services
+from webactions.kinds import WebKind
+from webactions.models import CredentialAccessLog
+from webactions.sandbox.data import sandbox_patients
+from workflows.models import NodeRun, WorkflowRun
+from workflows.models.runs import RUN_TERMINAL
+from workflows.services import runs
+
+
+def _endpoint_and_credential(tenant, base_url: str):
+    channel = ChannelType.objects.get(code="uhc-portal")
+    with org_context(tenant.id):
+        endpoint = tenant_services.endpoint_create(
+            org_id=tenant.id, name="Sandbox", channel_type=channel, base_url=base_url
+        )
+        credential = services.credential_create(
+            org_id=tenant.id,
+            actor=tenant["org_admin"],
+            endpoint_id=endpoint.pk,
+            name="Clerk",
+            credential_type="user_pass",
+            secrets=SECRETS,
+        )
+    return endpoint, credential
+
+
+def _config(endpoint, credential) -> dict:
+    return {
+        "endpoint": endpoint.pk,
+        "credential": credential.pk,
+        "actions": eligibility_actions("v1"),
+        "outcomes": {"not_found": "Member not found"},
+    }
+
+
+def _row(patient) -> dict:
+    return {
+        "member_id": patient.member_id,
+        "dob": patient.date_of_birth.isoformat(),
+        "last_name": patient.last_name,
+    }
+
+
+def test_each_row_is_checked_in_the_browser_and_not_found_is_a_label(
+    worker_processes, org_a, portal
+):
+    endpoint, credential = _endpoint_and_credential(org_a, portal)
+    workflow, _ = published(
+        org_a.id,
+        "start>check, check>done, check>missing:not_found",
+        kinds={"check": "web"},
+        configs={"check": _config(endpoint, credential)},
+        required_data=["member_id", "dob", "last_name"],
+        timeouts={"check": 60},
+    )
+    worker_processes(concurrency=1)
+    patient = next(p for p in sandbox_patients() if p.active)
+    nobody = {"member_id": "W000000000", "dob": "1970-01-01", "last_name": "Nobody"}
+    with org_context(org_a.id):
+        found = runs.run_start(workflow=workflow, input=_row(patient))
+        missing = runs.run_start(workflow=workflow, input=nobody)
+
+    def finished() -> bool:
+        with org_context(org_a.id):
+            return all(
+                WorkflowRun.objects.get(pk=run.pk).status in RUN_TERMINAL
+                for run in (found, missing)
+            )
+
+    wait_for(finished, timeout=120, interval=0.5)
+    with org_context(org_a.id):
+        found_run = WorkflowRun.objects.get(pk=found.pk)
+        check = NodeRun.objects.get(run=found, node_key="check")
+        not_found = NodeRun.objects.get(run=missing, node_key="check")
+        assert found_run.status == "completed", found_run.error
+        assert found_run.context["nodes"]["check"]["output"] == {
+            "plan": patient.plan,
+            "group": patient.group_number,
+            "status": "Active",
+        }
+        assert (not_found.status, not_found.label) == ("completed", "not_found")
+        assert NodeRun.objects.get(run=missing, node_key="missing").status == "completed"
+        # The secrets were decrypted for each run, logged against it, and kept out of it.
+        retrievals = CredentialAccessLog.objects.filter(access_type="retrieve")
+        assert set(retrievals.values_list("actor_run_id", flat=True)) == {found.pk, missing.pk}
+        stored = repr(found_run.context) + repr(check.output) + check.error
+        assert SECRETS["password"] not in stored and SECRETS["username"] not in stored
+
+
+@pytest.mark.django_db
+def test_publishing_checks_the_actions_the_endpoint_and_the_credential(org_a, org_b):
+    endpoint_a, credential_a = _endpoint_and_credential(org_a, "https://portal.example/")
+    endpoint_b, credential_b = _endpoint_and_credential(org_b, "https://portal.example/")
+    kind = WebKind()
+    with org_context(org_a.id):
+        assert kind.validate_config(_config(endpoint_a, credential_a)) == []
+        assert kind.validate_config(_config(endpoint_a, credential_b)) == [
+            f"no credential {credential_b.pk} in this organization"
+        ]
+        assert kind.validate_config(_config(endpoint_b, credential_a)) == [
+            f"no endpoint {endpoint_b.pk} in this organization"
+        ]
+        without_credential = {**_config(endpoint_a, credential_a)}
+        del without_credential["credential"]
+        assert kind.validate_config(without_credential) == [
+            "the actions use the credential (a credential.* value or totp)"
+        ]
+        unknown_tool = {**_config(endpoint_a, credential_a), "actions": [{"tool": "hover"}]}
+        assert "unknown tool 'hover'" in kind.validate_config(unknown_tool)[0]
+    assert kind.labels(_config(endpoint_a, credential_a)) == {"success", "not_found"}
+    assert {str(ref) for ref in kind.references(_config(endpoint_a, credential_a))} == {
+        "input.member_id",
+        "input.dob",
+        "input.last_name",
+    }
