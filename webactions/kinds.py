@@ -31,10 +31,14 @@ from webactions.models import PortalCredential
 from webactions.pool import browser_thread
 from workflows.engine import kinds, templates
 from workflows.engine.kinds import BusinessFailure, NodeResult, PermanentError, TransientError
+from workflows.services import traces
 
 ALLOWED = ("endpoint", "credential", "actions", "outcomes")
 # What a browser job may take beyond the node's own timeout before the task stops waiting.
 JOB_GRACE_S = 10
+# How every target is found in this release: by its description alone, no memory yet (the
+# trace's tier stays empty; tiers 1-3 are memory, repair and model).
+DIRECT = "direct: exact semantic match"
 
 
 class WebKind(kinds.NodeKind):
@@ -101,6 +105,7 @@ class WebKind(kinds.NodeKind):
                 return failure, _outcome_shown(page, outcomes)
 
         answer, shown = browser_thread().run(job, timeout=ctx.seconds_left() + JOB_GRACE_S)
+        _traced(ctx, endpoint, answer.results)
         if isinstance(answer, ActionFailed):
             if shown:
                 raise BusinessFailure(shown, outcomes[shown], output={"outcome": shown})
@@ -108,6 +113,33 @@ class WebKind(kinds.NodeKind):
                 raise TransientError(answer.kind, str(answer))
             raise PermanentError(answer.kind, str(answer))
         return NodeResult(output=answer.outputs)
+
+
+def _traced(ctx, endpoint, results) -> None:
+    """One trace per action: what it was, how its target was found, how long, how it ended.
+    No value typed or read is in them (ActionResult holds none)."""
+    traces.step_traces_record(
+        run_id=ctx.run_id,
+        node_key=ctx.node_key,
+        attempt=ctx.attempt,
+        endpoint_id=endpoint.pk,
+        steps=[
+            traces.StepTrace(
+                action_type=f"web.{result.tool}",
+                success=result.success,
+                duration_ms=result.duration_ms,
+                detail={
+                    "action": result.number,
+                    "target": result.target,
+                    "resolved": result.resolved,
+                    "error_kind": result.error_kind,
+                },
+                error=result.error,
+                tier_reason=DIRECT,
+            )
+            for result in results
+        ],
+    )
 
 
 def _rendered(text: str, context: dict) -> str:

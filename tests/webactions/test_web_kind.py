@@ -14,7 +14,7 @@ from webactions import services
 from webactions.kinds import WebKind
 from webactions.models import CredentialAccessLog
 from webactions.sandbox.data import sandbox_patients
-from workflows.models import NodeRun, WorkflowRun
+from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
 from workflows.models.runs import RUN_TERMINAL
 from workflows.services import runs
 
@@ -97,6 +97,26 @@ def test_each_row_is_checked_in_the_browser_and_not_found_is_a_label(
         assert set(retrievals.values_list("actor_run_id", flat=True)) == {found.pk, missing.pk}
         stored = repr(found_run.context) + repr(check.output) + check.error
         assert SECRETS["password"] not in stored and SECRETS["username"] not in stored
+        # One trace per action, masked, with the endpoint; then the engine's for the attempt.
+        traces = list(
+            WorkflowTrace.objects.filter(node_run=check)
+            .order_by("id")
+            .prefetch_related("endpoints")
+        )
+        web = [t for t in traces if t.action_type.startswith("web.")]
+        assert [t.action_type for t in web] == [
+            f"web.{action['tool']}" for action in eligibility_actions("v1")
+        ]
+        assert all(t.success and t.tier is None and t.tier_reason.startswith("direct") for t in web)
+        assert web[5].action_detail["resolved"] == 'label "Member ID"'
+        assert all([e.endpoint_id for e in t.endpoints.all()] == [endpoint.pk] for t in web)
+        text = repr([(t.action_detail, t.error_detail) for t in traces])
+        assert patient.member_id not in text and patient.last_name not in text
+        assert SECRETS["password"] not in text
+        failed = WorkflowTrace.objects.filter(node_run=not_found, action_type__startswith="web.")
+        last = failed.order_by("-id").first()
+        assert not last.success and last.action_detail["error_kind"] == "target_not_found"
+        assert "W000000000" not in last.error_detail
 
 
 @pytest.mark.django_db

@@ -1,0 +1,73 @@
+"""Traces that a node kind writes for the steps inside one attempt (a web node: one row per
+action), beside the one the engine writes for the attempt itself.
+
+Masked like the engine's own (DESIGN §5): patient data by shape, and the run's input values
+as declared literals, out of every detail and error before it is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from rcm import phi
+from workflows.models import NodeRun, WorkflowRun, WorkflowTrace, WorkflowTraceEndpoint
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """One step of an attempt, as a kind reports it."""
+
+    action_type: str  # "web.fill"
+    success: bool
+    duration_ms: int
+    detail: dict = field(default_factory=dict)
+    error: str = ""
+    tier: int | None = None  # 1 memory, 2 repaired, 3 model; None: resolved directly
+    tier_reason: str = ""
+
+
+@transaction.atomic
+def step_traces_record(
+    *,
+    run_id: int,
+    node_key: str,
+    attempt: int,
+    steps: list[StepTrace],
+    endpoint_id: int | None = None,
+) -> int:
+    """Store ``steps`` as traces of the node run ``(run_id, node_key)``; how many."""
+    run = WorkflowRun.objects.only(
+        "org_id", "workflow_id", "batch_job_item_id", "created_by_id", "context"
+    ).get(pk=run_id)
+    node_run_id = (
+        NodeRun.objects.filter(run_id=run_id, node_key=node_key).values_list("pk", flat=True).get()
+    )
+    declared = (run.context or {}).get("input") or {}
+    traces = WorkflowTrace.objects.bulk_create(
+        WorkflowTrace(
+            org_id=run.org_id,
+            workflow_id=run.workflow_id,
+            run_id=run_id,
+            node_run_id=node_run_id,
+            batch_job_item_id=run.batch_job_item_id,
+            node_key=node_key,
+            attempt=max(attempt, 1),
+            action_type=step.action_type[:64],
+            action_detail=phi.mask_json(step.detail, declared=declared),
+            success=step.success,
+            duration_ms=max(step.duration_ms, 0),
+            error_detail=phi.mask(step.error, declared=declared)[:4000],
+            tier=step.tier,
+            tier_reason=step.tier_reason,
+            user_id=run.created_by_id,
+        )
+        for step in steps
+    )
+    if endpoint_id is not None:
+        WorkflowTraceEndpoint.objects.bulk_create(
+            WorkflowTraceEndpoint(org_id=run.org_id, trace=trace, endpoint_id=endpoint_id)
+            for trace in traces
+        )
+    return len(traces)
