@@ -237,6 +237,12 @@ def _candidates(page, target: dict):
     return found, how
 
 
+def is_shown(page, target: dict) -> bool:
+    """Whether the page shows ``target`` now (a log-in page's password box, say)."""
+    found, _ = _candidates(page, target)
+    return found.count() > 0
+
+
 def _single(page, target: dict, result: ActionResult, limit: int):
     """The one element ``target`` describes, waiting up to ``limit`` for it to appear."""
     found, how = _candidates(page, target)

@@ -1,6 +1,11 @@
 """The ``web`` node kind: an action list carried out in a browser on one of the
 organization's endpoints, logged in with one of its credentials.
 
+An endpoint that needs a log-in says how in its config (``login``: the actions, and a target
+only its log-in page shows). The log-in's cookies are kept per credential (encrypted, for
+WEB_SESSION_TTL) and reused by the next rows; a portal that shows its log-in page again gets
+a new log-in, once per attempt.
+
     {"endpoint": 3, "credential": 7,
      "actions": [...],                              # webactions/actions.py
      "outcomes": {"not_found": "Member not found"}} # label -> what the page says then
@@ -18,6 +23,7 @@ enter the run's context, the node's output, a trace or an error message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -26,7 +32,7 @@ from django.utils import timezone
 from tenants.models import Endpoint
 from webactions import actions as language
 from webactions import services
-from webactions.executor import ActionFailed, run_actions
+from webactions.executor import ActionFailed, is_shown, run_actions
 from webactions.models import PortalCredential
 from webactions.pool import browser_thread
 from workflows.engine import kinds, templates
@@ -82,37 +88,123 @@ class WebKind(kinds.NodeKind):
         endpoint = Endpoint.objects.filter(pk=config["endpoint"]).first()
         if endpoint is None:
             raise PermanentError("endpoint_missing", f"endpoint {config['endpoint']} is gone")
-        secrets = _secrets(config, endpoint, ctx.run_id)
-        base_url = endpoint.effective_base_url
-        hosts = {urlsplit(base_url).hostname, *endpoint.config.get("allowed_hosts", [])}
-        context = {**ctx.template_context, "credential": secrets}
-        outcomes = config.get("outcomes", {})
-        timeout_ms = max(1000, int(ctx.seconds_left() * 1000))
-
-        def job(browser_context):
-            page = browser_context.new_page()
-            try:
-                return run_actions(
-                    page,
-                    config["actions"],
-                    render=lambda text: _rendered(text, context),
-                    base_url=base_url,
-                    allowed_hosts={host for host in hosts if host},
-                    secrets=secrets,
-                    timeout_ms=min(timeout_ms, 30_000),
-                ), None
-            except ActionFailed as failure:
-                return failure, _outcome_shown(page, outcomes)
-
-        answer, shown = browser_thread().run(job, timeout=ctx.seconds_left() + JOB_GRACE_S)
-        _traced(ctx, endpoint, answer.results)
+        credential = _credential(config, endpoint)
+        secrets = (
+            services.credential_secrets(credential=credential, run_id=ctx.run_id)
+            if credential is not None
+            else {}
+        )
+        login = endpoint.config.get("login") if credential is not None else None
+        state = services.browser_session_state(credential=credential) if login else None
+        browse = Browse(
+            endpoint=endpoint,
+            login=login,
+            actions=config["actions"],
+            outcomes=config.get("outcomes", {}),
+            context={**ctx.template_context, "credential": secrets},
+            secrets=secrets,
+            timeout_ms=min(max(1000, int(ctx.seconds_left() * 1000)), 30_000),
+            logged_in=state is not None,
+        )
+        answer = browser_thread().run(
+            browse.run, timeout=ctx.seconds_left() + JOB_GRACE_S, storage_state=state
+        )
+        _traced(ctx, endpoint, browse.results)
+        if browse.new_state is not None:
+            services.browser_session_store(credential=credential, state=browse.new_state)
         if isinstance(answer, ActionFailed):
-            if shown:
-                raise BusinessFailure(shown, outcomes[shown], output={"outcome": shown})
+            if answer.kind == LOGIN_REFUSED:
+                services.browser_session_forget(credential=credential)
+            if browse.shown:
+                label = browse.shown
+                raise BusinessFailure(label, browse.outcomes[label], output={"outcome": label})
             if answer.transient:
                 raise TransientError(answer.kind, str(answer))
             raise PermanentError(answer.kind, str(answer))
         return NodeResult(output=answer.outputs)
+
+
+LOGIN_REFUSED = "login_refused"
+
+
+@dataclass
+class Browse:
+    """One attempt in the browser thread: log in where needed, carry out the actions.
+
+    A stored log-in is tried first; if the actions fail on the portal's log-in page (the
+    session ended early), it logs in and starts the actions over, once. What it learns for the
+    task's thread (traces, a new session to store, the outcome the page shows) is kept here.
+    """
+
+    endpoint: Endpoint
+    login: dict | None
+    actions: list
+    outcomes: dict
+    context: dict
+    secrets: dict
+    timeout_ms: int
+    logged_in: bool
+    results: list = field(default_factory=list)
+    new_state: dict | None = None
+    shown: str | None = None
+
+    def run(self, browser_context):
+        page = browser_context.new_page()
+        try:
+            if self.login and not self.logged_in:
+                self._log_in(page)
+            try:
+                outcome = self._run(page, self.actions)
+            except ActionFailed:
+                if not (self.login and is_shown(page, self.login["page"])):
+                    raise
+                # The stored session is over: the portal asks again.
+                self._log_in(page)
+                outcome = self._run(page, self.actions)
+        except ActionFailed as failure:
+            self.shown = self._outcome_shown(page)
+            answer = failure
+        else:
+            answer = outcome
+        if self.new_state is not None:
+            # Logged in during this attempt (whatever the actions found): kept for the next.
+            self.new_state = browser_context.storage_state()
+        return answer
+
+    def _log_in(self, page) -> None:
+        self._run(page, self.login["actions"], phase="login")
+        if is_shown(page, self.login["page"]):
+            raise ActionFailed(
+                LOGIN_REFUSED,
+                "the portal showed its log-in page again after the log-in: it refused the "
+                "credential",
+            )
+        self.new_state = {}  # taken from the context once the actions are done
+
+    def _run(self, page, actions, phase: str = "actions"):
+        base_url = self.endpoint.effective_base_url
+        hosts = {urlsplit(base_url).hostname, *self.endpoint.config.get("allowed_hosts", [])}
+        try:
+            outcome = run_actions(
+                page,
+                actions,
+                render=lambda text: _rendered(text, self.context),
+                base_url=base_url,
+                allowed_hosts={host for host in hosts if host},
+                secrets=self.secrets,
+                timeout_ms=self.timeout_ms,
+            )
+        except ActionFailed as failure:
+            self.results += [(phase, result) for result in failure.results]
+            raise
+        self.results += [(phase, result) for result in outcome.results]
+        return outcome
+
+    def _outcome_shown(self, page) -> str | None:
+        for label, text in self.outcomes.items():
+            if page.get_by_text(text).count():
+                return label
+        return None
 
 
 def _traced(ctx, endpoint, results) -> None:
@@ -129,6 +221,7 @@ def _traced(ctx, endpoint, results) -> None:
                 success=result.success,
                 duration_ms=result.duration_ms,
                 detail={
+                    "phase": phase,
                     "action": result.number,
                     "target": result.target,
                     "resolved": result.resolved,
@@ -137,7 +230,7 @@ def _traced(ctx, endpoint, results) -> None:
                 error=result.error,
                 tier_reason=DIRECT,
             )
-            for result in results
+            for phase, result in results
         ],
     )
 
@@ -147,14 +240,6 @@ def _rendered(text: str, context: dict) -> str:
         return str(templates.render_value(text, context))
     except templates.TemplateError as exc:
         raise ActionFailed("template_error", str(exc)) from exc
-
-
-def _outcome_shown(page, outcomes: dict) -> str | None:
-    """The label whose text the page shows, if any (read in the browser thread)."""
-    for label, text in outcomes.items():
-        if page.get_by_text(text).count():
-            return label
-    return None
 
 
 def _needs_secrets(config) -> bool:
@@ -179,19 +264,34 @@ def _ownership_problems(config) -> list[str]:
     endpoint = Endpoint.objects.filter(pk=config["endpoint"]).first()
     if endpoint is None:
         return [f"no endpoint {config['endpoint']} in this organization"]
+    login = endpoint.config.get("login")
+    problems = _login_problems(login) if login is not None else []
     if "credential" not in config:
-        return []
+        return problems + (
+            ["the endpoint logs in (config.login): name its credential"] if login else []
+        )
     credential = PortalCredential.objects.filter(pk=config["credential"]).first()
     if credential is None:
         return [f"no credential {config['credential']} in this organization"]
     if credential.endpoint_id != endpoint.pk:
-        return [f"credential {credential.pk} belongs to another endpoint"]
-    return []
+        return [*problems, f"credential {credential.pk} belongs to another endpoint"]
+    return problems
 
 
-def _secrets(config, endpoint, run_id) -> dict:
+def _login_problems(login) -> list[str]:
+    """An endpoint's log-in: ``{"actions": [...], "page": <a target only its log-in page
+    shows>}``, checked like a node's actions."""
+    if not isinstance(login, dict) or set(login) != {"actions", "page"}:
+        return ['the endpoint\'s config.login is {"actions": [...], "page": <target>}']
+    problems = [
+        f"config.login: {problem}" for problem in language.action_problems(login["actions"])
+    ]
+    return problems + language.target_problems(login["page"], "config.login.page")
+
+
+def _credential(config, endpoint) -> PortalCredential | None:
     if "credential" not in config:
-        return {}
+        return None
     credential = PortalCredential.objects.filter(
         pk=config["credential"], endpoint_id=endpoint.pk
     ).first()
@@ -201,4 +301,4 @@ def _secrets(config, endpoint, run_id) -> dict:
         raise PermanentError("credential_inactive", f"credential {credential.pk} is inactive")
     if credential.expires_at is not None and credential.expires_at <= timezone.now():
         raise PermanentError("credential_expired", f"credential {credential.pk} has expired")
-    return services.credential_secrets(credential=credential, run_id=run_id)
+    return credential

@@ -126,3 +126,27 @@ class CredentialAccessLog(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.access_type} of credential {self.credential_id}"
+
+
+class BrowserSession(TenantModel):
+    """A portal's logged-in browser state (cookies, storage) for one credential, kept so that
+    the next rows skip the log-in until it expires or the portal asks again. Encrypted like the
+    credential's secrets: a session cookie is as good as the password for its lifetime."""
+
+    credential = models.OneToOneField(
+        PortalCredential, on_delete=models.CASCADE, related_name="browser_session"
+    )
+    encrypted_state = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "browser_session"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(encrypted_state__startswith="gAAAAA"), name="browser_session_encrypted"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"session of credential {self.credential_id}"

@@ -28,10 +28,13 @@ class BrowserThread:
         self._thread = threading.Thread(target=self._serve, name="browser", daemon=True)
         self._thread.start()
 
-    def run(self, job: Callable[[object], T], *, timeout: float) -> T:
-        """``job(context)`` in the browser thread, with a new browser context; its answer."""
+    def run(
+        self, job: Callable[[object], T], *, timeout: float, storage_state: dict | None = None
+    ) -> T:
+        """``job(context)`` in the browser thread, with a new browser context (holding
+        ``storage_state``: a stored log-in's cookies); its answer."""
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._jobs.put((job, future))
+        self._jobs.put((job, storage_state, future))
         return future.result(timeout=timeout)
 
     def _serve(self) -> None:
@@ -40,13 +43,13 @@ class BrowserThread:
         with sync_playwright() as playwright:
             started = None
             while True:
-                job, future = self._jobs.get()
+                job, storage_state, future = self._jobs.get()
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
                     if started is None or not started.is_connected():
                         started = chromium.launch(playwright)
-                    context = started.new_context()
+                    context = started.new_context(storage_state=storage_state)
                     try:
                         future.set_result(job(context))
                     finally:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from tenants.models import Endpoint, User
 from webactions import crypto
 from webactions.models import (
     AccessType,
+    BrowserSession,
     CredentialAccessLog,
     CredentialType,
     PortalCredential,
@@ -284,3 +286,60 @@ def credential_keys_rotate(*, on_progress: Callable[[int, int], None] | None = N
         if on_progress is not None:
             on_progress(position, len(rows))
     return done
+
+
+# -- log-in sessions ------------------------------------------------------------------------
+
+
+def browser_session_state(*, credential: PortalCredential) -> dict | None:
+    """The stored log-in of ``credential``, if one is still fresh (Playwright's storage
+    state: cookies and local storage)."""
+    session = BrowserSession.objects.filter(
+        credential=credential, expires_at__gt=timezone.now()
+    ).first()
+    if session is None:
+        return None
+    try:
+        return crypto.unseal(session.encrypted_state, credential_id=credential.pk)
+    except crypto.CredentialUnreadable:
+        return None  # sealed under a key since removed: log in again
+
+
+@transaction.atomic
+def browser_session_store(*, credential: PortalCredential, state: dict) -> None:
+    BrowserSession.objects.update_or_create(
+        credential=credential,
+        defaults={
+            "org_id": credential.org_id,
+            "encrypted_state": crypto.seal(state),
+            "expires_at": timezone.now() + settings.WEB_SESSION_TTL,
+        },
+    )
+
+
+def browser_session_forget(*, credential: PortalCredential) -> None:
+    BrowserSession.objects.filter(credential=credential).delete()
+
+
+@transaction.atomic
+def credential_validation_record(
+    *, credential: PortalCredential, actor: User | None, error: str
+) -> PortalCredential:
+    """The outcome of a log-in tried with the credential's secrets (``error`` empty: it
+    worked). A rotation waiting for its first log-in is settled by it."""
+    credential.last_validated_at = timezone.now()
+    credential.validation_error = error[:2000]
+    if credential.rotation_status == RotationStatus.PENDING:
+        credential.rotation_status = RotationStatus.FAILED if error else RotationStatus.VALIDATED
+    credential.save(
+        update_fields=["last_validated_at", "validation_error", "rotation_status", "updated_at"]
+    )
+    _logged(
+        credential.pk,
+        org_id=credential.org_id,
+        access_type=AccessType.VALIDATE,
+        actor=actor,
+        success=not error,
+        error=error,
+    )
+    return credential

@@ -107,6 +107,9 @@ if RCM_SANDBOX_SESSION_MINUTES < 1:
     raise ImproperlyConfigured(
         f"RCM_SANDBOX_SESSION_MINUTES must be at least 1; got {RCM_SANDBOX_SESSION_MINUTES}."
     )
+# How long a portal log-in (its cookies) is reused before the next row logs in again; a portal
+# that ends it sooner shows its log-in page, and the row logs in again then.
+WEB_SESSION_TTL = timedelta(minutes=env.int("WEB_SESSION_TTL_MINUTES", default=20))
 # The Chromium the web agent drives; empty: found where Debian installs it (webactions/browser.py).
 RCM_CHROMIUM_PATH = env.str("RCM_CHROMIUM_PATH", default="")
 

@@ -82,14 +82,17 @@ def populated(org_a, org_b):
                 created_by=tenant["org_admin"],
             )
             _workflow_rows(tenant)
-            # A credential: portal_credential and, through its log, credential_access_log.
-            credential_services.credential_create(
+            # A credential (portal_credential, credential_access_log) and its browser session.
+            credential = credential_services.credential_create(
                 org_id=tenant.id,
                 actor=tenant["org_admin"],
                 endpoint_id=Endpoint.objects.get().pk,
                 name="Front desk",
                 credential_type="user_pass",
                 secrets={"username": "clerk", "password": "s3cret-pass"},
+            )
+            credential_services.browser_session_store(
+                credential=credential, state={"cookies": [], "origins": []}
             )
             services.invitation_create(
                 org_id=tenant.id,

@@ -12,18 +12,26 @@ from tests.webactions.test_executor import SECRETS, eligibility_actions
 from tests.workflows.engine_helpers import published
 from webactions import services
 from webactions.kinds import WebKind
-from webactions.models import CredentialAccessLog
+from webactions.models import BrowserSession, CredentialAccessLog
 from webactions.sandbox.data import sandbox_patients
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
 from workflows.models.runs import RUN_TERMINAL
 from workflows.services import runs
+
+# The sandbox's log-in, as an endpoint's config says it; the nodes' actions start after it.
+LOGIN = {"actions": eligibility_actions("v1")[:5], "page": {"label": "Password"}}
+SEARCH = [{"tool": "goto", "url": "/sandbox/v1/"}, *eligibility_actions("v1")[5:]]
 
 
 def _endpoint_and_credential(tenant, base_url: str):
     channel = ChannelType.objects.get(code="uhc-portal")
     with org_context(tenant.id):
         endpoint = tenant_services.endpoint_create(
-            org_id=tenant.id, name="Sandbox", channel_type=channel, base_url=base_url
+            org_id=tenant.id,
+            name="Sandbox",
+            channel_type=channel,
+            base_url=base_url,
+            config={"login": LOGIN},
         )
         credential = services.credential_create(
             org_id=tenant.id,
@@ -40,7 +48,7 @@ def _config(endpoint, credential) -> dict:
     return {
         "endpoint": endpoint.pk,
         "credential": credential.pk,
-        "actions": eligibility_actions("v1"),
+        "actions": SEARCH,
         "outcomes": {"not_found": "Member not found"},
     }
 
@@ -68,18 +76,18 @@ def test_each_row_is_checked_in_the_browser_and_not_found_is_a_label(
     worker_processes(concurrency=1)
     patient = next(p for p in sandbox_patients() if p.active)
     nobody = {"member_id": "W000000000", "dob": "1970-01-01", "last_name": "Nobody"}
+
+    def finished(*started) -> bool:
+        with org_context(org_a.id):
+            return all(WorkflowRun.objects.get(pk=run.pk).status in RUN_TERMINAL for run in started)
+
+    # One after the other: the second row finds the first one's log-in kept.
     with org_context(org_a.id):
         found = runs.run_start(workflow=workflow, input=_row(patient))
+    wait_for(lambda: finished(found), timeout=120, interval=0.5)
+    with org_context(org_a.id):
         missing = runs.run_start(workflow=workflow, input=nobody)
-
-    def finished() -> bool:
-        with org_context(org_a.id):
-            return all(
-                WorkflowRun.objects.get(pk=run.pk).status in RUN_TERMINAL
-                for run in (found, missing)
-            )
-
-    wait_for(finished, timeout=120, interval=0.5)
+    wait_for(lambda: finished(missing), timeout=120, interval=0.5)
     with org_context(org_a.id):
         found_run = WorkflowRun.objects.get(pk=found.pk)
         check = NodeRun.objects.get(run=found, node_key="check")
@@ -104,11 +112,16 @@ def test_each_row_is_checked_in_the_browser_and_not_found_is_a_label(
             .prefetch_related("endpoints")
         )
         web = [t for t in traces if t.action_type.startswith("web.")]
-        assert [t.action_type for t in web] == [
-            f"web.{action['tool']}" for action in eligibility_actions("v1")
+        # The first row logged in (then searched); the second reused the stored session.
+        assert [(t.action_detail["phase"], t.action_type) for t in web] == [
+            *(("login", f"web.{action['tool']}") for action in LOGIN["actions"]),
+            *(("actions", f"web.{action['tool']}") for action in SEARCH),
         ]
+        second = WorkflowTrace.objects.filter(node_run=not_found, action_type__startswith="web.")
+        assert {t.action_detail["phase"] for t in second} == {"actions"}
+        assert BrowserSession.objects.filter(credential=credential).exists()
         assert all(t.success and t.tier is None and t.tier_reason.startswith("direct") for t in web)
-        assert web[5].action_detail["resolved"] == 'label "Member ID"'
+        assert web[6].action_detail["resolved"] == 'label "Member ID"'
         assert all([e.endpoint_id for e in t.endpoints.all()] == [endpoint.pk] for t in web)
         text = repr([(t.action_detail, t.error_detail) for t in traces])
         assert patient.member_id not in text and patient.last_name not in text
@@ -135,8 +148,12 @@ def test_publishing_checks_the_actions_the_endpoint_and_the_credential(org_a, or
         without_credential = {**_config(endpoint_a, credential_a)}
         del without_credential["credential"]
         assert kind.validate_config(without_credential) == [
-            "the actions use the credential (a credential.* value or totp)"
+            "the endpoint logs in (config.login): name its credential"
         ]
+        typing_it = {**without_credential, "actions": eligibility_actions("v1")}
+        assert "the actions use the credential (a credential.* value or totp)" in (
+            kind.validate_config(typing_it)
+        )
         unknown_tool = {**_config(endpoint_a, credential_a), "actions": [{"tool": "hover"}]}
         assert "unknown tool 'hover'" in kind.validate_config(unknown_tool)[0]
     assert kind.labels(_config(endpoint_a, credential_a)) == {"success", "not_found"}
