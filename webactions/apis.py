@@ -1,15 +1,18 @@
 """HTTP endpoints of portal credentials: CRUD without secrets, rotation, the access log."""
 
+from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from rcm import messaging
 from rcm.api.serializers import PageQuery
 from rcm.api.views import OrgScopedAPIView
 from rcm.permissions import RUN
 from webactions import selectors, services
 from webactions import serializers as io
+from webactions.tasks import credential_validate_task
 
 
 class CredentialBase(OrgScopedAPIView):
@@ -68,6 +71,28 @@ class CredentialRotateApi(CredentialBase):
         return Response(io.CredentialOutput(credential).data)
 
 
+class CredentialValidateApi(CredentialBase):
+    """Log in with the credential, in the background on the browser queue; the outcome lands in
+    ``last_validated_at`` and ``validation_error`` (and the access log)."""
+
+    actions = {"POST": RUN}
+
+    @extend_schema(request=None, responses={202: io.CredentialOutput})
+    def post(self, request, pk):
+        credential = self.get_object()
+        services.credential_validate_check(credential=credential)
+        messaging.send_after_commit(
+            credential_validate_task,
+            kwargs={
+                "org_id": str(self.org_id),
+                "credential_id": credential.pk,
+                "user_id": str(request.user.pk),
+            },
+            queue=settings.CELERY_WEB_QUEUE,
+        )
+        return Response(io.CredentialOutput(credential).data, status=status.HTTP_202_ACCEPTED)
+
+
 class CredentialAccessListApi(CredentialBase):
     """Who touched this credential's secrets, newest first (kept after it is deleted)."""
 
@@ -85,6 +110,11 @@ urlpatterns = [
     path("credentials/", CredentialListApi.as_view(), name="credential-list"),
     path("credentials/<int:pk>/", CredentialDetailApi.as_view(), name="credential-detail"),
     path("credentials/<int:pk>/rotate/", CredentialRotateApi.as_view(), name="credential-rotate"),
+    path(
+        "credentials/<int:pk>/validate/",
+        CredentialValidateApi.as_view(),
+        name="credential-validate",
+    ),
     path(
         "credentials/<int:pk>/accesses/",
         CredentialAccessListApi.as_view(),

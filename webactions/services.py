@@ -20,6 +20,8 @@ from rcm.context import org_context
 from rcm.errors import ApplicationError, Conflict
 from tenants.models import Endpoint, User
 from webactions import crypto
+from webactions.browse import Browse
+from webactions.executor import ActionFailed
 from webactions.models import (
     AccessType,
     BrowserSession,
@@ -28,6 +30,7 @@ from webactions.models import (
     PortalCredential,
     RotationStatus,
 )
+from webactions.pool import browser_thread
 from webactions.totp import seed_is_valid
 
 # The secret fields of each credential type: required, then optional. ``extra`` (a flat
@@ -199,6 +202,8 @@ def credential_rotate(
     credential.rotation_status = RotationStatus.PENDING
     credential.validation_error = ""
     credential.save()
+    # A log-in kept from the old secrets is not a proof that the new ones work.
+    BrowserSession.objects.filter(credential=credential).delete()
     _logged(credential.pk, org_id=credential.org_id, access_type=AccessType.ROTATE, actor=actor)
     return credential
 
@@ -343,3 +348,39 @@ def credential_validation_record(
         error=error,
     )
     return credential
+
+
+NO_LOGIN = "The endpoint has no config.login to try this credential with."
+VALIDATE_TIMEOUT_S = 90
+
+
+def credential_validate_check(*, credential: PortalCredential) -> None:
+    """What must hold before a validation is sent: the endpoint says how to log in."""
+    if not credential.endpoint.config.get("login"):
+        raise ApplicationError("no_login", NO_LOGIN, {"endpoint": [NO_LOGIN]}, status=422)
+
+
+def credential_validate(*, credential: PortalCredential, actor: User | None) -> PortalCredential:
+    """Log in to the portal with the credential's secrets, in a fresh browser (no kept
+    session), and record how it went; a log-in that works is kept for the next rows. Never
+    retried: a refused password tried again and again locks portal accounts."""
+    credential_validate_check(credential=credential)
+    secrets = credential_secrets(credential=credential, actor=actor)
+    endpoint = credential.endpoint
+    browse = Browse(
+        endpoint=endpoint,
+        login=endpoint.config["login"],
+        actions=[],
+        outcomes={},
+        context={"input": {}, "nodes": {}, "credential": secrets},
+        secrets=secrets,
+        timeout_ms=30_000,
+        logged_in=False,
+    )
+    answer = browser_thread().run(browse.run, timeout=VALIDATE_TIMEOUT_S)
+    error = str(answer) if isinstance(answer, ActionFailed) else ""
+    if error:
+        browser_session_forget(credential=credential)
+    elif browse.new_state is not None:
+        browser_session_store(credential=credential, state=browse.new_state)
+    return credential_validation_record(credential=credential, actor=actor, error=error)

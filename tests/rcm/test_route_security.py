@@ -130,6 +130,7 @@ PATHS = {
     "micro-state-outcome": lambda w: {"pk": w["micro_state"]},
     "credential-detail": lambda w: {"pk": w["credential"]},
     "credential-rotate": lambda w: {"pk": w["credential"]},
+    "credential-validate": lambda w: {"pk": w["credential"]},
     "credential-accesses": lambda w: {"pk": w["credential"]},
 }
 

@@ -162,3 +162,64 @@ def test_publishing_checks_the_actions_the_endpoint_and_the_credential(org_a, or
         "input.dob",
         "input.last_name",
     }
+
+
+@pytest.mark.django_db
+def test_validating_needs_an_endpoint_that_says_how_to_log_in(api, org_a):
+    channel = ChannelType.objects.get(code="uhc-portal")
+    with org_context(org_a.id):
+        endpoint = tenant_services.endpoint_create(
+            org_id=org_a.id, name="Plain", channel_type=channel
+        )
+        credential = services.credential_create(
+            org_id=org_a.id,
+            actor=org_a["org_admin"],
+            endpoint_id=endpoint.pk,
+            name="Clerk",
+            credential_type="user_pass",
+            secrets=SECRETS,
+        )
+    refused = api(org_a, "org_admin").post(f"/api/v2/credentials/{credential.pk}/validate/")
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "no_login"
+    assert (
+        api(org_a, "operator").post(f"/api/v2/credentials/{credential.pk}/validate/").status_code
+        == 403
+    )
+
+
+def test_validation_logs_in_for_real_and_records_a_refusal_without_retrying(
+    worker_processes, api, org_a, portal
+):
+    endpoint, credential = _endpoint_and_credential(org_a, portal)
+    worker_processes(concurrency=1)
+    admin = api(org_a, "org_admin")
+    url = f"/api/v2/credentials/{credential.pk}/"
+
+    def validated_after(moment):
+        def done():
+            body = admin.get(url).json()
+            return (
+                body if body["last_validated_at"] and body["last_validated_at"] > moment else None
+            )
+
+        return done
+
+    assert admin.post(f"{url}validate/").status_code == 202
+    good = wait_for(validated_after(""), timeout=90, interval=0.5)
+    assert good["validation_error"] == ""
+    wrong = {**SECRETS, "password": "not-the-password"}
+    assert admin.post(f"{url}rotate/", {"secrets": wrong}, "json").status_code == 200
+    assert admin.post(f"{url}validate/").status_code == 202
+    bad = wait_for(validated_after(good["last_validated_at"]), timeout=90, interval=0.5)
+    assert "refused the credential" in bad["validation_error"]
+    assert bad["rotation_status"] == "failed"
+    assert "not-the-password" not in repr(bad)
+    with org_context(org_a.id):
+        validations = list(
+            CredentialAccessLog.objects.filter(access_type="validate").values_list(
+                "success", flat=True
+            )
+        )
+        # The refused log-in was tried once, and the kept session was dropped with it.
+        assert sorted(validations) == [False, True]
+        assert not BrowserSession.objects.filter(credential=credential).exists()
