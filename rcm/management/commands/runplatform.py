@@ -1,4 +1,5 @@
-"""``runplatform`` (``make run``): migrate, seed the demo, then supervise web, worker and beat.
+"""``runplatform`` (``make run``): migrate, seed the demo, then supervise web (gunicorn), the
+engine's worker, the browser worker and beat.
 
 With DATABASE_URL/REDIS_URL unset, importing the settings has already started the embedded
 PostgreSQL and Redis (rcm/embedded.py). The children get their URLs through the environment,
@@ -108,7 +109,7 @@ class GaveUp(Exception):
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # runserver binds with SO_REUSEADDR too: a socket in TIME_WAIT is not "in use".
+        # gunicorn binds with SO_REUSEADDR too: a socket in TIME_WAIT is not "in use".
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
@@ -186,7 +187,10 @@ def _claim_var_dir(var_dir: Path, port: int):
 
 
 class Command(BaseCommand):
-    help = "Run the platform: migrate, seed the demo, then the web server, a worker and beat."
+    help = (
+        "Run the platform: migrate, seed the demo, then supervise the web server, the engine's "
+        "worker, the browser worker and beat, restarting what dies."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -226,7 +230,7 @@ class Command(BaseCommand):
         children: list[Child] = []
         gave_up = None
         try:
-            self._prepare(verbosity=options["verbosity"])
+            self._prepare(verbosity=options["verbosity"], port=port)
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, self._on_stop_signal)
             children = self._children(port, limit)
@@ -249,7 +253,7 @@ class Command(BaseCommand):
         self._say("Stopped.")
 
     # -- start ---------------------------------------------------------------------------------
-    def _prepare(self, *, verbosity: int) -> None:
+    def _prepare(self, *, verbosity: int, port: int) -> None:
         # Until the children exist, a SIGTERM or SIGHUP aborts like Ctrl-C does, so that the
         # `finally` in handle() still stops the servers (their default action would not).
         signal.signal(signal.SIGTERM, _interrupt)
@@ -258,6 +262,10 @@ class Command(BaseCommand):
             self._say("Applying migrations (as the owner role).")
             call_command("migrate", interactive=False, verbosity=verbosity, stdout=self.stdout)
             call_command("seed_demo", stdout=self.stdout)
+            if settings.RCM_SANDBOX:
+                # The sandbox eligibility workflow, its endpoint at this web server's address.
+                base_url = f"http://127.0.0.1:{port}"
+                call_command("seed_sandbox_demo", base_url=base_url, stdout=self.stdout)
             # Into STATIC_ROOT, where the web server's whitenoise serves them from; only what
             # changed is copied again.
             call_command("collectstatic", interactive=False, verbosity=0)
