@@ -10,7 +10,14 @@ from django.core import signing
 from django.test import Client
 
 from webactions.sandbox import views
-from webactions.sandbox.data import patient_search, sandbox_patient, sandbox_patients
+from webactions.sandbox.data import (
+    CARCS,
+    CLAIM_CATEGORIES,
+    RARCS,
+    patient_search,
+    sandbox_patient,
+    sandbox_patients,
+)
 
 CLERK = views.ACCOUNTS["clerk"]
 
@@ -36,6 +43,12 @@ def test_the_data_is_the_same_in_every_process_and_complete():
     assert patients[0].member_id == "W100007919"  # the seed fixes the answers tests rely on
     assert any(not p.active for p in patients) and any(p.claims for p in patients)
     assert any(not p.claims for p in patients) and any(p.authorizations for p in patients)
+    # Every code the portal can describe is on some claim, so a test can find each one.
+    claims = [claim for p in patients for claim in p.claims]
+    adjustments = [adjustment for claim in claims for adjustment in claim.adjustments]
+    assert {claim.category for claim in claims} == set(CLAIM_CATEGORIES)
+    assert {adjustment.code for adjustment in adjustments} == set(CARCS)
+    assert {adjustment.rarc for adjustment in adjustments} - {""} == set(RARCS)
     patient = patients[3]
     found = patient_search(
         member_id=patient.member_id.lower(),

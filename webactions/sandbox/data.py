@@ -45,7 +45,6 @@ CARCS = {
     ),
     "PR-1": "Deductible amount.",
     "PR-2": "Coinsurance amount.",
-    "PR-3": "Co-payment amount.",
     "CO-97": (
         "The benefit for this service is included in the payment/allowance for another "
         "service/procedure that has already been adjudicated."
@@ -190,9 +189,12 @@ def _claim(rng: random.Random, number: int, index: int) -> Claim:
     paid = Decimal("0.00")
     if category == "F1":
         contractual = (billed * Decimal("0.3")).quantize(Decimal("0.01"))
-        coinsurance = (billed * Decimal("0.1")).quantize(Decimal("0.01"))
-        adjustments = (Adjustment("CO-45", contractual), Adjustment("PR-2", coinsurance))
-        paid = billed - contractual - coinsurance
+        patient_share = (billed * Decimal("0.1")).quantize(Decimal("0.01"))
+        # A member's first claim of the year goes to the deductible (PR-1), later ones to
+        # coinsurance (PR-2): both shapes of patient responsibility a remittance shows.
+        share_code = "PR-1" if index == 0 else "PR-2"
+        adjustments = (Adjustment("CO-45", contractual), Adjustment(share_code, patient_share))
+        paid = billed - contractual - patient_share
     elif category == "F2":
         code, rarc = rng.choice((("CO-97", "M15"), ("CO-16", "N290"), ("CO-97", "N130")))
         adjustments = (Adjustment(code, billed, rarc),)
