@@ -237,6 +237,31 @@ def celery_worker(celery_worker_session, transactional_db):
     return celery_worker_session
 
 
+UNREAD_QUEUE_SUFFIX = "-unread"
+
+
+@pytest.fixture(autouse=True)
+def _messages_no_worker_reads(request, settings):
+    """Outside the tests that run a worker, the messages a test sends go to a queue no worker
+    reads: the session's in-process worker would otherwise run them beside the test's
+    teardown (a batch feed racing the tables' TRUNCATE deadlocked it)."""
+    if not {"celery_worker", "worker_processes"} & set(request.fixturenames):
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE + UNREAD_QUEUE_SUFFIX
+        settings.CELERY_TASK_DEFAULT_QUEUE = settings.CELERY_WEB_QUEUE = queue
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _unread_queue_dropped():
+    """What piled up in the unread queue goes with the session."""
+    yield
+    from django.conf import settings
+
+    from rcm.workers import queue_drop
+
+    queue_drop(settings.CELERY_TASK_DEFAULT_QUEUE + UNREAD_QUEUE_SUFFIX)
+
+
 def wait_for(condition, timeout: float = 20.0, interval: float = 0.02):
     """Poll ``condition`` until it returns a truthy value; fail after ``timeout`` seconds."""
     import time
