@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from tenants.models import Endpoint
-from webactions.executor import ActionFailed, is_shown, run_actions
+from webactions.executor import ActionFailed, guard_addresses, is_shown, run_actions
 from workflows.engine import templates
 
 LOGIN_REFUSED = "login_refused"
@@ -39,6 +39,7 @@ class Browse:
     shown: str | None = None
 
     def run(self, browser_context):
+        guard_addresses(browser_context)
         page = browser_context.new_page()
         try:
             if self.login and not self.logged_in:

@@ -17,16 +17,25 @@ never a filled value (a member id, a password).
 from __future__ import annotations
 
 import contextlib
+import re
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
+from rcm import addresses
 from webactions.actions import describe
 from webactions.totp import totp_now
 
 DEFAULT_TIMEOUT_MS = 15_000
-TRANSIENT_KINDS = ("page_timeout", "http_5xx", "http_429")
+TRANSIENT_KINDS = ("page_timeout", "page_unreachable", "http_5xx", "http_429")
+# Chromium's network errors that say the portal is not reachable now (down, restarting, DNS):
+# worth another attempt, like a 5xx.
+UNREACHABLE = (
+    "ERR_CONNECTION_", "ERR_NAME_NOT_RESOLVED", "ERR_ADDRESS_UNREACHABLE", "ERR_TIMED_OUT",
+    "ERR_NETWORK_", "ERR_INTERNET_DISCONNECTED", "ERR_EMPTY_RESPONSE",
+)  # fmt: skip
 
 
 @dataclass
@@ -111,6 +120,7 @@ def run_actions(
     context); ``allowed_hosts``: where ``goto`` may go (the endpoint's own host and those its
     config allows).
     """
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     outcome = Outcome()
@@ -132,6 +142,8 @@ def run_actions(
             )
         except ActionFailed as failed:
             failure = failed
+        except PlaywrightError as exc:
+            failure = _browser_failure(number, tool, exc, _BLOCKED.get(page.context))
         else:
             failure = None
         result.duration_ms = int((time.perf_counter() - started) * 1000)
@@ -141,6 +153,60 @@ def run_actions(
             failure.results = outcome.results
             raise failure
     return outcome
+
+
+def _browser_failure(
+    number: int, tool: str, exc: Exception, blocked: list[str] | None
+) -> ActionFailed:
+    """A browser error as a failure the engine understands; the message keeps Chromium's code
+    and the host, never the URL's query or a value."""
+    if blocked:
+        # The guard aborted a request (Chromium then reports the abort, or a navigation
+        # "interrupted" by its error page, depending on how far the page had got).
+        host = blocked.pop()
+        blocked.clear()
+        return ActionFailed(
+            "forbidden_address",
+            f"action {number} ({tool}): refused at {host}: not a public address",
+        )
+    text = str(exc)
+    code = re.search(r"net::(ERR_[A-Z_]+)", text)
+    at = re.search(r" at (https?://\S+)", text)
+    where = f" at {urlsplit(at.group(1)).hostname}" if at else ""
+    if code and code.group(1).startswith(UNREACHABLE):
+        return ActionFailed("page_unreachable", f"action {number} ({tool}): {code.group(1)}{where}")
+    reason = code.group(1) if code else type(exc).__name__
+    return ActionFailed("page_error", f"action {number} ({tool}): the browser said {reason}")
+
+
+# context -> the hosts its guard refused since the last failure was reported.
+_BLOCKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def guard_addresses(browser_context) -> None:
+    """Every request the context's pages make (navigations, frames, scripts, images, forms)
+    goes to a public address, or is aborted: a portal page cannot lead the browser into the
+    private network (rcm/addresses.py). The platform's own sandbox stays reachable."""
+    if addresses.private_allowed():
+        return
+    verdicts: dict[str, bool] = {}  # host -> internal, for this attempt
+    blocked = _BLOCKED[browser_context] = []
+
+    def _route(route) -> None:
+        url = route.request.url
+        host = urlsplit(url).hostname or ""
+        if host not in verdicts:
+            try:
+                verdicts[host] = addresses.internal_host(host)
+            except addresses.Unresolved:
+                verdicts[host] = False  # Chromium will fail to resolve it too: unreachable
+        if verdicts[host] and not addresses.own_sandbox(url):
+            blocked.append(host)
+            route.abort("blockedbyclient")
+        else:
+            route.continue_()
+
+    browser_context.route("**/*", _route)
 
 
 def _perform(page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit):

@@ -23,9 +23,12 @@ enter the run's context, the node's output, a trace or an error message.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.utils import timezone
 
+from rcm import addresses
 from tenants.models import Endpoint
 from webactions import actions as language
 from webactions import services
@@ -173,7 +176,8 @@ def _ownership_problems(config) -> list[str]:
     if endpoint is None:
         return [f"no endpoint {config['endpoint']} in this organization"]
     login = endpoint.config.get("login")
-    problems = _login_problems(login) if login is not None else []
+    problems = _address_problems(endpoint)
+    problems += _login_problems(login) if login is not None else []
     if "credential" not in config:
         return problems + (
             ["the endpoint logs in (config.login): name its credential"] if login else []
@@ -184,6 +188,22 @@ def _ownership_problems(config) -> list[str]:
     if credential.endpoint_id != endpoint.pk:
         return [*problems, f"credential {credential.pk} belongs to another endpoint"]
     return problems
+
+
+def _address_problems(endpoint) -> list[str]:
+    """An endpoint on a non-public address is refused on publish already (the browser would
+    refuse every page of it; rcm/addresses.py)."""
+    base_url = endpoint.effective_base_url
+    host = urlsplit(base_url).hostname
+    if not host or addresses.private_allowed() or addresses.own_sandbox(base_url):
+        return []
+    try:
+        internal = addresses.internal_host(host)
+    except addresses.Unresolved:
+        return []  # maybe only from here; the attempt will say
+    if internal:
+        return [f"endpoint {endpoint.pk}'s address {base_url} is not a public address"]
+    return []
 
 
 def _login_problems(login) -> list[str]:

@@ -1,13 +1,14 @@
 """The action language and its executor, on real Chromium against the sandbox portal: an
 eligibility check by semantic targets on both layouts, and every refusal named."""
 
+import socket
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import sync_playwright
 
 from webactions import actions, browser
-from webactions.executor import ActionFailed, run_actions
+from webactions.executor import ActionFailed, guard_addresses, run_actions
 from webactions.sandbox import views
 from webactions.sandbox.data import sandbox_patients
 from workflows.engine import templates
@@ -140,6 +141,48 @@ def test_a_portal_that_fails_or_does_not_answer_is_transient(page, portal):
     with pytest.raises(ActionFailed) as late:
         _run(page, portal, slow, {})
     assert late.value.kind == "page_timeout" and late.value.transient
+
+
+def test_a_portal_that_is_down_is_unreachable_and_transient(page, portal):
+    closed = f"http://127.0.0.1:{_closed_port()}/login/"
+    with pytest.raises(ActionFailed) as down:
+        _run(page, portal, [{"tool": "goto", "url": closed}], {})
+    assert down.value.kind == "page_unreachable" and down.value.transient
+    assert "ERR_CONNECTION_REFUSED at 127.0.0.1" in str(down.value)
+
+
+def test_no_request_reaches_a_private_address_but_the_own_sandbox(page, portal, settings):
+    settings.ENGINE_HTTP_ALLOW_PRIVATE = False
+    guard_addresses(page.context)
+    with pytest.raises(ActionFailed) as refused:
+        _run(page, portal, [{"tool": "goto", "url": "/sandbox/v1/login/"}], {})
+    assert refused.value.kind == "forbidden_address" and not refused.value.transient
+    assert str(refused.value) == "action 1 (goto): refused at 127.0.0.1: not a public address"
+    # The platform's own sandbox, and only its /sandbox/ pages. (A new page: the refused one
+    # is still loading Chromium's error page.)
+    settings.PUBLIC_BASE_URL = portal
+    page = page.context.new_page()
+    outcome = _run(page, portal, [{"tool": "goto", "url": "/sandbox/v1/login/"}], {})
+    assert outcome.results[0].success
+    with pytest.raises(ActionFailed) as api:
+        _run(page, portal, [{"tool": "goto", "url": "/api/v2/schema/"}], {})
+    assert api.value.kind == "forbidden_address"
+    # What a portal page asks for on its own (an image from the cloud's metadata service) is
+    # aborted before it leaves the browser.
+    failed = []
+    page = page.context.new_page()
+    page.on("requestfailed", lambda request: failed.append((request.url, request.failure)))
+    page.set_content('<img src="http://169.254.169.254/latest/meta-data/">')
+    page.wait_for_load_state("load")
+    [(url, failure)] = failed
+    assert url == "http://169.254.169.254/latest/meta-data/"
+    assert failure.startswith("net::ERR_BLOCKED_BY_CLIENT")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_member_not_found_is_readable_from_the_page(page, portal):

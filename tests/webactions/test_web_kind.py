@@ -6,7 +6,7 @@ import pytest
 
 from rcm.context import org_context
 from tenants import services as tenant_services
-from tenants.models import ChannelType
+from tenants.models import ChannelType, Endpoint
 from tests.conftest import wait_for
 from tests.webactions.test_executor import SECRETS, eligibility_actions
 from tests.workflows.engine_helpers import published
@@ -162,6 +162,23 @@ def test_publishing_checks_the_actions_the_endpoint_and_the_credential(org_a, or
         "input.dob",
         "input.last_name",
     }
+
+
+@pytest.mark.django_db
+def test_publishing_refuses_an_endpoint_on_a_private_address(org_a, settings):
+    settings.ENGINE_HTTP_ALLOW_PRIVATE = False
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8123"
+    kind = WebKind()
+    endpoint, credential = _endpoint_and_credential(org_a, "http://169.254.169.254/")
+    with org_context(org_a.id):
+        assert kind.validate_config(_config(endpoint, credential)) == [
+            f"endpoint {endpoint.pk}'s address http://169.254.169.254/ is not a public address"
+        ]
+        # The platform's own sandbox (the demo's endpoint) is the one loopback exception.
+        Endpoint.objects.filter(pk=endpoint.pk).update(base_url="http://127.0.0.1:8123/sandbox/v1")
+        assert kind.validate_config(_config(endpoint, credential)) == []
+        settings.RCM_SANDBOX = False
+        assert "is not a public address" in kind.validate_config(_config(endpoint, credential))[0]
 
 
 @pytest.mark.django_db

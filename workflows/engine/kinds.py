@@ -17,15 +17,14 @@ values it reads (so publishing can check them), and executes. Execution ends in 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from rcm import addresses
 from workflows.engine import templates
 from workflows.engine.templates import Reference, TemplateError
 
@@ -309,27 +308,15 @@ class HttpKind(NodeKind):
 
 
 def _refuse_internal_address(url: str, where: str) -> None:
-    """Operators write these URLs: without this check a node could read the cloud metadata
-    service or the platform's own internals and store the answer in a run's output.
-
-    Loopback, private, link-local and reserved addresses are refused unless
-    ENGINE_HTTP_ALLOW_PRIVATE is set (the tests and an on-premises portal need it). The check
-    resolves the name first; a name that resolves differently a moment later (DNS rebinding)
-    is not covered: a proxy that pins the address would be the next step.
-    """
-    from django.conf import settings
-
-    if settings.ENGINE_HTTP_ALLOW_PRIVATE:
+    """A non-public address is refused (rcm/addresses.py says why and when not)."""
+    if addresses.private_allowed():
         return
-    host = _host(url)
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except (socket.gaierror, UnicodeError) as exc:
+        internal = addresses.internal_host(_host(url))
+    except addresses.Unresolved as exc:
         raise TransientError("dns", f"{where}: the host name does not resolve") from exc
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            raise PermanentError("forbidden_address", f"{where}: not a public address")
+    if internal:
+        raise PermanentError("forbidden_address", f"{where}: not a public address")
 
 
 def _host(url: str) -> str:

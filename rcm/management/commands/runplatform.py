@@ -226,11 +226,15 @@ class Command(BaseCommand):
         if not _port_is_free(port):
             raise CommandError(f"Port {port} is in use; pass --port or set RCM_PORT.")
         self._embedded = not os.environ.get("DATABASE_URL")
+        if "PUBLIC_BASE_URL" not in os.environ:
+            # This server's address: where mails' links point and what the web agent knows as
+            # the platform's own sandbox portal (rcm/addresses.py), here and in the children.
+            settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{port}"
         self._servers = {name: Restarts(limit) for name in ("postgres", "redis")}
         children: list[Child] = []
         gave_up = None
         try:
-            self._prepare(verbosity=options["verbosity"], port=port)
+            self._prepare(verbosity=options["verbosity"])
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, self._on_stop_signal)
             children = self._children(port, limit)
@@ -253,7 +257,7 @@ class Command(BaseCommand):
         self._say("Stopped.")
 
     # -- start ---------------------------------------------------------------------------------
-    def _prepare(self, *, verbosity: int, port: int) -> None:
+    def _prepare(self, *, verbosity: int) -> None:
         # Until the children exist, a SIGTERM or SIGHUP aborts like Ctrl-C does, so that the
         # `finally` in handle() still stops the servers (their default action would not).
         signal.signal(signal.SIGTERM, _interrupt)
@@ -264,8 +268,7 @@ class Command(BaseCommand):
             call_command("seed_demo", stdout=self.stdout)
             if settings.RCM_SANDBOX:
                 # The sandbox eligibility workflow, its endpoint at this web server's address.
-                base_url = f"http://127.0.0.1:{port}"
-                call_command("seed_sandbox_demo", base_url=base_url, stdout=self.stdout)
+                call_command("seed_sandbox_demo", stdout=self.stdout)
             # Into STATIC_ROOT, where the web server's whitenoise serves them from; only what
             # changed is copied again.
             call_command("collectstatic", interactive=False, verbosity=0)
@@ -308,6 +311,7 @@ class Command(BaseCommand):
     def _child_env(self) -> dict:
         return {
             **os.environ,
+            "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
             # The servers this process reached (or started): the children must not start
             # their own, and must not stop these when they exit.
             "DATABASE_URL": settings.DATABASE_URL,
