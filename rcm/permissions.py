@@ -88,6 +88,10 @@ PERMISSIONS: dict[str, dict[str, str]] = {
         RUN: _ORG_ADMIN,
     },
     "credential_access_log": {VIEW: _ORG_ADMIN},
+    # Ad-hoc action lists on an endpoint (add = run one; run = cancel it), and the pictures
+    # of portal pages (PHI: each picture fetched is audited): operators, who run the work.
+    "web_action": {VIEW: _OPERATOR, ADD: _OPERATOR, RUN: _OPERATOR},
+    "web_screenshot": {VIEW: _OPERATOR},
 }
 
 

@@ -13,8 +13,8 @@ from rcm.admin import ReadOnlyTenantAdmin, TenantAdmin, adopt, changes, fresh
 from rcm.context import require_org_id
 from rcm.errors import ApplicationError
 from tenants.models import Endpoint
-from webactions import services
 from webactions.models import CredentialAccessLog, PortalCredential
+from webactions.services import credentials as credential_services
 
 # Every secret field of every type, as the form's write-only inputs.
 SECRET_INPUTS = ("username", "password", "totp_seed", "token", "client_id", "client_secret")
@@ -25,7 +25,7 @@ def _secret_input(label: str) -> forms.CharField:
     return forms.CharField(
         label=label,
         required=False,
-        max_length=services.MAX_SECRET_CHARS,
+        max_length=credential_services.MAX_SECRET_CHARS,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=(
@@ -80,7 +80,9 @@ class CredentialForm(forms.ModelForm):
             raise ValidationError("Type the credential's secrets.")
         if secrets is not None and cleaned.get("credential_type"):
             try:
-                services.secrets_check(credential_type=cleaned["credential_type"], secrets=secrets)
+                credential_services.secrets_check(
+                    credential_type=cleaned["credential_type"], secrets=secrets
+                )
             except ApplicationError as error:
                 problems = error.details.get("secrets", {})
                 raise ValidationError(
@@ -125,7 +127,7 @@ class PortalCredentialAdmin(TenantAdmin):
     def save_model(self, request, obj, form, change):
         secrets = form.secrets()
         if not change:
-            credential = services.credential_create(
+            credential = credential_services.credential_create(
                 org_id=require_org_id(),
                 actor=request.user,
                 endpoint_id=form.cleaned_data["endpoint"].pk,
@@ -142,21 +144,21 @@ class PortalCredentialAdmin(TenantAdmin):
             for name, value in changes(form).items()
             if name in ("name", "account_id", "expires_at", "is_active")
         }
-        credential = services.credential_update(
+        credential = credential_services.credential_update(
             credential=fresh(obj), actor=request.user, **metadata
         )
         if secrets is not None:
-            credential = services.credential_rotate(
+            credential = credential_services.credential_rotate(
                 credential=credential, actor=request.user, secrets=secrets
             )
         adopt(obj, credential)
 
     def delete_model(self, request, obj):
-        services.credential_delete(credential=obj, actor=request.user)
+        credential_services.credential_delete(credential=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for credential in queryset:
-            services.credential_delete(credential=credential, actor=request.user)
+            credential_services.credential_delete(credential=credential, actor=request.user)
 
 
 @admin.register(CredentialAccessLog)

@@ -7,14 +7,35 @@ on the object.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from tenants.models import Endpoint
-from webactions.executor import ActionFailed, guard_addresses, is_shown, run_actions
+from webactions.executor import (
+    ActionFailed,
+    address_of,
+    guard_addresses,
+    is_shown,
+    run_actions,
+)
 from workflows.engine import templates
 
 LOGIN_REFUSED = "login_refused"
+# A failing page's DOM beyond this is cut (masked and stored with its screenshot).
+MAX_DOM_CHARS = 500_000
+
+
+@dataclass
+class Capture:
+    """A screenshot taken in the attempt: by a screenshot action, or of the page an action
+    failed on (then with its DOM, masked before it is stored)."""
+
+    name: str
+    reason: str  # "requested" | "failure"
+    page: str  # host and path
+    image: bytes
+    dom: str = ""
 
 
 @dataclass
@@ -34,7 +55,9 @@ class Browse:
     secrets: dict
     timeout_ms: int
     logged_in: bool
+    stop: threading.Event = field(default_factory=threading.Event)
     results: list = field(default_factory=list)
+    captures: list[Capture] = field(default_factory=list)
     new_state: dict | None = None
     shown: str | None = None
 
@@ -54,13 +77,38 @@ class Browse:
                 outcome = self._run(page, self.actions)
         except ActionFailed as failure:
             self.shown = self._outcome_shown(page)
+            self._keep_screenshots(page, failure.screenshots)
+            if failure.kind != "cancelled":
+                self._capture_failure(page)
             answer = failure
         else:
+            self._keep_screenshots(page, outcome.screenshots)
             answer = outcome
         if self.new_state is not None:
             # Logged in during this attempt (whatever the actions found): kept for the next.
             self.new_state = browser_context.storage_state()
         return answer
+
+    def _keep_screenshots(self, page, screenshots) -> None:
+        self.captures += [
+            Capture(name=name, reason="requested", page=address_of(page.url), image=image)
+            for name, image in screenshots
+        ]
+
+    def _capture_failure(self, page) -> None:
+        """The page as it was when the action failed: what an operator looks at first."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            image = page.screenshot(full_page=True, timeout=10_000)
+            dom = page.content()[:MAX_DOM_CHARS]
+        except PlaywrightError:
+            return  # the page crashed or closed: nothing to show
+        self.captures.append(
+            Capture(
+                name="failure", reason="failure", page=address_of(page.url), image=image, dom=dom
+            )
+        )
 
     def _log_in(self, page) -> None:
         self._run(page, self.login["actions"], phase="login")
@@ -73,17 +121,16 @@ class Browse:
         self.new_state = {}  # taken from the context once the actions are done
 
     def _run(self, page, actions, phase: str = "actions"):
-        base_url = self.endpoint.effective_base_url
-        hosts = {urlsplit(base_url).hostname, *self.endpoint.config.get("allowed_hosts", [])}
         try:
             outcome = run_actions(
                 page,
                 actions,
                 render=lambda text: _rendered(text, self.context),
-                base_url=base_url,
-                allowed_hosts={host for host in hosts if host},
+                base_url=self.endpoint.effective_base_url,
+                allowed_hosts=endpoint_hosts(self.endpoint),
                 secrets=self.secrets,
                 timeout_ms=self.timeout_ms,
+                stop=self.stop,
             )
         except ActionFailed as failure:
             self.results += [(phase, result) for result in failure.results]
@@ -96,6 +143,14 @@ class Browse:
             if page.get_by_text(text).count():
                 return label
         return None
+
+
+def endpoint_hosts(endpoint) -> set[str]:
+    """Where an action list on ``endpoint`` may go: its own host and its config's
+    ``allowed_hosts``."""
+    hosts = {urlsplit(endpoint.effective_base_url).hostname}
+    hosts |= set(endpoint.config.get("allowed_hosts", []))
+    return {host for host in hosts if host}
 
 
 def _rendered(text: str, context: dict) -> str:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
-from rcm import addresses
+from rcm import addresses, phi
 from webactions.actions import describe
 from webactions.totp import totp_now
 
@@ -53,12 +54,14 @@ class ActionResult:
 
 
 class ActionFailed(Exception):
-    """An action that could not be carried out; ``kind`` says how, ``results`` what ran."""
+    """An action that could not be carried out; ``kind`` says how, ``results`` what ran (and
+    ``screenshots`` what the screenshot actions before it took)."""
 
     def __init__(self, kind: str, message: str, results: list[ActionResult] | None = None):
         super().__init__(message)
         self.kind = kind
         self.results = results or []
+        self.screenshots: list[tuple[str, bytes]] = []
 
     @property
     def transient(self) -> bool:
@@ -91,17 +94,20 @@ class _Statuses:
         status, self.last = self.last, None
         if status == 429:
             raise ActionFailed(
-                "http_429", f"the portal answered 429 (too many requests) at {_where(self.url)}"
+                "http_429", f"the portal answered 429 (too many requests) at {address_of(self.url)}"
             )
         if status >= 500:
-            raise ActionFailed("http_5xx", f"the portal answered {status} at {_where(self.url)}")
+            raise ActionFailed(
+                "http_5xx", f"the portal answered {status} at {address_of(self.url)}"
+            )
 
 
-def _where(url: str) -> str:
-    """A URL as a message may quote it: host and path, never the query (it may hold a row's
-    values)."""
+def address_of(url: str) -> str:
+    """A URL as a message may quote it: host and path, never the query, and the path masked
+    (portals put member IDs in it: /members/W100007919/). The caller masks the row's own
+    values again, which no shape finds (a name in a path)."""
     parts = urlsplit(url)
-    return f"{parts.netloc}{parts.path}"
+    return f"{parts.netloc}{phi.mask(unquote(parts.path))}"
 
 
 def run_actions(
@@ -113,12 +119,13 @@ def run_actions(
     allowed_hosts: set[str],
     secrets: dict | None = None,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    stop: threading.Event | None = None,
 ) -> Outcome:
     """Carry out ``actions`` in order; the extracted fields and a result per action.
 
     ``render`` turns a value template into text (the caller puts the credential in its
     context); ``allowed_hosts``: where ``goto`` may go (the endpoint's own host and those its
-    config allows).
+    config allows); ``stop``, once set, ends the list before its next action (``cancelled``).
     """
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -132,6 +139,8 @@ def run_actions(
         started = time.perf_counter()
         limit = action.get("timeout_ms", timeout_ms)
         try:
+            if stop is not None and stop.is_set():
+                raise ActionFailed("cancelled", f"cancelled before action {number} ({tool})")
             _perform(page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit)
             statuses.check()
         except PlaywrightTimeout:
@@ -150,7 +159,7 @@ def run_actions(
         outcome.results.append(result)
         if failure is not None:
             result.success, result.error_kind, result.error = False, failure.kind, str(failure)
-            failure.results = outcome.results
+            failure.results, failure.screenshots = outcome.results, outcome.screenshots
             raise failure
     return outcome
 
@@ -221,7 +230,7 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
                 f"(allowed: {', '.join(sorted(allowed_hosts))})",
             )
         page.goto(url, timeout=limit, wait_until="domcontentloaded")
-        result.resolved = _where(url)
+        result.resolved = address_of(url)
     elif tool in ("fill", "select", "check", "click", "totp"):
         element = _single(page, action["target"], result, limit)
         if tool == "fill":
@@ -327,13 +336,13 @@ def _single(page, target: dict, result: ActionResult, limit: int):
         raise ActionFailed(
             "target_not_found",
             f"action {result.number} ({result.tool}): no element is {describe(target)} "
-            f"on {_where(page.url)}",
+            f"on {address_of(page.url)}",
         )
     if count > 1:
         raise ActionFailed(
             "target_ambiguous",
             f"action {result.number} ({result.tool}): {count} elements are {describe(target)} "
-            f"on {_where(page.url)}; nothing was done",
+            f"on {address_of(page.url)}; nothing was done",
         )
     return found
 
@@ -360,7 +369,7 @@ def _labelled_value(page, label: str, result: ActionResult, limit: int) -> str:
         raise ActionFailed(
             kind,
             f"action {result.number} (extract): {count} values are labelled "
-            f"{describe(value_target)} on {_where(page.url)}",
+            f"{describe(value_target)} on {address_of(page.url)}",
         )
     return found.inner_text(timeout=limit).strip()
 
@@ -377,7 +386,7 @@ def _table_rows(page, name: str, result: ActionResult, limit: int) -> list[dict]
         raise ActionFailed(
             "target_not_found" if not found.count() else "target_ambiguous",
             f"action {result.number} (extract): {found.count()} tables are called {name!r} "
-            f"on {_where(page.url)}",
+            f"on {address_of(page.url)}",
         )
     return found.evaluate(_TABLE_ROWS_JS)
 

@@ -26,23 +26,19 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.utils import timezone
 
 from rcm import addresses
 from tenants.models import Endpoint
 from webactions import actions as language
-from webactions import services
-from webactions.browse import LOGIN_REFUSED, Browse
+from webactions.browse import endpoint_hosts
 from webactions.executor import ActionFailed
 from webactions.models import PortalCredential
-from webactions.pool import browser_thread
+from webactions.services import attempts
 from workflows.engine import kinds, templates
 from workflows.engine.kinds import BusinessFailure, NodeResult, PermanentError, TransientError
 from workflows.services import traces
 
 ALLOWED = ("endpoint", "credential", "actions", "outcomes")
-# What a browser job may take beyond the node's own timeout before the task stops waiting.
-JOB_GRACE_S = 10
 # How every target is found in this release: by its description alone, no memory yet (the
 # trace's tier stays empty; tiers 1-3 are memory, repair and model).
 DIRECT = "direct: exact semantic match"
@@ -89,33 +85,25 @@ class WebKind(kinds.NodeKind):
         endpoint = Endpoint.objects.filter(pk=config["endpoint"]).first()
         if endpoint is None:
             raise PermanentError("endpoint_missing", f"endpoint {config['endpoint']} is gone")
-        credential = _credential(config, endpoint)
-        secrets = (
-            services.credential_secrets(credential=credential, run_id=ctx.run_id)
-            if credential is not None
-            else {}
-        )
-        login = endpoint.config.get("login") if credential is not None else None
-        state = services.browser_session_state(credential=credential) if login else None
-        browse = Browse(
+        browse, answer = attempts.browser_attempt(
             endpoint=endpoint,
-            login=login,
+            credential=_credential(config, endpoint),
             actions=config["actions"],
             outcomes=config.get("outcomes", {}),
-            context={**ctx.template_context, "credential": secrets},
-            secrets=secrets,
-            timeout_ms=min(max(1000, int(ctx.seconds_left() * 1000)), 30_000),
-            logged_in=state is not None,
-        )
-        answer = browser_thread().run(
-            browse.run, timeout=ctx.seconds_left() + JOB_GRACE_S, storage_state=state
+            context=ctx.template_context,
+            budget_s=ctx.seconds_left(),
+            run_id=ctx.run_id,
         )
         _traced(ctx, endpoint, browse.results)
-        if browse.new_state is not None:
-            services.browser_session_store(credential=credential, state=browse.new_state)
+        attempts.screenshots_store(
+            org_id=ctx.org_id,
+            captures=browse.captures,
+            attempt=ctx.attempt,
+            declared=ctx.context.get("input") or {},
+            secrets=attempts.secret_values(browse),
+            node_run_id=ctx.node_run_id,
+        )
         if isinstance(answer, ActionFailed):
-            if answer.kind == LOGIN_REFUSED:
-                services.browser_session_forget(credential=credential)
             if browse.shown:
                 label = browse.shown
                 raise BusinessFailure(label, browse.outcomes[label], output={"outcome": label})
@@ -176,7 +164,7 @@ def _ownership_problems(config) -> list[str]:
     if endpoint is None:
         return [f"no endpoint {config['endpoint']} in this organization"]
     login = endpoint.config.get("login")
-    problems = _address_problems(endpoint)
+    problems = _address_problems(endpoint) + _host_problems(endpoint, config["actions"])
     problems += _login_problems(login) if login is not None else []
     if "credential" not in config:
         return problems + (
@@ -187,6 +175,26 @@ def _ownership_problems(config) -> list[str]:
         return [f"no credential {config['credential']} in this organization"]
     if credential.endpoint_id != endpoint.pk:
         return [*problems, f"credential {credential.pk} belongs to another endpoint"]
+    return problems
+
+
+def _host_problems(endpoint, actions) -> list[str]:
+    """A goto to a written-out address on another host than the endpoint's (or those its
+    config.allowed_hosts lists) is refused now; one built from a template is checked when it
+    runs (webactions/executor.py)."""
+    problems = []
+    hosts = endpoint_hosts(endpoint)
+    for number, action in enumerate(actions, start=1):
+        url = action.get("url", "") if action.get("tool") == "goto" else ""
+        if "{{" in url or not urlsplit(url).scheme:
+            continue
+        host = urlsplit(url).hostname or ""
+        if host not in hosts:
+            problems.append(
+                f"action {number} (goto): {host or url!r} is not a host of endpoint "
+                f"{endpoint.pk} (allowed: {', '.join(sorted(hosts))}; more through its "
+                "config.allowed_hosts)"
+            )
     return problems
 
 
@@ -225,8 +233,7 @@ def _credential(config, endpoint) -> PortalCredential | None:
     ).first()
     if credential is None:
         raise PermanentError("credential_missing", f"credential {config['credential']} is gone")
-    if not credential.is_active:
-        raise PermanentError("credential_inactive", f"credential {credential.pk} is inactive")
-    if credential.expires_at is not None and credential.expires_at <= timezone.now():
-        raise PermanentError("credential_expired", f"credential {credential.pk} has expired")
+    problem = attempts.credential_problem(credential)
+    if problem is not None:
+        raise PermanentError(*problem)
     return credential

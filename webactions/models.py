@@ -150,3 +150,130 @@ class BrowserSession(TenantModel):
 
     def __str__(self) -> str:
         return f"session of credential {self.credential_id}"
+
+
+class WebActionStatus(models.TextChoices):
+    PENDING = "pending"  # accepted, waiting for a browser worker
+    RUNNING = "running"  # an attempt holds a browser
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # for good: a permanent failure, or the last attempt's transient one
+    CANCELLED = "cancelled"
+
+
+WEB_ACTION_ACTIVE = (WebActionStatus.PENDING, WebActionStatus.RUNNING)
+
+
+class WebAction(TenantModel):
+    """An action list run once on an endpoint through the API (``POST /web-actions/``), outside
+    any workflow: what was asked, and how each action of its last attempt went.
+
+    ``input`` holds the values the actions' templates read (``{{ input.member_id }}``) and
+    ``outputs`` what ``extract`` read: a patient's data, kept in this row alone, like a batch
+    item's. ``results`` hold no value typed or read (webactions/executor.py ActionResult).
+    """
+
+    id = models.BigAutoField(primary_key=True, db_column="web_action_id")
+    endpoint = models.ForeignKey(
+        "tenants.Endpoint", on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    credential = models.ForeignKey(
+        PortalCredential, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actions = models.JSONField()
+    outcomes = models.JSONField(default=dict)
+    input = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=10, choices=WebActionStatus.choices, default=WebActionStatus.PENDING
+    )
+    # The outcome the page showed when the actions stopped ("not_found"): a business answer.
+    label = models.CharField(max_length=100, blank=True, default="")
+    outputs = models.JSONField(null=True, blank=True)
+    results = models.JSONField(default=list)
+    error_kind = models.CharField(max_length=50, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    attempt = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    timeout_s = models.PositiveIntegerField(default=120)
+    # Not before then (a transient failure's backoff); the lease of a running attempt: past
+    # it, the reaper takes the attempt back as lost (a killed worker).
+    not_before = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        "tenants.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "web_action"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["status", "not_before"],
+                name="web_action_waiting",
+                condition=Q(status__in=["pending", "running"]),
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=WebActionStatus.values), name="web_action_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_attempts__gte=1, max_attempts__lte=5),
+                name="web_action_attempts_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"web action {self.pk} ({self.status})"
+
+
+class ScreenshotReason(models.TextChoices):
+    REQUESTED = "requested"  # a screenshot action
+    FAILURE = "failure"  # taken when an action failed, with the masked DOM
+
+
+class WebScreenshot(TenantModel):
+    """A picture of a portal page taken in a browser attempt, by a ``screenshot`` action or when
+    an action failed (then with the page's DOM, masked). The picture itself is PHI: row-level
+    security, served only through the API to its organization with each access audited
+    (``screenshot.viewed``), purged after WEB_SCREENSHOT_RETENTION_DAYS by beat.
+
+    It belongs to a workflow step's attempt (``node_run``) or to an ad-hoc ``web_action``.
+    """
+
+    id = models.BigAutoField(primary_key=True, db_column="screenshot_id")
+    node_run = models.ForeignKey(
+        "workflows.NodeRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    web_action = models.ForeignKey(
+        WebAction, on_delete=models.CASCADE, null=True, blank=True, related_name="screenshots"
+    )
+    attempt = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100)
+    reason = models.CharField(max_length=10, choices=ScreenshotReason.choices)
+    # Host and path of the page (never its query, which may carry a row's values).
+    page = models.CharField(max_length=500, blank=True, default="")
+    image = models.BinaryField()  # PNG
+    masked_dom = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "web_screenshot"
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["created_at"], name="web_screenshot_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(node_run__isnull=True, web_action__isnull=False)
+                | Q(node_run__isnull=False, web_action__isnull=True),
+                name="web_screenshot_one_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(reason__in=ScreenshotReason.values), name="web_screenshot_reason_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"screenshot {self.name}"

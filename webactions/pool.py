@@ -33,9 +33,15 @@ class BrowserThread:
     ) -> T:
         """``job(context)`` in the browser thread, with a new browser context (holding
         ``storage_state``: a stored log-in's cookies); its answer."""
+        return self.submit(job, storage_state=storage_state).result(timeout=timeout)
+
+    def submit(
+        self, job: Callable[[object], T], *, storage_state: dict | None = None
+    ) -> concurrent.futures.Future:
+        """Like ``run``, without waiting: the future of the job's answer."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._jobs.put((job, storage_state, future))
-        return future.result(timeout=timeout)
+        return future
 
     def _serve(self) -> None:
         from playwright.sync_api import sync_playwright

@@ -1,10 +1,12 @@
 """Input and output of the web-actions API. Secrets go in and never come out: no output
 serializer here has a field that could carry one."""
 
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rcm.api.serializers import PageQuery, StrictInputSerializer
-from webactions.models import CredentialType
+from webactions.models import CredentialType, WebActionStatus
 
 SECRETS_HELP = (
     "Write-only. user_pass: username, password, optional totp_seed (base32); token: token; "
@@ -14,7 +16,8 @@ SECRETS_HELP = (
 
 
 class SecretsField(serializers.JSONField):
-    """An object of secrets; checked field by field by the service (webactions/services.py)."""
+    """An object of secrets; checked field by field by the service
+    (webactions/services/credentials.py)."""
 
     def __init__(self, **kwargs):
         super().__init__(write_only=True, help_text=SECRETS_HELP, **kwargs)
@@ -70,3 +73,103 @@ class CredentialAccessOutput(serializers.Serializer):
     success = serializers.BooleanField()
     error = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+
+# -- ad-hoc web actions and screenshots ---------------------------------------------------------
+
+
+class WebActionInput(StrictInputSerializer):
+    endpoint_id = serializers.IntegerField(min_value=1)
+    credential_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    actions = serializers.JSONField(
+        help_text="The action list (docs/web-actions.md): checked like a web node's on publish."
+    )
+    outcomes = serializers.DictField(
+        child=serializers.CharField(max_length=500),
+        required=False,
+        default=dict,
+        help_text='Labels and the text the page shows for each ({"not_found": "Member not '
+        'found"}): a page showing one when the actions stop is that business answer.',
+    )
+    input = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="The values the templates read as {{ input.<field> }} (kept in this web "
+        "action alone).",
+    )
+    max_attempts = serializers.IntegerField(min_value=1, max_value=5, required=False, default=3)
+    timeout_s = serializers.IntegerField(min_value=5, max_value=600, required=False, default=120)
+
+
+class WebActionFilter(PageQuery):
+    status = serializers.ChoiceField(choices=WebActionStatus.choices, required=False)
+
+
+class ScreenshotFilter(PageQuery):
+    web_action = serializers.IntegerField(min_value=1, required=False)
+    run = serializers.IntegerField(min_value=1, required=False)
+    node_run = serializers.IntegerField(min_value=1, required=False)
+
+
+class ScreenshotOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    web_action_id = serializers.IntegerField(allow_null=True)
+    node_run_id = serializers.IntegerField(allow_null=True)
+    attempt = serializers.IntegerField()
+    name = serializers.CharField()
+    reason = serializers.CharField()
+    page = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    image_url = serializers.SerializerMethodField()
+
+    def get_image_url(self, screenshot) -> str:
+        return reverse("screenshot-image", kwargs={"pk": screenshot.pk})
+
+
+class ScreenshotDetailOutput(ScreenshotOutput):
+    masked_dom = serializers.CharField(help_text="The page's DOM when an action failed, masked.")
+
+
+class ActionResultOutput(serializers.Serializer):
+    phase = serializers.CharField(help_text="login or actions")
+    action = serializers.IntegerField()
+    tool = serializers.CharField()
+    target = serializers.CharField()
+    resolved = serializers.CharField()
+    duration_ms = serializers.IntegerField()
+    success = serializers.BooleanField()
+    tier = serializers.IntegerField(allow_null=True)
+    tier_reason = serializers.CharField()
+    error_kind = serializers.CharField()
+    error = serializers.CharField()
+
+
+class WebActionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    endpoint_id = serializers.IntegerField(allow_null=True)
+    credential_id = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField()
+    label = serializers.CharField()
+    attempt = serializers.IntegerField()
+    max_attempts = serializers.IntegerField()
+    timeout_s = serializers.IntegerField()
+    error_kind = serializers.CharField()
+    error = serializers.CharField()
+    duration_ms = serializers.IntegerField(allow_null=True)
+    created_by = serializers.UUIDField(source="created_by_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class WebActionDetailOutput(WebActionOutput):
+    actions = serializers.JSONField()
+    outcomes = serializers.JSONField()
+    input = serializers.JSONField()
+    outputs = serializers.JSONField(allow_null=True)
+    results = ActionResultOutput(many=True)
+    screenshots = serializers.SerializerMethodField()
+
+    @extend_schema_field(ScreenshotOutput(many=True))
+    def get_screenshots(self, web_action) -> list:
+        return ScreenshotOutput(self.context["screenshots"], many=True).data

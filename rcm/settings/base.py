@@ -110,6 +110,12 @@ if RCM_SANDBOX_SESSION_MINUTES < 1:
 # How long a portal log-in (its cookies) is reused before the next row logs in again; a portal
 # that ends it sooner shows its log-in page, and the row logs in again then.
 WEB_SESSION_TTL = timedelta(minutes=env.int("WEB_SESSION_TTL_MINUTES", default=20))
+# Screenshots of portal pages are PHI: beat deletes them this many days after they were taken.
+WEB_SCREENSHOT_RETENTION_DAYS = env.int("WEB_SCREENSHOT_RETENTION_DAYS", default=30)
+if WEB_SCREENSHOT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"WEB_SCREENSHOT_RETENTION_DAYS must be at least 1; got {WEB_SCREENSHOT_RETENTION_DAYS}."
+    )
 # The Chromium the web agent drives; empty: found where Debian installs it (webactions/browser.py).
 RCM_CHROMIUM_PATH = env.str("RCM_CHROMIUM_PATH", default="")
 
@@ -324,6 +330,15 @@ CELERY_BEAT_SCHEDULE = {
     "engine-reaper": {
         "task": "workflows.engine_reap",
         "schedule": timedelta(seconds=ENGINE_REAPER_INTERVAL_S),
+    },
+    # Ad-hoc web actions whose message was lost or whose worker died (webactions/tasks.py).
+    "web-actions-reaper": {
+        "task": "webactions.web_actions_reap",
+        "schedule": timedelta(seconds=ENGINE_REAPER_INTERVAL_S),
+    },
+    "screenshot-retention": {
+        "task": "webactions.screenshot_purge",
+        "schedule": crontab(hour=3, minute=41),
     },
 }
 

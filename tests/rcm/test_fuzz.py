@@ -30,6 +30,10 @@ from tenants.models import ChannelType, Membership
 from tenants.services import invitation_create
 from tests.webactions.factories import credential_body
 from tests.workflows.factories import entry, general, outcome, workflow_build
+from webactions.browse import Capture
+from webactions.models import PortalCredential
+from webactions.services.attempts import screenshots_store
+from webactions.services.web_actions import web_action_create
 from workflows.models import PayerRequirement, TaskType, WorkflowNode, WorkflowTransition
 from workflows.services.runs import run_start
 
@@ -79,6 +83,18 @@ def object_ids(api, org_a) -> dict:
     rows = {"workflow": str(workflow.pk), "rows": [{"member_id": "W1"}]}
     key = {"name": "fuzz", "user_id": str(org_a[UserRole.API_USER].pk)}
     state = {"dom_snapshot": "<form><input name=member></form>", "action_json": {"tool": "x"}}
+    credential_id = created("/api/v2/credentials/", credential_body(client))
+    with org_context(org_a.id):
+        web_action = web_action_create(
+            org_id=org_a.id, actor=None,
+            endpoint_id=PortalCredential.objects.get(pk=credential_id).endpoint_id,
+            credential_id=credential_id, actions=[{"tool": "goto", "url": "/"}], outcomes={},
+            input={}, max_attempts=1, timeout_s=30,
+        )  # fmt: skip
+        [screenshot] = screenshots_store(
+            org_id=org_a.id, captures=[Capture("page", "failure", "portal.test/", b"PNG", "")],
+            attempt=1, declared={}, web_action=web_action,
+        )  # fmt: skip
     return {
         ("workflows", "id"): str(workflow.pk),
         ("workflows", "node_id"): node.pk,
@@ -91,7 +107,9 @@ def object_ids(api, org_a) -> dict:
             "/api/v2/endpoints/", {"name": "Portal", "channel_type": "uhc-portal"}
         ),
         ("api-keys", "id"): created("/api/v2/api-keys/", key),
-        ("credentials", "id"): created("/api/v2/credentials/", credential_body(client)),
+        ("credentials", "id"): credential_id,
+        ("web-actions", "id"): web_action.pk,
+        ("screenshots", "id"): screenshot.pk,
         ("memberships", "id"): membership.pk,
         ("users", "id"): str(org_a[UserRole.VIEWER].pk),
         ("channel-types", "id"): ChannelType.objects.first().pk,

@@ -14,7 +14,11 @@ from rcm.models import IdempotencyKey
 from tenants import services
 from tenants.models import ChannelType, Endpoint, Membership, User
 from tests.conftest import invite_and_accept
-from webactions import services as credential_services
+from webactions.browse import Capture
+from webactions.models import WebAction
+from webactions.services import attempts
+from webactions.services import credentials as credential_services
+from workflows.models import NodeRun
 
 TENANT_TABLES_QUERY = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
@@ -94,6 +98,20 @@ def populated(org_a, org_b):
             credential_services.browser_session_store(
                 credential=credential, state={"cookies": [], "origins": []}
             )
+            # An ad-hoc web action (web_action) and screenshots (web_screenshot) of it and of
+            # a workflow step.
+            web_action = WebAction.objects.create(
+                org_id=tenant.id, endpoint=credential.endpoint, credential=credential, actions=[]
+            )
+            capture = Capture("page", "failure", "portal.test/", b"\x89PNG", "<p>")
+            attempts.screenshots_store(
+                org_id=tenant.id, captures=[capture], attempt=1, declared={},
+                web_action=web_action,
+            )  # fmt: skip
+            attempts.screenshots_store(
+                org_id=tenant.id, captures=[capture], attempt=1, declared={},
+                node_run_id=NodeRun.objects.get().pk,
+            )  # fmt: skip
             services.invitation_create(
                 org_id=tenant.id,
                 actor=tenant["org_admin"],

@@ -30,7 +30,9 @@ from rcm.permissions import PERMISSIONS, minimum_role
 from tenants import services as tenant_services
 from tenants.models import ChannelType, Membership
 from tests.workflows.factories import entry, general, outcome, workflow_build
-from webactions import services as credential_services
+from webactions.browse import Capture
+from webactions.services import attempts, web_actions
+from webactions.services import credentials as credential_services
 from workflows.models import TaskType, WorkflowTrace
 from workflows.services import authoring
 from workflows.services import requirements as requirement_services
@@ -132,6 +134,10 @@ PATHS = {
     "credential-rotate": lambda w: {"pk": w["credential"]},
     "credential-validate": lambda w: {"pk": w["credential"]},
     "credential-accesses": lambda w: {"pk": w["credential"]},
+    "web-action-detail": lambda w: {"pk": w["web_action"]},
+    "web-action-cancel": lambda w: {"pk": w["web_action"]},
+    "screenshot-detail": lambda w: {"pk": w["screenshot"]},
+    "screenshot-image": lambda w: {"pk": w["screenshot"]},
 }
 
 # Two pages unlike each other, so that the memory stores both (not one reused).
@@ -183,6 +189,15 @@ def _populate(tenant) -> dict:
                 actor=tenant["org_admin"],
                 secrets={"username": f"clerk{number}", "password": "n3w-pass"},
             )
+            web_action = web_actions.web_action_create(
+                org_id=tenant.id, actor=tenant["operator"], endpoint_id=endpoint.pk,
+                credential_id=credential.pk, actions=[{"tool": "goto", "url": "/"}],
+                outcomes={}, input={}, max_attempts=1, timeout_s=30,
+            )  # fmt: skip
+            screenshot, _ = attempts.screenshots_store(
+                org_id=tenant.id, captures=[Capture("a", "failure", "p/", b"\x89PNG", "<p>")] * 2,
+                attempt=1, declared={}, web_action=web_action,
+            )  # fmt: skip
             invitation = tenant_services.invitation_create(
                 org_id=tenant.id,
                 actor=tenant["org_admin"],
@@ -258,6 +273,8 @@ def _populate(tenant) -> dict:
                 batch_job=job["id"],
                 micro_state=state["state"]["id"],
                 credential=credential.pk,
+                web_action=web_action.pk,
+                screenshot=screenshot.pk,
             )
     with org_context(tenant.id):
         world["membership"] = Membership.objects.get(user=tenant["operator"]).pk

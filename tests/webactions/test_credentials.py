@@ -11,8 +11,9 @@ from django.db import ProgrammingError, connection, transaction
 from rcm.context import org_context
 from tenants import services as tenant_services
 from tenants.models import ChannelType, Endpoint
-from webactions import crypto, services
+from webactions import crypto
 from webactions.models import CredentialAccessLog, PortalCredential
+from webactions.services import credentials as credential_services
 from webactions.totp import totp_now
 
 URL = "/api/v2/credentials/"
@@ -71,7 +72,7 @@ def test_secrets_go_in_and_never_come_out(api, org_a):
     assert PASSWORD not in stored.encrypted_credential
     assert _accesses(org_a, credential_id) == [("store", True)]
     with org_context(org_a.id):
-        assert services.credential_secrets(credential=stored, run_id=42) == SECRETS
+        assert credential_services.credential_secrets(credential=stored, run_id=42) == SECRETS
         retrieval = CredentialAccessLog.objects.get(access_type="retrieve")
     assert retrieval.actor_run_id == 42 and retrieval.success
 
@@ -89,7 +90,7 @@ def test_rotation_replaces_the_secrets_and_waits_for_validation(api, org_a):
     assert "n3w-Passw0rd!" not in rotated.content.decode()
     with org_context(org_a.id):
         credential = PortalCredential.objects.get(pk=credential_id)
-        assert services.credential_secrets(credential=credential) == new
+        assert credential_services.credential_secrets(credential=credential) == new
     assert _accesses(org_a, credential_id) == [
         ("store", True),
         ("rotate", True),
@@ -137,7 +138,9 @@ def test_another_organizations_endpoint_and_credential_are_not_found(api, org_a,
     admin_a, admin_b = api(org_a, "org_admin"), api(org_b, "org_admin")
     refused = admin_a.post(URL, _body(endpoint_b), "json")
     assert refused.status_code == 400
-    assert refused.json()["error"]["details"] == {"endpoint_id": [services.UNKNOWN_ENDPOINT]}
+    assert refused.json()["error"]["details"] == {
+        "endpoint_id": [credential_services.UNKNOWN_ENDPOINT]
+    }
     credential_b = admin_b.post(URL, _body(endpoint_b), "json").json()["id"]
     for answer in (
         admin_a.get(f"{URL}{credential_b}/"),
@@ -213,13 +216,13 @@ def test_key_rotation_re_encrypts_every_organization_under_the_new_key(
     for tenant in (org_a, org_b):
         with org_context(tenant.id):
             credential = PortalCredential.objects.get(pk=ids[tenant.id])
-            assert services.credential_secrets(credential=credential) == SECRETS
+            assert credential_services.credential_secrets(credential=credential) == SECRETS
         assert ("rotate", True) in _accesses(tenant, ids[tenant.id])
     settings.CREDENTIAL_KEYS = [old_key]
     with org_context(org_a.id):
         credential = PortalCredential.objects.get(pk=ids[org_a.id])
         with pytest.raises(crypto.CredentialUnreadable) as unreadable:
-            services.credential_secrets(credential=credential)
+            credential_services.credential_secrets(credential=credential)
     assert str(unreadable.value) == crypto.UNREADABLE.format(id=credential.pk)
     assert _accesses(org_a, credential.pk)[-1] == ("retrieve", False)
 

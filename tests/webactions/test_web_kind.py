@@ -10,10 +10,10 @@ from tenants.models import ChannelType, Endpoint
 from tests.conftest import wait_for
 from tests.webactions.test_executor import SECRETS, eligibility_actions
 from tests.workflows.engine_helpers import published
-from webactions import services
 from webactions.kinds import WebKind
 from webactions.models import BrowserSession, CredentialAccessLog
 from webactions.sandbox.data import sandbox_patients
+from webactions.services import credentials as credential_services
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
 from workflows.models.runs import RUN_TERMINAL
 from workflows.services import runs
@@ -33,7 +33,7 @@ def _endpoint_and_credential(tenant, base_url: str):
             base_url=base_url,
             config={"login": LOGIN},
         )
-        credential = services.credential_create(
+        credential = credential_services.credential_create(
             org_id=tenant.id,
             actor=tenant["org_admin"],
             endpoint_id=endpoint.pk,
@@ -188,7 +188,7 @@ def test_validating_needs_an_endpoint_that_says_how_to_log_in(api, org_a):
         endpoint = tenant_services.endpoint_create(
             org_id=org_a.id, name="Plain", channel_type=channel
         )
-        credential = services.credential_create(
+        credential = credential_services.credential_create(
             org_id=org_a.id,
             actor=org_a["org_admin"],
             endpoint_id=endpoint.pk,

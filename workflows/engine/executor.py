@@ -278,6 +278,7 @@ def _run_kind(attempt: Attempt):
     context = kinds.ExecutionContext(
         org_id=attempt.run.org_id,
         run_id=attempt.run.pk,
+        node_run_id=node_run.pk,
         node_key=node.key,
         attempt=node_run.attempt,
         idempotency_key=str(node_run.idempotency_key),

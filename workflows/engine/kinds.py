@@ -73,6 +73,7 @@ class ExecutionContext:
 
     org_id: Any
     run_id: int
+    node_run_id: int
     node_key: str
     attempt: int
     idempotency_key: str  # the step's, the same on every attempt (NodeRun.idempotency_key)

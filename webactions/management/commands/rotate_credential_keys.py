@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from rcm.progress import ProgressBar
-from webactions import services
+from webactions.services import credentials as credential_services
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             bar.advance()
 
         try:
-            done = services.credential_keys_rotate(on_progress=progress)
+            done = credential_services.credential_keys_rotate(on_progress=progress)
         finally:
             if bar is not None:
                 bar.close()

@@ -24,10 +24,10 @@ from tenants import selectors
 from tenants import services as tenant_services
 from tenants.management.commands.seed_demo import demo_email
 from tenants.models import ChannelType, Endpoint
-from webactions import services
 from webactions.models import PortalCredential
 from webactions.sandbox import views as sandbox
 from webactions.sandbox.data import sandbox_patients
+from webactions.services import credentials as credential_services
 from workflows.models import Workflow
 from workflows.services import authoring
 
@@ -131,7 +131,7 @@ class Command(BaseCommand):
         if found is not None:
             return found
         account = sandbox.ACCOUNTS["clerk"]
-        return services.credential_create(
+        return credential_services.credential_create(
             org_id=admin.org_id,
             actor=admin,
             endpoint_id=endpoint.pk,

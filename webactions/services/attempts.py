@@ -1,0 +1,177 @@
+"""One browser attempt on an endpoint, for the web node kind and the web-actions API alike.
+
+The credential is checked and its secrets opened (a logged retrieval), a kept log-in is
+reused, the actions run in the process's browser thread (webactions/pool.py), and afterwards,
+back in the task's thread where the database may be used, the log-in is kept or dropped and
+the attempt's screenshots are stored: PHI, per organization, the failing page's DOM masked.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from rcm import phi
+from tenants import services as tenant_services
+from tenants.models import Endpoint
+from webactions.browse import LOGIN_REFUSED, Browse, Capture
+from webactions.executor import ActionFailed, Outcome
+from webactions.models import PortalCredential, WebAction, WebScreenshot
+from webactions.pool import browser_thread
+from webactions.services import credentials
+
+# What a browser job may take beyond its own budget before the task stops waiting for it.
+JOB_GRACE_S = 10
+# The longest one action may wait for its page or target, whatever the attempt's budget.
+MAX_ACTION_TIMEOUT_MS = 30_000
+# How often a waiting task asks whether the attempt was cancelled.
+CANCEL_POLL_S = 1.0
+
+
+def credential_problem(credential: PortalCredential) -> tuple[str, str] | None:
+    """Why ``credential`` may not be used now, as (kind, message); None when it may."""
+    if not credential.is_active:
+        return "credential_inactive", f"credential {credential.pk} is inactive"
+    if credential.expires_at is not None and credential.expires_at <= timezone.now():
+        return "credential_expired", f"credential {credential.pk} has expired"
+    return None
+
+
+def browser_attempt(
+    *,
+    endpoint: Endpoint,
+    credential: PortalCredential | None,
+    actions: list,
+    outcomes: dict,
+    context: dict,
+    budget_s: float,
+    run_id: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[Browse, Outcome | ActionFailed]:
+    """Carry ``actions`` out on ``endpoint``, logged in with ``credential`` where the endpoint
+    says how; the attempt (its traces' material, captures, the outcome shown) and its answer.
+
+    ``context`` is what the templates read; the credential's secrets are added to it here and
+    never leave this call. ``cancelled`` is asked while waiting: once it says yes, the
+    actions stop before the next one. Raises TimeoutError when the browser has not answered
+    within ``budget_s`` and a grace (the browser is told to stop).
+    """
+    secrets = (
+        credentials.credential_secrets(credential=credential, run_id=run_id)
+        if credential is not None
+        else {}
+    )
+    login = endpoint.config.get("login") if credential is not None else None
+    state = credentials.browser_session_state(credential=credential) if login else None
+    browse = Browse(
+        endpoint=endpoint,
+        login=login,
+        actions=actions,
+        outcomes=outcomes,
+        context={**context, "credential": secrets},
+        secrets=secrets,
+        timeout_ms=min(max(1000, int(budget_s * 1000)), MAX_ACTION_TIMEOUT_MS),
+        logged_in=state is not None,
+    )
+    future = browser_thread().submit(browse.run, storage_state=state)
+    answer = _answer(future, browse, budget_s + JOB_GRACE_S, cancelled)
+    if browse.new_state is not None:
+        credentials.browser_session_store(credential=credential, state=browse.new_state)
+    if isinstance(answer, ActionFailed) and answer.kind == LOGIN_REFUSED:
+        credentials.browser_session_forget(credential=credential)
+    return browse, answer
+
+
+def _answer(future, browse: Browse, wait_s: float, cancelled):
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return future.result(timeout=max(0.0, min(left, CANCEL_POLL_S)))
+        except concurrent.futures.TimeoutError:
+            if left <= CANCEL_POLL_S:
+                browse.stop.set()  # the browser thread gives up at the next action
+                raise TimeoutError(f"the browser did not answer within {wait_s:.0f}s") from None
+            if cancelled is not None and cancelled():
+                browse.stop.set()
+
+
+@transaction.atomic
+def screenshots_store(
+    *,
+    org_id,
+    captures: list[Capture],
+    attempt: int,
+    declared: dict[str, Any],
+    secrets: tuple[str, ...] = (),
+    node_run_id: int | None = None,
+    web_action: WebAction | None = None,
+) -> list[WebScreenshot]:
+    """The attempt's screenshots, kept for the organization alone. A failing page's DOM is
+    masked (rcm/phi.py) with the row's own values declared, so that its member ID, name and
+    date of birth are masked wherever they appear."""
+    return WebScreenshot.objects.bulk_create(
+        WebScreenshot(
+            org_id=org_id,
+            node_run_id=node_run_id,
+            web_action=web_action,
+            attempt=attempt,
+            name=capture.name[:100],
+            reason=capture.reason,
+            page=phi.mask(capture.page, declared=declared)[:500],
+            image=capture.image,
+            masked_dom=phi.mask(phi.mask(capture.dom, declared=declared), declared=secrets)
+            if capture.dom
+            else "",
+        )
+        for capture in captures
+    )
+
+
+def secret_values(browse: Browse) -> tuple[str, ...]:
+    """The secrets' values, to be masked wherever a page shows them (a username echoed)."""
+    values = []
+    for value in browse.secrets.values():
+        if isinstance(value, dict):
+            values += [str(extra) for extra in value.values()]
+        elif value:
+            values.append(str(value))
+    return tuple(values)
+
+
+# -- screenshots: access and retention -------------------------------------------------------
+
+SCREENSHOT_VIEWED = "screenshot.viewed"
+
+
+def screenshot_image(*, screenshot: WebScreenshot, actor, ip_address: str | None) -> bytes:
+    """The picture, for the organization's own member; the access is an audit event."""
+    tenant_services.audit_event_record(
+        action=SCREENSHOT_VIEWED,
+        org_id=screenshot.org_id,
+        actor=actor,
+        object_type="web_screenshot",
+        object_id=str(screenshot.pk),
+        ip_address=ip_address,
+        details={
+            "web_action": screenshot.web_action_id,
+            "node_run": screenshot.node_run_id,
+            "reason": screenshot.reason,
+        },
+    )
+    return bytes(WebScreenshot.objects.values_list("image", flat=True).get(pk=screenshot.pk))
+
+
+def screenshot_purge(*, now=None) -> int:
+    """Delete every organization's screenshots older than WEB_SCREENSHOT_RETENTION_DAYS."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEB_SCREENSHOT_RETENTION_DAYS)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT web_screenshot_purge(%s)", [cutoff])
+        return cursor.fetchone()[0]
