@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
@@ -38,9 +39,11 @@ class WorkerProcess:
         include: tuple[str, ...] = (),
         loglevel: str = "WARNING",
         name: str | None = None,
+        log_path: Path | None = None,
     ):
         """``name``: the worker node name (``-n``); a worker started again under the same name
-        is that worker restarted (it takes back the attempts its predecessor left running)."""
+        is that worker restarted (it takes back the attempts its predecessor left running).
+        ``log_path``: where its output goes (default: this process's)."""
         db = connection.settings_dict
         owner = settings.DATABASE_OWNER
         environment = {
@@ -75,9 +78,17 @@ class WorkerProcess:
         ]
         for module in include:
             argv += ["--include", module]
+        output = log_path.open("ab") if log_path is not None else None
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed argv
-            argv, env=environment, cwd=settings.BASE_DIR, start_new_session=True
+            argv,
+            env=environment,
+            cwd=settings.BASE_DIR,
+            start_new_session=True,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
         )
+        if output is not None:
+            output.close()  # the worker holds its own copy
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool at once, as a crashed machine would."""

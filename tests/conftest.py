@@ -358,9 +358,9 @@ def http_server():
 
 @pytest.fixture
 def worker_processes(transactional_db, settings):
-    """``start(concurrency=2, env=None, name=None)`` -> a rcm.workers.WorkerProcess on a queue of
-    this test's own, to which the engine's messages are routed (no in-process worker sees them).
-    """
+    """``start(concurrency=2, env=None, name=None, **options)`` -> a rcm.workers.WorkerProcess
+    on a queue of this test's own, to which the engine's messages are routed (no in-process
+    worker sees them); ``options``: WorkerProcess's (loglevel, log_path)."""
     import uuid as uuid_module
 
     queue = f"rcm-test-proc-{uuid_module.uuid4().hex[:8]}"
@@ -369,12 +369,13 @@ def worker_processes(transactional_db, settings):
 
     from rcm.workers import WorkerProcess, queue_drop
 
-    def start(concurrency: int = 2, env: dict | None = None, name=None) -> WorkerProcess:
+    def start(concurrency: int = 2, env: dict | None = None, name=None, **options):
         worker = WorkerProcess(
             queue,
             concurrency=concurrency,
             env={"DJANGO_SETTINGS_MODULE": "rcm.settings.test", **(env or {})},
             name=name,
+            **options,
         )
         started.append(worker)
         return worker

@@ -11,7 +11,7 @@ from tests.conftest import wait_for
 from tests.webactions.test_executor import SECRETS, eligibility_actions
 from tests.workflows.engine_helpers import published
 from webactions.kinds import WebKind
-from webactions.models import BrowserSession, CredentialAccessLog
+from webactions.models import BrowserSession, CredentialAccessLog, WebScreenshot
 from webactions.sandbox.data import sandbox_patients
 from webactions.services import credentials as credential_services
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
@@ -130,6 +130,13 @@ def test_each_row_is_checked_in_the_browser_and_not_found_is_a_label(
         last = failed.order_by("-id").first()
         assert not last.success and last.action_detail["error_kind"] == "target_not_found"
         assert "W000000000" not in last.error_detail
+        # The page it failed on, kept for the step (PHI: the picture), its DOM masked.
+        [picture] = WebScreenshot.objects.filter(node_run=not_found)
+        assert (picture.reason, picture.attempt) == ("failure", 1)
+        assert bytes(picture.image).startswith(b"\x89PNG")
+        assert "Member not found" in picture.masked_dom
+        assert "W000000000" not in picture.masked_dom + picture.page
+        assert not WebScreenshot.objects.filter(node_run=check).exists()
 
 
 @pytest.mark.django_db
