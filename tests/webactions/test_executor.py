@@ -1,6 +1,7 @@
 """The action language and its executor, on real Chromium against the sandbox portal: an
 eligibility check by semantic targets on both layouts, and every refusal named."""
 
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -102,6 +103,41 @@ def test_an_eligibility_check_by_semantic_targets_on_both_layouts(page, portal, 
     assert CLERK.password not in kept and patient.member_id not in kept
 
 
+@pytest.mark.parametrize(
+    ("layout", "service", "oon", "deductible"),
+    [
+        ("v1", "Service type", "Show out-of-network benefits", "Deductible"),
+        ("v2", "Type of service", "Include out-of-network", "OON deductible"),
+    ],
+)
+def test_select_and_check_choose_what_the_portal_shows(
+    page, portal, layout, service, oon, deductible
+):
+    patient = sandbox_patients()[3]
+    search = eligibility_actions(layout)[:8]
+    options = [
+        {"tool": "select", "target": {"label": service}, "value": "98 - {{ input.service }}"},
+        {"tool": "check", "target": {"label": oon}},
+        eligibility_actions(layout)[8],
+    ]
+    table = {"oon": {"table": "oonTable"}} if layout == "v1" else {"oon": {"label": deductible}}
+    fields = {"service": {"label": service}, **table}
+    row = {**_row(patient), "service": "Professional (physician) visit - office"}
+    outcome = _run(page, portal, [*search, *options, {"tool": "extract", "fields": fields}], row)
+    assert outcome.outputs["service"] == "98 - Professional (physician) visit - office"
+    amount = f"${patient.out_of_network_deductible}"
+    if layout == "v1":
+        assert {"Benefit": "Deductible", "Amount": amount} in outcome.outputs["oon"]
+    else:
+        assert outcome.outputs["oon"] == amount
+    # Unchecked, the page has no out-of-network section.
+    unchecked = [*options[:1], {"tool": "check", "target": {"label": oon}, "checked": False}]
+    page.goto(f"{portal}/sandbox/{layout}/")
+    _run(page, portal, [*search[5:8], *unchecked, options[2]], row)
+    assert page.get_by_role("heading", name=re.compile("out.of.network", re.I)).count() == 0
+    assert page.get_by_role("heading", name=re.compile("benefits|plan", re.I)).count()
+
+
 def test_a_target_that_matches_twice_is_refused_and_nothing_is_clicked(page, portal):
     patient = next(p for p in sandbox_patients() if len(p.claims) >= 2)
     login = eligibility_actions("v1")[:10]
@@ -112,7 +148,7 @@ def test_a_target_that_matches_twice_is_refused_and_nothing_is_clicked(page, por
     assert "elements are the link on" in str(refused.value) and "nothing was done" in str(
         refused.value
     )
-    assert page.url.endswith(f"/members/{patient.member_id}/")  # still where it was
+    assert urlsplit(page.url).path.endswith(f"/members/{patient.member_id}/")  # still where it was
 
 
 def test_a_target_not_on_the_page_is_named(page, portal):

@@ -119,7 +119,7 @@ def test_search_finds_the_member_or_says_member_not_found():
         },
     )
     assert found.status_code == 302
-    assert found["Location"] == f"/sandbox/v1/members/{patient.member_id}/"
+    assert found["Location"] == f"/sandbox/v1/members/{patient.member_id}/?service_type=30"
     missing = client.get(
         "/sandbox/v1/",
         {"member_id": "W000000000", "dob": "1970-01-01", "last_name": patient.last_name},
@@ -265,7 +265,7 @@ def test_a_real_browser_signs_in_and_finds_a_member_by_labels_alone(
             for label, value in zip(search_labels, values, strict=True):
                 page.get_by_label(label, exact=True).fill(value)
             page.get_by_role("button", name=find).click()
-            page.wait_for_url(f"**/members/{patient.member_id}/")
+            page.wait_for_url(f"**/members/{patient.member_id}/?service_type=30")
             assert patient.plan in page.content()
             assert patient.group_number in page.locator("body").inner_text()
         finally:

@@ -142,6 +142,20 @@ class Patient:
     def out_of_pocket_remaining(self) -> Decimal:
         return self.out_of_pocket_max - self.out_of_pocket_met
 
+    # Out of network the plan pays less: twice the deductible and the out-of-pocket limit,
+    # and the patient's coinsurance (derived, so that the seeded data stay as they were).
+    @property
+    def out_of_network_deductible(self) -> Decimal:
+        return self.deductible * 2
+
+    @property
+    def out_of_network_out_of_pocket_max(self) -> Decimal:
+        return self.out_of_pocket_max * 2
+
+    @property
+    def out_of_network_coinsurance(self) -> int:
+        return 40 if self.active else 100
+
 
 def _money(rng: random.Random, low: int, high: int, step: int = 5) -> Decimal:
     return Decimal(rng.randrange(low, high + 1, step)).quantize(Decimal("0.01"))

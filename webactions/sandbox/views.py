@@ -128,6 +128,18 @@ def _page(request, portal: Layout, name: str, context: dict | None = None, statu
     return render(request, f"sandbox/{portal.version}/{name}.html", context, status=status)
 
 
+# The X12 270 service type codes the search offers (a select): the benefits page names the
+# one asked about.
+SERVICE_TYPES = {
+    "30": "Health benefit plan coverage",
+    "98": "Professional (physician) visit - office",
+    "86": "Emergency services",
+    "UC": "Urgent care",
+    "MH": "Mental health",
+}
+DEFAULT_SERVICE_TYPE = "30"
+
+
 # -- pages --------------------------------------------------------------------------------------
 
 
@@ -174,10 +186,18 @@ def logout(request, portal: Layout):
 @require_http_methods(["GET"])
 @_portal_page()
 def search(request, portal: Layout):
-    """Patient search: member ID, date of birth and last name, all three required."""
+    """Patient search: member ID, date of birth and last name, all three required; the
+    service type asked about (an X12 270 service type code) and whether to show out-of-network
+    benefits ride along to the benefits page."""
     query = {name: request.GET.get(name, "").strip() for name in ("member_id", "dob", "last_name")}
+    options = {
+        "service_type": request.GET.get("service_type", DEFAULT_SERVICE_TYPE),
+        "out_of_network": request.GET.get("out_of_network") == "on",
+    }
+    if options["service_type"] not in SERVICE_TYPES:
+        options["service_type"] = DEFAULT_SERVICE_TYPE
     if not any(query.values()):
-        return _page(request, portal, "search", {"query": query})
+        return _page(request, portal, "search", _search_context(query, options))
     try:
         born = dt.date.fromisoformat(query["dob"])
     except ValueError:
@@ -190,10 +210,18 @@ def search(request, portal: Layout):
         else None
     )
     if patient is None:
-        return _page(request, portal, "search", {"query": query, "error": NOT_FOUND}, 404)
+        context = {**_search_context(query, options), "error": NOT_FOUND}
+        return _page(request, portal, "search", context, 404)
+    # The options in the query string: a code and a flag, nothing about the patient.
+    following = f"?service_type={options['service_type']}"
+    following += "&out_of_network=on" if options["out_of_network"] else ""
     return HttpResponseRedirect(
-        reverse("sandbox-eligibility", args=[portal.token, patient.member_id])
+        reverse("sandbox-eligibility", args=[portal.token, patient.member_id]) + following
     )
+
+
+def _search_context(query: dict, options: dict) -> dict:
+    return {"query": query, "options": options, "service_types": SERVICE_TYPES.items()}
 
 
 def _patient(member_id: str) -> data.Patient:
@@ -206,7 +234,13 @@ def _patient(member_id: str) -> data.Patient:
 @require_http_methods(["GET"])
 @_portal_page()
 def eligibility(request, portal: Layout, member_id: str):
-    return _page(request, portal, "eligibility", {"patient": _patient(member_id)})
+    code = request.GET.get("service_type", DEFAULT_SERVICE_TYPE)
+    context = {
+        "patient": _patient(member_id),
+        "service_type": f"{code} - {SERVICE_TYPES.get(code, SERVICE_TYPES[DEFAULT_SERVICE_TYPE])}",
+        "out_of_network": request.GET.get("out_of_network") == "on",
+    }
+    return _page(request, portal, "eligibility", context)
 
 
 @require_http_methods(["GET"])
