@@ -1,19 +1,35 @@
-"""Portal credentials in the admin: metadata shown, secrets typed in and never shown back.
+"""Portal credentials in the admin: metadata shown, secrets typed in and never shown back;
+ad-hoc web actions and the screenshots of portal pages, read-only.
 
 The secret inputs are empty on every page load (a password input that does not render its
 value); left empty on a change they keep the stored secrets, filled they replace them all
 (a rotation). The access log is read-only.
 """
 
+import json
+
 from django import forms
-from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from rcm.admin import ReadOnlyTenantAdmin, TenantAdmin, adopt, changes, fresh
 from rcm.context import require_org_id
 from rcm.errors import ApplicationError
+from tenants.authentication import client_ip
 from tenants.models import Endpoint
-from webactions.models import CredentialAccessLog, PortalCredential
+from webactions import selectors
+from webactions.models import (
+    WEB_ACTION_ACTIVE,
+    CredentialAccessLog,
+    PortalCredential,
+    WebAction,
+    WebScreenshot,
+)
+from webactions.services import attempts, web_actions
 from webactions.services import credentials as credential_services
 
 # Every secret field of every type, as the form's write-only inputs.
@@ -186,3 +202,134 @@ class CredentialAccessLogAdmin(ReadOnlyTenantAdmin):
     )
     list_filter = ("access_type", "success")
     list_select_related = ("actor_user",)
+
+
+# -- ad-hoc web actions and screenshots -------------------------------------------------------
+
+
+def _pre(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+def _picture(screenshot: WebScreenshot) -> str:
+    url = reverse("admin:webactions_webscreenshot_image", args=[screenshot.pk])
+    return format_html(
+        '<a href="{}"><img src="{}" alt="{}" style="max-width: 480px; border: 1px solid #ccc"></a>',
+        url,
+        url,
+        f"{screenshot.name} ({screenshot.reason}) at {screenshot.page}",
+    )
+
+
+@admin.register(WebAction)
+class WebActionAdmin(ReadOnlyTenantAdmin):
+    """Action lists run once through the API: how each action went, what was read, and the
+    pictures taken (each picture shown is an audited access)."""
+
+    resource = "web_action"
+    fields = (
+        "endpoint",
+        "credential",
+        "status",
+        "label",
+        "attempt",
+        "max_attempts",
+        "duration_ms",
+        "error_kind",
+        "error",
+        "results_table",
+        "outputs_shown",
+        "screenshots_shown",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    list_display = ("id", "endpoint", "status", "label", "attempt", "duration_ms", "created_at")
+    list_filter = ("status",)
+    list_select_related = ("endpoint",)
+    actions = ("cancel",)
+
+    @admin.display(description="Actions")
+    def results_table(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td>"
+            "<td>{}</td></tr>",
+            (
+                (
+                    result["phase"],
+                    result["action"],
+                    result["tool"],
+                    result["target"],
+                    result["resolved"],
+                    result["duration_ms"],
+                    "ok" if result["success"] else f"{result['error_kind']}: {result['error']}",
+                )
+                for result in obj.results
+            ),
+        )
+        return format_html(
+            "<table><tr><th>Phase</th><th>#</th><th>Tool</th><th>Target</th><th>Found as</th>"
+            "<th>Took</th><th>Result</th></tr>{}</table>",
+            rows,
+        )
+
+    @admin.display(description="Outputs")
+    def outputs_shown(self, obj):
+        return _pre(obj.outputs)
+
+    @admin.display(description="Screenshots")
+    def screenshots_shown(self, obj):
+        shots = selectors.web_action_screenshots(web_action=obj)
+        return format_html_join("", "<div>{}</div>", ((_picture(shot),) for shot in shots))
+
+    @admin.action(description="Cancel the selected web actions", permissions=("run",))
+    def cancel(self, request, queryset):
+        active = queryset.filter(status__in=WEB_ACTION_ACTIVE)
+        for web_action in active:
+            web_actions.web_action_cancel(web_action=web_action)
+        self.message_user(request, f"Cancelled {len(active)} web action(s).", messages.SUCCESS)
+
+
+@admin.register(WebScreenshot)
+class WebScreenshotAdmin(ReadOnlyTenantAdmin):
+    """Pictures of portal pages (PHI): kept WEB_SCREENSHOT_RETENTION_DAYS; each picture shown
+    here is an audit event, like one fetched through the API."""
+
+    resource = "web_screenshot"
+    fields = ("picture", "name", "reason", "page", "attempt", "web_action", "node_run", "dom")
+    readonly_fields = fields
+    list_display = ("id", "name", "reason", "page", "web_action", "node_run", "created_at")
+    list_filter = ("reason",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("image")
+
+    @admin.display(description="Picture")
+    def picture(self, obj):
+        return _picture(obj)
+
+    @admin.display(description="Page (DOM, masked)")
+    def dom(self, obj):
+        return format_html("<pre>{}</pre>", obj.masked_dom[:20_000])
+
+    def get_urls(self):
+        image = path(
+            "<int:pk>/image/",
+            self.admin_site.admin_view(self.image_view),
+            name="webactions_webscreenshot_image",
+        )
+        return [image, *super().get_urls()]
+
+    def image_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        screenshot = get_object_or_404(self.get_queryset(request), pk=pk)
+        image = attempts.screenshot_image(
+            screenshot=screenshot, actor=request.user, ip_address=client_ip(request)
+        )
+        response = HttpResponse(image, content_type="image/png")
+        response["Cache-Control"] = "private, no-store"
+        return response
