@@ -30,7 +30,7 @@ from webactions.actions import describe
 from webactions.totp import totp_now
 
 DEFAULT_TIMEOUT_MS = 15_000
-TRANSIENT_KINDS = ("page_timeout", "page_unreachable", "http_5xx", "http_429")
+TRANSIENT_KINDS = ("page_timeout", "page_unreachable", "http_5xx", "http_429", "browser_error")
 # Chromium's network errors that say the portal is not reachable now (down, restarting, DNS):
 # worth another attempt, like a 5xx.
 UNREACHABLE = (

@@ -235,3 +235,13 @@ def _capture():
     from webactions.browse import Capture
 
     return Capture(name="page", reason="failure", page="portal.example/", image=b"\x89PNG", dom="")
+
+
+def test_a_browser_that_does_not_start_is_a_named_failure(worker_processes, api, org_a, portal):
+    endpoint, credential = _endpoint_and_credential(org_a, portal)
+    worker_processes(concurrency=1, env={"RCM_CHROMIUM_PATH": "/bin/true"})
+    operator = api(org_a, "operator")
+    body = _body(endpoint, credential, max_attempts=1)
+    failed = _finished(operator, operator.post(URL, body, format="json").json()["id"])
+    assert (failed["status"], failed["error_kind"]) == ("failed", "browser_error")
+    assert failed["error"].startswith("the browser failed: ")

@@ -13,6 +13,7 @@ actions before the next one; what the attempt did is kept.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from rcm.context import org_context
 from rcm.errors import ApplicationError, Conflict
 from tenants.models import Endpoint, User
 from webactions import actions as language
+from webactions import crypto
 from webactions.executor import ActionFailed
 from webactions.kinds import WebKind
 from webactions.models import (
@@ -36,6 +38,8 @@ from webactions.models import (
     WebActionStatus,
 )
 from webactions.services import attempts
+
+logger = logging.getLogger(__name__)
 
 RUN_TASK = "webactions.web_action_run"
 # The lease of an attempt beyond its budget: past it, the reaper takes the attempt back.
@@ -179,6 +183,17 @@ def web_action_run(*, web_action_id: int) -> None:
         )
     except TimeoutError as exc:
         _finish(web_action, attempt, failure=ActionFailed("page_timeout", str(exc)), results=[])
+        return
+    except crypto.CredentialUnreadable as exc:
+        _finish(web_action, attempt, failure=ActionFailed("credential_unreadable", str(exc)),
+                results=[])  # fmt: skip
+        return
+    except Exception as exc:  # noqa: BLE001 - the browser could not start or crashed
+        # Transient (a browser that did not start may start on the next attempt). The
+        # error's name only, here and in the log: its text may quote a page's address.
+        failure = ActionFailed("browser_error", f"the browser failed: {type(exc).__name__}")
+        _finish(web_action, attempt, failure=failure, results=[])
+        logger.warning("web action %s: the browser failed: %s", web_action.pk, failure)
         return
     attempts.screenshots_store(
         org_id=web_action.org_id,
