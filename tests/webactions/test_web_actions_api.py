@@ -97,20 +97,23 @@ def test_an_action_list_runs_in_the_browser_with_its_results_and_screenshots(
     assert patient.last_name not in detail["masked_dom"]
 
 
+@pytest.mark.parametrize(
+    ("action", "kind"),
+    [
+        ({"tool": "goto", "url": "/sandbox/v1-fail100/"}, "http_5xx"),
+        # A portal that never answers in time.
+        ({"tool": "goto", "url": "/sandbox/v1-slow2000/login/", "timeout_ms": 300}, "page_timeout"),
+    ],
+)
 def test_a_portal_failing_is_retried_then_failed_with_its_kind(
-    worker_processes, api, org_a, portal
+    worker_processes, api, org_a, portal, action, kind
 ):
     endpoint, credential = _endpoint_and_credential(org_a, portal)
     worker_processes(concurrency=1)
     operator = api(org_a, "operator")
-    down = [{"tool": "goto", "url": "/sandbox/v1-fail100/"}]
-    body = _body(endpoint, credential, actions=down, max_attempts=2, input={})
+    body = _body(endpoint, credential, actions=[action], max_attempts=2, input={})
     failed = _finished(operator, operator.post(URL, body, format="json").json()["id"])
-    assert (failed["status"], failed["error_kind"], failed["attempt"]) == (
-        "failed",
-        "http_5xx",
-        2,
-    )
+    assert (failed["status"], failed["error_kind"], failed["attempt"]) == ("failed", kind, 2)
 
 
 def test_cancelling_stops_the_actions_before_the_next_one(worker_processes, api, org_a, portal):
