@@ -53,10 +53,13 @@ def browser_attempt(
     context: dict,
     budget_s: float,
     run_id: int | None = None,
+    actor=None,
     cancelled: Callable[[], bool] | None = None,
 ) -> tuple[Browse, Outcome | ActionFailed]:
     """Carry ``actions`` out on ``endpoint``, logged in with ``credential`` where the endpoint
     says how; the attempt (its traces' material, captures, the outcome shown) and its answer.
+    The secrets' retrieval is logged against ``run_id`` (a workflow run, or a web action) and
+    ``actor`` (who asked for the web action).
 
     ``context`` is what the templates read; the credential's secrets are added to it here and
     never leave this call. ``cancelled`` is asked while waiting: once it says yes, the
@@ -64,7 +67,7 @@ def browser_attempt(
     within ``budget_s`` and a grace (the browser is told to stop).
     """
     secrets = (
-        credentials.credential_secrets(credential=credential, run_id=run_id)
+        credentials.credential_secrets(credential=credential, actor=actor, run_id=run_id)
         if credential is not None
         else {}
     )

@@ -30,7 +30,7 @@ from tenants.models import Endpoint, User
 from webactions import actions as language
 from webactions import crypto
 from webactions.executor import ActionFailed
-from webactions.kinds import WebKind
+from webactions.kinds import DIRECT, WebKind
 from webactions.models import (
     WEB_ACTION_ACTIVE,
     PortalCredential,
@@ -179,6 +179,7 @@ def web_action_run(*, web_action_id: int) -> None:
             context={"input": web_action.input, "nodes": {}},
             budget_s=web_action.timeout_s,
             run_id=web_action.pk,
+            actor=web_action.created_by,
             cancelled=lambda: _cancelled(web_action.pk),
         )
     except TimeoutError as exc:
@@ -250,7 +251,7 @@ def _result_json(phase: str, result) -> dict:
         "duration_ms": result.duration_ms,
         "success": result.success,
         "tier": None,
-        "tier_reason": "direct: exact semantic match",
+        "tier_reason": DIRECT,
         "error_kind": result.error_kind,
         "error": result.error,
     }
