@@ -255,8 +255,8 @@ class WebActionAdmin(ReadOnlyTenantAdmin):
     def results_table(self, obj):
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td>"
-            "<td>{}</td></tr>",
+            '<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style="white-space: '
+            'nowrap">{} ms</td><td style="overflow-wrap: anywhere">{}</td></tr>',
             (
                 (
                     result["phase"],
@@ -271,8 +271,8 @@ class WebActionAdmin(ReadOnlyTenantAdmin):
             ),
         )
         return format_html(
-            "<table><tr><th>Phase</th><th>#</th><th>Tool</th><th>Target</th><th>Found as</th>"
-            "<th>Took</th><th>Result</th></tr>{}</table>",
+            "<table><tr><th>Phase</th><th>#</th><th>Tool</th>"
+            "<th>Target</th><th>Found as</th><th>Took</th><th>Result</th></tr>{}</table>",
             rows,
         )
 
@@ -283,7 +283,12 @@ class WebActionAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="Screenshots")
     def screenshots_shown(self, obj):
         shots = selectors.web_action_screenshots(web_action=obj)
-        return format_html_join("", "<div>{}</div>", ((_picture(shot),) for shot in shots))
+        return format_html_join(
+            "",
+            '<figure style="margin: 0 0 1em">{}<figcaption>{} ({}, attempt {}) at {}'
+            "</figcaption></figure>",
+            ((_picture(s), s.name, s.reason, s.attempt, s.page) for s in shots),
+        )
 
     @admin.action(description="Cancel the selected web actions", permissions=("run",))
     def cancel(self, request, queryset):
