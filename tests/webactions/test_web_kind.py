@@ -247,3 +247,37 @@ def test_validation_logs_in_for_real_and_records_a_refusal_without_retrying(
         # The refused log-in was tried once, and the kept session was dropped with it.
         assert sorted(validations) == [False, True]
         assert not BrowserSession.objects.filter(credential=credential).exists()
+
+
+def test_parallel_branches_each_get_their_own_page(worker_processes, org_a, portal):
+    endpoint, credential = _endpoint_and_credential(org_a, portal)
+    claims = [*SEARCH[:-1], {"tool": "extract", "fields": {"claims": {"table": "claimsTable"}}}]
+    workflow, _ = published(
+        org_a.id,
+        "start>benefits, start>claims, benefits>join, claims>join, join>done",
+        kinds={"benefits": "web", "claims": "web"},
+        configs={
+            "benefits": _config(endpoint, credential),
+            "claims": {**_config(endpoint, credential), "actions": claims},
+        },
+        required_data=["member_id", "dob", "last_name"],
+        timeouts={"benefits": 60, "claims": 60},
+    )
+    worker_processes(concurrency=2)
+    patient = next(p for p in sandbox_patients() if p.active and p.claims)
+    with org_context(org_a.id):
+        run = runs.run_start(workflow=workflow, input=_row(patient))
+
+    def finished() -> bool:
+        with org_context(org_a.id):
+            return WorkflowRun.objects.get(pk=run.pk).status in RUN_TERMINAL
+
+    wait_for(finished, timeout=120, interval=0.5)
+    with org_context(org_a.id):
+        done = WorkflowRun.objects.get(pk=run.pk)
+    assert done.status == "completed", done.error
+    nodes = done.context["nodes"]
+    assert nodes["benefits"]["output"]["plan"] == patient.plan
+    assert [row["Claim #"] for row in nodes["claims"]["output"]["claims"]] == [
+        claim.number for claim in patient.claims
+    ]
