@@ -15,7 +15,6 @@ from tenants.models import Endpoint
 from webactions.executor import (
     ActionFailed,
     address_of,
-    guard_addresses,
     is_shown,
     run_actions,
 )
@@ -61,11 +60,15 @@ class Browse:
     new_state: dict | None = None
     shown: str | None = None
 
-    def run(self, browser_context):
-        guard_addresses(browser_context)
+    def run(self, slot):
+        """The job the browser thread runs (webactions/pool.py): a new page of ``slot``'s
+        context, logged in already when the stored log-in was loaded into it or the context
+        is kept from an earlier attempt (a portal that asks again is logged in again)."""
+        browser_context = slot.context
         page = browser_context.new_page()
+        logged_in = self.logged_in or slot.kept
         try:
-            if self.login and not self.logged_in:
+            if self.login and not logged_in:
                 self._log_in(page)
             try:
                 outcome = self._run(page, self.actions)

@@ -16,6 +16,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from webactions.executor import guard_addresses
+
 # Debian's /usr/bin/chromium is a shell wrapper (flags, a memory probe): the binary behind it
 # is what Playwright should start.
 CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -50,6 +52,15 @@ def launch(playwright):
     return playwright.chromium.launch(
         executable_path=chromium_path(), headless=True, args=list(LAUNCH_ARGS)
     )
+
+
+def new_context(started, *, storage_state: dict | None = None):
+    """A browser context of ``started`` (a launched browser) for portal work: ``storage_state``
+    (a stored log-in's cookies) loaded, and every request its pages make through the private
+    address guard (webactions/executor.py), installed once for the context's life."""
+    context = started.new_context(storage_state=storage_state)
+    guard_addresses(context)
+    return context
 
 
 _ready_lock = threading.Lock()

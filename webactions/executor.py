@@ -132,6 +132,9 @@ def run_actions(
 
     outcome = Outcome()
     statuses = _Statuses(page)
+    # What the guard refused before this list (an earlier attempt in a kept context, an image
+    # a page asked for) is not this list's failure.
+    _BLOCKED.get(page.context, []).clear()
     for number, action in enumerate(actions, start=1):
         tool = action["tool"]
         target = action.get("target")

@@ -110,6 +110,19 @@ if RCM_SANDBOX_SESSION_MINUTES < 1:
 # How long a portal log-in (its cookies) is reused before the next row logs in again; a portal
 # that ends it sooner shows its log-in page, and the row logs in again then.
 WEB_SESSION_TTL = timedelta(minutes=env.int("WEB_SESSION_TTL_MINUTES", default=20))
+# Which browser context an attempt gets (webactions/pool.py): "credential", the login's own,
+# kept between its attempts in a worker process (a new page each time); "attempt", a new one
+# every time. And how many kept contexts a worker process holds at most.
+WEB_BROWSER_CONTEXT = env.str("WEB_BROWSER_CONTEXT", default="credential")
+if WEB_BROWSER_CONTEXT not in ("credential", "attempt"):
+    raise ImproperlyConfigured(
+        f"WEB_BROWSER_CONTEXT must be 'credential' or 'attempt'; got {WEB_BROWSER_CONTEXT!r}."
+    )
+WEB_BROWSER_CONTEXTS_KEPT = env.int("WEB_BROWSER_CONTEXTS_KEPT", default=8)
+if WEB_BROWSER_CONTEXTS_KEPT < 1:
+    raise ImproperlyConfigured(
+        f"WEB_BROWSER_CONTEXTS_KEPT must be at least 1; got {WEB_BROWSER_CONTEXTS_KEPT}."
+    )
 # Screenshots of portal pages are PHI: beat deletes them this many days after they were taken.
 WEB_SCREENSHOT_RETENTION_DAYS = env.int("WEB_SCREENSHOT_RETENTION_DAYS", default=30)
 if WEB_SCREENSHOT_RETENTION_DAYS < 1:

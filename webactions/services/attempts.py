@@ -83,13 +83,22 @@ def browser_attempt(
         timeout_ms=min(max(1000, int(budget_s * 1000)), MAX_ACTION_TIMEOUT_MS),
         logged_in=state is not None,
     )
-    future = browser_thread().submit(browse.run, storage_state=state)
+    key = context_key(credential) if login else None
+    future = browser_thread().submit(browse.run, storage_state=state, key=key)
     answer = _answer(future, browse, budget_s + JOB_GRACE_S, cancelled)
     if browse.new_state is not None:
         credentials.browser_session_store(credential=credential, state=browse.new_state)
     if isinstance(answer, ActionFailed) and answer.kind == LOGIN_REFUSED:
         credentials.browser_session_forget(credential=credential)
+        browser_thread().forget(key)
     return browse, answer
+
+
+def context_key(credential: PortalCredential) -> tuple:
+    """Which kept browser context a login's attempts share in a worker process: the
+    organization's, that credential's, as long as its secrets and settings are unchanged (a
+    rotation or a change gives the next attempt a new context)."""
+    return (str(credential.org_id), credential.pk, credential.updated_at.isoformat())
 
 
 def _answer(future, browse: Browse, wait_s: float, cancelled):
