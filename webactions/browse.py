@@ -61,11 +61,10 @@ class Browse:
     shown: str | None = None
 
     def run(self, slot):
-        """The job the browser thread runs (webactions/pool.py): a new page of ``slot``'s
-        context, logged in already when the stored log-in was loaded into it or the context
-        is kept from an earlier attempt (a portal that asks again is logged in again)."""
-        browser_context = slot.context
-        page = browser_context.new_page()
+        """The job the browser thread runs (webactions/pool.py) on ``slot``'s page, logged in
+        already when the stored log-in was loaded into its context or the page is kept from
+        an earlier attempt (a portal that asks again is logged in again)."""
+        browser_context, page = slot.context, slot.page
         logged_in = self.logged_in or slot.kept
         try:
             if self.login and not logged_in:

@@ -84,6 +84,10 @@ class _Statuses:
         page.on("response", self._seen)
         self._page = page
 
+    def stop(self) -> None:
+        # A kept page serves the next attempt too: its listeners must not pile up.
+        self._page.remove_listener("response", self._seen)
+
     def _seen(self, response) -> None:
         if response.request.is_navigation_request() and response.frame == self._page.main_frame:
             self.last, self.url = response.status, response.url
@@ -135,35 +139,42 @@ def run_actions(
     # What the guard refused before this list (an earlier attempt in a kept context, an image
     # a page asked for) is not this list's failure.
     _BLOCKED.get(page.context, []).clear()
-    for number, action in enumerate(actions, start=1):
-        tool = action["tool"]
-        target = action.get("target")
-        result = ActionResult(number=number, tool=tool, target=describe(target) if target else "")
-        started = time.perf_counter()
-        limit = action.get("timeout_ms", timeout_ms)
-        try:
-            if stop is not None and stop.is_set():
-                raise ActionFailed("cancelled", f"cancelled before action {number} ({tool})")
-            _perform(page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit)
-            statuses.check()
-        except PlaywrightTimeout:
-            failure = ActionFailed(
-                "page_timeout",
-                f"action {number} ({tool}): the page did not get there within {limit} ms"
-                + (f" ({result.target})" if result.target else ""),
+    try:
+        for number, action in enumerate(actions, start=1):
+            tool = action["tool"]
+            target = action.get("target")
+            result = ActionResult(
+                number=number, tool=tool, target=describe(target) if target else ""
             )
-        except ActionFailed as failed:
-            failure = failed
-        except PlaywrightError as exc:
-            failure = _browser_failure(number, tool, exc, _BLOCKED.get(page.context))
-        else:
-            failure = None
-        result.duration_ms = int((time.perf_counter() - started) * 1000)
-        outcome.results.append(result)
-        if failure is not None:
-            result.success, result.error_kind, result.error = False, failure.kind, str(failure)
-            failure.results, failure.screenshots = outcome.results, outcome.screenshots
-            raise failure
+            started = time.perf_counter()
+            limit = action.get("timeout_ms", timeout_ms)
+            try:
+                if stop is not None and stop.is_set():
+                    raise ActionFailed("cancelled", f"cancelled before action {number} ({tool})")
+                _perform(
+                    page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit
+                )
+                statuses.check()
+            except PlaywrightTimeout:
+                failure = ActionFailed(
+                    "page_timeout",
+                    f"action {number} ({tool}): the page did not get there within {limit} ms"
+                    + (f" ({result.target})" if result.target else ""),
+                )
+            except ActionFailed as failed:
+                failure = failed
+            except PlaywrightError as exc:
+                failure = _browser_failure(number, tool, exc, _BLOCKED.get(page.context))
+            else:
+                failure = None
+            result.duration_ms = int((time.perf_counter() - started) * 1000)
+            outcome.results.append(result)
+            if failure is not None:
+                result.success, result.error_kind, result.error = False, failure.kind, str(failure)
+                failure.results, failure.screenshots = outcome.results, outcome.screenshots
+                raise failure
+    finally:
+        statuses.stop()
     return outcome
 
 

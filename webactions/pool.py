@@ -9,14 +9,16 @@ waits for the answer.
 Which context a job gets (WEB_BROWSER_CONTEXT):
 
 * ``credential`` (the default): one context per login (the job's ``key``: organization,
-  credential and the version of its secrets), kept between attempts in this process, each
-  attempt on a new page of it. A context is a browser profile: cookies, storage and cache are
-  the login's own, never another credential's or organization's. Between two rows of the same
-  login the portal's cookies pass either way (a stored log-in is the point), so keeping the
-  context adds little to what is shared, and saves what a new one costs: a renderer process
-  and cold caches, more than half of a row's CPU (docs/benchmarks.md, web actions).
-* ``attempt``: a new context for every attempt, closed after it (the stored log-in's cookies
-  loaded into it): nothing but those cookies passes between attempts.
+  credential and the version of its secrets), and one page in it, kept between attempts in
+  this process, the way a clerk keeps one tab open on a portal. A context is a browser
+  profile: cookies, storage and cache are the login's own, never another credential's or
+  organization's. Between two rows of the same login the portal's cookies pass either way (a
+  stored log-in is the point), so keeping the context and its page adds little to what is
+  shared (the tab's session storage; every action list starts by loading a page), and saves
+  what a new one costs: a renderer process, cold caches and a cold JIT, two thirds of a row's
+  time (docs/benchmarks.md, web actions).
+* ``attempt``: a new context and page for every attempt, closed after it (the stored
+  log-in's cookies loaded into it): nothing but those cookies passes between attempts.
 
 Kept contexts are closed when idle for WEB_SESSION_TTL, beyond WEB_BROWSER_CONTEXTS_KEPT per
 process (the least recently used first), and when a log-in is refused (``forget``).
@@ -44,16 +46,18 @@ T = TypeVar("T")
 
 @dataclass
 class Slot:
-    """What a job is handed: the context to open its page in, and whether the context comes
-    from an earlier attempt (so it may be logged in already)."""
+    """What a job is handed: the page to work in, its context, and whether they come from an
+    earlier attempt (so the portal may be logged in already)."""
 
     context: object
+    page: object
     kept: bool
 
 
 @dataclass
 class _Kept:
     context: object
+    page: object
     used_at: float
 
 
@@ -119,17 +123,18 @@ class BrowserThread:
         if key is None or settings.WEB_BROWSER_CONTEXT != "credential":
             context = chromium.new_context(started, storage_state=storage_state)
             try:
-                return job(Slot(context, kept=False))
+                return job(Slot(context, context.new_page(), kept=False))
             finally:
                 context.close()
         kept = self._kept.get(key)
-        if kept is None:
-            kept = _Kept(chromium.new_context(started, storage_state=storage_state), 0.0)
-            self._kept[key] = kept
+        if kept is None or kept.page.is_closed():
+            self._close(key)
+            context = chromium.new_context(started, storage_state=storage_state)
+            kept = self._kept[key] = _Kept(context, context.new_page(), 0.0)
             self._trim()
-            slot = Slot(kept.context, kept=False)
+            slot = Slot(kept.context, kept.page, kept=False)
         else:
-            slot = Slot(kept.context, kept=True)
+            slot = Slot(kept.context, kept.page, kept=True)
         self._kept.move_to_end(key)
         kept.used_at = time.monotonic()
         try:
@@ -139,8 +144,10 @@ class BrowserThread:
             raise
         finally:
             if key in self._kept:
+                # Pop-ups and new tabs the portal opened go; the working page stays.
                 for page in list(kept.context.pages):
-                    page.close()
+                    if page is not kept.page:
+                        page.close()
 
     def _expire(self) -> None:
         idle = settings.WEB_SESSION_TTL.total_seconds()
