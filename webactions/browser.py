@@ -54,12 +54,13 @@ def launch(playwright):
     )
 
 
-def new_context(started, *, storage_state: dict | None = None):
+def new_context(started, *, storage_state: dict | None = None, trusted: tuple[str, ...] = ()):
     """A browser context of ``started`` (a launched browser) for portal work: ``storage_state``
-    (a stored log-in's cookies) loaded, and every request its pages make through the private
-    address guard (webactions/executor.py), installed once for the context's life."""
+    (a stored log-in's cookies) loaded, and every request its pages make, but those to the
+    ``trusted`` prefixes, through the private address guard (webactions/executor.py),
+    installed once for the context's life."""
     context = started.new_context(storage_state=storage_state)
-    guard_addresses(context)
+    guard_addresses(context, trusted)
     return context
 
 

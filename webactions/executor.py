@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urljoin, urlsplit
 
+from django.conf import settings
+
 from rcm import addresses, phi
 from webactions.actions import describe
 from webactions.totp import totp_now
@@ -206,13 +208,18 @@ def _browser_failure(
 _BLOCKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def guard_addresses(browser_context) -> None:
+def guard_addresses(browser_context, trusted: tuple[str, ...] = ()) -> None:
     """Every request the context's pages make (navigations, frames, scripts, images, forms)
     goes to a public address, or is aborted: a portal page cannot lead the browser into the
-    private network (rcm/addresses.py). The platform's own sandbox stays reachable."""
+    private network (rcm/addresses.py). The platform's own sandbox stays reachable.
+
+    ``trusted``: URL prefixes checked already (the endpoint's own origin, found public when the
+    context was made): their requests are not intercepted at all, which spares a portal's own
+    pages a round trip through Python each (an eighth of a row's time).
+    """
     if addresses.private_allowed():
         return
-    verdicts: dict[str, bool] = {}  # host -> internal, for this attempt
+    verdicts: dict[str, bool] = {}  # host -> internal, for the context's life
     blocked = _BLOCKED[browser_context] = []
 
     def _route(route) -> None:
@@ -229,7 +236,34 @@ def guard_addresses(browser_context) -> None:
         else:
             route.continue_()
 
-    browser_context.route("**/*", _route)
+    if trusted:
+        others = re.compile("^(?!" + "|".join(re.escape(prefix) for prefix in trusted) + ")")
+        browser_context.route(others, _route)
+    else:
+        browser_context.route("**/*", _route)
+
+
+def trusted_prefixes(base_url: str) -> tuple[str, ...]:
+    """The prefix of ``base_url`` whose requests need no check: its origin when it is public,
+    the platform's own /sandbox/ when it is that; none otherwise (every request checked)."""
+    if addresses.private_allowed():
+        return ()
+    parts = urlsplit(base_url)
+    if addresses.own_sandbox(base_url):
+        own = urlsplit(settings.PUBLIC_BASE_URL)
+        return (f"{own.scheme}://{_netloc(own)}/sandbox/",)
+    try:
+        internal = addresses.internal_host(parts.hostname or "")
+    except addresses.Unresolved:
+        return ()
+    return () if internal else (f"{parts.scheme}://{_netloc(parts)}/",)
+
+
+def _netloc(parts) -> str:
+    """Host and port as Chromium writes a request's URL: lower case, no default port."""
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    return f"{(parts.hostname or '').lower()}{port}"
 
 
 def _perform(page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit):

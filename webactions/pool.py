@@ -75,9 +75,11 @@ class BrowserThread:
         timeout: float,
         storage_state: dict | None = None,
         key: Hashable | None = None,
+        trusted: tuple[str, ...] = (),
     ) -> T:
         """``job(slot)`` in the browser thread; its answer."""
-        return self.submit(job, storage_state=storage_state, key=key).result(timeout=timeout)
+        future = self.submit(job, storage_state=storage_state, key=key, trusted=trusted)
+        return future.result(timeout=timeout)
 
     def submit(
         self,
@@ -85,18 +87,20 @@ class BrowserThread:
         *,
         storage_state: dict | None = None,
         key: Hashable | None = None,
+        trusted: tuple[str, ...] = (),
     ) -> concurrent.futures.Future:
         """Like ``run``, without waiting: the future of the job's answer. Without a ``key``
         (or with WEB_BROWSER_CONTEXT=attempt) the job gets a new context holding
         ``storage_state``; with one, the context kept for that key (made with
-        ``storage_state`` the first time)."""
+        ``storage_state`` the first time). ``trusted``: the URL prefixes a new context's
+        address guard need not check (webactions/executor.py)."""
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._jobs.put((job, storage_state, key, future))
+        self._jobs.put((job, (storage_state, trusted), key, future))
         return future
 
     def forget(self, key: Hashable) -> None:
         """Close the context kept for ``key`` (its log-in was refused, its secrets changed)."""
-        self._jobs.put((None, None, key, None))
+        self._jobs.put((None, ((), ()), key, None))
 
     def _serve(self) -> None:
         from playwright.sync_api import sync_playwright
@@ -104,7 +108,7 @@ class BrowserThread:
         with sync_playwright() as playwright:
             started = None
             while True:
-                job, storage_state, key, future = self._jobs.get()
+                job, (storage_state, trusted), key, future = self._jobs.get()
                 if job is None:
                     self._close(key)
                     continue
@@ -115,13 +119,14 @@ class BrowserThread:
                         self._kept.clear()  # they died with the browser
                         started = chromium.launch(playwright)
                     self._expire()
-                    future.set_result(self._run(started, job, storage_state, key))
+                    made = {"storage_state": storage_state, "trusted": trusted}
+                    future.set_result(self._run(started, job, made, key))
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
                     future.set_exception(exc)
 
-    def _run(self, started, job, storage_state, key):
+    def _run(self, started, job, made: dict, key):
         if key is None or settings.WEB_BROWSER_CONTEXT != "credential":
-            context = chromium.new_context(started, storage_state=storage_state)
+            context = chromium.new_context(started, **made)
             try:
                 return job(Slot(context, context.new_page(), kept=False))
             finally:
@@ -129,7 +134,7 @@ class BrowserThread:
         kept = self._kept.get(key)
         if kept is None or kept.page.is_closed():
             self._close(key)
-            context = chromium.new_context(started, storage_state=storage_state)
+            context = chromium.new_context(started, **made)
             kept = self._kept[key] = _Kept(context, context.new_page(), 0.0)
             self._trim()
             slot = Slot(kept.context, kept.page, kept=False)

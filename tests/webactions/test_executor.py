@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import sync_playwright
 
+from rcm import addresses
 from webactions import actions, browser
-from webactions.executor import ActionFailed, guard_addresses, run_actions
+from webactions.executor import ActionFailed, guard_addresses, run_actions, trusted_prefixes
 from webactions.sandbox import views
 from webactions.sandbox.data import sandbox_patients
 from workflows.engine import templates
@@ -213,6 +214,35 @@ def test_no_request_reaches_a_private_address_but_the_own_sandbox(page, portal, 
     [(url, failure)] = failed
     assert url == "http://169.254.169.254/latest/meta-data/"
     assert failure.startswith("net::ERR_BLOCKED_BY_CLIENT")
+
+
+def test_requests_to_the_checked_origin_skip_the_guard_and_others_do_not(
+    chromium, portal, settings, monkeypatch
+):
+    settings.ENGINE_HTTP_ALLOW_PRIVATE = False
+    settings.PUBLIC_BASE_URL = portal
+    trusted = trusted_prefixes(f"{portal}/sandbox/v1/")
+    assert trusted == (f"{portal}/sandbox/",)
+    asked = []
+    own_sandbox = addresses.own_sandbox
+    monkeypatch.setattr(addresses, "own_sandbox", lambda url: asked.append(url) or own_sandbox(url))
+    context = browser.new_context(chromium, trusted=trusted)
+    try:
+        outcome = _run(
+            context.new_page(), portal, [{"tool": "goto", "url": "/sandbox/v1/login/"}], {}
+        )
+        assert outcome.results[0].success and asked == []  # never intercepted
+        with pytest.raises(ActionFailed) as api:
+            _run(context.new_page(), portal, [{"tool": "goto", "url": "/api/v2/schema/"}], {})
+        assert api.value.kind == "forbidden_address" and asked == [f"{portal}/api/v2/schema/"]
+    finally:
+        context.close()
+    # A public origin as Chromium writes it (no default port); a name that does not resolve
+    # (no DNS here) is checked request by request.
+    assert trusted_prefixes("HTTPS://93.184.215.14:443/portal/") == ("https://93.184.215.14/",)
+    assert trusted_prefixes("https://portal.invalid/") == ()
+    settings.ENGINE_HTTP_ALLOW_PRIVATE = True
+    assert trusted_prefixes(f"{portal}/sandbox/v1/") == ()
 
 
 def _closed_port() -> int:

@@ -22,7 +22,7 @@ from rcm import phi
 from tenants import services as tenant_services
 from tenants.models import Endpoint
 from webactions.browse import LOGIN_REFUSED, Browse, Capture
-from webactions.executor import ActionFailed, Outcome
+from webactions.executor import ActionFailed, Outcome, trusted_prefixes
 from webactions.models import PortalCredential, WebAction, WebScreenshot
 from webactions.pool import browser_thread
 from webactions.services import credentials
@@ -83,8 +83,9 @@ def browser_attempt(
         timeout_ms=min(max(1000, int(budget_s * 1000)), MAX_ACTION_TIMEOUT_MS),
         logged_in=state is not None,
     )
-    key = context_key(credential) if login else None
-    future = browser_thread().submit(browse.run, storage_state=state, key=key)
+    key = context_key(credential, endpoint) if login else None
+    trusted = trusted_prefixes(endpoint.effective_base_url)
+    future = browser_thread().submit(browse.run, storage_state=state, key=key, trusted=trusted)
     answer = _answer(future, browse, budget_s + JOB_GRACE_S, cancelled)
     if browse.new_state is not None:
         credentials.browser_session_store(credential=credential, state=browse.new_state)
@@ -94,11 +95,16 @@ def browser_attempt(
     return browse, answer
 
 
-def context_key(credential: PortalCredential) -> tuple:
+def context_key(credential: PortalCredential, endpoint: Endpoint) -> tuple:
     """Which kept browser context a login's attempts share in a worker process: the
-    organization's, that credential's, as long as its secrets and settings are unchanged (a
-    rotation or a change gives the next attempt a new context)."""
-    return (str(credential.org_id), credential.pk, credential.updated_at.isoformat())
+    organization's, that credential's, as long as its secrets and settings and the endpoint's
+    address are unchanged (a rotation or a move gives the next attempt a new context)."""
+    return (
+        str(credential.org_id),
+        credential.pk,
+        credential.updated_at.isoformat(),
+        endpoint.effective_base_url,
+    )
 
 
 def _answer(future, browse: Browse, wait_s: float, cancelled):
