@@ -28,7 +28,8 @@ NOT_FOUND = (
 # Root (containers, CI) cannot use Chromium's sandbox; the pages are the portals we were given
 # credentials for, each in a context of its own.
 LAUNCH_ARGS = ("--no-sandbox", "--disable-dev-shm-usage")
-# Readiness asks at most this often per process: starting a browser costs half a second of CPU.
+# Readiness asks at most this often per process: starting a browser and rendering a page costs
+# a few tenths of a second of CPU.
 READY_CACHE_S = 60
 
 

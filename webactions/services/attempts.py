@@ -135,6 +135,8 @@ def screenshots_store(
     """The attempt's screenshots, kept for the organization alone. A failing page's DOM is
     masked (rcm/phi.py) with the row's own values declared, so that its member ID, name and
     date of birth are masked wherever they appear."""
+    if not captures:
+        return []  # most attempts: no transaction for nothing
     return WebScreenshot.objects.bulk_create(
         WebScreenshot(
             org_id=org_id,
