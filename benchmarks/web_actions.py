@@ -22,7 +22,9 @@ Scripted: the same steps for the same rows with fixed CSS selectors in two proce
 (multiprocessing, half of the rows each), each with its own Chromium
 (``webactions.browser.launch``), logging in once and reusing its page. Its clock runs from
 both processes being ready (imports done) to the last row, browser start and log-in included,
-as the platform's includes them.
+as the platform's includes them. It runs once before the platform's phase and once after, and
+``scripted_rows_per_min`` is the mean of the two, so that a change of the machine's load (it is
+shared) between the phases moves both sides of the ratio alike.
 
 Figures:
 
@@ -62,6 +64,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from datetime import datetime
 
 import psutil
 from _common import bench_database
@@ -69,6 +72,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from rcm import webserver
@@ -84,7 +88,7 @@ from webactions.management.commands.seed_sandbox_demo import WORKFLOW_NAME
 from webactions.sandbox.data import Patient, sandbox_patient, sandbox_patients
 from webactions.sandbox.views import ACCOUNTS
 from webactions.totp import totp_now
-from workflows.models import BatchJob, BatchJobItem, Workflow, WorkflowTrace
+from workflows.models import BatchJob, BatchJobItem, NodeRun, Workflow, WorkflowTrace
 
 LOGLEVEL = "WARNING"
 LAYOUT = "v1"
@@ -228,8 +232,8 @@ def rows_csv(patients: list[Patient]) -> bytes:
     return out.getvalue().encode()
 
 
-def platform_run(operator, workflow, patients: list[Patient]) -> tuple[BatchJob, float]:
-    """Upload the rows as a batch job and wait for its end; the job and the seconds it took."""
+def platform_run(operator, workflow, patients: list[Patient]) -> tuple[BatchJob, datetime]:
+    """Upload the rows as a batch job and wait for its end; the job and when it started."""
     from workflows.services import batch_upload
 
     upload = SimpleUploadedFile("eligibility.csv", rows_csv(patients), content_type="text/csv")
@@ -250,7 +254,7 @@ def platform_run(operator, workflow, patients: list[Patient]) -> tuple[BatchJob,
                 time.sleep(0.25)
                 job = BatchJob.objects.get(pk=job.pk)
                 bar.advance(job.processed_rows - bar.done)
-    return job, (job.completed_at - started).total_seconds()
+    return job, started
 
 
 def platform_failures(job: BatchJob, patients: list[Patient]) -> list[str]:
@@ -269,6 +273,33 @@ def platform_failures(job: BatchJob, patients: list[Patient]) -> list[str]:
                 f"platform row {item.row_number}: {item.status} {item.error_message!r} {got}"
             )
     return failures
+
+
+def time_spent(job: BatchJob, started) -> str:
+    """Where the platform phase's time went, for stderr: to the first web step's start, the web
+    steps (their actions, and the rest of the step: claim, secrets, traces), and after the last."""
+    run_ids = BatchJobItem.objects.filter(batch_job=job).values_list("run_id", flat=True)
+    steps = list(
+        NodeRun.objects.filter(run_id__in=list(run_ids), node_key="check")
+        .exclude(started_at=None)
+        .values_list("run_id", "started_at", "ended_at")
+    )
+    actions = dict(
+        WorkflowTrace.objects.filter(
+            run_id__in=[run for run, *_ in steps], action_type__startswith="web."
+        )
+        .values_list("run_id")
+        .annotate(total=Sum("duration_ms"))
+    )
+    step_ms = statistics.mean((end - start).total_seconds() * 1000 for _, start, end in steps)
+    action_ms = statistics.mean(actions.values())
+    first = min(start for _, start, _ in steps)
+    last = max(end for *_, end in steps)
+    return (
+        f"platform phase: {(first - started).total_seconds():.2f}s to the first web step, "
+        f"web steps {step_ms:.0f} ms each ({action_ms:.0f} in their actions), "
+        f"{(job.completed_at - last).total_seconds():.2f}s after the last"
+    )
 
 
 def job_traces(job: BatchJob) -> tuple[list[int], float]:
@@ -403,6 +434,7 @@ def main() -> None:
         engine_worker = web_worker = None
         try:
             operator, workflow = demo_seed(portal_url)
+            before_per_min, scripted_failures = scripted_run(base_url, patients)
             with children_write_to_stderr():
                 engine_worker = WorkerProcess(
                     queue, concurrency=1, env=routing, loglevel=LOGLEVEL, name=f"{queue}-engine@%h"
@@ -412,13 +444,22 @@ def main() -> None:
                 )
             workers_ready([f"{queue}-engine@", f"{web_queue}@"])
             with TreeRss(web_worker.process.pid) as rss:
-                job, seconds = platform_run(operator, workflow, patients)
+                job, started = platform_run(operator, workflow, patients)
+            seconds = (job.completed_at - started).total_seconds()
             with org_context(operator.org_id):
+                print(time_spent(job, started), file=sys.stderr)
                 failures = platform_failures(job, patients)
                 durations, reuse_share = job_traces(job)
             web_worker.stop()  # the script's phase has the machine to itself
             engine_worker.stop()
-            scripted_per_min, scripted_failures = scripted_run(base_url, patients)
+            after_per_min, failures_after = scripted_run(base_url, patients)
+            scripted_failures += failures_after
+            scripted_per_min = (before_per_min + after_per_min) / 2
+            print(
+                f"scripted: {before_per_min:.1f} rows/min before the platform, "
+                f"{after_per_min:.1f} after",
+                file=sys.stderr,
+            )
         finally:
             for worker in (web_worker, engine_worker):
                 if worker is not None:
