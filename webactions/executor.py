@@ -281,6 +281,7 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
         result.resolved = address_of(url)
     elif tool in ("fill", "select", "check", "click", "totp"):
         element = _single(page, action["target"], result, limit)
+        _usable(page, element, action["target"], result, limit)
         if tool == "fill":
             element.fill(render(action["value"]), timeout=limit)
         elif tool == "select":
@@ -399,6 +400,54 @@ def _single(page, target: dict, result: ActionResult, limit: int):
             f"on {address_of(page.url)}; nothing was done",
         )
     return found
+
+
+# Why an element may not be acted on, checked in the page: hidden (not rendered, no size,
+# transparent), disabled, outside the page even after scrolling, or covered at its centre by
+# another element (an overlay, a pop-up). A label's click lands on its control, so a control
+# covered by its own label (a styled checkbox) is not covered.
+_UNUSABLE_JS = """e => {
+    const style = getComputedStyle(e);
+    const box = e.getBoundingClientRect();
+    if (style.visibility !== 'visible' || style.display === 'none' || !box.width || !box.height)
+        return 'hidden';
+    const labels = [...(e.labels || [])];
+    // Transparent: a trap for whoever clicks what the DOM has; a control styled away behind
+    // its label (a custom checkbox) is used through that label.
+    for (let n = e; n && !labels.length; n = n.parentElement)
+        if (getComputedStyle(n).opacity === '0') return 'hidden';
+    if (e.disabled || e.closest('fieldset:disabled') || e.getAttribute('aria-disabled') === 'true')
+        return 'disabled';
+    e.scrollIntoView({block: 'center', inline: 'center'});
+    const at = e.getBoundingClientRect();
+    const x = at.left + at.width / 2, y = at.top + at.height / 2;
+    if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) return 'outside';
+    const top = document.elementFromPoint(x, y);
+    const own = n => n && (n === e || e.contains(n) || labels.some(l => l.contains(n)));
+    return own(top) ? '' : 'covered';
+}"""
+_UNUSABLE = {
+    "hidden": "is not visible",
+    "disabled": "is disabled",
+    "outside": "is outside the page",
+    "covered": "is covered by another element",
+}
+
+
+def _usable(page, element, target: dict, result: ActionResult, limit: int) -> None:
+    """Refuse to click or type into an element a person could not: hidden, disabled, off the
+    page or covered. A page still settling gets up to ``limit`` to make it usable."""
+    deadline = time.monotonic() + limit / 1000
+    why = element.evaluate(_UNUSABLE_JS)
+    while why and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        why = element.evaluate(_UNUSABLE_JS)
+    if why:
+        raise ActionFailed(
+            f"target_{why}",
+            f"action {result.number} ({result.tool}): {describe(target)} {_UNUSABLE[why]} "
+            f"on {address_of(page.url)}; nothing was done",
+        )
 
 
 # The value beside a label: a table's header cell and its data cell, a definition list's term

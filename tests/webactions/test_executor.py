@@ -288,3 +288,51 @@ def test_bad_action_lists_are_refused_naming_the_action(action_list, problem):
 def test_the_run_context_paths_an_action_list_reads():
     found = {str(ref) for ref in actions.references(eligibility_actions("v1"))}
     assert found == {"input.member_id", "input.dob", "input.last_name"}
+
+
+@pytest.mark.parametrize(
+    ("markup", "kind"),
+    [
+        ('<div style="opacity: 0"><button onclick="clicked()">Go</button></div>', "target_hidden"),
+        ('<button disabled onclick="clicked()">Go</button>', "target_disabled"),
+        (
+            '<fieldset disabled><button onclick="clicked()">Go</button></fieldset>',
+            "target_disabled",
+        ),
+        (
+            '<button onclick="clicked()">Go</button>'
+            '<div style="position: fixed; inset: 0; background: white">Please wait</div>',
+            "target_covered",
+        ),
+    ],
+)
+def test_an_element_a_person_could_not_use_is_refused_and_nothing_happens(page, markup, kind):
+    page.set_content(
+        f"<script>window.clicks = 0; function clicked() {{ clicks++ }}</script>{markup}"
+    )
+    with pytest.raises(ActionFailed) as refused:
+        run_actions(
+            page,
+            [{"tool": "click", "target": {"role": "button", "name": "Go"}, "timeout_ms": 300}],
+            render=str,
+            base_url="https://portal.example/",
+            allowed_hosts=set(),
+        )
+    assert refused.value.kind == kind and "nothing was done" in str(refused.value)
+    assert page.evaluate("clicks") == 0
+
+
+def test_a_control_under_its_own_label_and_one_below_the_fold_are_usable(page):
+    page.set_content(
+        '<div style="height: 3000px"></div>'
+        '<label style="position: relative"><input type="checkbox" id="c" '
+        'style="position: absolute; opacity: 0"> Include out-of-network</label>'
+    )
+    outcome = run_actions(
+        page,
+        [{"tool": "check", "target": {"label": "Include out-of-network"}}],
+        render=str,
+        base_url="https://portal.example/",
+        allowed_hosts=set(),
+    )
+    assert outcome.results[0].success and page.is_checked("#c")
