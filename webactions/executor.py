@@ -418,10 +418,15 @@ _UNUSABLE_JS = """e => {
         if (getComputedStyle(n).opacity === '0') return 'hidden';
     if (e.disabled || e.closest('fieldset:disabled') || e.getAttribute('aria-disabled') === 'true')
         return 'disabled';
-    e.scrollIntoView({block: 'center', inline: 'center'});
-    const at = e.getBoundingClientRect();
-    const x = at.left + at.width / 2, y = at.top + at.height / 2;
-    if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) return 'outside';
+    const centre = b => [b.left + b.width / 2, b.top + b.height / 2];
+    const outside = ([x, y]) => x < 0 || y < 0 || x >= innerWidth || y >= innerHeight;
+    let [x, y] = centre(box);
+    if (outside([x, y])) {
+        // Scrolled to only when needed: a scroll costs a layout on every action.
+        e.scrollIntoView({block: 'center', inline: 'center'});
+        [x, y] = centre(e.getBoundingClientRect());
+        if (outside([x, y])) return 'outside';
+    }
     const top = document.elementFromPoint(x, y);
     const own = n => n && (n === e || e.contains(n) || labels.some(l => l.contains(n)));
     return own(top) ? '' : 'covered';
