@@ -280,8 +280,7 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
         page.goto(url, timeout=limit, wait_until="domcontentloaded")
         result.resolved = address_of(url)
     elif tool in ("fill", "select", "check", "click", "totp"):
-        element = _single(page, action["target"], result, limit)
-        _usable(page, element, action["target"], result, limit)
+        element, navigates = _usable_single(page, action["target"], result, limit)
         if tool == "fill":
             element.fill(render(action["value"]), timeout=limit)
         elif tool == "select":
@@ -299,7 +298,7 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
         else:
             with (
                 page.expect_navigation(wait_until="domcontentloaded", timeout=limit)
-                if _navigates(element)
+                if navigates
                 else contextlib.nullcontext()
             ):
                 element.click(timeout=limit)
@@ -341,11 +340,7 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
         outcome.screenshots.append((name, page.screenshot(full_page=True)))
 
 
-def _navigates(element) -> bool:
-    """Whether clicking ``element`` submits a form or follows a link (and so loads a page)."""
-    return element.evaluate(_NAVIGATES_JS)
-
-
+# Whether clicking an element submits a form or follows a link (and so loads a page).
 _NAVIGATES_JS = """e => !!(
     e.closest('a[href]') || (e.form && (e.type === 'submit' || (
         e.tagName === 'BUTTON' && !e.getAttribute('type'))))
@@ -375,18 +370,43 @@ def is_shown(page, target: dict) -> bool:
 
 def _single(page, target: dict, result: ActionResult, limit: int):
     """The one element ``target`` describes, waiting up to ``limit`` for it to appear."""
+    found, _ = _probed(page, target, result, limit, usable=False)
+    return found
+
+
+def _usable_single(page, target: dict, result: ActionResult, limit: int):
+    """The one element ``target`` describes, usable by a person (``_UNUSABLE_JS``), waiting up
+    to ``limit`` for it; and whether clicking it loads a page."""
+    found, (_, why, navigates) = _probed(page, target, result, limit, usable=True)
+    if why:
+        raise ActionFailed(
+            f"target_{why}",
+            f"action {result.number} ({result.tool}): {describe(target)} {_UNUSABLE[why]} "
+            f"on {address_of(page.url)}; nothing was done",
+        )
+    return found, navigates
+
+
+def _probed(page, target: dict, result: ActionResult, limit: int, *, usable: bool):
+    """The locator of ``target`` and its probe (how many match; for a single one, why a person
+    could not use it and whether clicking it loads a page), in one trip to the page a try
+    (a count, a check and a look at the form were three: a tenth of a row's actions)."""
     found, how = _candidates(page, target)
     deadline = time.monotonic() + limit / 1000
-    count = found.count()
-    while count == 0 and time.monotonic() < deadline:
+    probe = found.evaluate_all(_PROBE_JS)
+    while (not probe[0] or (usable and probe[0] == 1 and probe[1])) and (
+        time.monotonic() < deadline
+    ):
         page.wait_for_timeout(100)
-        count = found.count()
-    if count > 1 and target.get("css"):
+        probe = found.evaluate_all(_PROBE_JS)
+    if probe[0] > 1 and target.get("css"):
         # The hint chooses among exact matches; it never finds what the description did not.
         narrowed = found.and_(page.locator(target["css"]))
-        if narrowed.count() == 1:
-            found, count, how = narrowed, 1, f"{how} + css {target['css']}"
+        narrowed_probe = narrowed.evaluate_all(_PROBE_JS)
+        if narrowed_probe[0] == 1:
+            found, probe, how = narrowed, narrowed_probe, f"{how} + css {target['css']}"
     result.resolved = how
+    count = probe[0]
     if count == 0:
         raise ActionFailed(
             "target_not_found",
@@ -399,7 +419,7 @@ def _single(page, target: dict, result: ActionResult, limit: int):
             f"action {result.number} ({result.tool}): {count} elements are {describe(target)} "
             f"on {address_of(page.url)}; nothing was done",
         )
-    return found
+    return found, probe
 
 
 # Why an element may not be acted on, checked in the page: hidden (not rendered, no size,
@@ -439,20 +459,9 @@ _UNUSABLE = {
 }
 
 
-def _usable(page, element, target: dict, result: ActionResult, limit: int) -> None:
-    """Refuse to click or type into an element a person could not: hidden, disabled, off the
-    page or covered. A page still settling gets up to ``limit`` to make it usable."""
-    deadline = time.monotonic() + limit / 1000
-    why = element.evaluate(_UNUSABLE_JS)
-    while why and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-        why = element.evaluate(_UNUSABLE_JS)
-    if why:
-        raise ActionFailed(
-            f"target_{why}",
-            f"action {result.number} ({result.tool}): {describe(target)} {_UNUSABLE[why]} "
-            f"on {address_of(page.url)}; nothing was done",
-        )
+_PROBE_JS = f"""els => els.length === 1
+    ? [1, ({_UNUSABLE_JS})(els[0]), ({_NAVIGATES_JS})(els[0])]
+    : [els.length, '', false]"""
 
 
 # The value beside a label: a table's header cell and its data cell, a definition list's term
