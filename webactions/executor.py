@@ -423,10 +423,13 @@ def _probed(page, target: dict, result: ActionResult, limit: int, *, usable: boo
 
 
 # Why an element may not be acted on, checked in the page: hidden (not rendered, no size,
-# transparent), disabled, outside the page even after scrolling, or covered at its centre by
-# another element (an overlay, a pop-up). A label's click lands on its control, so a control
-# covered by its own label (a styled checkbox) is not covered.
-_UNUSABLE_JS = """e => {
+# transparent), disabled, a button or link whose visible text contradicts its name, outside
+# the page even after scrolling, or covered at its centre by another element (an overlay, a
+# pop-up). A label's click lands on its control, so a control covered by its own label (a
+# styled checkbox) is not covered.
+_UNUSABLE_JS = r"""e => {
+    const PRESSABLE = 'button, a[href], input[type=submit], input[type=reset], input[type=button], '
+        + '[role=button], [role=link], [role=tab], [role=menuitem]';
     const style = getComputedStyle(e);
     const box = e.getBoundingClientRect();
     if (style.visibility !== 'visible' || style.display === 'none' || !box.width || !box.height)
@@ -438,6 +441,16 @@ _UNUSABLE_JS = """e => {
         if (getComputedStyle(n).opacity === '0') return 'hidden';
     if (e.disabled || e.closest('fieldset:disabled') || e.getAttribute('aria-disabled') === 'true')
         return 'disabled';
+    // A button or link shows its name: a visible text that is not part of the name assistive
+    // technology reads (WCAG 2.5.3, label in name) is a page that says two things; the one we
+    // matched may not be the one a person means ("Search" on a button that shows "Reset").
+    const named = e.getAttribute('aria-label') || (e.getAttribute('aria-labelledby') || '')
+        .split(/\s+/).map(id => document.getElementById(id)?.innerText || '').join(' ').trim();
+    const shown = (e.innerText || (e.type === 'submit' || e.type === 'reset' || e.type === 'button'
+        ? e.value : '') || '').trim();
+    if (e.matches(PRESSABLE) && named && /\p{L}/u.test(shown)
+            && !named.toLowerCase().includes(shown.toLowerCase()))
+        return 'mislabelled';
     const centre = b => [b.left + b.width / 2, b.top + b.height / 2];
     const outside = ([x, y]) => x < 0 || y < 0 || x >= innerWidth || y >= innerHeight;
     let [x, y] = centre(box);
@@ -456,6 +469,7 @@ _UNUSABLE = {
     "disabled": "is disabled",
     "outside": "is outside the page",
     "covered": "is covered by another element",
+    "mislabelled": "shows a text that is not part of its name (it may not be what it is called)",
 }
 
 

@@ -336,3 +336,21 @@ def test_a_control_under_its_own_label_and_one_below_the_fold_are_usable(page):
         allowed_hosts=set(),
     )
     assert outcome.results[0].success and page.is_checked("#c")
+
+
+def test_the_v3_trap_a_button_named_search_that_shows_reset_is_never_clicked(page, portal):
+    """Layout v3: the search button lost its text and its name went to the Reset button beside
+    it. Matching by name alone finds Reset; the executor refuses it and nothing is reset."""
+    patient = sandbox_patients()[0]
+    login = [{**action, "url": "/sandbox/v3/"} if action["tool"] == "goto" else action
+             for action in eligibility_actions("v1")[:5]]  # fmt: skip
+    search = [
+        {"tool": "fill", "target": {"label": "Member ID"}, "value": "{{ input.member_id }}"},
+        {"tool": "click", "target": {"role": "button", "name": "Search"}},
+    ]
+    with pytest.raises(ActionFailed) as refused:
+        _run(page, portal, [*login, *search], _row(patient))
+    assert refused.value.kind == "target_mislabelled"
+    assert "nothing was done" in str(refused.value)
+    assert page.input_value("#member_id") == patient.member_id  # the form was not reset
+    assert urlsplit(page.url).path == "/sandbox/v3/"

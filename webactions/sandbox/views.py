@@ -54,14 +54,14 @@ SESSION_COOKIE = "sandbox_session"
 LOGIN_FAILED = "Invalid username, password or code."
 NOT_FOUND = "Member not found. Check the ID, date of birth and last name and try again."
 MAX_SLOW_MS = 10_000
-_TOKEN = re.compile(r"^(?P<layout>v1|v2)(?P<options>(?:-slow\d+|-fail\d+)*)$")
+_TOKEN = re.compile(r"^(?P<layout>v1|v2|v3)(?P<options>(?:-slow\d+|-fail\d+)*)$")
 _SIGNER_SALT = "webactions.sandbox.session"
 
 
 @dataclass(frozen=True)
 class Layout:
     token: str  # as in the URL, options included
-    version: str  # v1 | v2
+    version: str  # v1 | v2 | v3 (v1 with a trap for a wrong click)
     slow_ms: int
     fail_percent: int
 
