@@ -1,15 +1,13 @@
 """The memory in the admin: an organization's micro-states, how well each has done, and
 retiring or reviving them. States are stored by the agent and the API, never typed in here."""
 
-import json
-
 from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from memory import services
 from memory.models import MicroState
-from rcm.admin import ReadOnlyTenantAdmin
+from rcm.admin import ReadOnlyTenantAdmin, pretty_json
 
 
 def _success_bar(state: MicroState):
@@ -78,7 +76,7 @@ class MicroStateAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="action")
     def action(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.action_json, indent=2))
+        return pretty_json(obj.action_json)
 
     @admin.action(description="Retire the selected states", permissions=("run",))
     def retire(self, request, queryset):

@@ -45,13 +45,15 @@ def own_sandbox(url: str) -> bool:
     only its /sandbox/ pages are let through, not the platform's API or admin."""
     if not settings.RCM_SANDBOX:
         return False
-    parts, own = urlsplit(url), urlsplit(settings.PUBLIC_BASE_URL)
-    return (
-        (parts.scheme, parts.hostname, parts.port or _default_port(parts.scheme))
-        == (own.scheme, own.hostname, own.port or _default_port(own.scheme))
-        and parts.path.startswith("/sandbox/")
-    )  # fmt: skip
+    return origin(url) == origin(settings.PUBLIC_BASE_URL) and urlsplit(url).path.startswith(
+        "/sandbox/"
+    )
 
 
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` as a browser writes it in a request's URL: the host in lower
+    case, no default port (so that two spellings of one address compare equal)."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}{port}"

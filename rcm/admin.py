@@ -10,9 +10,12 @@ put on the request, so a page can offer less than the table allows, never more.
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpResponseRedirect
+from django.utils.html import format_html
 
 from rcm import permissions
 from rcm.context import require_org_id
@@ -165,6 +168,11 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def pretty_json(value):
+    """A JSON value as an indented, read-only block on an admin page."""
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
 
 
 # -- helpers for pages whose writes go through services ------------------------------------

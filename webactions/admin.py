@@ -6,8 +6,6 @@ value); left empty on a change they keep the stored secrets, filled they replace
 (a rotation). The access log is read-only.
 """
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from rcm.admin import ReadOnlyTenantAdmin, TenantAdmin, adopt, changes, fresh
+from rcm.admin import ReadOnlyTenantAdmin, TenantAdmin, adopt, changes, fresh, pretty_json
 from rcm.context import require_org_id
 from rcm.errors import ApplicationError
 from tenants.authentication import client_ip
@@ -207,10 +205,6 @@ class CredentialAccessLogAdmin(ReadOnlyTenantAdmin):
 # -- ad-hoc web actions and screenshots -------------------------------------------------------
 
 
-def _pre(value) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
-
-
 def _picture(screenshot: WebScreenshot) -> str:
     url = reverse("admin:webactions_webscreenshot_image", args=[screenshot.pk])
     return format_html(
@@ -278,7 +272,7 @@ class WebActionAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="Outputs")
     def outputs_shown(self, obj):
-        return _pre(obj.outputs)
+        return pretty_json(obj.outputs)
 
     @admin.display(description="Screenshots")
     def screenshots_shown(self, obj):
@@ -307,6 +301,7 @@ class WebScreenshotAdmin(ReadOnlyTenantAdmin):
     fields = ("picture", "name", "reason", "page", "attempt", "web_action", "node_run", "dom")
     readonly_fields = fields
     list_display = ("id", "name", "reason", "page", "web_action", "node_run", "created_at")
+    list_select_related = ("web_action", "node_run")
     list_filter = ("reason",)
 
     def get_queryset(self, request):

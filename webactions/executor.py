@@ -248,22 +248,13 @@ def trusted_prefixes(base_url: str) -> tuple[str, ...]:
     the platform's own /sandbox/ when it is that; none otherwise (every request checked)."""
     if addresses.private_allowed():
         return ()
-    parts = urlsplit(base_url)
     if addresses.own_sandbox(base_url):
-        own = urlsplit(settings.PUBLIC_BASE_URL)
-        return (f"{own.scheme}://{_netloc(own)}/sandbox/",)
+        return (f"{addresses.origin(settings.PUBLIC_BASE_URL)}/sandbox/",)
     try:
-        internal = addresses.internal_host(parts.hostname or "")
+        internal = addresses.internal_host(urlsplit(base_url).hostname or "")
     except addresses.Unresolved:
         return ()
-    return () if internal else (f"{parts.scheme}://{_netloc(parts)}/",)
-
-
-def _netloc(parts) -> str:
-    """Host and port as Chromium writes a request's URL: lower case, no default port."""
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    port = f":{parts.port}" if parts.port and parts.port != default else ""
-    return f"{(parts.hostname or '').lower()}{port}"
+    return () if internal else (f"{addresses.origin(base_url)}/",)
 
 
 def _perform(page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit):

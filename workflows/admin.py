@@ -9,7 +9,6 @@ batch's failed rows retried. Roles are the API's: operators author and run, org 
 requirement policies and read the changelog.
 """
 
-import json
 from contextlib import contextmanager
 
 from django import forms
@@ -26,6 +25,7 @@ from rcm.admin import (
     ReadOnlyTenantAdmin,
     TenantAdmin,
     adopt,
+    pretty_json,
 )
 from rcm.context import require_org_id
 from rcm.errors import ApplicationError
@@ -96,10 +96,6 @@ def _reasons_in_message():
 
 def _picture(svg, caption: str = ""):
     return format_html('<div style="overflow-x: auto">{}{}</div>', caption, svg)
-
-
-def _pretty_json(value):
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
 
 
 # -- the task catalogue and requirements ---------------------------------------------------
@@ -322,11 +318,11 @@ class RequirementChangelogAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="old value")
     def old(self, obj):
-        return _pretty_json(obj.old_value)
+        return pretty_json(obj.old_value)
 
     @admin.display(description="new value")
     def new(self, obj):
-        return _pretty_json(obj.new_value)
+        return pretty_json(obj.new_value)
 
 
 @admin.register(TaskSignature)
@@ -540,7 +536,7 @@ class WorkflowRevisionAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="snapshot")
     def snapshot(self, obj):
-        return _pretty_json(obj.graph)
+        return pretty_json(obj.graph)
 
 
 # -- runs and traces -----------------------------------------------------------------------
@@ -627,7 +623,7 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="input")
     def input_data(self, obj):
-        return _pretty_json(obj.input)
+        return pretty_json(obj.input)
 
     @admin.action(description="Cancel the selected runs", permissions=("run",))
     def cancel(self, request, queryset):
@@ -931,8 +927,8 @@ class BatchJobItemAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="input")
     def input(self, obj):
-        return _pretty_json(obj.input_data)
+        return pretty_json(obj.input_data)
 
     @admin.display(description="output")
     def output(self, obj):
-        return _pretty_json(obj.output_data)
+        return pretty_json(obj.output_data)
