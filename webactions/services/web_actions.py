@@ -297,28 +297,25 @@ def _finish(
             _send_after_commit(web_action, countdown=backoff)
         return
     if failure is None:
-        mine.update(**common, status=WebActionStatus.SUCCEEDED, outputs=outputs, finished_at=now)
+        ending = {"status": WebActionStatus.SUCCEEDED, "outputs": outputs}
     elif label:
         # A business answer ("Member not found"): the actions did their job.
-        mine.update(
-            **common,
-            status=WebActionStatus.SUCCEEDED,
-            label=label,
-            outputs={"outcome": label},
-            finished_at=now,
-        )
+        ending = {
+            "status": WebActionStatus.SUCCEEDED,
+            "label": label,
+            "outputs": {"outcome": label},
+        }
     else:
-        mine.update(
-            **common,
-            status=WebActionStatus.FAILED,
-            error_kind=failure.kind,
-            error=str(failure),
-            finished_at=now,
-        )
-    # A cancelled attempt keeps what it did: its results, without changing its status.
-    WebAction.objects.filter(
-        pk=web_action.pk, status=WebActionStatus.CANCELLED, attempt=attempt
-    ).update(results=results)
+        ending = {
+            "status": WebActionStatus.FAILED,
+            "error_kind": failure.kind,
+            "error": str(failure),
+        }
+    if not mine.update(**common, **ending, finished_at=now):
+        # Cancelled meanwhile: it keeps what it did, its results, without changing its status.
+        WebAction.objects.filter(
+            pk=web_action.pk, status=WebActionStatus.CANCELLED, attempt=attempt
+        ).update(results=results)
 
 
 # -- recovering ---------------------------------------------------------------------------------
