@@ -49,6 +49,7 @@ class MicroStateAdmin(ReadOnlyTenantAdmin):
         "url_pattern",
         "workflow",
         "node",
+        "step_key",
         "endpoint",
         "success",
         "success_count",

@@ -48,6 +48,10 @@ class MicroState(TenantModel):
         blank=True,
         related_name="+",
     )
+    # Which step of the node the page was met at ("actions:3:click:…", webactions/agent.py):
+    # one node acts on several pages, and one page may serve several of its actions. Built
+    # from the workflow's own action list, never from a row's values.
+    step_key = models.CharField(max_length=200, blank=True, default="")
     url_pattern = models.CharField(max_length=2000, blank=True, default="")
     # Masked (rcm.phi) before it is stored: the page as the agent saw it, minus patient data.
     dom_snapshot = models.TextField()

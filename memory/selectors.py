@@ -49,6 +49,7 @@ class Scope:
     node_id: int | None = None
     endpoint_id: int | None = None
     embedder: str = ""
+    step_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,17 @@ def micro_state_search(
     workflow_id=None,
     node_id: int | None = None,
     endpoint_id: int | None = None,
+    step_key: str | None = None,
 ) -> list[Match]:
     """The organization's k live states nearest to ``vector`` (with a similarity of at least
     ``threshold``, if given: cosine similarity runs from -1 to 1), nearest first. Always
     within the current organization: another organization's workflow id matches nothing."""
-    given = {"workflow_id": workflow_id, "node_id": node_id, "endpoint_id": endpoint_id}
+    given = {
+        "workflow_id": workflow_id,
+        "node_id": node_id,
+        "endpoint_id": endpoint_id,
+        "step_key": step_key,
+    }
     matches = _nearest(
         vector=vector,
         k=k,
@@ -136,6 +143,7 @@ def nearest_in_scope(*, scope: Scope, vector: np.ndarray) -> Match | None:
         workflow_id=scope.workflow_id,
         node_id=scope.node_id,
         endpoint_id=scope.endpoint_id,
+        step_key=scope.step_key,
     )
     return matches[0] if matches else None
 

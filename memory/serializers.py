@@ -126,6 +126,7 @@ class MicroStateOutput(serializers.Serializer):
     workflow_id = serializers.UUIDField(allow_null=True)
     node_id = serializers.IntegerField(allow_null=True)
     endpoint_id = serializers.IntegerField(allow_null=True)
+    step_key = serializers.CharField()
     url_pattern = serializers.CharField()
     dom_snapshot = serializers.CharField()
     action_json = serializers.JSONField()

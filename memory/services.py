@@ -1,7 +1,7 @@
 """Writes of the memory: storing pages with the same-page rule, outcomes, retirement, re-embedding.
 
 Storing (``micro_state_store``), the V8 rule: the page is masked, embedded and compared with the
-organization's live states of the same scope (workflow, node, endpoint, embedder).
+organization's live states of the same scope (workflow, node, step, endpoint, embedder).
 - At or above the same-page threshold (0.80) it is the same page: the stored state is reused,
   unless the caller had to repair the action, in which case the old state retires, aliased to
   a new one holding the repaired action.
@@ -136,7 +136,10 @@ def _embedded(embed: Callable[[], np.ndarray]) -> np.ndarray:
 
 
 def _scope_lock(scope: Scope, org_id) -> None:
-    key = f"micro_state:{org_id}:{scope.workflow_id}:{scope.node_id}:{scope.endpoint_id}"
+    key = (
+        f"micro_state:{org_id}:{scope.workflow_id}:{scope.node_id}:{scope.endpoint_id}:"
+        f"{scope.step_key}"
+    )
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
@@ -151,6 +154,7 @@ def micro_state_store(
     workflow=None,
     node=None,
     endpoint=None,
+    step_key: str = "",
     semantic_spec: dict | None = None,
     label: str = "",
     category: str = "",
@@ -188,6 +192,7 @@ def micro_state_store(
         node_id=node.pk if node else None,
         endpoint_id=endpoint.pk if endpoint else None,
         embedder=model_id,
+        step_key=step_key,
     )
     _scope_lock(scope, org_id)
     nearest = nearest_in_scope(scope=scope, vector=vector)
@@ -202,6 +207,7 @@ def micro_state_store(
         workflow=workflow,
         node=node,
         endpoint=endpoint,
+        step_key=step_key,
         url_pattern=url_pattern,
         dom_snapshot=masked_dom,
         action_json=masked_action,

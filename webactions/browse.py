@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from tenants.models import Endpoint
+from webactions.agent import Agent, Memory
 from webactions.executor import (
     ActionFailed,
     address_of,
@@ -31,7 +32,7 @@ class Capture:
     failed on (then with its DOM, masked before it is stored)."""
 
     name: str
-    reason: str  # "requested" | "failure"
+    reason: str  # "requested" | "failure" | "repair"
     page: str  # host and path
     image: bytes
     dom: str = ""
@@ -54,6 +55,7 @@ class Browse:
     secrets: dict
     timeout_ms: int
     logged_in: bool
+    memory: Memory | None = None  # the web agent's: targets found and repaired through it
     stop: threading.Event = field(default_factory=threading.Event)
     results: list = field(default_factory=list)
     captures: list[Capture] = field(default_factory=list)
@@ -112,6 +114,19 @@ class Browse:
             )
         )
 
+    def _capture_repair(self, page, name: str) -> None:
+        """The page a target was repaired on, as it was before the action: the trace's
+        evidence of what the agent chose."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            image = page.screenshot(full_page=True, timeout=10_000)
+        except PlaywrightError:
+            return
+        self.captures.append(
+            Capture(name=name, reason="repair", page=address_of(page.url), image=image)
+        )
+
     def _log_in(self, page) -> None:
         self._run(page, self.login["actions"], phase="login")
         if is_shown(page, self.login["page"]):
@@ -133,6 +148,9 @@ class Browse:
                 secrets=self.secrets,
                 timeout_ms=self.timeout_ms,
                 stop=self.stop,
+                agent=Agent(memory=self.memory, phase=phase, capture=self._capture_repair)
+                if self.memory
+                else None,
             )
         except ActionFailed as failure:
             self.results += [(phase, result) for result in failure.results]

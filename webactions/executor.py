@@ -53,6 +53,15 @@ class ActionResult:
     success: bool = True
     error_kind: str = ""
     error: str = ""
+    # How the target was found (webactions/agent.py): tier 1 memory, 2 the page scored, 3 a
+    # model; None when the action has no target or none was found (then the reason says why).
+    tier: int | None = None
+    tier_reason: str = ""
+    state: int | None = None  # the remembered state used or compared with
+    similarity: float | None = None  # of the page to that state
+    resolve_ms: float | None = None  # memory and checks, without the browser's action
+    repair: dict | None = None  # before, after, score and runner-up of a tier-2 repair
+    llm: dict | None = None  # prompt, response, model, tokens of a tier-3 answer
 
 
 class ActionFailed(Exception):
@@ -126,12 +135,15 @@ def run_actions(
     secrets: dict | None = None,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
     stop: threading.Event | None = None,
+    agent=None,
 ) -> Outcome:
     """Carry out ``actions`` in order; the extracted fields and a result per action.
 
     ``render`` turns a value template into text (the caller puts the credential in its
     context); ``allowed_hosts``: where ``goto`` may go (the endpoint's own host and those its
-    config allows); ``stop``, once set, ends the list before its next action (``cancelled``).
+    config allows); ``stop``, once set, ends the list before its next action (``cancelled``);
+    ``agent`` (webactions/agent.py) finds targets through memory and repairs them, and learns
+    from every action; without one, a target is found by its exact description alone.
     """
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -154,7 +166,11 @@ def run_actions(
                 if stop is not None and stop.is_set():
                     raise ActionFailed("cancelled", f"cancelled before action {number} ({tool})")
                 _perform(
-                    page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit
+                    page,
+                    action,
+                    result,
+                    outcome,
+                    _Doing(render, base_url, allowed_hosts, secrets, limit, agent),
                 )
                 statuses.check()
             except PlaywrightTimeout:
@@ -173,6 +189,9 @@ def run_actions(
             outcome.results.append(result)
             if failure is not None:
                 result.success, result.error_kind, result.error = False, failure.kind, str(failure)
+            if agent is not None:
+                agent.settle(result)
+            if failure is not None:
                 failure.results, failure.screenshots = outcome.results, outcome.screenshots
                 raise failure
     finally:
@@ -257,21 +276,41 @@ def trusted_prefixes(base_url: str) -> tuple[str, ...]:
     return () if internal else (f"{addresses.origin(base_url)}/",)
 
 
-def _perform(page, action, result, outcome, render, base_url, allowed_hosts, secrets, limit):
-    tool = action["tool"]
+@dataclass(frozen=True)
+class _Doing:
+    """What every action of a list is carried out with."""
+
+    render: Callable[[str], str]
+    base_url: str
+    allowed_hosts: set[str]
+    secrets: dict | None
+    limit: int
+    agent: object = None  # webactions.agent.Agent
+
+    def element(self, page, action: dict, result: ActionResult, *, usable: bool):
+        """The one element the action's target is, and whether clicking it loads a page."""
+        if self.agent is not None:
+            return self.agent.element(page, action, result, self.limit, usable=usable)
+        if usable:
+            return _usable_single(page, action["target"], result, self.limit)
+        return _single(page, action["target"], result, self.limit), False
+
+
+def _perform(page, action, result, outcome, doing: _Doing):
+    tool, render, limit = action["tool"], doing.render, doing.limit
     if tool == "goto":
-        url = urljoin(base_url, render(action["url"]))
+        url = urljoin(doing.base_url, render(action["url"]))
         host = urlsplit(url).hostname or ""
-        if urlsplit(url).scheme not in ("http", "https") or host not in allowed_hosts:
+        if urlsplit(url).scheme not in ("http", "https") or host not in doing.allowed_hosts:
             raise ActionFailed(
                 "forbidden_host",
                 f"action {result.number} (goto): {host or url!r} is not a host of this endpoint "
-                f"(allowed: {', '.join(sorted(allowed_hosts))})",
+                f"(allowed: {', '.join(sorted(doing.allowed_hosts))})",
             )
         page.goto(url, timeout=limit, wait_until="domcontentloaded")
         result.resolved = address_of(url)
     elif tool in ("fill", "select", "check", "click", "totp"):
-        element, navigates = _usable_single(page, action["target"], result, limit)
+        element, navigates = doing.element(page, action, result, usable=True)
         if tool == "fill":
             element.fill(render(action["value"]), timeout=limit)
         elif tool == "select":
@@ -279,7 +318,7 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
         elif tool == "check":
             element.set_checked(action.get("checked", True), timeout=limit)
         elif tool == "totp":
-            seed = (secrets or {}).get("totp_seed")
+            seed = (doing.secrets or {}).get("totp_seed")
             if not seed:
                 raise ActionFailed(
                     "no_totp_seed",
@@ -296,12 +335,12 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
     elif tool == "press":
         key = render(action["key"])
         if action.get("target"):
-            _single(page, action["target"], result, limit).press(key, timeout=limit)
+            doing.element(page, action, result, usable=False)[0].press(key, timeout=limit)
         else:
             page.keyboard.press(key)
     elif tool == "wait_for":
         if action.get("target"):
-            _single(page, action["target"], result, limit)
+            doing.element(page, action, result, usable=False)
         else:
             page.get_by_text(render(action["text"])).first.wait_for(timeout=limit)
             result.resolved = f'text "{action["text"]}"'
@@ -314,13 +353,17 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
             )
     elif tool == "extract":
         fields = action["fields"]
-        labels = {name: spec["label"] for name, spec in fields.items() if "label" in spec}
-        beside = _values_beside(page, list(labels.values()))
+        # The label each value is read by: the described one, or the one the agent found.
+        shown = doing.agent.labels(page, action, result) if doing.agent is not None else {}
+        labels = {
+            name: shown.get(name, spec["label"]) for name, spec in fields.items() if "label" in spec
+        }
+        beside = values_beside(page, list(set(labels.values())))
         for name, spec in fields.items():
             if "label" in spec:
-                count, text = beside[spec["label"]]
+                count, text = beside[labels[name]]
                 outcome.outputs[name] = _labelled_value(
-                    page, spec["label"], count, text, result, limit
+                    page, labels[name], count, text, result, limit
                 )
             else:
                 outcome.outputs[name] = _table_rows(page, spec["table"], result, limit)
@@ -332,7 +375,7 @@ def _perform(page, action, result, outcome, render, base_url, allowed_hosts, sec
 
 
 # Whether clicking an element submits a form or follows a link (and so loads a page).
-_NAVIGATES_JS = """e => !!(
+NAVIGATES_JS = """e => !!(
     e.closest('a[href]') || (e.form && (e.type === 'submit' || (
         e.tagName === 'BUTTON' && !e.getAttribute('type'))))
 )"""
@@ -366,38 +409,48 @@ def _single(page, target: dict, result: ActionResult, limit: int):
 
 
 def _usable_single(page, target: dict, result: ActionResult, limit: int):
-    """The one element ``target`` describes, usable by a person (``_UNUSABLE_JS``), waiting up
+    """The one element ``target`` describes, usable by a person (``UNUSABLE_JS``), waiting up
     to ``limit`` for it; and whether clicking it loads a page."""
     found, (_, why, navigates) = _probed(page, target, result, limit, usable=True)
     if why:
         raise ActionFailed(
             f"target_{why}",
-            f"action {result.number} ({result.tool}): {describe(target)} {_UNUSABLE[why]} "
+            f"action {result.number} ({result.tool}): {describe(target)} {UNUSABLE[why]} "
             f"on {address_of(page.url)}; nothing was done",
         )
     return found, navigates
 
 
-def _probed(page, target: dict, result: ActionResult, limit: int, *, usable: bool):
-    """The locator of ``target`` and its probe (how many match; for a single one, why a person
-    could not use it and whether clicking it loads a page), in one trip to the page a try
-    (a count, a check and a look at the form were three: a tenth of a row's actions)."""
+def probe(page, target: dict, wait_ms: int, *, usable: bool, script: str = ""):
+    """The locator of ``target``, how it was found, and its probe: how many match and, for a
+    single one, why a person could not use it and whether clicking it loads a page — in one
+    trip to the page a try (a count, a check and a look at the form were three: a tenth of a
+    row's actions). Waits up to ``wait_ms`` for one (usable) match. ``script`` replaces the
+    probe (it receives the matches and starts with the same three answers)."""
+    script = script or _PROBE_JS
     found, how = _candidates(page, target)
-    deadline = time.monotonic() + limit / 1000
-    probe = found.evaluate_all(_PROBE_JS)
-    while (not probe[0] or (usable and probe[0] == 1 and probe[1])) and (
+    deadline = time.monotonic() + wait_ms / 1000
+    answer = found.evaluate_all(script)
+    while (not answer[0] or (usable and answer[0] == 1 and answer[1])) and (
         time.monotonic() < deadline
     ):
         page.wait_for_timeout(100)
-        probe = found.evaluate_all(_PROBE_JS)
-    if probe[0] > 1 and target.get("css"):
+        answer = found.evaluate_all(script)
+    if answer[0] > 1 and target.get("css"):
         # The hint chooses among exact matches; it never finds what the description did not.
         narrowed = found.and_(page.locator(target["css"]))
-        narrowed_probe = narrowed.evaluate_all(_PROBE_JS)
-        if narrowed_probe[0] == 1:
-            found, probe, how = narrowed, narrowed_probe, f"{how} + css {target['css']}"
+        narrowed_answer = narrowed.evaluate_all(script)
+        if narrowed_answer[0] == 1:
+            found, answer, how = narrowed, narrowed_answer, f"{how} + css {target['css']}"
+    return found, how, answer
+
+
+def _probed(page, target: dict, result: ActionResult, limit: int, *, usable: bool):
+    """The locator of ``target`` and its probe (``probe``), or the failure that says why there
+    is not exactly one."""
+    found, how, probe_ = probe(page, target, limit, usable=usable)
     result.resolved = how
-    count = probe[0]
+    count = probe_[0]
     if count == 0:
         raise ActionFailed(
             "target_not_found",
@@ -410,7 +463,7 @@ def _probed(page, target: dict, result: ActionResult, limit: int, *, usable: boo
             f"action {result.number} ({result.tool}): {count} elements are {describe(target)} "
             f"on {address_of(page.url)}; nothing was done",
         )
-    return found, probe
+    return found, probe_
 
 
 # Why an element may not be acted on, checked in the page: hidden (not rendered, no size,
@@ -418,7 +471,7 @@ def _probed(page, target: dict, result: ActionResult, limit: int, *, usable: boo
 # the page even after scrolling, or covered at its centre by another element (an overlay, a
 # pop-up). A label's click lands on its control, so a control covered by its own label (a
 # styled checkbox) is not covered.
-_UNUSABLE_JS = r"""e => {
+UNUSABLE_JS = r"""e => {
     const PRESSABLE = 'button, a[href], input[type=submit], input[type=reset], input[type=button], '
         + '[role=button], [role=link], [role=tab], [role=menuitem]';
     const style = getComputedStyle(e);
@@ -455,7 +508,7 @@ _UNUSABLE_JS = r"""e => {
     const own = n => n && (n === e || e.contains(n) || labels.some(l => l.contains(n)));
     return own(top) ? '' : 'covered';
 }"""
-_UNUSABLE = {
+UNUSABLE = {
     "hidden": "is not visible",
     "disabled": "is disabled",
     "outside": "is outside the page",
@@ -465,7 +518,7 @@ _UNUSABLE = {
 
 
 _PROBE_JS = f"""els => els.length === 1
-    ? [1, ({_UNUSABLE_JS})(els[0]), ({_NAVIGATES_JS})(els[0])]
+    ? [1, ({UNUSABLE_JS})(els[0]), ({NAVIGATES_JS})(els[0])]
     : [els.length, '', false]"""
 
 
@@ -482,7 +535,7 @@ _VALUES_BESIDE_JS = """paths => paths.map(path => {
 })"""
 
 
-def _values_beside(page, labels: list[str]) -> dict[str, tuple[int, str | None]]:
+def values_beside(page, labels: list[str]) -> dict[str, tuple[int, str | None]]:
     """label -> (how many values sit beside it, the text of the one) for every label."""
     if not labels:
         return {}

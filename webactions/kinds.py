@@ -34,14 +34,13 @@ from webactions.browse import endpoint_hosts
 from webactions.executor import ActionFailed
 from webactions.models import PortalCredential
 from webactions.services import attempts
+from webactions.services.agent_memory import MemoryScope
 from workflows.engine import kinds, templates
 from workflows.engine.kinds import BusinessFailure, NodeResult, PermanentError, TransientError
+from workflows.models import Workflow, WorkflowNode, WorkflowRun
 from workflows.services import traces
 
 ALLOWED = ("endpoint", "credential", "actions", "outcomes")
-# How every target is found in this release: by its description alone, no memory yet (the
-# trace's tier stays empty; tiers 1-3 are memory, repair and model).
-DIRECT = "direct: exact semantic match"
 
 
 class WebKind(kinds.NodeKind):
@@ -92,10 +91,10 @@ class WebKind(kinds.NodeKind):
             outcomes=config.get("outcomes", {}),
             context=ctx.template_context,
             budget_s=ctx.seconds_left(),
+            scope=_memory_scope(ctx, endpoint),
             run_id=ctx.run_id,
         )
-        _traced(ctx, endpoint, browse.results)
-        attempts.screenshots_store(
+        screenshots = attempts.screenshots_store(
             org_id=ctx.org_id,
             captures=browse.captures,
             attempt=ctx.attempt,
@@ -103,6 +102,7 @@ class WebKind(kinds.NodeKind):
             secrets=attempts.secret_values(browse),
             node_run_id=ctx.node_run_id,
         )
+        _traced(ctx, endpoint, browse.results, {shot.name: shot.pk for shot in screenshots})
         if isinstance(answer, ActionFailed):
             if browse.shown:
                 label = browse.shown
@@ -113,32 +113,67 @@ class WebKind(kinds.NodeKind):
         return NodeResult(output=answer.outputs)
 
 
-def _traced(ctx, endpoint, results) -> None:
-    """One trace per action: what it was, how its target was found, how long, how it ended.
-    No value typed or read is in them (ActionResult holds none)."""
+def _memory_scope(ctx, endpoint) -> MemoryScope:
+    """The web agent's memory for this node: the run's workflow, the draft graph's node of
+    that key (states outlive revisions: a republished node keeps what it learnt) and the
+    endpoint."""
+    workflow_id = (
+        WorkflowRun.objects.filter(pk=ctx.run_id).values_list("workflow_id", flat=True).get()
+    )
+    return MemoryScope(
+        workflow=Workflow.objects.get(pk=workflow_id),
+        node=WorkflowNode.objects.filter(workflow_id=workflow_id, key=ctx.node_key).first(),
+        endpoint=endpoint,
+    )
+
+
+def _traced(ctx, endpoint, results, screenshots: dict[str, int]) -> None:
+    """One trace per action: what it was, how its target was found (tier, reason, state,
+    latency), how it ended. No value typed or read is in them (ActionResult holds none)."""
     traces.step_traces_record(
         run_id=ctx.run_id,
         node_key=ctx.node_key,
         attempt=ctx.attempt,
         endpoint_id=endpoint.pk,
-        steps=[
-            traces.StepTrace(
-                action_type=f"web.{result.tool}",
-                success=result.success,
-                duration_ms=result.duration_ms,
-                detail={
-                    "phase": phase,
-                    "action": result.number,
-                    "target": result.target,
-                    "resolved": result.resolved,
-                    "error_kind": result.error_kind,
-                },
-                error=result.error,
-                tier_reason=DIRECT,
-            )
-            for phase, result in results
-        ],
+        steps=[step_trace(phase, result, screenshots) for phase, result in results],
     )
+
+
+def step_trace(phase: str, result, screenshots: dict[str, int]) -> traces.StepTrace:
+    """An action's result as its trace (the web-actions API shows the same)."""
+    llm = result.llm or {}
+    return traces.StepTrace(
+        action_type=f"web.{result.tool}",
+        success=result.success,
+        duration_ms=result.duration_ms,
+        detail=action_detail(phase, result, screenshots),
+        error=result.error,
+        tier=result.tier,
+        tier_reason=result.tier_reason,
+        llm_prompt=llm.get("prompt", ""),
+        llm_response=llm.get("response", ""),
+        llm_model=llm.get("model", ""),
+        llm_tokens_used=llm.get("tokens"),
+    )
+
+
+def action_detail(phase: str, result, screenshots: dict[str, int]) -> dict:
+    detail = {
+        "phase": phase,
+        "action": result.number,
+        "target": result.target,
+        "resolved": result.resolved,
+        "error_kind": result.error_kind,
+        "state": result.state,
+        "similarity": result.similarity,
+        "resolve_ms": result.resolve_ms,
+    }
+    if result.repair:
+        repair = dict(result.repair)
+        if "screenshot" in repair:
+            repair["screenshot"] = screenshots.get(repair["screenshot"])
+        detail["repair"] = repair
+    return detail
 
 
 def _needs_secrets(config) -> bool:

@@ -233,6 +233,7 @@ class WebAction(TenantModel):
 class ScreenshotReason(models.TextChoices):
     REQUESTED = "requested"  # a screenshot action
     FAILURE = "failure"  # taken when an action failed, with the masked DOM
+    REPAIR = "repair"  # the page a target was repaired on (tier 2 or 3), before the action
 
 
 class WebScreenshot(TenantModel):

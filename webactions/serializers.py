@@ -138,8 +138,25 @@ class ActionResultOutput(serializers.Serializer):
     resolved = serializers.CharField()
     duration_ms = serializers.IntegerField()
     success = serializers.BooleanField()
-    tier = serializers.IntegerField(allow_null=True)
-    tier_reason = serializers.CharField()
+    tier = serializers.IntegerField(
+        allow_null=True,
+        help_text="How the target was found: 1 memory, 2 the page scored, 3 a model; null when "
+        "the action has no target or none was found.",
+    )
+    tier_reason = serializers.CharField(
+        help_text="hit | validation_failed:<why>; … | miss; matched … | repaired score=… "
+        "runner_up=… | llm | …miss: <why>"
+    )
+    state = serializers.IntegerField(
+        allow_null=True, required=False, help_text="The remembered page (micro-state) compared."
+    )
+    similarity = serializers.FloatField(allow_null=True, required=False)
+    resolve_ms = serializers.FloatField(
+        allow_null=True, required=False, help_text="Finding the target, without the action."
+    )
+    repair = serializers.JSONField(
+        required=False, help_text="A repair's before, after, score, runner-up and screenshot."
+    )
     error_kind = serializers.CharField()
     error = serializers.CharField()
 

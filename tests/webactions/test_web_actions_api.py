@@ -61,7 +61,13 @@ def test_an_action_list_runs_in_the_browser_with_its_results_and_screenshots(
     # Each action: the log-in's and the list's, with duration and tier, and no value in them.
     assert [r["phase"] for r in done["results"]].count("login") == 5
     assert all(r["success"] and r["duration_ms"] >= 0 for r in done["results"])
-    assert {r["tier_reason"] for r in done["results"]} == {"direct: exact semantic match"}
+    # A first time: every target found by its description (tier 2, score 1) and learnt.
+    targeted = [r for r in done["results"] if r["tool"] not in ("goto", "screenshot")]
+    assert {r["tier"] for r in targeted} == {2}
+    assert all(r["tier_reason"].startswith("miss; matched score=1.00") for r in targeted)
+    assert {(r["tier"], r["tier_reason"]) for r in done["results"] if r not in targeted} == {
+        (None, "")
+    }
     assert patient.member_id not in str(done["results"])
     [shot] = done["screenshots"]
     assert (shot["name"], shot["reason"], shot["attempt"]) == ("benefits", "requested", 1)
@@ -80,6 +86,10 @@ def test_an_action_list_runs_in_the_browser_with_its_results_and_screenshots(
         "not_found",
         {"outcome": "not_found"},
     )
+    # Another patient, the same pages: the search's targets come from memory (tier 1).
+    searched = [r for r in answer["results"] if r["phase"] == "actions" and r["tool"] == "fill"]
+    assert [(r["tier"], r["tier_reason"]) for r in searched] == [(1, "hit")] * 3
+    assert all(r["state"] and r["similarity"] >= 0.8 for r in searched)
     broken = [*SEARCH[:-1], {"tool": "click", "target": {"role": "button", "name": "Nowhere"}}]
     failing = operator.post(URL, _body(endpoint, credential, actions=broken), format="json")
     failed = _finished(operator, failing.json()["id"])

@@ -120,7 +120,15 @@ def test_each_row_is_checked_in_the_browser_and_not_found_is_a_label(
         second = WorkflowTrace.objects.filter(node_run=not_found, action_type__startswith="web.")
         assert {t.action_detail["phase"] for t in second} == {"actions"}
         assert BrowserSession.objects.filter(credential=credential).exists()
-        assert all(t.success and t.tier is None and t.tier_reason.startswith("direct") for t in web)
+        # Every target found by its description the first time (tier 2), and learnt: the
+        # second row, another patient, finds them in memory (tier 1), each with its state.
+        assert all(t.success for t in web)
+        assert {(t.tier, t.tier_reason) for t in web if t.action_type == "web.goto"} == {(None, "")}
+        learnt = [t for t in web if t.action_type != "web.goto"]
+        assert all(t.tier == 2 and t.tier_reason.startswith("miss; matched") for t in learnt)
+        fills = second.filter(action_type="web.fill").order_by("id")
+        assert [(t.tier, t.tier_reason) for t in fills] == [(1, "hit")] * 3
+        assert all(t.action_detail["state"] and t.action_detail["resolve_ms"] for t in fills)
         assert web[6].action_detail["resolved"] == 'label "Member ID"'
         assert all([e.endpoint_id for e in t.endpoints.all()] == [endpoint.pk] for t in web)
         text = repr([(t.action_detail, t.error_detail) for t in traces])

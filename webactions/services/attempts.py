@@ -8,7 +8,6 @@ the attempt's screenshots are stored: PHI, per organization, the failing page's 
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,14 +17,18 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from memory.embeddings import embedder
 from rcm import phi
 from tenants import services as tenant_services
 from tenants.models import Endpoint
+from webactions.agent import Memory
 from webactions.browse import LOGIN_REFUSED, Browse, Capture
 from webactions.executor import ActionFailed, Outcome, trusted_prefixes
 from webactions.models import PortalCredential, WebAction, WebScreenshot
 from webactions.pool import browser_thread
+from webactions.relay import Relay
 from webactions.services import credentials
+from webactions.services.agent_memory import MemoryScope
 
 # What a browser job may take beyond its own budget before the task stops waiting for it.
 JOB_GRACE_S = 10
@@ -52,6 +55,7 @@ def browser_attempt(
     outcomes: dict,
     context: dict,
     budget_s: float,
+    scope: MemoryScope,
     run_id: int | None = None,
     actor=None,
     cancelled: Callable[[], bool] | None = None,
@@ -62,7 +66,9 @@ def browser_attempt(
     ``actor`` (who asked for the web action).
 
     ``context`` is what the templates read; the credential's secrets are added to it here and
-    never leave this call. ``cancelled`` is asked while waiting: once it says yes, the
+    never leave this call. ``scope`` is where the web agent's memory of these pages lives
+    (webactions/agent.py); its searches and writes are carried out here, in this thread,
+    while the browser waits. ``cancelled`` is asked while waiting: once it says yes, the
     actions stop before the next one. Raises TimeoutError when the browser has not answered
     within ``budget_s`` and a grace (the browser is told to stop).
     """
@@ -73,6 +79,7 @@ def browser_attempt(
     )
     login = endpoint.config.get("login") if credential is not None else None
     state = credentials.browser_session_state(credential=credential) if login else None
+    relay = Relay()
     browse = Browse(
         endpoint=endpoint,
         login=login,
@@ -82,11 +89,18 @@ def browser_attempt(
         secrets=secrets,
         timeout_ms=min(max(1000, int(budget_s * 1000)), MAX_ACTION_TIMEOUT_MS),
         logged_in=state is not None,
+        memory=Memory(
+            relay=relay,
+            scope=scope,
+            embedder=embedder(),
+            declared=context.get("input") or {},
+            secrets=_secret_values(secrets),
+        ),
     )
     key = context_key(credential, endpoint) if login else None
     trusted = trusted_prefixes(endpoint.effective_base_url)
     future = browser_thread().submit(browse.run, storage_state=state, key=key, trusted=trusted)
-    answer = _answer(future, browse, budget_s + JOB_GRACE_S, cancelled)
+    answer = _answer(future, browse, relay, budget_s + JOB_GRACE_S, cancelled)
     if browse.new_state is not None:
         credentials.browser_session_store(credential=credential, state=browse.new_state)
     if isinstance(answer, ActionFailed) and answer.kind == LOGIN_REFUSED:
@@ -107,18 +121,21 @@ def context_key(credential: PortalCredential, endpoint: Endpoint) -> tuple:
     )
 
 
-def _answer(future, browse: Browse, wait_s: float, cancelled):
+def _answer(future, browse: Browse, relay: Relay, wait_s: float, cancelled):
+    """The browser job's answer, serving its memory calls meanwhile (``relay``) and asking
+    every CANCEL_POLL_S whether the attempt was cancelled."""
+    future.add_done_callback(lambda _: relay.wake())
     deadline = time.monotonic() + wait_s
-    while True:
+    while not future.done():
         left = deadline - time.monotonic()
-        try:
-            return future.result(timeout=max(0.0, min(left, CANCEL_POLL_S)))
-        except concurrent.futures.TimeoutError:
-            if left <= CANCEL_POLL_S:
-                browse.stop.set()  # the browser thread gives up at the next action
-                raise TimeoutError(f"the browser did not answer within {wait_s:.0f}s") from None
-            if cancelled is not None and cancelled():
-                browse.stop.set()
+        if left <= 0:
+            browse.stop.set()  # the browser thread gives up at the next action
+            raise TimeoutError(f"the browser did not answer within {wait_s:.0f}s")
+        relay.serve(timeout=min(left, CANCEL_POLL_S))
+        if not future.done() and cancelled is not None and cancelled():
+            browse.stop.set()
+    relay.drain()  # what the last actions taught, written before the attempt is recorded
+    return future.result()
 
 
 @transaction.atomic
@@ -157,8 +174,12 @@ def screenshots_store(
 
 def secret_values(browse: Browse) -> tuple[str, ...]:
     """The secrets' values, to be masked wherever a page shows them (a username echoed)."""
+    return _secret_values(browse.secrets)
+
+
+def _secret_values(secrets: dict) -> tuple[str, ...]:
     values = []
-    for value in browse.secrets.values():
+    for value in secrets.values():
         if isinstance(value, dict):
             values += [str(extra) for extra in value.values()]
         elif value:

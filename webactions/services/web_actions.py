@@ -30,7 +30,7 @@ from tenants.models import Endpoint, User
 from webactions import actions as language
 from webactions import crypto
 from webactions.executor import ActionFailed
-from webactions.kinds import DIRECT, WebKind
+from webactions.kinds import WebKind, action_detail
 from webactions.models import (
     WEB_ACTION_ACTIVE,
     PortalCredential,
@@ -38,6 +38,7 @@ from webactions.models import (
     WebActionStatus,
 )
 from webactions.services import attempts
+from webactions.services.agent_memory import MemoryScope
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,8 @@ def web_action_run(*, web_action_id: int) -> None:
             outcomes=web_action.outcomes,
             context={"input": web_action.input, "nodes": {}},
             budget_s=web_action.timeout_s,
+            # No workflow: its states are the endpoint's, per step of the action list.
+            scope=MemoryScope(endpoint=endpoint),
             run_id=web_action.pk,
             actor=web_action.created_by,
             cancelled=lambda: _cancelled(web_action.pk),
@@ -196,7 +199,7 @@ def web_action_run(*, web_action_id: int) -> None:
         _finish(web_action, attempt, failure=failure, results=[])
         logger.warning("web action %s: the browser failed: %s", web_action.pk, failure)
         return
-    attempts.screenshots_store(
+    screenshots = attempts.screenshots_store(
         org_id=web_action.org_id,
         captures=browse.captures,
         attempt=attempt,
@@ -206,7 +209,10 @@ def web_action_run(*, web_action_id: int) -> None:
     )
     # Masked like a trace: a value of the row may have reached a message or an address.
     results = phi.mask_json(
-        [_result_json(phase, result) for phase, result in browse.results],
+        [
+            _result_json(phase, result, {shot.name: shot.pk for shot in screenshots})
+            for phase, result in browse.results
+        ],
         declared=web_action.input,
     )
     if isinstance(answer, ActionFailed):
@@ -241,18 +247,15 @@ def _cancelled(web_action_id: int) -> bool:
     return WebAction.objects.filter(pk=web_action_id, status=WebActionStatus.CANCELLED).exists()
 
 
-def _result_json(phase: str, result) -> dict:
+def _result_json(phase: str, result, screenshots: dict[str, int]) -> dict:
+    """An action's result as the API shows it: what a web node's trace holds."""
     return {
-        "phase": phase,
-        "action": result.number,
+        **action_detail(phase, result, screenshots),
         "tool": result.tool,
-        "target": result.target,
-        "resolved": result.resolved,
         "duration_ms": result.duration_ms,
         "success": result.success,
-        "tier": None,
-        "tier_reason": DIRECT,
-        "error_kind": result.error_kind,
+        "tier": result.tier,
+        "tier_reason": result.tier_reason,
         "error": result.error,
     }
 

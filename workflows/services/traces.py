@@ -24,8 +24,13 @@ class StepTrace:
     duration_ms: int
     detail: dict = field(default_factory=dict)
     error: str = ""
-    tier: int | None = None  # 1 memory, 2 repaired, 3 model; None: resolved directly
+    tier: int | None = None  # 1 memory, 2 the page scored, 3 a model; None: no target found
     tier_reason: str = ""
+    # A model's part in it (tier 3), masked by the kind before it gets here.
+    llm_prompt: str = ""
+    llm_response: str = ""
+    llm_model: str = ""
+    llm_tokens_used: int | None = None
 
 
 @transaction.atomic
@@ -60,7 +65,11 @@ def step_traces_record(
             duration_ms=max(step.duration_ms, 0),
             error_detail=phi.mask(step.error, declared=declared)[:4000],
             tier=step.tier,
-            tier_reason=step.tier_reason,
+            tier_reason=step.tier_reason[:1000],
+            llm_prompt=phi.mask(step.llm_prompt, declared=declared),
+            llm_response=phi.mask(step.llm_response, declared=declared),
+            llm_model=step.llm_model[:200],
+            llm_tokens_used=step.llm_tokens_used,
             user_id=run.created_by_id,
         )
         for step in steps

@@ -1,0 +1,442 @@
+"""The web agent's tiers: how an action's target is found on the page, and what is learnt.
+
+Before an action with a target, the page is masked (rcm/phi.py, with the row's inputs and the
+credential's values declared), embedded, and the organization's memory searched for the state
+of this step (webactions/services/agent_memory.py, through the task thread: ``Memory``).
+
+* **Tier 1, memory.** A state at the same-page threshold (MEMORY_SAME_PAGE_THRESHOLD, 0.80)
+  holds the element that worked there. It is used only if it still holds: its selector finds
+  exactly one element, a person could use it (visible, enabled, inside the page, not covered,
+  its text part of its name) and it is still of the same kind with the same name. Otherwise
+  the reason (``validation_failed:hidden``) is kept and tier 2 goes on.
+* **Tier 2, the page scored** (webactions/resolve.py). The description itself, matched
+  exactly to one usable element, is taken at score 1 — how a step is first learnt. Otherwise,
+  when the page is recognisably the remembered one (similarity at least ``GATE``, 0.45), every
+  element is scored against the description and the remembered element; the best is taken at
+  0.75 or above with a clear margin over the runner-up, and if a person could use it.
+* **Tier 3, a model** (webactions/llm.py), only when one is configured: the goal, the target,
+  the last steps and the best 25 candidates, all masked; its answer must name one of them.
+
+What tier 2 or 3 found is written back after the action worked: a new state of the page with
+that element, retiring the one it repairs when the page is the same. The next row is tier 1
+again. A refused action is better than the wrong one: without an answer, the action fails,
+naming the target and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from memory.services import url_pattern_of
+from rcm import phi
+from webactions import resolve
+from webactions.actions import describe
+from webactions.executor import (
+    NAVIGATES_JS,
+    UNUSABLE,
+    UNUSABLE_JS,
+    ActionFailed,
+    ActionResult,
+    address_of,
+    probe,
+    values_beside,
+)
+from webactions.services import agent_memory
+
+# The page must be at least this like the remembered one for its elements to be repaired onto:
+# below it, it is another page (an error page, a maintenance notice), where a near name is a
+# coincidence. (Measured on the sandbox: a redesign of one page 0.46, two different pages of
+# one portal 0.02-0.08.)
+GATE = 0.45
+# A page is cut to this before it is masked and embedded: its structure is in the first part.
+MAX_SNAPSHOT_CHARS = 500_000
+
+_ELEMENT = f"e => {{ {resolve.ELEMENT_JS} return describeElement(e); }}"
+_CANDIDATES = (
+    f"([selector, limit]) => {{ {resolve.ELEMENT_JS} return [...document.querySelectorAll("
+    "selector)].filter(rendered).slice(0, limit).map(describeElement); }"
+)
+# A probe (executor.probe) that also describes the single match, for the memory.
+_PROBE_DESCRIBED = (
+    f"els => {{ {resolve.ELEMENT_JS} return els.length === 1 ? [1, ({UNUSABLE_JS})(els[0]), "
+    f"({NAVIGATES_JS})(els[0]), describeElement(els[0])] : [els.length, '', false, null]; }}"
+)
+# The texts that label a value beside them (executor._VALUE_BESIDE): table header cells and
+# definition terms with a value after them.
+_VALUE_LABELS = """() => [...new Set([...document.querySelectorAll('th, dt')]
+    .filter(e => e.nextElementSibling)
+    .map(e => e.textContent.replace(/\\s+/g, ' ').trim()).filter(Boolean))].slice(0, 400)"""
+
+
+def step_key(phase: str, number: int, action: dict) -> str:
+    """Which step a state belongs to: the phase, the action's place and tool, and a digest of
+    what it looks for — the workflow's words, never a row's values (a changed description
+    starts a new memory)."""
+    looked_for = {key: action[key] for key in ("tool", "target", "fields") if key in action}
+    digest = hashlib.sha256(json.dumps(looked_for, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{phase}:{number}:{action['tool']}:{digest}"
+
+
+@dataclass
+class Snapshot:
+    dom: str  # masked
+    url: str  # the URL's pattern, masked
+    vector: object
+    _words: frozenset[str] | None = None
+
+    @property
+    def words(self) -> frozenset[str]:
+        """What the page says about itself (parsed once, and only when a tier needs it)."""
+        if self._words is None:
+            self._words = resolve.page_words(self.dom)
+        return self._words
+
+
+class Memory:
+    """The memory as the browser thread sees it: snapshots made here, searches and writes
+    carried out by the task thread (``relay``) in the organization's context."""
+
+    def __init__(self, *, relay, scope, embedder, declared: dict, secrets: tuple[str, ...]):
+        self.relay = relay
+        self.scope = scope
+        self.embedder = embedder
+        self.declared = declared
+        self.secrets = secrets
+
+    def mask(self, value):
+        """A text or JSON with the row's values and the credential's masked."""
+        once = phi.mask_json(value, declared=self.declared)
+        return phi.mask_json(once, declared=self.secrets) if self.secrets else once
+
+    def snapshot(self, page) -> Snapshot | None:
+        dom = self.mask(page.content()[:MAX_SNAPSHOT_CHARS])
+        url = self.mask(url_pattern_of(page.url))
+        try:
+            vector = self.embedder.embed_page(dom, url)
+        except ValueError:  # a page with nothing to recognise it by (blank, an image)
+            return None
+        return Snapshot(dom, url, vector)
+
+    def recall(self, phase: str, step: str, snapshot: Snapshot) -> agent_memory.Recalled | None:
+        try:
+            return self.relay.call(
+                agent_memory.state_recall,
+                scope=self.scope.for_phase(phase),
+                step_key=step,
+                vector=snapshot.vector,
+                embedder=self.embedder.model_id,
+            )
+        except Exception as exc:  # the database or the task thread: retried like a 5xx
+            raise ActionFailed(
+                "memory_unavailable", f"the memory could not be searched ({type(exc).__name__})"
+            ) from exc
+
+    def remember(self, phase, step, snapshot: Snapshot, action: dict, repaired: bool) -> None:
+        self.relay.post(
+            agent_memory.state_remember,
+            scope=self.scope.for_phase(phase),
+            step_key=step,
+            dom=snapshot.dom,
+            url=snapshot.url,
+            action=self.mask(action),
+            label=describe(action["target"]) if "target" in action else "extract",
+            words=sorted(snapshot.words),
+            repaired=repaired,
+            declared=self.declared,
+        )
+
+    def outcome(self, state_id: int, success: bool) -> None:
+        self.relay.post(agent_memory.state_outcome, state_id=state_id, success=success)
+
+
+@dataclass
+class _Learnt:
+    """What an action's resolution leaves for after it: the state to credit, or the
+    element to remember."""
+
+    step: str
+    snapshot: Snapshot | None
+    state_id: int | None = None  # tier 1: the state used; else the one that failed validation
+    remember: dict | None = None  # tier 2/3: the action with the element that worked
+    repaired: bool = False
+
+
+class Agent:
+    """Resolves the targets of one action list through the tiers and writes back what it
+    learnt. Without ``memory`` (no scope to learn in), only the exact description is used."""
+
+    def __init__(self, *, memory: Memory | None, phase: str, capture=None):
+        self.memory = memory
+        self.phase = phase
+        # capture(page, name): keeps a picture of the page a target was repaired on.
+        self.capture = capture
+        self._learnt: _Learnt | None = None
+
+    # -- elements -----------------------------------------------------------------------------
+
+    def element(self, page, action: dict, result: ActionResult, limit: int, *, usable: bool):
+        """The one element ``action``'s target is on this page, and whether clicking it loads
+        a page; or ActionFailed naming the target and why none was taken."""
+        target = action["target"]
+        started = time.perf_counter()
+        step = step_key(self.phase, result.number, action)
+        snapshot, recalled = self._recall(page, step)
+        self._learnt = _Learnt(step, snapshot)
+        prefix = "miss; "
+        if recalled is not None and recalled.similarity >= settings.MEMORY_SAME_PAGE_THRESHOLD:
+            remembered = recalled.action.get("element") or {}
+            problem, found, navigates = self._validate(page, remembered, usable)
+            self._learnt.state_id = recalled.state_id
+            if not problem:
+                self._resolved(result, 1, "hit", recalled, remembered, started)
+                return found, navigates
+            prefix = f"validation_failed:{problem}; "
+        gated = _recognised(snapshot, recalled)
+        remembered = (recalled.action.get("element") if gated else None) or None
+        # Without a remembered page, the target may still be on its way (a page drawing it):
+        # wait for it. With one, a target that is not there by its description has drifted.
+        found, how, answer = probe(
+            page, target, 0 if remembered else limit, usable=usable, script=_PROBE_DESCRIBED
+        )
+        count, why, navigates, described = answer
+        candidates = page.evaluate(
+            _CANDIDATES, [resolve.CANDIDATE_SELECTOR, resolve.MAX_CANDIDATES]
+        )
+        scored = resolve.score_candidates(
+            tool=action["tool"], target=target, remembered=remembered, candidates=candidates
+        )
+        if count == 1 and not (usable and why):
+            runner_up = next(
+                (entry for entry in scored if entry.candidate["css"] != described["css"]), None
+            )
+            word = "repaired" if prefix != "miss; " else "matched"
+            figures = f"score=1.00 runner_up={runner_up.score:.2f}" if runner_up else "score=1.00"
+            result.resolved = how
+            self._repaired(result, action, described, f"{prefix}{word} {figures}", recalled)
+            self._resolved(result, 2, result.tier_reason, recalled, described, started)
+            return found, navigates
+        if remembered is None:
+            raise self._refused(
+                result,
+                page,
+                target,
+                prefix,
+                count,
+                why,
+                _no_gate(snapshot, recalled),
+                recalled=recalled,
+            )
+        verdict = resolve.choose(scored)
+        if verdict.chosen is None:
+            raise self._refused(
+                result, page, target, prefix, count, why, verdict.reason, verdict, recalled
+            )
+        chosen = verdict.chosen.candidate
+        found = page.locator(chosen["css"])
+        checked = found.evaluate_all(_PROBE_DESCRIBED)
+        if checked[0] != 1 or (usable and checked[1]):
+            reason = UNUSABLE.get(checked[1], "no longer on the page")
+            raise self._refused(
+                result, page, target, prefix, count, checked[1] or why,
+                f"the best candidate {reason}", verdict, recalled,
+            )  # fmt: skip
+        result.resolved = f"repaired: {resolve.summary(chosen)}"
+        result.repair = {
+            "before": resolve.summary(remembered),
+            "after": resolve.summary(chosen),
+            "score": verdict.best.score,
+            "runner_up": resolve.summary(verdict.runner_up.candidate) if verdict.runner_up else "",
+            "runner_up_score": verdict.runner_up.score if verdict.runner_up else None,
+        }
+        if self.capture is not None:
+            result.repair["screenshot"] = f"repair-{self.phase}-action-{result.number}"
+            self.capture(page, result.repair["screenshot"])
+        self._repaired(result, action, checked[3], f"{prefix}repaired {verdict.figures}", recalled)
+        self._resolved(result, 2, result.tier_reason, recalled, checked[3], started)
+        return found, checked[2]
+
+    def _recall(self, page, step: str):
+        if self.memory is None:
+            return None, None
+        snapshot = self.memory.snapshot(page)
+        if snapshot is None:
+            return None, None
+        return snapshot, self.memory.recall(self.phase, step, snapshot)
+
+    def _validate(self, page, remembered: dict, usable: bool):
+        """Why the remembered element does not hold here ('' if it does), its locator, and
+        whether clicking it loads a page."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        if not remembered.get("css"):
+            return "no_element", None, False
+        found = page.locator(remembered["css"])
+        try:
+            count, why, navigates, now = found.evaluate_all(_PROBE_DESCRIBED)
+        except PlaywrightError:  # a selector the page's engine no longer parses
+            return "selector", None, False
+        if count != 1:
+            return ("missing" if count == 0 else "not_unique"), None, False
+        if usable and why:
+            return why, None, False
+        if now["kind"] != remembered.get("kind"):
+            return "role", None, False
+        if _name(self.memory.mask(now["name"])) != _name(remembered.get("name", "")):
+            return "name", None, False
+        return "", found, navigates
+
+    def _repaired(self, result, action, element: dict, reason: str, recalled) -> None:
+        result.tier_reason = reason
+        self._learnt.remember = {
+            "tool": action["tool"],
+            "target": action["target"],
+            "element": {key: element.get(key, "") for key in resolve.FINGERPRINT_KEYS},
+        }
+        self._learnt.repaired = reason.startswith("validation_failed")
+
+    def _resolved(self, result, tier, reason, recalled, element, started) -> None:
+        result.tier, result.tier_reason = tier, reason
+        result.state = recalled.state_id if recalled else None
+        result.similarity = round(recalled.similarity, 4) if recalled else None
+        result.resolve_ms = round((time.perf_counter() - started) * 1000, 2)
+        if tier == 1:
+            result.resolved = f"memory: {resolve.summary(element)}"
+
+    def _refused(
+        self, result, page, target, prefix, count, why, reason, verdict=None, recalled=None
+    ):
+        """The failure of an action whose target no tier found."""
+        figures = f" ({verdict.figures})" if verdict and verdict.best else ""
+        prefix = "" if prefix == "miss; " else prefix
+        result.tier, result.tier_reason = None, f"{prefix}miss: {reason}{figures}"
+        result.state = recalled.state_id if recalled else None
+        result.similarity = round(recalled.similarity, 4) if recalled else None
+        if verdict and verdict.runner_up and reason.startswith("tie"):
+            kind = "target_ambiguous"
+        elif why:
+            kind = f"target_{why}"
+        elif count > 1:
+            kind = "target_ambiguous"
+        else:
+            kind = "target_not_found"
+        return ActionFailed(
+            kind,
+            f"action {result.number} ({result.tool}): {describe(target)} was not found on "
+            f"{address_of(page.url)} ({result.tier_reason}); nothing was done",
+        )
+
+    # -- extracted values ---------------------------------------------------------------------
+
+    def labels(self, page, action: dict, result: ActionResult) -> dict[str, str]:
+        """For each labelled field of an extract, the label the page shows its value by:
+        the remembered one (tier 1), the described one, or a repaired one (tier 2)."""
+        wanted = {name: spec["label"] for name, spec in action["fields"].items() if "label" in spec}
+        if not wanted:
+            return {}
+        started = time.perf_counter()
+        step = step_key(self.phase, result.number, action)
+        snapshot, recalled = self._recall(page, step)
+        self._learnt = _Learnt(step, snapshot)
+        prefix = "miss; "
+        if recalled is not None and recalled.similarity >= settings.MEMORY_SAME_PAGE_THRESHOLD:
+            self._learnt.state_id = recalled.state_id
+            stored = recalled.action.get("labels") or {}
+            if set(stored) == set(wanted):
+                counts = values_beside(page, list(set(stored.values())))
+                if all(counts[label][0] == 1 for label in stored.values()):
+                    self._resolved(result, 1, "hit", recalled, None, started)
+                    result.resolved = "memory: " + ", ".join(
+                        f"{k} by {v!r}" for k, v in stored.items()
+                    )
+                    return stored
+            prefix = "validation_failed:labels; "
+        gated = _recognised(snapshot, recalled)
+        remembered = (recalled.action.get("labels") if gated else None) or {}
+        counts = values_beside(page, list(set(wanted.values())))
+        found, repairs, page_labels = {}, [], None
+        for name, label in wanted.items():
+            if counts[label][0] == 1:
+                found[name] = label
+                continue
+            if not gated:
+                continue  # left to the executor, which names what it did not find
+            if page_labels is None:
+                page_labels = page.evaluate(_VALUE_LABELS)
+            verdict = resolve.choose(
+                resolve.score_candidates(
+                    tool="extract",
+                    target={"label": label},
+                    remembered={"label": remembered[name]} if remembered.get(name) else None,
+                    candidates=[{"kind": "text", "label": text} for text in page_labels],
+                )
+            )
+            if verdict.chosen is None:
+                result.tier_reason = f"{prefix}miss: {label!r}: {verdict.reason}"
+                return {**wanted, **found}
+            found[name] = verdict.chosen.candidate["label"]
+            repairs.append(f"{name}={found[name]!r} {verdict.figures}")
+        if len(found) < len(wanted):
+            missing = ", ".join(repr(wanted[name]) for name in wanted if name not in found)
+            result.tier_reason = (
+                f"{'' if prefix == 'miss; ' else prefix}miss: {missing}: "
+                + _no_gate(snapshot, recalled)
+            )
+            result.state = recalled.state_id if recalled else None
+            result.similarity = round(recalled.similarity, 4) if recalled else None
+            return {**wanted, **found}
+        word = "repaired" if repairs or prefix != "miss; " else "matched"
+        reason = f"{prefix}{word}" + (f" {'; '.join(repairs)}" if repairs else " score=1.00")
+        self._learnt.remember = {"tool": "extract", "fields": action["fields"], "labels": found}
+        self._learnt.repaired = prefix != "miss; "
+        self._resolved(result, 2, reason, recalled, None, started)
+        result.resolved = ", ".join(f"{k} by {v!r}" for k, v in found.items())
+        return found
+
+    # -- after the action ---------------------------------------------------------------------
+
+    def settle(self, result: ActionResult) -> None:
+        """Write back what the action showed: a remembered state's outcome, or the element
+        (labels) that tier 2 or 3 found, once the action worked with it."""
+        learnt, self._learnt = self._learnt, None
+        if learnt is None or self.memory is None:
+            return
+        if learnt.remember is not None:
+            if result.success and learnt.snapshot is not None:
+                self.memory.remember(
+                    self.phase, learnt.step, learnt.snapshot, learnt.remember, learnt.repaired
+                )
+            elif learnt.state_id is not None and not result.success:
+                self.memory.outcome(learnt.state_id, False)
+        elif learnt.state_id is not None:
+            self.memory.outcome(learnt.state_id, result.success)
+
+
+def _recognised(snapshot: Snapshot | None, recalled) -> bool:
+    """Whether the page is recognisably the remembered one (the repair gate): alike in
+    structure (the embeddings) or in what it says (its words), at GATE or more. A redesign
+    changes the markup and keeps most of the words; another page of the portal keeps the
+    markup's frame and changes the words."""
+    if snapshot is None or recalled is None:
+        return False
+    if recalled.similarity >= GATE:
+        return True
+    return resolve.page_likeness(snapshot.words, recalled.words) >= GATE
+
+
+def _no_gate(snapshot: Snapshot | None, recalled) -> str:
+    if recalled is None:
+        return "nothing remembered of this step"
+    words = resolve.page_likeness(snapshot.words, recalled.words) if snapshot else 0.0
+    return (
+        f"the page is not the remembered one (similarity {recalled.similarity:.2f}, words "
+        f"{words:.2f} < {GATE})"
+    )
+
+
+def _name(text: str) -> str:
+    return " ".join((text or "").split()).casefold()
