@@ -3,9 +3,11 @@
 See .env.example for the list of variables and README.md for what each one does.
 """
 
+import math
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -131,6 +133,45 @@ if WEB_SCREENSHOT_RETENTION_DAYS < 1:
     )
 # The Chromium the web agent drives; empty: found where Debian installs it (webactions/browser.py).
 RCM_CHROMIUM_PATH = env.str("RCM_CHROMIUM_PATH", default="")
+
+WEB_LLM_URL_INVALID = (
+    "WEB_LLM_URL must be an http or https URL, the base that /chat/completions is added to "
+    "(https://api.openai.com/v1), or empty to leave the model off."
+)
+WEB_LLM_MODEL_REQUIRED = "WEB_LLM_MODEL must be set when WEB_LLM_URL is (the provider's model)."
+WEB_LLM_TIMEOUT_INVALID = "WEB_LLM_TIMEOUT_S must be a positive number of seconds; got {value}."
+
+
+def web_llm_check(*, url: str, model: str, timeout_s: float) -> None:
+    """Refuse a tier-3 model configuration that could not work. The URL is never quoted: it may
+    carry a user and password, and a settings error is printed and logged."""
+    if url:
+        if not _is_http_url(url):
+            raise ImproperlyConfigured(WEB_LLM_URL_INVALID)
+        if not model:
+            raise ImproperlyConfigured(WEB_LLM_MODEL_REQUIRED)
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise ImproperlyConfigured(WEB_LLM_TIMEOUT_INVALID.format(value=timeout_s))
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        # Reading the port refuses one that is not a number, as the first request would.
+        has_host = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # "http://h:port", "http://[::1"
+        return False
+    return parts.scheme in ("http", "https") and has_host
+
+
+# Tier 3 of resolving a page element (webactions/llm.py): an OpenAI-compatible chat model picks
+# one of the candidates when memory and repair could not. Off while WEB_LLM_URL is empty; what
+# it is sent is masked, but it still leaves the platform, so it is the operator's choice.
+WEB_LLM_URL = env.str("WEB_LLM_URL", default="")
+WEB_LLM_MODEL = env.str("WEB_LLM_MODEL", default="")
+WEB_LLM_API_KEY = env.str("WEB_LLM_API_KEY", default="")
+WEB_LLM_TIMEOUT_S = env.float("WEB_LLM_TIMEOUT_S", default=20.0)
+web_llm_check(url=WEB_LLM_URL, model=WEB_LLM_MODEL, timeout_s=WEB_LLM_TIMEOUT_S)
 
 
 def _database(url: str) -> dict:
