@@ -34,7 +34,7 @@ from django.conf import settings
 
 from memory.services import url_pattern_of
 from rcm import phi
-from webactions import resolve
+from webactions import llm, resolve
 from webactions.actions import describe
 from webactions.executor import (
     NAVIGATES_JS,
@@ -154,6 +154,19 @@ class Memory:
         self.relay.post(agent_memory.state_outcome, state_id=state_id, success=success)
 
 
+@dataclass(frozen=True)
+class _ModelTurn:
+    """What tier 3 is asked with, when tiers 1 and 2 gave up on an action."""
+
+    action: dict
+    result: ActionResult
+    scored: list  # resolve.Scored, best first
+    usable: bool
+    prefix: str
+    recalled: agent_memory.Recalled | None
+    started: float
+
+
 @dataclass
 class _Learnt:
     """What an action's resolution leaves for after it: the state to credit, or the
@@ -175,6 +188,7 @@ class Agent:
         self.phase = phase
         # capture(page, name): keeps a picture of the page a target was repaired on.
         self.capture = capture
+        self.history: list[str] = []  # the steps so far, as a model is told them
         self._learnt: _Learnt | None = None
 
     # -- elements -----------------------------------------------------------------------------
@@ -220,31 +234,29 @@ class Agent:
             self._repaired(result, action, described, f"{prefix}{word} {figures}", recalled)
             self._resolved(result, 2, result.tier_reason, recalled, described, started)
             return found, navigates
+        model = _ModelTurn(action, result, scored, usable, prefix, recalled, started)
         if remembered is None:
-            raise self._refused(
-                result,
-                page,
-                target,
-                prefix,
-                count,
-                why,
-                _no_gate(snapshot, recalled),
-                recalled=recalled,
-            )
+            refusal = self._refused(
+                result, page, target, prefix, count, why, _no_gate(snapshot, recalled), None,
+                recalled,
+            )  # fmt: skip
+            return self._ask_model(page, model, refusal)
         verdict = resolve.choose(scored)
         if verdict.chosen is None:
-            raise self._refused(
+            refusal = self._refused(
                 result, page, target, prefix, count, why, verdict.reason, verdict, recalled
             )
+            return self._ask_model(page, model, refusal)
         chosen = verdict.chosen.candidate
         found = page.locator(chosen["css"])
         checked = found.evaluate_all(_PROBE_DESCRIBED)
         if checked[0] != 1 or (usable and checked[1]):
             reason = UNUSABLE.get(checked[1], "no longer on the page")
-            raise self._refused(
+            refusal = self._refused(
                 result, page, target, prefix, count, checked[1] or why,
                 f"the best candidate {reason}", verdict, recalled,
             )  # fmt: skip
+            return self._ask_model(page, model, refusal)
         result.resolved = f"repaired: {resolve.summary(chosen)}"
         result.repair = {
             "before": resolve.summary(remembered),
@@ -258,6 +270,59 @@ class Agent:
             self.capture(page, result.repair["screenshot"])
         self._repaired(result, action, checked[3], f"{prefix}repaired {verdict.figures}", recalled)
         self._resolved(result, 2, result.tier_reason, recalled, checked[3], started)
+        return found, checked[2]
+
+    def _ask_model(self, page, turn: _ModelTurn, refusal: ActionFailed):
+        """Tier 3: the model names one of the best-scored candidates, which must be usable;
+        without a model configured, ``refusal`` stands."""
+        if not llm.configured():
+            raise refusal
+        result, target = turn.result, turn.action["target"]
+        ranked = turn.scored[: llm.CANDIDATES_SENT]
+        offered = {f"c{number}": entry.candidate for number, entry in enumerate(ranked, 1)}
+        tier2 = result.tier_reason.split("miss: ", 1)[-1]
+        try:
+            choice = llm.choose(
+                goal=f"On a payer portal, {turn.action['tool']} {describe(target)} "
+                f"(step {result.number} of the {self.phase})",
+                target=describe(target),
+                steps=self.history,
+                candidates=[_model_candidate(key, element) for key, element in offered.items()],
+                declared=self.memory.declared,
+                secrets=self.memory.secrets,
+            )
+        except llm.ModelFailure as failure:
+            result.llm = _exchange(failure)
+            result.tier_reason = f"{_after(turn.prefix)}miss: {tier2}; llm failed: {failure}"
+            raise ActionFailed(
+                failure.kind,
+                f"action {result.number} ({result.tool}): {describe(target)} was not found on "
+                f"{address_of(page.url)} and the model gave no usable answer ({failure}); "
+                "nothing was done",
+            ) from failure
+        result.llm = _exchange(choice)
+        chosen = offered[choice.key]
+        found = page.locator(chosen["css"])
+        checked = found.evaluate_all(_PROBE_DESCRIBED)
+        if checked[0] != 1 or (turn.usable and checked[1]):
+            reason = UNUSABLE.get(checked[1], "is no longer on the page")
+            result.tier_reason = (
+                f"{_after(turn.prefix)}miss: {tier2}; llm chose {resolve.summary(chosen)}, "
+                f"which {reason}"
+            )
+            raise ActionFailed(
+                f"target_{checked[1]}" if checked[1] else "target_not_found",
+                f"action {result.number} ({result.tool}): the model chose an element that "
+                f"{reason} on {address_of(page.url)}; nothing was done",
+            )
+        result.resolved = f"model: {resolve.summary(chosen)}"
+        result.repair = {"before": "", "after": resolve.summary(chosen), "score": None}
+        if self.capture is not None:
+            result.repair["screenshot"] = f"repair-{self.phase}-action-{result.number}"
+            self.capture(page, result.repair["screenshot"])
+        reason = f"{turn.prefix}llm (tier 2: {tier2})"
+        self._repaired(result, turn.action, checked[3], reason, turn.recalled)
+        self._resolved(result, 3, reason, turn.recalled, checked[3], turn.started)
         return found, checked[2]
 
     def _recall(self, page, step: str):
@@ -312,8 +377,7 @@ class Agent:
     ):
         """The failure of an action whose target no tier found."""
         figures = f" ({verdict.figures})" if verdict and verdict.best else ""
-        prefix = "" if prefix == "miss; " else prefix
-        result.tier, result.tier_reason = None, f"{prefix}miss: {reason}{figures}"
+        result.tier, result.tier_reason = None, f"{_after(prefix)}miss: {reason}{figures}"
         result.state = recalled.state_id if recalled else None
         result.similarity = round(recalled.similarity, 4) if recalled else None
         if verdict and verdict.runner_up and reason.startswith("tie"):
@@ -402,6 +466,10 @@ class Agent:
     def settle(self, result: ActionResult) -> None:
         """Write back what the action showed: a remembered state's outcome, or the element
         (labels) that tier 2 or 3 found, once the action worked with it."""
+        if result.target:
+            self.history.append(
+                f"{result.tool} {result.target}: {'done' if result.success else 'failed'}"
+            )
         learnt, self._learnt = self._learnt, None
         if learnt is None or self.memory is None:
             return
@@ -426,6 +494,33 @@ def _recognised(snapshot: Snapshot | None, recalled) -> bool:
     if recalled.similarity >= GATE:
         return True
     return resolve.page_likeness(snapshot.words, recalled.words) >= GATE
+
+
+def _model_candidate(key: str, element: dict) -> llm.Candidate:
+    return llm.Candidate(
+        key=key,
+        role=element.get("kind", ""),
+        name=element.get("name", ""),
+        label=element.get("label", ""),
+        placeholder=element.get("placeholder", ""),
+        nearby=element.get("nearby", ""),
+        tag=element.get("tag", ""),
+    )
+
+
+def _exchange(answer) -> dict:
+    """A model's part, for the trace's llm_* columns (masked by webactions/llm.py)."""
+    return {
+        "prompt": answer.prompt,
+        "response": answer.response,
+        "model": answer.model,
+        "tokens": answer.tokens,
+    }
+
+
+def _after(prefix: str) -> str:
+    """The reason's start for a failure: what tier 1 found, if anything."""
+    return "" if prefix == "miss; " else prefix
 
 
 def _no_gate(snapshot: Snapshot | None, recalled) -> str:

@@ -32,7 +32,11 @@ from webactions.actions import describe
 from webactions.totp import totp_now
 
 DEFAULT_TIMEOUT_MS = 15_000
-TRANSIENT_KINDS = ("page_timeout", "page_unreachable", "http_5xx", "http_429", "browser_error")
+# A model provider that is down or slow (tier 3) is as transient as a portal that is.
+TRANSIENT_KINDS = (
+    "page_timeout", "page_unreachable", "http_5xx", "http_429", "browser_error",
+    "memory_unavailable", "llm_unavailable", "llm_timeout",
+)  # fmt: skip
 # Chromium's network errors that say the portal is not reachable now (down, restarting, DNS):
 # worth another attempt, like a 5xx.
 UNREACHABLE = (

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from rcm import webserver
 from tests.conftest import wait_for
+from tests.webactions.llm_stub import API_KEY, ChatProvider
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +52,15 @@ def _answers(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.fixture
+def provider(settings):
+    """The tier-3 model switched on, answered by a local stub that records every request."""
+    provider = ChatProvider()
+    settings.WEB_LLM_URL = provider.url
+    settings.WEB_LLM_MODEL = "stub-model"
+    settings.WEB_LLM_API_KEY = API_KEY
+    settings.WEB_LLM_TIMEOUT_S = 2.0
+    yield provider
+    provider.close()

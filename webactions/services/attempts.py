@@ -8,6 +8,7 @@ the attempt's screenshots are stored: PHI, per organization, the failing page's 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -100,7 +101,9 @@ def browser_attempt(
     key = context_key(credential, endpoint) if login else None
     trusted = trusted_prefixes(endpoint.effective_base_url)
     future = browser_thread().submit(browse.run, storage_state=state, key=key, trusted=trusted)
-    answer = _answer(future, browse, relay, budget_s + JOB_GRACE_S, cancelled)
+    answer = answer_serving(
+        future, relay=relay, stop=browse.stop, wait_s=budget_s + JOB_GRACE_S, cancelled=cancelled
+    )
     if browse.new_state is not None:
         credentials.browser_session_store(credential=credential, state=browse.new_state)
     if isinstance(answer, ActionFailed) and answer.kind == LOGIN_REFUSED:
@@ -121,19 +124,27 @@ def context_key(credential: PortalCredential, endpoint: Endpoint) -> tuple:
     )
 
 
-def _answer(future, browse: Browse, relay: Relay, wait_s: float, cancelled):
-    """The browser job's answer, serving its memory calls meanwhile (``relay``) and asking
-    every CANCEL_POLL_S whether the attempt was cancelled."""
+def answer_serving(
+    future,
+    *,
+    relay: Relay,
+    stop: threading.Event,
+    wait_s: float,
+    cancelled: Callable[[], bool] | None = None,
+):
+    """A browser job's answer, its memory calls served meanwhile (``relay``); every
+    CANCEL_POLL_S ``cancelled`` is asked, and once it says yes (or ``wait_s`` has passed)
+    ``stop`` tells the browser thread to end before its next action."""
     future.add_done_callback(lambda _: relay.wake())
     deadline = time.monotonic() + wait_s
     while not future.done():
         left = deadline - time.monotonic()
         if left <= 0:
-            browse.stop.set()  # the browser thread gives up at the next action
+            stop.set()  # the browser thread gives up at the next action
             raise TimeoutError(f"the browser did not answer within {wait_s:.0f}s")
         relay.serve(timeout=min(left, CANCEL_POLL_S))
         if not future.done() and cancelled is not None and cancelled():
-            browse.stop.set()
+            stop.set()
     relay.drain()  # what the last actions taught, written before the attempt is recorded
     return future.result()
 
