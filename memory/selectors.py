@@ -133,9 +133,16 @@ def micro_state_search(
     return [match for match in matches if threshold is None or match.similarity >= threshold]
 
 
-def nearest_in_scope(*, scope: Scope, vector: np.ndarray) -> Match | None:
-    """The live state of exactly this scope nearest to ``vector`` (the same-page rule)."""
-    matches = _nearest(
+def nearest_in_scope(*, scope: Scope, vector: np.ndarray, fields: tuple[str, ...] = ()):
+    """The live state of exactly this scope nearest to ``vector`` (the same-page rule), with
+    only ``fields`` loaded if given.
+
+    Exact, not through the HNSW graph: a scope (one workflow step on one portal) holds a few
+    states, which the scope's b-tree index (micro_state_scope_step) finds directly; the graph
+    would walk past every other step's states of the organization to reach them. One
+    statement, outside any transaction of its own: the web agent asks before every action.
+    """
+    states = nearest_queryset(
         vector=vector,
         k=1,
         embedder=scope.embedder,
@@ -145,7 +152,10 @@ def nearest_in_scope(*, scope: Scope, vector: np.ndarray) -> Match | None:
         endpoint_id=scope.endpoint_id,
         step_key=scope.step_key,
     )
-    return matches[0] if matches else None
+    if fields:
+        states = states.only(*fields)
+    found = list(states)
+    return Match(found[0], 1.0 - found[0].distance) if found else None
 
 
 def micro_state_reembed_list(*, embedder: str, only_stale: bool):

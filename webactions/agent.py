@@ -25,6 +25,7 @@ naming the target and why.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import time
@@ -53,6 +54,12 @@ from webactions.services import agent_memory
 # coincidence. (Measured on the sandbox: a redesign of one page 0.46, two different pages of
 # one portal 0.02-0.08.)
 GATE = 0.45
+# The element each step last used in this process (step -> selector), checked with the next
+# read of the page: a guess that saves a trip to the page when memory confirms it.
+_GUESSES: collections.OrderedDict[tuple, str] = collections.OrderedDict()
+MAX_GUESSES = 2_048
+# How long a target is waited for on a page memory does not recognise for its step.
+UNRECOGNISED_WAIT_MS = 1_000
 # A page is cut to this before it is masked and embedded: its structure is in the first part.
 MAX_SNAPSHOT_CHARS = 500_000
 
@@ -66,11 +73,39 @@ _PROBE_DESCRIBED = (
     f"els => {{ {resolve.ELEMENT_JS} return els.length === 1 ? [1, ({UNUSABLE_JS})(els[0]), "
     f"({NAVIGATES_JS})(els[0]), describeElement(els[0])] : [els.length, '', false, null]; }}"
 )
+# Tier 1's check of a remembered element, in one trip to the page: how many the selector finds
+# and, for one, why a person could not use it, whether clicking it loads a page, its kind and
+# its name (not the rest of its description: the text before it is a walk through the page).
+_VALIDATE = (
+    f"css => {{ {resolve.ELEMENT_JS} const els = document.querySelectorAll(css); "
+    f"if (els.length !== 1) return [els.length, '', false, '', '']; const e = els[0]; "
+    f"return [1, ({UNUSABLE_JS})(e), ({NAVIGATES_JS})(e), kindOf(e), nameOf(e)]; }}"
+)
+# The page's DOM, and the check of the element this process last used for the step (the one
+# memory will most likely return): on a known page, one trip to the page for both.
+_READ = (
+    "css => { const html = document.documentElement.outerHTML; if (!css) return [html, null, 0];"
+    f" const started = performance.now(); try {{ const checked = ({_VALIDATE})(css); "
+    "return [html, checked, performance.now() - started]; } catch (e) { return [html, null, 0]; } }"
+)
 # The texts that label a value beside them (executor._VALUE_BESIDE): table header cells and
 # definition terms with a value after them.
 _VALUE_LABELS = """() => [...new Set([...document.querySelectorAll('th, dt')]
     .filter(e => e.nextElementSibling)
     .map(e => e.textContent.replace(/\\s+/g, ' ').trim()).filter(Boolean))].slice(0, 400)"""
+
+
+class _Clock:
+    """Laps of a resolution, in ms, into ``timings`` (the trace's latency, by part)."""
+
+    def __init__(self, timings: dict[str, float]):
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round((now - self.last) * 1000, 2)
+        self.last = now
 
 
 def step_key(phase: str, number: int, action: dict) -> str:
@@ -87,6 +122,8 @@ class Snapshot:
     dom: str  # masked
     url: str  # the URL's pattern, masked
     vector: object
+    guess: str = ""  # the selector checked with the read
+    guessed: list | None = None  # its check (_VALIDATE's answer)
     _words: frozenset[str] | None = None
 
     @property
@@ -107,20 +144,32 @@ class Memory:
         self.embedder = embedder
         self.declared = declared
         self.secrets = secrets
+        # The row's values under their names ([MEMBER_ID]), the credential's as [CREDENTIAL]:
+        # one pass over a page for both, prepared once for the attempt's pages.
+        self.mask = phi.masker(
+            {**declared, **{f"credential {n}": value for n, value in enumerate(secrets)}}
+        )
 
-    def mask(self, value):
-        """A text or JSON with the row's values and the credential's masked."""
-        once = phi.mask_json(value, declared=self.declared)
-        return phi.mask_json(once, declared=self.secrets) if self.secrets else once
-
-    def snapshot(self, page) -> Snapshot | None:
-        dom = self.mask(page.content()[:MAX_SNAPSHOT_CHARS])
+    def snapshot(self, page, timings: dict[str, float], guess: str = "") -> Snapshot | None:
+        """The page as memory knows pages: masked and embedded, with the check of the element
+        at ``guess`` (a selector) read in the same trip (``timings`` gets how long reading,
+        masking and embedding took)."""
+        clock = _Clock(timings)
+        html, guessed, checked_ms = page.evaluate(_READ, guess)
+        html = html[:MAX_SNAPSHOT_CHARS]
+        clock.lap("read")
+        # The guessed element's check ran in the page during the read: it is the check's time.
+        timings["read"] = round(timings["read"] - checked_ms, 2)
+        timings["check"] = round(checked_ms, 2)
+        dom = self.mask(html)
         url = self.mask(url_pattern_of(page.url))
+        clock.lap("mask")
         try:
             vector = self.embedder.embed_page(dom, url)
         except ValueError:  # a page with nothing to recognise it by (blank, an image)
             return None
-        return Snapshot(dom, url, vector)
+        clock.lap("embed")
+        return Snapshot(dom, url, vector, guess=guess, guessed=guessed)
 
     def recall(self, phase: str, step: str, snapshot: Snapshot) -> agent_memory.Recalled | None:
         try:
@@ -199,12 +248,17 @@ class Agent:
         target = action["target"]
         started = time.perf_counter()
         step = step_key(self.phase, result.number, action)
-        snapshot, recalled = self._recall(page, step)
+        result.resolve_parts = timings = {}
+        snapshot, recalled = self._recall(page, step, timings)
         self._learnt = _Learnt(step, snapshot)
         prefix = "miss; "
         if recalled is not None and recalled.similarity >= settings.MEMORY_SAME_PAGE_THRESHOLD:
             remembered = recalled.action.get("element") or {}
-            problem, found, navigates = self._validate(page, remembered, usable)
+            clock = _Clock(timings)
+            problem, found, navigates = self._validate(page, remembered, usable, snapshot)
+            before = timings.get("check", 0.0)
+            clock.lap("check")
+            timings["check"] = round(timings["check"] + before, 2)
             self._learnt.state_id = recalled.state_id
             if not problem:
                 self._resolved(result, 1, "hit", recalled, remembered, started)
@@ -213,10 +267,16 @@ class Agent:
         gated = _recognised(snapshot, recalled)
         remembered = (recalled.action.get("element") if gated else None) or None
         # Without a remembered page, the target may still be on its way (a page drawing it):
-        # wait for it. With one, a target that is not there by its description has drifted.
-        found, how, answer = probe(
-            page, target, 0 if remembered else limit, usable=usable, script=_PROBE_DESCRIBED
-        )
+        # wait for it. On a page recognised as the remembered one, a target that is not there
+        # by its description has drifted; on another page (a log-in page where the search was
+        # expected), it is not coming: a short wait for a page still drawing, not the whole.
+        if remembered is not None:
+            wait_ms = 0
+        elif recalled is not None:
+            wait_ms = min(limit, UNRECOGNISED_WAIT_MS)
+        else:
+            wait_ms = limit
+        found, how, answer = probe(page, target, wait_ms, usable=usable, script=_PROBE_DESCRIBED)
         count, why, navigates, described = answer
         candidates = page.evaluate(
             _CANDIDATES, [resolve.CANDIDATE_SELECTOR, resolve.MAX_CANDIDATES]
@@ -325,35 +385,40 @@ class Agent:
         self._resolved(result, 3, reason, turn.recalled, checked[3], turn.started)
         return found, checked[2]
 
-    def _recall(self, page, step: str):
+    def _recall(self, page, step: str, timings: dict[str, float]):
         if self.memory is None:
             return None, None
-        snapshot = self.memory.snapshot(page)
+        snapshot = self.memory.snapshot(page, timings, _GUESSES.get(self._guess_key(step), ""))
         if snapshot is None:
             return None, None
-        return snapshot, self.memory.recall(self.phase, step, snapshot)
+        clock = _Clock(timings)
+        recalled = self.memory.recall(self.phase, step, snapshot)
+        clock.lap("search")
+        return snapshot, recalled
 
-    def _validate(self, page, remembered: dict, usable: bool):
+    def _validate(self, page, remembered: dict, usable: bool, snapshot: Snapshot):
         """Why the remembered element does not hold here ('' if it does), its locator, and
-        whether clicking it loads a page."""
+        whether clicking it loads a page. Checked with the page's read when that guessed it."""
         from playwright.sync_api import Error as PlaywrightError
 
         if not remembered.get("css"):
             return "no_element", None, False
-        found = page.locator(remembered["css"])
         try:
-            count, why, navigates, now = found.evaluate_all(_PROBE_DESCRIBED)
+            if snapshot.guessed is not None and snapshot.guess == remembered["css"]:
+                count, why, navigates, kind, name = snapshot.guessed
+            else:
+                count, why, navigates, kind, name = page.evaluate(_VALIDATE, remembered["css"])
         except PlaywrightError:  # a selector the page's engine no longer parses
             return "selector", None, False
         if count != 1:
             return ("missing" if count == 0 else "not_unique"), None, False
         if usable and why:
             return why, None, False
-        if now["kind"] != remembered.get("kind"):
+        if kind != remembered.get("kind"):
             return "role", None, False
-        if _name(self.memory.mask(now["name"])) != _name(remembered.get("name", "")):
+        if _name(self.memory.mask(name)) != _name(remembered.get("name", "")):
             return "name", None, False
-        return "", found, navigates
+        return "", page.locator(remembered["css"]), navigates
 
     def _repaired(self, result, action, element: dict, reason: str, recalled) -> None:
         result.tier_reason = reason
@@ -364,7 +429,17 @@ class Agent:
         }
         self._learnt.repaired = reason.startswith("validation_failed")
 
+    def _guess_key(self, step: str) -> tuple:
+        scope = self.memory.scope.for_phase(self.phase)
+        return tuple(part.pk if part else None for part in (scope.workflow, scope.node,
+                     scope.endpoint)) + (step,)  # fmt: skip
+
     def _resolved(self, result, tier, reason, recalled, element, started) -> None:
+        if element and element.get("css") and self._learnt is not None:
+            _GUESSES[self._guess_key(self._learnt.step)] = element["css"]
+            _GUESSES.move_to_end(self._guess_key(self._learnt.step))
+            while len(_GUESSES) > MAX_GUESSES:
+                _GUESSES.popitem(last=False)
         result.tier, result.tier_reason = tier, reason
         result.state = recalled.state_id if recalled else None
         result.similarity = round(recalled.similarity, 4) if recalled else None
@@ -404,14 +479,17 @@ class Agent:
             return {}
         started = time.perf_counter()
         step = step_key(self.phase, result.number, action)
-        snapshot, recalled = self._recall(page, step)
+        result.resolve_parts = timings = {}
+        snapshot, recalled = self._recall(page, step, timings)
         self._learnt = _Learnt(step, snapshot)
         prefix = "miss; "
         if recalled is not None and recalled.similarity >= settings.MEMORY_SAME_PAGE_THRESHOLD:
             self._learnt.state_id = recalled.state_id
             stored = recalled.action.get("labels") or {}
             if set(stored) == set(wanted):
+                clock = _Clock(timings)
                 counts = values_beside(page, list(set(stored.values())))
+                clock.lap("check")
                 if all(counts[label][0] == 1 for label in stored.values()):
                     self._resolved(result, 1, "hit", recalled, None, started)
                     result.resolved = "memory: " + ", ".join(

@@ -64,6 +64,7 @@ class ActionResult:
     state: int | None = None  # the remembered state used or compared with
     similarity: float | None = None  # of the page to that state
     resolve_ms: float | None = None  # memory and checks, without the browser's action
+    resolve_parts: dict | None = None  # resolve_ms by part: read, mask, embed, search, check
     repair: dict | None = None  # before, after, score and runner-up of a tier-2 repair
     llm: dict | None = None  # prompt, response, model, tokens of a tier-3 answer
 

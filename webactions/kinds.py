@@ -167,6 +167,7 @@ def action_detail(phase: str, result, screenshots: dict[str, int]) -> dict:
         "state": result.state,
         "similarity": result.similarity,
         "resolve_ms": result.resolve_ms,
+        "resolve_parts": result.resolve_parts,
     }
     if result.repair:
         repair = dict(result.repair)

@@ -4,7 +4,9 @@ The browser runs in a thread of its own (webactions/pool.py) and touches no data
 organization's context, the open transaction rules and the connection's recovery all live in
 the task's thread, which waits for the browser meanwhile. What the web agent needs from memory
 while it acts (a search before an action, a state stored after one) is handed over here and
-carried out by the waiting task thread (``serve``), in order.
+carried out by the waiting task thread (``serve``), in order. Writes that need no answer
+(``post``) wait for the end of the browser's job (``drain``): run meanwhile, they would take
+the interpreter from the browser thread in the middle of its actions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Relay:
 
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._posted: queue.SimpleQueue = queue.SimpleQueue()
 
     def call(self, function: Callable[..., Any], /, **kwargs) -> Any:
         """Run ``function`` in the task thread and return its answer (or raise its error)."""
@@ -36,9 +39,9 @@ class Relay:
         return answer.result(timeout=CALL_TIMEOUT_S)
 
     def post(self, function: Callable[..., Any], /, **kwargs) -> None:
-        """Run ``function`` in the task thread later, without waiting: a write whose failure
-        must not fail the action that prompted it (it is logged)."""
-        self._calls.put((None, function, kwargs))
+        """Run ``function`` in the task thread once the browser's job is done, without
+        waiting: a write whose failure must not fail the action that prompted it (logged)."""
+        self._posted.put((None, function, kwargs))
 
     def wake(self) -> None:
         """End the task thread's current wait (the browser's job is done)."""
@@ -57,14 +60,16 @@ class Relay:
             self._run(*item)
 
     def drain(self) -> None:
-        """Carry out every call still queued (the browser's job has ended)."""
-        while True:
-            try:
-                item = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                self._run(*item)
+        """Carry out every call still queued, then the posted writes, in order (the browser's
+        job has ended)."""
+        for calls in (self._calls, self._posted):
+            while True:
+                try:
+                    item = calls.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._run(*item)
 
     @staticmethod
     def _run(answer, function, kwargs) -> None:

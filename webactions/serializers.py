@@ -154,6 +154,9 @@ class ActionResultOutput(serializers.Serializer):
     resolve_ms = serializers.FloatField(
         allow_null=True, required=False, help_text="Finding the target, without the action."
     )
+    resolve_parts = serializers.JSONField(
+        required=False, help_text="resolve_ms by part (ms): read, mask, embed, search, check."
+    )
     repair = serializers.JSONField(
         required=False, help_text="A repair's before, after, score, runner-up and screenshot."
     )

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from rcm.phi import mask, mask_json
+from rcm.phi import mask, mask_json, masker
 
 ELIGIBILITY_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -500,3 +500,11 @@ def test_a_two_megabyte_page_is_masked_whole():
     assert re.search(r"W\d{9}|\d\d/\d\d/2024", masked) is None
     assert masked.count("$125.00") == 11_000
     assert _tags(masked) == _tags(page)
+
+
+def test_a_masker_prepared_once_masks_like_mask_json():
+    declared = {"member_id": "W123456789", "last_name": "Okonkwo", "dob": "1980-04-30"}
+    page = {"html": "<td>Okonkwo</td><td>W123456789</td><td>04/30/1980</td>", "n": [3]}
+    prepared = masker(declared)
+    assert prepared(page) == mask_json(page, declared=declared)
+    assert prepared("Okonkwo") == "[LAST_NAME]"

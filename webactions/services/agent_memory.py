@@ -54,6 +54,7 @@ def state_recall(*, scope: MemoryScope, step_key: str, vector, embedder: str) ->
             step_key=step_key,
         ),
         vector=vector,
+        fields=("id", "action_json", "semantic_spec"),  # not the page, kilobytes a row
     )
     if match is None:
         return None
