@@ -172,6 +172,31 @@ def children_write_to_stderr():
         os.close(saved)
 
 
+def workers_start(queue: str, web_queue: str, routing: dict) -> tuple:
+    """The engine's worker (1 process, the default queue) and the browser queue's (2 pool
+    processes), both answering; their standard output goes to our standard error."""
+    with children_write_to_stderr():
+        engine_worker = WorkerProcess(
+            queue, concurrency=1, env=routing, loglevel=LOGLEVEL, name=f"{queue}-engine@%h"
+        )
+        web_worker = WorkerProcess(
+            web_queue, concurrency=2, env=routing, loglevel=LOGLEVEL, name=f"{web_queue}@%h"
+        )
+    workers_ready([f"{queue}-engine@", f"{web_queue}@"])
+    return engine_worker, web_worker
+
+
+def everything_stop(portal, workers, queues) -> None:
+    """The workers (those started), their queues, then the portal."""
+    for worker in workers:
+        if worker is not None:
+            worker.stop()
+    for queue in queues:
+        queue_drop(queue)
+    portal.terminate()
+    portal.wait(timeout=30)
+
+
 def workers_ready(names: list[str], timeout: float = 60) -> None:
     """Wait until every worker named answers a ping: its pool is up and consuming."""
     deadline = time.monotonic() + timeout
@@ -435,14 +460,7 @@ def main() -> None:
         try:
             operator, workflow = demo_seed(portal_url)
             before_per_min, scripted_failures = scripted_run(base_url, patients)
-            with children_write_to_stderr():
-                engine_worker = WorkerProcess(
-                    queue, concurrency=1, env=routing, loglevel=LOGLEVEL, name=f"{queue}-engine@%h"
-                )
-                web_worker = WorkerProcess(
-                    web_queue, concurrency=2, env=routing, loglevel=LOGLEVEL, name=f"{web_queue}@%h"
-                )
-            workers_ready([f"{queue}-engine@", f"{web_queue}@"])
+            engine_worker, web_worker = workers_start(queue, web_queue, routing)
             with TreeRss(web_worker.process.pid) as rss:
                 job, started = platform_run(operator, workflow, patients)
             seconds = (job.completed_at - started).total_seconds()
@@ -461,13 +479,7 @@ def main() -> None:
                 file=sys.stderr,
             )
         finally:
-            for worker in (web_worker, engine_worker):
-                if worker is not None:
-                    worker.stop()
-            queue_drop(queue)
-            queue_drop(web_queue)
-            portal.terminate()
-            portal.wait(timeout=30)
+            everything_stop(portal, (web_worker, engine_worker), (queue, web_queue))
     failures += scripted_failures
     if failures:
         # Figures of a run in which rows failed would measure the failures.

@@ -55,18 +55,16 @@ import uuid
 from _common import bench_database
 from django.conf import settings
 from web_actions import (
-    LOGLEVEL,
-    children_write_to_stderr,
     demo_seed,
+    everything_stop,
     free_port,
     platform_run,
     portal_start,
-    workers_ready,
+    workers_start,
 )
 
 from rcm.celery import app
 from rcm.context import org_context
-from rcm.workers import WorkerProcess, queue_drop
 from tenants import services as tenant_services
 from tenants.models import Endpoint
 from webactions.management.commands.seed_sandbox_demo import ENDPOINT_NAME
@@ -168,14 +166,7 @@ def main() -> None:
         engine_worker = web_worker = None
         try:
             operator, workflow = demo_seed(portal_url)
-            with children_write_to_stderr():
-                engine_worker = WorkerProcess(
-                    queue, concurrency=1, env=routing, loglevel=LOGLEVEL, name=f"{queue}-engine@%h"
-                )
-                web_worker = WorkerProcess(
-                    web_queue, concurrency=2, env=routing, loglevel=LOGLEVEL, name=f"{web_queue}@%h"
-                )
-            workers_ready([f"{queue}-engine@", f"{web_queue}@"])
+            engine_worker, web_worker = workers_start(queue, web_queue, routing)
             for phase in PHASES:
                 if phase == "drift":
                     endpoint_move(operator, portal_url, "v2")
@@ -191,13 +182,7 @@ def main() -> None:
                 figures = figures_of(jobs, seconds, wrong)
                 print(breakdown(jobs), file=sys.stderr)
         finally:
-            for worker in (web_worker, engine_worker):
-                if worker is not None:
-                    worker.stop()
-            queue_drop(queue)
-            queue_drop(web_queue)
-            portal.terminate()
-            portal.wait(timeout=30)
+            everything_stop(portal, (web_worker, engine_worker), (queue, web_queue))
     if failures:
         print("\n".join(failures), file=sys.stderr)
         raise SystemExit(f"{len(failures)} rows failed; no figures")

@@ -246,13 +246,9 @@ class Agent:
         """The one element ``action``'s target is on this page, and whether clicking it loads
         a page; or ActionFailed naming the target and why none was taken."""
         target = action["target"]
-        started = time.perf_counter()
-        step = step_key(self.phase, result.number, action)
-        result.resolve_parts = timings = {}
-        snapshot, recalled = self._recall(page, step, timings)
-        self._learnt = _Learnt(step, snapshot)
+        started, timings, snapshot, recalled = self._recall(page, action, result)
         prefix = "miss; "
-        if recalled is not None and recalled.similarity >= settings.MEMORY_SAME_PAGE_THRESHOLD:
+        if _same_page(recalled):
             remembered = recalled.action.get("element") or {}
             clock = _Clock(timings)
             problem, found, navigates = self._validate(page, remembered, usable, snapshot)
@@ -385,16 +381,22 @@ class Agent:
         self._resolved(result, 3, reason, turn.recalled, checked[3], turn.started)
         return found, checked[2]
 
-    def _recall(self, page, step: str, timings: dict[str, float]):
-        if self.memory is None:
-            return None, None
-        snapshot = self.memory.snapshot(page, timings, _GUESSES.get(self._guess_key(step), ""))
-        if snapshot is None:
-            return None, None
-        clock = _Clock(timings)
-        recalled = self.memory.recall(self.phase, step, snapshot)
-        clock.lap("search")
-        return snapshot, recalled
+    def _recall(self, page, action: dict, result: ActionResult):
+        """The start of every resolution: when it started, its timings (kept on ``result``),
+        the page's snapshot and the step's nearest state; what is learnt is kept for after."""
+        started = time.perf_counter()
+        step = step_key(self.phase, result.number, action)
+        result.resolve_parts = timings = {}
+        snapshot = recalled = None
+        if self.memory is not None:
+            guess = _GUESSES.get(self._guess_key(step), "")
+            snapshot = self.memory.snapshot(page, timings, guess)
+        if snapshot is not None:
+            clock = _Clock(timings)
+            recalled = self.memory.recall(self.phase, step, snapshot)
+            clock.lap("search")
+        self._learnt = _Learnt(step, snapshot)
+        return started, timings, snapshot, recalled
 
     def _validate(self, page, remembered: dict, usable: bool, snapshot: Snapshot):
         """Why the remembered element does not hold here ('' if it does), its locator, and
@@ -477,13 +479,9 @@ class Agent:
         wanted = {name: spec["label"] for name, spec in action["fields"].items() if "label" in spec}
         if not wanted:
             return {}
-        started = time.perf_counter()
-        step = step_key(self.phase, result.number, action)
-        result.resolve_parts = timings = {}
-        snapshot, recalled = self._recall(page, step, timings)
-        self._learnt = _Learnt(step, snapshot)
+        started, timings, snapshot, recalled = self._recall(page, action, result)
         prefix = "miss; "
-        if recalled is not None and recalled.similarity >= settings.MEMORY_SAME_PAGE_THRESHOLD:
+        if _same_page(recalled):
             self._learnt.state_id = recalled.state_id
             stored = recalled.action.get("labels") or {}
             if set(stored) == set(wanted):
@@ -560,6 +558,10 @@ class Agent:
                 self.memory.outcome(learnt.state_id, False)
         elif learnt.state_id is not None:
             self.memory.outcome(learnt.state_id, result.success)
+
+
+def _same_page(recalled) -> bool:
+    return recalled is not None and recalled.similarity >= settings.MEMORY_SAME_PAGE_THRESHOLD
 
 
 def _recognised(snapshot: Snapshot | None, recalled) -> bool:

@@ -14,65 +14,25 @@ from tenants import services as tenant_services
 from tenants.models import ChannelType
 from tests.webactions.llm_stub import TOTAL_TOKENS
 from tests.webactions.test_executor import SECRETS
+from tests.webactions.test_web_kind import _endpoint_and_credential
 from webactions import kinds
 from webactions.agent import Agent, Memory
 from webactions.executor import ActionFailed, run_actions
+from webactions.management.commands.seed_sandbox_demo import LOGIN, SEARCH
 from webactions.pool import BrowserThread
 from webactions.relay import Relay
 from webactions.sandbox.data import sandbox_patients
 from webactions.services import attempts
-from webactions.services import credentials as credential_services
 from webactions.services.agent_memory import MemoryScope
 from workflows.engine import templates
 
-LOGIN = {
-    "actions": [
-        {"tool": "goto", "url": "login/"},
-        {"tool": "fill", "target": {"label": "Username"}, "value": "{{ credential.username }}"},
-        {"tool": "fill", "target": {"label": "Password"}, "value": "{{ credential.password }}"},
-        {"tool": "totp", "target": {"label": "Verification code"}},
-        {"tool": "click", "target": {"role": "button", "name": "Sign in"}},
-    ],
-    "page": {"label": "Password"},
-}
-# Written for layout v1, relative to the endpoint's address: the same list runs on v2 when the
-# endpoint moves there (the portal's redesign).
-SEARCH = [
-    {"tool": "goto", "url": "./"},
-    {"tool": "fill", "target": {"label": "Member ID"}, "value": "{{ input.member_id }}"},
-    {"tool": "fill", "target": {"label": "Date of birth"}, "value": "{{ input.dob }}"},
-    {"tool": "fill", "target": {"label": "Last name"}, "value": "{{ input.last_name }}"},
-    {"tool": "click", "target": {"role": "button", "name": "Search"}},
-    {
-        "tool": "extract",
-        "fields": {
-            "plan": {"label": "Plan"},
-            "group": {"label": "Group number"},
-            "status": {"label": "Coverage status"},
-        },
-    },
-]
+# The demo's log-in and search, written for layout v1 relative to the endpoint's address: the
+# same lists run on v2 when the endpoint moves there (the portal's redesign).
 TARGETED = ("fill", "totp", "click", "extract")
 
 
 def _endpoint(tenant, portal: str, layout: str = "v1"):
-    with org_context(tenant.id):
-        endpoint = tenant_services.endpoint_create(
-            org_id=tenant.id,
-            name=f"Sandbox {layout}",
-            channel_type=ChannelType.objects.get(code="uhc-portal"),
-            base_url=f"{portal}/sandbox/{layout}/",
-            config={"login": LOGIN},
-        )
-        credential = credential_services.credential_create(
-            org_id=tenant.id,
-            actor=tenant["org_admin"],
-            endpoint_id=endpoint.pk,
-            name="Clerk",
-            credential_type="user_pass",
-            secrets=SECRETS,
-        )
-    return endpoint, credential
+    return _endpoint_and_credential(tenant, f"{portal}/sandbox/{layout}/", login=LOGIN)
 
 
 def _move(tenant, endpoint, portal: str, layout: str):
@@ -126,7 +86,7 @@ def test_a_step_is_learnt_found_in_memory_repaired_after_a_redesign_and_found_ag
     first = next(patients)
     browse, answer = _attempt(org_a, endpoint, credential, _row(first))
     assert not isinstance(answer, ActionFailed), answer
-    assert answer.outputs == {"plan": first.plan, "group": first.group_number, "status": "Active"}
+    assert answer.outputs == {"coverage": "Active", "plan": first.plan, "group": first.group_number}
     cold = _targeted(browse)
     assert len(cold) == 9  # 4 of the log-in, 5 of the search
     assert all(r.tier == 2 and r.tier_reason.startswith("miss; matched") for r in cold)
@@ -146,7 +106,7 @@ def test_a_step_is_learnt_found_in_memory_repaired_after_a_redesign_and_found_ag
     assert answer.outputs == {
         "plan": f"{third.payer} · {third.plan}",
         "group": third.group_number,
-        "status": "Active coverage",
+        "coverage": "Active coverage",
     }
     # The portal asked for a log-in first: the search's first target was looked for on the
     # log-in page, which is not the remembered page, and nothing was done there.

@@ -23,7 +23,7 @@ LOGIN = {"actions": eligibility_actions("v1")[:5], "page": {"label": "Password"}
 SEARCH = [{"tool": "goto", "url": "/sandbox/v1/"}, *eligibility_actions("v1")[5:]]
 
 
-def _endpoint_and_credential(tenant, base_url: str):
+def _endpoint_and_credential(tenant, base_url: str, login: dict = LOGIN):
     channel = ChannelType.objects.get(code="uhc-portal")
     with org_context(tenant.id):
         endpoint = tenant_services.endpoint_create(
@@ -31,7 +31,7 @@ def _endpoint_and_credential(tenant, base_url: str):
             name="Sandbox",
             channel_type=channel,
             base_url=base_url,
-            config={"login": LOGIN},
+            config={"login": login},
         )
         credential = credential_services.credential_create(
             org_id=tenant.id,
