@@ -1,9 +1,10 @@
 """The workflows admin: staff see only their organization's workflows and history, history is
-read-only to everyone, status changes and requirement writes go through the services, and the
-graph pictures show every node, coloured, with nothing unescaped."""
+read-only to everyone, status changes and requirement writes go through the services, the
+graph pictures show every node, coloured, with nothing unescaped, and the web actions' tiers
+are counted per workflow over time."""
 
 import xml.etree.ElementTree as ET
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib import admin
@@ -12,8 +13,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from rcm.context import org_context
+from rcm.context import NoOrganizationContext, org_context
 from rcm.lookups import UserRole
 from tenants import services as tenant_services
 from tenants.models import ChannelType
@@ -35,7 +37,9 @@ from workflows.models import (
     WorkflowTrace,
 )
 from workflows.selectors.requirements import task_type_find
+from workflows.selectors.traces import tier_mix
 from workflows.services import authoring, batch, requirements, runs
+from workflows.services.traces import StepTrace, step_traces_record
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -454,6 +458,107 @@ def test_an_operator_cancels_a_running_run(staff_a, org_a):
         assert set(left.values_list("status", flat=True)) == {NodeRunStatus.CANCELLED}
     response = _act(client, "workflowrun", "cancel", live)  # finished: nothing to cancel
     assert _last_message(response) == "Cancelled 0 run(s)."
+
+
+# -- web actions and their tiers -----------------------------------------------------------
+
+# (tier, tier_reason, success) of an action, as the web agent records them.
+HIT = (1, "hit", True)
+REPAIRED = (2, "validation_failed:hidden; repaired score=0.91 runner_up=0.40", True)
+MATCHED = (2, "miss; matched score=1.00 runner_up=0.35", True)  # nothing remembered yet
+BY_MODEL = (3, "llm", True)
+MISSED = (None, "validation_failed:name; miss", False)
+GOTO = (None, "", True)  # needed no element: not counted
+DIRECT = (None, "direct: exact semantic match", True)  # found without memory: not counted
+
+
+def _actions(tenant, run, at, *kinds, attempt: int = 1, target: str = 'label "Member ID"'):
+    """Web actions of ``run``'s node "check", numbered from 1, taken at ``at`` (moved there
+    after the service wrote them now); action N took N tenths of a second, from state 40 + N.
+    An action without a reason needed no element: a goto; the others fill."""
+    steps = [
+        StepTrace(
+            action_type="web.fill" if reason else "web.goto",
+            success=success,
+            duration_ms=100 * number,
+            detail={"action": number, "target": target, "state": 40 + number},
+            tier=tier,
+            tier_reason=reason,
+        )
+        for number, (tier, reason, success) in enumerate(kinds, start=1)
+    ]
+    written = timezone.now()
+    with org_context(tenant.id):
+        step_traces_record(run_id=run.pk, node_key="check", attempt=attempt, steps=steps)
+        WorkflowTrace.objects.filter(run=run, created_at__gte=written).update(created_at=at)
+
+
+def _counts(bucket) -> tuple[int, int, int, int]:
+    return (bucket.tier_1, bucket.tier_2, bucket.tier_3, bucket.unresolved)
+
+
+@pytest.mark.django_db
+def test_the_tier_mix_counts_each_bucket_by_tier_for_one_workflow_only(org_a, org_b):
+    workflow = _workflow(org_a, "Eligibility")
+    run = _run(org_a, workflow, "row-1")
+    since = timezone.make_aware(datetime(2025, 5, 12))
+    until = since + timedelta(days=2)
+    _actions(org_a, run, since - timedelta(seconds=1), HIT)  # before the window
+    _actions(org_a, run, since, HIT, HIT, GOTO, DIRECT)
+    _actions(org_a, run, since + timedelta(hours=11), REPAIRED, MATCHED, BY_MODEL, MISSED)
+    _actions(org_a, run, since + timedelta(hours=36), HIT, MISSED, attempt=2)
+    _actions(org_a, run, until, HIT)  # after it
+    # A step of the engine's own, tiered or not, is not a web action.
+    with org_context(org_a.id):
+        WorkflowTrace.objects.create(
+            org_id=org_a.id, workflow=workflow, run=run, action_type="node", success=True, tier=1
+        )
+        WorkflowTrace.objects.filter(action_type="node").update(created_at=since)
+    other = _workflow(org_a, "Claim status")
+    _actions(org_a, _run(org_a, other, "row-2"), since, HIT, MISSED)
+    theirs = _workflow(org_b, "Bayside eligibility")
+    _actions(org_b, _run(org_b, theirs, "bayside-1"), since, BY_MODEL)
+
+    with org_context(org_a.id):
+        buckets = tier_mix(workflow_id=workflow.pk, since=since, until=until, buckets=4)
+        # Another organization's workflow is not found: nothing of it is counted.
+        theirs_seen = tier_mix(workflow_id=theirs.pk, since=since, until=until, buckets=4)
+    assert [_counts(bucket) for bucket in buckets] == [
+        (2, 2, 1, 1),
+        (0, 0, 0, 0),
+        (0, 0, 0, 0),
+        (1, 0, 0, 1),
+    ]
+    assert [bucket.start for bucket in buckets] == [
+        since + timedelta(hours=12 * number) for number in range(4)
+    ]
+    assert buckets[-1].end == until
+    assert (buckets[0].total, buckets[0].tier_1_share, buckets[1].tier_1_share) == (6, 2 / 6, None)
+    assert sum(bucket.total for bucket in theirs_seen) == 0
+    with pytest.raises(NoOrganizationContext):
+        tier_mix(workflow_id=workflow.pk, since=since, until=until, buckets=4)
+
+
+@pytest.mark.django_db
+def test_tier_mix_buckets_are_calendar_days_across_a_daylight_saving_change(org_a, settings):
+    settings.TIME_ZONE = "America/New_York"  # clocks went forward on Sunday 9 March 2025
+    workflow = _workflow(org_a, "Eligibility")
+    run = _run(org_a, workflow, "row-1")
+    since = timezone.make_aware(datetime(2025, 3, 8))
+    _actions(org_a, run, timezone.make_aware(datetime(2025, 3, 9, 23, 30)), HIT)
+    _actions(org_a, run, timezone.make_aware(datetime(2025, 3, 10, 0, 30)), BY_MODEL)
+    with org_context(org_a.id):
+        buckets = tier_mix(
+            workflow_id=workflow.pk, since=since, until=since + timedelta(days=3), buckets=3
+        )
+    assert [timezone.localtime(bucket.start).hour for bucket in buckets] == [0, 0, 0]
+    # Subtracted in UTC: Python subtracts two times of one zone on their wall clock.
+    assert [bucket.end.astimezone(UTC) - bucket.start.astimezone(UTC) for bucket in buckets] == [
+        timedelta(hours=24),
+        timedelta(hours=23),
+        timedelta(hours=24),
+    ]
+    assert [_counts(bucket) for bucket in buckets] == [(0, 0, 0, 0), (1, 0, 0, 0), (0, 0, 1, 0)]
 
 
 # -- requirements --------------------------------------------------------------------------
