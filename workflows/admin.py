@@ -1,6 +1,6 @@
 """Workflows in the admin: the task catalogue and requirements, workflows with their draft
-graph, the history of what ran (revisions, runs with their node runs, traces), and batch jobs
-with their rows.
+graph and the tier mix of their web actions over the last week, the history of what ran
+(revisions, runs with their node runs, traces), and batch jobs with their rows.
 
 Graph edits belong to the API, where every change names the draft version it was based on;
 here operators rename a workflow, describe it and change its status, through the same
@@ -10,11 +10,13 @@ requirement policies and read the changelog.
 """
 
 from contextlib import contextmanager
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import F
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
@@ -31,6 +33,7 @@ from rcm.context import require_org_id
 from rcm.errors import ApplicationError
 from rcm.lookups import WorkflowStatus
 from workflows.admin_graph import graph_svg
+from workflows.admin_tiers import tier_mix_svg
 from workflows.models import (
     BatchJob,
     BatchJobItem,
@@ -59,9 +62,13 @@ from workflows.models import (
 )
 from workflows.selectors import authoring as authoring_selectors
 from workflows.selectors import batch as batch_selectors
+from workflows.selectors import traces as trace_selectors
 from workflows.services import authoring, batch, requirements, runs
 
 NOT_PUBLISHED = "Not published yet."
+# A week in six-hour buckets: a drift and its repair on the same day show apart.
+TIER_MIX_DAYS, TIER_MIX_BUCKETS_PER_DAY = 7, 4
+NO_WEB_ACTIONS = f"No web actions in the last {TIER_MIX_DAYS} days."
 REASON_HELP = "Why this changes: it is kept in the requirement changelog."
 
 
@@ -407,6 +414,7 @@ class WorkflowAdmin(TenantAdmin):
         "created_at",
         "updated_at",
         "published_graph",
+        "tier_mix",
     )
 
     def get_queryset(self, request):
@@ -422,6 +430,7 @@ class WorkflowAdmin(TenantAdmin):
             (None, {"fields": ("name", "description", "status", "version", *version)}),
             ("Draft", {"fields": ("required_data", "task_type", "endpoint")}),
             ("Latest revision", {"fields": ("published_graph",)}),
+            (f"Tiers, last {TIER_MIX_DAYS} days", {"fields": ("tier_mix",)}),
             ("History", {"fields": ("published_at", "created_by", "created_at", "updated_at")}),
         ]
 
@@ -442,6 +451,26 @@ class WorkflowAdmin(TenantAdmin):
         if revision is None:
             return NOT_PUBLISHED
         return _picture(graph_svg(revision.graph), f"Revision {revision.revision_num}")
+
+    @admin.display(description="tier mix")
+    def tier_mix(self, obj):
+        """How the web actions' targets were found over the last week, up to the end of today."""
+        today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        until = today + timedelta(days=1)
+        buckets = trace_selectors.tier_mix(
+            workflow_id=obj.pk,
+            since=until - timedelta(days=TIER_MIX_DAYS),
+            until=until,
+            buckets=TIER_MIX_DAYS * TIER_MIX_BUCKETS_PER_DAY,
+        )
+        total = sum(bucket.total for bucket in buckets)
+        if not total:
+            return NO_WEB_ACTIONS
+        from_memory = sum(bucket.tier_1 for bucket in buckets) / total
+        caption = format_html(
+            "<p>{} web actions, {} of them from memory (tier 1).</p>", total, f"{from_memory:.0%}"
+        )
+        return _picture(tier_mix_svg(buckets), caption)
 
     def has_change_permission(self, request, obj=None):
         if not super().has_change_permission(request, obj):

@@ -1,8 +1,9 @@
 """The workflows admin: staff see only their organization's workflows and history, history is
 read-only to everyone, status changes and requirement writes go through the services, the
 graph pictures show every node, coloured, with nothing unescaped, and the web actions' tiers
-are counted per workflow over time."""
+are counted and pictured per workflow over time."""
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 
@@ -21,8 +22,9 @@ from tenants import services as tenant_services
 from tenants.models import ChannelType
 from tests.conftest import PASSWORD
 from tests.workflows.factories import entry, general, outcome, workflow_build
-from workflows.admin import NOT_PUBLISHED
+from workflows.admin import NO_WEB_ACTIONS, NOT_PUBLISHED
 from workflows.admin_graph import ENTRY_COLOUR, RESULT_COLOURS, STATUS_COLOURS, graph_svg
+from workflows.admin_tiers import TIERS, tier_mix_svg
 from workflows.models import (
     NodeRun,
     NodeRunStatus,
@@ -37,7 +39,7 @@ from workflows.models import (
     WorkflowTrace,
 )
 from workflows.selectors.requirements import task_type_find
-from workflows.selectors.traces import tier_mix
+from workflows.selectors.traces import TierBucket, tier_mix
 from workflows.services import authoring, batch, requirements, runs
 from workflows.services.traces import StepTrace, step_traces_record
 
@@ -559,6 +561,116 @@ def test_tier_mix_buckets_are_calendar_days_across_a_daylight_saving_change(org_
         timedelta(hours=24),
     ]
     assert [_counts(bucket) for bucket in buckets] == [(0, 0, 0, 0), (1, 0, 0, 0), (0, 0, 1, 0)]
+
+
+def _bucket(start: datetime, hours: int, *counts: int) -> TierBucket:
+    fields = ("tier_1", "tier_2", "tier_3", "unresolved")
+    end = start + timedelta(hours=hours)
+    return TierBucket(start=start, end=end, **dict(zip(fields, counts, strict=False)))
+
+
+def test_the_tier_picture_stacks_each_bucket_and_breaks_the_share_line_where_none_ran():
+    start = timezone.make_aware(datetime(2025, 5, 12))
+    buckets = [
+        _bucket(start + timedelta(hours=6 * number), 6, *counts)
+        for number, counts in enumerate([(2, 1, 1), (), (4,), (1, 1, 0, 2)])
+    ]
+    svg = ET.fromstring(tier_mix_svg(buckets))
+    groups = [group for group in svg.iter(f"{SVG}g") if group.get("class") == "bucket"]
+    heights = [
+        [(rect.get("fill"), float(rect.get("height"))) for rect in group.iter(f"{SVG}rect")]
+        for group in groups
+    ]
+    green, orange, blue, vermilion = (colour for _, _, colour in TIERS)
+    # The axis goes up to the highest bar, 4, in steps of 1: 45 pixels an action.
+    assert heights == [
+        [(green, 90), (orange, 45), (blue, 45)],
+        [],
+        [(green, 180)],
+        [(green, 45), (orange, 45), (vermilion, 90)],
+    ]
+    assert "0 tier 1 memory" in groups[1].find(f"{SVG}title").text
+    assert groups[3].find(f"{SVG}title").text.endswith("(25% tier 1)")
+    (share,) = [group for group in svg.iter(f"{SVG}g") if group.get("class") == "share"]
+    (line,) = share.iter(f"{SVG}polyline")  # the third and fourth buckets only
+    assert len(line.get("points").split()) == 2
+    assert len(list(share.iter(f"{SVG}circle"))) == 3
+    days = {text.text for text in svg.iter(f"{SVG}text")}
+    assert "Mon 12 May" in days
+
+
+def _tier_picture(page) -> ET.Element:
+    (svg,) = re.findall(r'<svg[^>]*aria-label="tier mix over time".*?</svg>', page.text, re.S)
+    return ET.fromstring(svg)
+
+
+def _bars(svg: ET.Element) -> dict[str, tuple[int, ...]]:
+    """Each bucket's counts, by its start, for the buckets with actions."""
+    names = ("data-tier-1", "data-tier-2", "data-tier-3", "data-unresolved")
+    bars = {
+        group.get("data-start"): tuple(int(group.get(name)) for name in names)
+        for group in svg.iter(f"{SVG}g")
+        if group.get("class") == "bucket"
+    }
+    return {start: counts for start, counts in bars.items() if any(counts)}
+
+
+@pytest.mark.django_db
+def test_the_workflow_page_pictures_its_tier_mix_over_the_last_week(staff_a, org_a):
+    workflow = _workflow(org_a, "Eligibility")
+    run = _run(org_a, workflow, "row-1")
+    now = timezone.now()
+    _actions(org_a, run, now - timedelta(days=3), HIT, HIT, HIT, GOTO)
+    _actions(org_a, run, now - timedelta(days=2), REPAIRED, BY_MODEL, MISSED)
+    _actions(org_a, run, now - timedelta(days=1), HIT, MATCHED)
+    _actions(org_a, run, now - timedelta(days=8), MISSED)  # a week ago: not shown
+    page = _logged_in(staff_a).get(_url("workflow", "change", workflow.pk))
+    assert page.status_code == 200
+    svg = _tier_picture(page)
+    buckets = [group for group in svg.iter(f"{SVG}g") if group.get("class") == "bucket"]
+    assert len(buckets) == 28  # six hours each
+    assert sorted(_bars(svg).values()) == [(0, 1, 1, 1), (1, 1, 0, 0), (3, 0, 0, 0)]
+    texts = {text.text for text in svg.iter(f"{SVG}text")}
+    legend = {"tier 1 memory", "tier 2 repaired", "tier 3 LLM", "unresolved"}
+    assert legend | {"tier 1 share (right axis)", "0%", "50%", "100%"} <= texts
+    # The days on the axis, in the server's time zone, the last one today.
+    assert timezone.localtime(now).strftime("%a %d %b") in texts
+    assert "8 web actions, 50% of them from memory (tier 1)." in page.text
+    # The share of tier 1: a dot for each bucket with actions.
+    (share,) = [group for group in svg.iter(f"{SVG}g") if group.get("class") == "share"]
+    assert len(list(share.iter(f"{SVG}circle"))) == 3
+
+
+@pytest.mark.django_db
+def test_a_workflow_without_web_actions_says_so(staff_a, org_a):
+    workflow = _workflow(org_a, "Eligibility")
+    _run(org_a, workflow, "row-1")  # the entry's trace: not a web action
+    page = _logged_in(staff_a).get(_url("workflow", "change", workflow.pk))
+    assert NO_WEB_ACTIONS in page.text
+    assert "tier mix over time" not in page.text
+
+
+# The session, the user and their memberships, the workflow, its nodes and transitions, the
+# organization, the latest revision, and the tier mix: however many actions there are.
+WORKFLOW_PAGE_QUERIES = 9
+
+
+@pytest.mark.django_db
+def test_the_workflow_page_reads_the_tier_mix_in_one_query(
+    staff_a, org_a, django_assert_max_num_queries
+):
+    workflow = _workflow(org_a, "Eligibility")
+    run = _run(org_a, workflow, "row-1")
+    now = timezone.now()
+    for days in range(7):
+        _actions(org_a, run, now - timedelta(days=days), HIT, REPAIRED, BY_MODEL, MISSED)
+    client = _logged_in(staff_a)
+    url = _url("workflow", "change", workflow.pk)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    assert sum("width_bucket" in query["sql"] for query in queries.captured_queries) == 1
+    with django_assert_max_num_queries(WORKFLOW_PAGE_QUERIES):
+        assert client.get(url).status_code == 200
 
 
 # -- requirements --------------------------------------------------------------------------
