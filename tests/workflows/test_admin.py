@@ -1,7 +1,7 @@
 """The workflows admin: staff see only their organization's workflows and history, history is
 read-only to everyone, status changes and requirement writes go through the services, the
 graph pictures show every node, coloured, with nothing unescaped, and the web actions' tiers
-are counted and pictured per workflow over time."""
+are counted per workflow over time and listed per run."""
 
 import re
 import xml.etree.ElementTree as ET
@@ -22,7 +22,7 @@ from tenants import services as tenant_services
 from tenants.models import ChannelType
 from tests.conftest import PASSWORD
 from tests.workflows.factories import entry, general, outcome, workflow_build
-from workflows.admin import NO_WEB_ACTIONS, NOT_PUBLISHED
+from workflows.admin import NO_RUN_WEB_ACTIONS, NO_WEB_ACTIONS, NOT_PUBLISHED
 from workflows.admin_graph import ENTRY_COLOUR, RESULT_COLOURS, STATUS_COLOURS, graph_svg
 from workflows.admin_tiers import TIERS, tier_mix_svg
 from workflows.models import (
@@ -671,6 +671,42 @@ def test_the_workflow_page_reads_the_tier_mix_in_one_query(
     assert sum("width_bucket" in query["sql"] for query in queries.captured_queries) == 1
     with django_assert_max_num_queries(WORKFLOW_PAGE_QUERIES):
         assert client.get(url).status_code == 200
+
+
+def _web_action_rows(page) -> list[list[str]]:
+    (table,) = re.findall(r'<table class="web-actions".*?</table>', page.text, re.S)
+    rows = ET.fromstring(table).iter("tr")
+    return [["".join(cell.itertext()) for cell in row] for row in rows]
+
+
+@pytest.mark.django_db
+def test_the_run_page_lists_its_web_actions_with_their_tiers_in_order(staff_a, org_a):
+    run = _run(org_a, _workflow(org_a, "Eligibility"), "row-1")
+    now = timezone.now()
+    target = '<script>alert("target")</script>'
+    _actions(org_a, run, now - timedelta(minutes=2), GOTO, MISSED, target=target)
+    _actions(org_a, run, now - timedelta(minutes=1), REPAIRED, attempt=2)
+    page = _logged_in(staff_a).get(_url("workflowrun", "change", run.pk))
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;alert(&quot;target&quot;)&lt;/script&gt;" in page.text
+    state = reverse("admin:memory_microstate_change", args=(41,))
+    assert f'<a href="{state}">state 41</a>' in page.text
+    assert _web_action_rows(page) == [
+        ["node", "attempt", "action", "tool", "target", "tier"]
+        + ["tier reason", "duration", "state used", "success"],
+        ["check", "1", "1", "web.goto", target, "—", "", "100 ms", "state 41", "ok"],
+        ["check", "1", "2", "web.fill", target, "—", MISSED[1], "200 ms", "state 42", "failed"],
+        ["check", "2", "1", "web.fill", 'label "Member ID"', "2 (repaired)", REPAIRED[1]]
+        + ["100 ms", "state 41", "ok"],
+    ]
+
+
+@pytest.mark.django_db
+def test_a_run_without_web_actions_says_so(staff_a, org_a):
+    run = _run(org_a, _workflow(org_a, "Eligibility"), "row-1")
+    page = _logged_in(staff_a).get(_url("workflowrun", "change", run.pk))
+    assert NO_RUN_WEB_ACTIONS in page.text
 
 
 # -- requirements --------------------------------------------------------------------------

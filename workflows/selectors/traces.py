@@ -95,3 +95,13 @@ def _bucket_starts(*, since: datetime, until: datetime, buckets: int) -> list[da
     first = timezone.localtime(since, zone).replace(tzinfo=None)
     width = (timezone.localtime(until, zone).replace(tzinfo=None) - first) / buckets
     return [timezone.make_aware(first + number * width, zone) for number in range(buckets)]
+
+
+def web_action_list(*, run_id: int):
+    """A run's browser actions in the order they were taken, without the columns the run's
+    table does not show (the model's prompt and answer are the largest of a row)."""
+    return (
+        WorkflowTrace.objects.filter(run_id=run_id, action_type__startswith=WEB_ACTION_PREFIX)
+        .defer("llm_prompt", "llm_response", "error_detail")
+        .order_by("created_at", "id")
+    )
