@@ -1,6 +1,6 @@
 """Workflows in the admin: the task catalogue and requirements, workflows with their draft
-graph, the history of what ran (revisions, runs with their node runs, traces), and batch jobs
-with their rows.
+graph and the tier mix of their web actions over the last week, the history of what ran
+(revisions, runs with their node runs and web actions, traces), and batch jobs with their rows.
 
 Graph edits belong to the API, where every change names the draft version it was based on;
 here operators rename a workflow, describe it and change its status, through the same
@@ -10,11 +10,13 @@ requirement policies and read the changelog.
 """
 
 from contextlib import contextmanager
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import F
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
@@ -31,6 +33,7 @@ from rcm.context import require_org_id
 from rcm.errors import ApplicationError
 from rcm.lookups import WorkflowStatus
 from workflows.admin_graph import graph_svg
+from workflows.admin_tiers import tier_mix_svg
 from workflows.models import (
     BatchJob,
     BatchJobItem,
@@ -59,9 +62,15 @@ from workflows.models import (
 )
 from workflows.selectors import authoring as authoring_selectors
 from workflows.selectors import batch as batch_selectors
+from workflows.selectors import traces as trace_selectors
 from workflows.services import authoring, batch, requirements, runs
 
 NOT_PUBLISHED = "Not published yet."
+NO_RUN_WEB_ACTIONS = "No web actions in this run."
+# A week in six-hour buckets: a drift and its repair on the same day show apart.
+TIER_MIX_DAYS, TIER_MIX_BUCKETS_PER_DAY = 7, 4
+NO_WEB_ACTIONS = f"No web actions in the last {TIER_MIX_DAYS} days."
+TIER_NAMES = {1: "memory", 2: "repaired", 3: "LLM"}
 REASON_HELP = "Why this changes: it is kept in the requirement changelog."
 
 
@@ -407,6 +416,7 @@ class WorkflowAdmin(TenantAdmin):
         "created_at",
         "updated_at",
         "published_graph",
+        "tier_mix",
     )
 
     def get_queryset(self, request):
@@ -422,6 +432,7 @@ class WorkflowAdmin(TenantAdmin):
             (None, {"fields": ("name", "description", "status", "version", *version)}),
             ("Draft", {"fields": ("required_data", "task_type", "endpoint")}),
             ("Latest revision", {"fields": ("published_graph",)}),
+            (f"Tiers, last {TIER_MIX_DAYS} days", {"fields": ("tier_mix",)}),
             ("History", {"fields": ("published_at", "created_by", "created_at", "updated_at")}),
         ]
 
@@ -442,6 +453,26 @@ class WorkflowAdmin(TenantAdmin):
         if revision is None:
             return NOT_PUBLISHED
         return _picture(graph_svg(revision.graph), f"Revision {revision.revision_num}")
+
+    @admin.display(description="tier mix")
+    def tier_mix(self, obj):
+        """How the web actions' targets were found over the last week, up to the end of today."""
+        today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        until = today + timedelta(days=1)
+        buckets = trace_selectors.tier_mix(
+            workflow_id=obj.pk,
+            since=until - timedelta(days=TIER_MIX_DAYS),
+            until=until,
+            buckets=TIER_MIX_DAYS * TIER_MIX_BUCKETS_PER_DAY,
+        )
+        total = sum(bucket.total for bucket in buckets)
+        if not total:
+            return NO_WEB_ACTIONS
+        from_memory = sum(bucket.tier_1 for bucket in buckets) / total
+        caption = format_html(
+            "<p>{} web actions, {} of them from memory (tier 1).</p>", total, f"{from_memory:.0%}"
+        )
+        return _picture(tier_mix_svg(buckets), caption)
 
     def has_change_permission(self, request, obj=None):
         if not super().has_change_permission(request, obj):
@@ -542,6 +573,59 @@ class WorkflowRevisionAdmin(ReadOnlyTenantAdmin):
 # -- runs and traces -----------------------------------------------------------------------
 
 
+def _web_actions_table(run: WorkflowRun):
+    """Each browser action of ``run`` in the order taken, with how its target was found."""
+    rows = [
+        (
+            trace.node_key,
+            trace.attempt,
+            trace.action_detail.get("action", ""),
+            trace.action_type,
+            trace.action_detail.get("target", ""),
+            _tier(trace.tier),
+            trace.tier_reason,
+            trace.duration_ms,
+            _micro_state(trace.action_detail.get("state")),
+            "ok" if trace.success else "failed",
+        )
+        for trace in trace_selectors.web_action_list(run_id=run.pk)
+    ]
+    if not rows:
+        return NO_RUN_WEB_ACTIONS
+    # Descriptions and chained reasons may break anywhere rather than widen the page.
+    return format_html(
+        '<table class="web-actions" style="width: 100%"><thead><tr><th>node</th>'
+        "<th>attempt</th><th>action</th><th>tool</th><th>target</th><th>tier</th>"
+        "<th>tier reason</th><th>duration</th><th>state used</th><th>success</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            '<td style="overflow-wrap: anywhere">{}</td><td>{}</td>'
+            '<td style="overflow-wrap: anywhere">{}</td>'
+            '<td style="white-space: nowrap">{} ms</td>'
+            '<td style="white-space: nowrap">{}</td><td>{}</td></tr>',
+            rows,
+        ),
+    )
+
+
+def _tier(tier: int | None) -> str:
+    return f"{tier} ({TIER_NAMES[tier]})" if tier in TIER_NAMES else "—"
+
+
+def _micro_state(state_id):
+    """The micro-state an action's target came from, linked to its page when the memory app's
+    admin is installed (asked of the URL names: workflows sits below memory)."""
+    if state_id is None:
+        return "—"
+    try:
+        url = reverse("admin:memory_microstate_change", args=(state_id,))
+    except NoReverseMatch:
+        return f"state {state_id}"
+    return format_html('<a href="{}">state {}</a>', url, state_id)
+
+
 class NodeRunInline(ReadOnlyInline):
     model = NodeRun
     fields = (
@@ -558,7 +642,9 @@ class NodeRunInline(ReadOnlyInline):
 
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(ReadOnlyTenantAdmin):
-    """Runs of a revision, with the state of each node; an operator may cancel a live run."""
+    """Runs of a revision, with the state of each node and the web actions taken (shown below
+    the fields by admin/workflows/workflowrun/change_form.html, across the page: ten columns
+    do not fit beside a field's label); an operator may cancel a live run."""
 
     resource = "run"
     fields = (
@@ -624,6 +710,11 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="input")
     def input_data(self, obj):
         return pretty_json(obj.input)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["web_actions"] = _web_actions_table(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.action(description="Cancel the selected runs", permissions=("run",))
     def cancel(self, request, queryset):

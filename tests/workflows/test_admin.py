@@ -1,9 +1,11 @@
 """The workflows admin: staff see only their organization's workflows and history, history is
-read-only to everyone, status changes and requirement writes go through the services, and the
-graph pictures show every node, coloured, with nothing unescaped."""
+read-only to everyone, status changes and requirement writes go through the services, the
+graph pictures show every node, coloured, with nothing unescaped, and the web actions' tiers
+are counted per workflow over time and listed per run."""
 
+import re
 import xml.etree.ElementTree as ET
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib import admin
@@ -12,15 +14,17 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from rcm.context import org_context
+from rcm.context import NoOrganizationContext, org_context
 from rcm.lookups import UserRole
 from tenants import services as tenant_services
 from tenants.models import ChannelType
 from tests.conftest import PASSWORD
 from tests.workflows.factories import entry, general, outcome, workflow_build
-from workflows.admin import NOT_PUBLISHED
+from workflows.admin import NO_RUN_WEB_ACTIONS, NO_WEB_ACTIONS, NOT_PUBLISHED
 from workflows.admin_graph import ENTRY_COLOUR, RESULT_COLOURS, STATUS_COLOURS, graph_svg
+from workflows.admin_tiers import TIERS, tier_mix_svg
 from workflows.models import (
     NodeRun,
     NodeRunStatus,
@@ -35,7 +39,9 @@ from workflows.models import (
     WorkflowTrace,
 )
 from workflows.selectors.requirements import task_type_find
+from workflows.selectors.traces import TierBucket, tier_mix
 from workflows.services import authoring, batch, requirements, runs
+from workflows.services.traces import StepTrace, step_traces_record
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -454,6 +460,253 @@ def test_an_operator_cancels_a_running_run(staff_a, org_a):
         assert set(left.values_list("status", flat=True)) == {NodeRunStatus.CANCELLED}
     response = _act(client, "workflowrun", "cancel", live)  # finished: nothing to cancel
     assert _last_message(response) == "Cancelled 0 run(s)."
+
+
+# -- web actions and their tiers -----------------------------------------------------------
+
+# (tier, tier_reason, success) of an action, as the web agent records them.
+HIT = (1, "hit", True)
+REPAIRED = (2, "validation_failed:hidden; repaired score=0.91 runner_up=0.40", True)
+MATCHED = (2, "miss; matched score=1.00 runner_up=0.35", True)  # nothing remembered yet
+BY_MODEL = (3, "llm", True)
+MISSED = (None, "validation_failed:name; miss", False)
+GOTO = (None, "", True)  # needed no element: not counted
+DIRECT = (None, "direct: exact semantic match", True)  # found without memory: not counted
+
+
+def _actions(tenant, run, at, *kinds, attempt: int = 1, target: str = 'label "Member ID"'):
+    """Web actions of ``run``'s node "check", numbered from 1, taken at ``at`` (moved there
+    after the service wrote them now); action N took N tenths of a second, from state 40 + N.
+    An action without a reason needed no element: a goto; the others fill."""
+    steps = [
+        StepTrace(
+            action_type="web.fill" if reason else "web.goto",
+            success=success,
+            duration_ms=100 * number,
+            detail={"action": number, "target": target, "state": 40 + number},
+            tier=tier,
+            tier_reason=reason,
+        )
+        for number, (tier, reason, success) in enumerate(kinds, start=1)
+    ]
+    written = timezone.now()
+    with org_context(tenant.id):
+        step_traces_record(run_id=run.pk, node_key="check", attempt=attempt, steps=steps)
+        WorkflowTrace.objects.filter(run=run, created_at__gte=written).update(created_at=at)
+
+
+def _counts(bucket) -> tuple[int, int, int, int]:
+    return (bucket.tier_1, bucket.tier_2, bucket.tier_3, bucket.unresolved)
+
+
+@pytest.mark.django_db
+def test_the_tier_mix_counts_each_bucket_by_tier_for_one_workflow_only(org_a, org_b):
+    workflow = _workflow(org_a, "Eligibility")
+    run = _run(org_a, workflow, "row-1")
+    since = timezone.make_aware(datetime(2025, 5, 12))
+    until = since + timedelta(days=2)
+    _actions(org_a, run, since - timedelta(seconds=1), HIT)  # before the window
+    _actions(org_a, run, since, HIT, HIT, GOTO, DIRECT)
+    _actions(org_a, run, since + timedelta(hours=11), REPAIRED, MATCHED, BY_MODEL, MISSED)
+    _actions(org_a, run, since + timedelta(hours=36), HIT, MISSED, attempt=2)
+    _actions(org_a, run, until, HIT)  # after it
+    # A step of the engine's own, tiered or not, is not a web action.
+    with org_context(org_a.id):
+        WorkflowTrace.objects.create(
+            org_id=org_a.id, workflow=workflow, run=run, action_type="node", success=True, tier=1
+        )
+        WorkflowTrace.objects.filter(action_type="node").update(created_at=since)
+    other = _workflow(org_a, "Claim status")
+    _actions(org_a, _run(org_a, other, "row-2"), since, HIT, MISSED)
+    theirs = _workflow(org_b, "Bayside eligibility")
+    _actions(org_b, _run(org_b, theirs, "bayside-1"), since, BY_MODEL)
+
+    with org_context(org_a.id):
+        buckets = tier_mix(workflow_id=workflow.pk, since=since, until=until, buckets=4)
+        # Another organization's workflow is not found: nothing of it is counted.
+        theirs_seen = tier_mix(workflow_id=theirs.pk, since=since, until=until, buckets=4)
+    assert [_counts(bucket) for bucket in buckets] == [
+        (2, 2, 1, 1),
+        (0, 0, 0, 0),
+        (0, 0, 0, 0),
+        (1, 0, 0, 1),
+    ]
+    assert [bucket.start for bucket in buckets] == [
+        since + timedelta(hours=12 * number) for number in range(4)
+    ]
+    assert buckets[-1].end == until
+    assert (buckets[0].total, buckets[0].tier_1_share, buckets[1].tier_1_share) == (6, 2 / 6, None)
+    assert sum(bucket.total for bucket in theirs_seen) == 0
+    with pytest.raises(NoOrganizationContext):
+        tier_mix(workflow_id=workflow.pk, since=since, until=until, buckets=4)
+
+
+@pytest.mark.django_db
+def test_tier_mix_buckets_are_calendar_days_across_a_daylight_saving_change(org_a, settings):
+    settings.TIME_ZONE = "America/New_York"  # clocks went forward on Sunday 9 March 2025
+    workflow = _workflow(org_a, "Eligibility")
+    run = _run(org_a, workflow, "row-1")
+    since = timezone.make_aware(datetime(2025, 3, 8))
+    _actions(org_a, run, timezone.make_aware(datetime(2025, 3, 9, 23, 30)), HIT)
+    _actions(org_a, run, timezone.make_aware(datetime(2025, 3, 10, 0, 30)), BY_MODEL)
+    with org_context(org_a.id):
+        buckets = tier_mix(
+            workflow_id=workflow.pk, since=since, until=since + timedelta(days=3), buckets=3
+        )
+    assert [timezone.localtime(bucket.start).hour for bucket in buckets] == [0, 0, 0]
+    # Subtracted in UTC: Python subtracts two times of one zone on their wall clock.
+    assert [bucket.end.astimezone(UTC) - bucket.start.astimezone(UTC) for bucket in buckets] == [
+        timedelta(hours=24),
+        timedelta(hours=23),
+        timedelta(hours=24),
+    ]
+    assert [_counts(bucket) for bucket in buckets] == [(0, 0, 0, 0), (1, 0, 0, 0), (0, 0, 1, 0)]
+
+
+def _bucket(start: datetime, hours: int, *counts: int) -> TierBucket:
+    fields = ("tier_1", "tier_2", "tier_3", "unresolved")
+    end = start + timedelta(hours=hours)
+    return TierBucket(start=start, end=end, **dict(zip(fields, counts, strict=False)))
+
+
+def test_the_tier_picture_stacks_each_bucket_and_breaks_the_share_line_where_none_ran():
+    start = timezone.make_aware(datetime(2025, 5, 12))
+    buckets = [
+        _bucket(start + timedelta(hours=6 * number), 6, *counts)
+        for number, counts in enumerate([(2, 1, 1), (), (4,), (1, 1, 0, 2)])
+    ]
+    svg = ET.fromstring(tier_mix_svg(buckets))
+    groups = [group for group in svg.iter(f"{SVG}g") if group.get("class") == "bucket"]
+    heights = [
+        [(rect.get("fill"), float(rect.get("height"))) for rect in group.iter(f"{SVG}rect")]
+        for group in groups
+    ]
+    green, orange, blue, vermilion = (colour for _, _, colour in TIERS)
+    # The axis goes up to the highest bar, 4, in steps of 1: 45 pixels an action.
+    assert heights == [
+        [(green, 90), (orange, 45), (blue, 45)],
+        [],
+        [(green, 180)],
+        [(green, 45), (orange, 45), (vermilion, 90)],
+    ]
+    assert "0 tier 1 memory" in groups[1].find(f"{SVG}title").text
+    assert groups[3].find(f"{SVG}title").text.endswith("(25% tier 1)")
+    (share,) = [group for group in svg.iter(f"{SVG}g") if group.get("class") == "share"]
+    (line,) = share.iter(f"{SVG}polyline")  # the third and fourth buckets only
+    assert len(line.get("points").split()) == 2
+    assert len(list(share.iter(f"{SVG}circle"))) == 3
+    days = {text.text for text in svg.iter(f"{SVG}text")}
+    assert "Mon 12 May" in days
+
+
+def _tier_picture(page) -> ET.Element:
+    (svg,) = re.findall(r'<svg[^>]*aria-label="tier mix over time".*?</svg>', page.text, re.S)
+    return ET.fromstring(svg)
+
+
+def _bars(svg: ET.Element) -> dict[str, tuple[int, ...]]:
+    """Each bucket's counts, by its start, for the buckets with actions."""
+    names = ("data-tier-1", "data-tier-2", "data-tier-3", "data-unresolved")
+    bars = {
+        group.get("data-start"): tuple(int(group.get(name)) for name in names)
+        for group in svg.iter(f"{SVG}g")
+        if group.get("class") == "bucket"
+    }
+    return {start: counts for start, counts in bars.items() if any(counts)}
+
+
+@pytest.mark.django_db
+def test_the_workflow_page_pictures_its_tier_mix_over_the_last_week(staff_a, org_a):
+    workflow = _workflow(org_a, "Eligibility")
+    run = _run(org_a, workflow, "row-1")
+    now = timezone.now()
+    _actions(org_a, run, now - timedelta(days=3), HIT, HIT, HIT, GOTO)
+    _actions(org_a, run, now - timedelta(days=2), REPAIRED, BY_MODEL, MISSED)
+    _actions(org_a, run, now - timedelta(days=1), HIT, MATCHED)
+    _actions(org_a, run, now - timedelta(days=8), MISSED)  # a week ago: not shown
+    page = _logged_in(staff_a).get(_url("workflow", "change", workflow.pk))
+    assert page.status_code == 200
+    svg = _tier_picture(page)
+    buckets = [group for group in svg.iter(f"{SVG}g") if group.get("class") == "bucket"]
+    assert len(buckets) == 28  # six hours each
+    assert sorted(_bars(svg).values()) == [(0, 1, 1, 1), (1, 1, 0, 0), (3, 0, 0, 0)]
+    texts = {text.text for text in svg.iter(f"{SVG}text")}
+    legend = {"tier 1 memory", "tier 2 repaired", "tier 3 LLM", "unresolved"}
+    assert legend | {"tier 1 share (right axis)", "0%", "50%", "100%"} <= texts
+    # The days on the axis, in the server's time zone, the last one today.
+    assert timezone.localtime(now).strftime("%a %d %b") in texts
+    assert "8 web actions, 50% of them from memory (tier 1)." in page.text
+    # The share of tier 1: a dot for each bucket with actions.
+    (share,) = [group for group in svg.iter(f"{SVG}g") if group.get("class") == "share"]
+    assert len(list(share.iter(f"{SVG}circle"))) == 3
+
+
+@pytest.mark.django_db
+def test_a_workflow_without_web_actions_says_so(staff_a, org_a):
+    workflow = _workflow(org_a, "Eligibility")
+    _run(org_a, workflow, "row-1")  # the entry's trace: not a web action
+    page = _logged_in(staff_a).get(_url("workflow", "change", workflow.pk))
+    assert NO_WEB_ACTIONS in page.text
+    assert "tier mix over time" not in page.text
+
+
+# The session, the user and their memberships, the workflow, its nodes and transitions, the
+# organization, the latest revision, and the tier mix: however many actions there are.
+WORKFLOW_PAGE_QUERIES = 9
+
+
+@pytest.mark.django_db
+def test_the_workflow_page_reads_the_tier_mix_in_one_query(
+    staff_a, org_a, django_assert_max_num_queries
+):
+    workflow = _workflow(org_a, "Eligibility")
+    run = _run(org_a, workflow, "row-1")
+    now = timezone.now()
+    for days in range(7):
+        _actions(org_a, run, now - timedelta(days=days), HIT, REPAIRED, BY_MODEL, MISSED)
+    client = _logged_in(staff_a)
+    url = _url("workflow", "change", workflow.pk)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    assert sum("width_bucket" in query["sql"] for query in queries.captured_queries) == 1
+    with django_assert_max_num_queries(WORKFLOW_PAGE_QUERIES):
+        assert client.get(url).status_code == 200
+
+
+def _web_action_rows(page) -> list[list[str]]:
+    (table,) = re.findall(r'<table class="web-actions".*?</table>', page.text, re.S)
+    rows = ET.fromstring(table).iter("tr")
+    return [["".join(cell.itertext()) for cell in row] for row in rows]
+
+
+@pytest.mark.django_db
+def test_the_run_page_lists_its_web_actions_with_their_tiers_in_order(staff_a, org_a):
+    run = _run(org_a, _workflow(org_a, "Eligibility"), "row-1")
+    now = timezone.now()
+    target = '<script>alert("target")</script>'
+    _actions(org_a, run, now - timedelta(minutes=2), GOTO, MISSED, target=target)
+    _actions(org_a, run, now - timedelta(minutes=1), REPAIRED, attempt=2)
+    page = _logged_in(staff_a).get(_url("workflowrun", "change", run.pk))
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;alert(&quot;target&quot;)&lt;/script&gt;" in page.text
+    state = reverse("admin:memory_microstate_change", args=(41,))
+    assert f'<a href="{state}">state 41</a>' in page.text
+    assert _web_action_rows(page) == [
+        ["node", "attempt", "action", "tool", "target", "tier"]
+        + ["tier reason", "duration", "state used", "success"],
+        ["check", "1", "1", "web.goto", target, "—", "", "100 ms", "state 41", "ok"],
+        ["check", "1", "2", "web.fill", target, "—", MISSED[1], "200 ms", "state 42", "failed"],
+        ["check", "2", "1", "web.fill", 'label "Member ID"', "2 (repaired)", REPAIRED[1]]
+        + ["100 ms", "state 41", "ok"],
+    ]
+
+
+@pytest.mark.django_db
+def test_a_run_without_web_actions_says_so(staff_a, org_a):
+    run = _run(org_a, _workflow(org_a, "Eligibility"), "row-1")
+    page = _logged_in(staff_a).get(_url("workflowrun", "change", run.pk))
+    assert NO_RUN_WEB_ACTIONS in page.text
 
 
 # -- requirements --------------------------------------------------------------------------

@@ -1,1 +1,2 @@
-"""Split by concern: requirements, authoring, runs (and traces)."""
+"""Split by concern: requirements, authoring, batch, runs (and traces), and the web actions'
+traces by tier."""
