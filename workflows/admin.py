@@ -70,7 +70,7 @@ NO_RUN_WEB_ACTIONS = "No web actions in this run."
 # A week in six-hour buckets: a drift and its repair on the same day show apart.
 TIER_MIX_DAYS, TIER_MIX_BUCKETS_PER_DAY = 7, 4
 NO_WEB_ACTIONS = f"No web actions in the last {TIER_MIX_DAYS} days."
-TIER_NAMES = {1: "memory", 2: "repaired", 3: "LLM"}
+TIER_NAMES = {1: "memory", 2: "page scored", 3: "model"}
 REASON_HELP = "Why this changes: it is kept in the requirement changelog."
 
 

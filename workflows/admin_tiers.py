@@ -23,8 +23,8 @@ from workflows.selectors.traces import TierBucket
 # Okabe-Ito colours, told apart with every common colour-vision deficiency.
 TIERS = (
     ("tier_1", "tier 1 memory", "#009e73"),  # bluish green
-    ("tier_2", "tier 2 repaired", "#e69f00"),  # orange
-    ("tier_3", "tier 3 LLM", "#0072b2"),  # blue
+    ("tier_2", "tier 2 page scored", "#e69f00"),  # orange
+    ("tier_3", "tier 3 model", "#0072b2"),  # blue
     ("unresolved", "unresolved", "#d55e00"),  # vermilion
 )
 SHARE_COLOUR, SHARE_NAME = "#222222", "tier 1 share"

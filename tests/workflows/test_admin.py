@@ -468,10 +468,10 @@ def test_an_operator_cancels_a_running_run(staff_a, org_a):
 HIT = (1, "hit", True)
 REPAIRED = (2, "validation_failed:hidden; repaired score=0.91 runner_up=0.40", True)
 MATCHED = (2, "miss; matched score=1.00 runner_up=0.35", True)  # nothing remembered yet
-BY_MODEL = (3, "llm", True)
-MISSED = (None, "validation_failed:name; miss", False)
+BY_MODEL = (3, "validation_failed:missing; llm (tier 2: tie: 1.00 and 1.00 are within 0.1)", True)
+MISSED = (None, "validation_failed:name; miss: best score 0.52 < 0.75", False)
 GOTO = (None, "", True)  # needed no element: not counted
-DIRECT = (None, "direct: exact semantic match", True)  # found without memory: not counted
+FAILED_GOTO = (None, "", False)  # a page that did not load: no target, not counted
 
 
 def _actions(tenant, run, at, *kinds, attempt: int = 1, target: str = 'label "Member ID"'):
@@ -506,7 +506,7 @@ def test_the_tier_mix_counts_each_bucket_by_tier_for_one_workflow_only(org_a, or
     since = timezone.make_aware(datetime(2025, 5, 12))
     until = since + timedelta(days=2)
     _actions(org_a, run, since - timedelta(seconds=1), HIT)  # before the window
-    _actions(org_a, run, since, HIT, HIT, GOTO, DIRECT)
+    _actions(org_a, run, since, HIT, HIT, GOTO, FAILED_GOTO)
     _actions(org_a, run, since + timedelta(hours=11), REPAIRED, MATCHED, BY_MODEL, MISSED)
     _actions(org_a, run, since + timedelta(hours=36), HIT, MISSED, attempt=2)
     _actions(org_a, run, until, HIT)  # after it
@@ -631,7 +631,7 @@ def test_the_workflow_page_pictures_its_tier_mix_over_the_last_week(staff_a, org
     assert len(buckets) == 28  # six hours each
     assert sorted(_bars(svg).values()) == [(0, 1, 1, 1), (1, 1, 0, 0), (3, 0, 0, 0)]
     texts = {text.text for text in svg.iter(f"{SVG}text")}
-    legend = {"tier 1 memory", "tier 2 repaired", "tier 3 LLM", "unresolved"}
+    legend = {"tier 1 memory", "tier 2 page scored", "tier 3 model", "unresolved"}
     assert legend | {"tier 1 share (right axis)", "0%", "50%", "100%"} <= texts
     # The days on the axis, in the server's time zone, the last one today.
     assert timezone.localtime(now).strftime("%a %d %b") in texts
@@ -697,7 +697,7 @@ def test_the_run_page_lists_its_web_actions_with_their_tiers_in_order(staff_a, o
         + ["tier reason", "duration", "state used", "success"],
         ["check", "1", "1", "web.goto", target, "—", "", "100 ms", "state 41", "ok"],
         ["check", "1", "2", "web.fill", target, "—", MISSED[1], "200 ms", "state 42", "failed"],
-        ["check", "2", "1", "web.fill", 'label "Member ID"', "2 (repaired)", REPAIRED[1]]
+        ["check", "2", "1", "web.fill", 'label "Member ID"', "2 (page scored)", REPAIRED[1]]
         + ["100 ms", "state 41", "ok"],
     ]
 

@@ -3,7 +3,8 @@ run and per workflow over time, for operators watching a portal drift and the me
 
 The web kind writes one trace per browser action, named ``web.<tool>`` (webactions/kinds.py),
 with ``tier`` 1 (from memory), 2 (scored repair) or 3 (the model), or none: an action that
-needed no element (goto) or whose target was not found (its ``tier_reason`` ends in ``miss``).
+needed no element (goto) or whose target was not found (its ``tier_reason`` says ``miss:``
+and why, after what tier 1 found: ``validation_failed:hidden; miss: tie: …``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.utils import timezone
 from workflows.models import WorkflowTrace
 
 WEB_ACTION_PREFIX = "web."
-UNRESOLVED = Q(tier__isnull=True, success=False, tier_reason__contains="miss")
+UNRESOLVED = Q(tier__isnull=True, success=False, tier_reason__contains="miss:")
 
 
 @dataclass(frozen=True)
