@@ -6,6 +6,7 @@ refused rather than done on the wrong element."""
 import threading
 
 import pytest
+from django.db import OperationalError
 
 from memory.embeddings import embedder
 from memory.models import MicroState
@@ -22,7 +23,7 @@ from webactions.management.commands.seed_sandbox_demo import LOGIN, SEARCH
 from webactions.pool import BrowserThread
 from webactions.relay import Relay
 from webactions.sandbox.data import sandbox_patients
-from webactions.services import attempts
+from webactions.services import agent_memory, attempts
 from webactions.services.agent_memory import MemoryScope
 from workflows.engine import templates
 
@@ -381,7 +382,23 @@ def test_the_v3_trap_is_refused_from_memory_too_never_a_click_on_reset(org_a, po
     assert not click.success and click.tier is None
     assert click.tier_reason.startswith("validation_failed:missing; miss: ")
     assert answer.kind in ("target_ambiguous", "target_mislabelled"), answer
+    # Named, with a picture of the page it was refused on.
+    assert 'the button "Search" was not found' in str(answer)
+    assert [c.reason for c in browse.captures] == ["failure"]
     # The fills before it came from memory (v3 is v1's page otherwise), after the log-in the
     # new address asked for.
     fills = [r for phase, r in browse.results if phase == "actions" and r.tool == "fill"]
     assert [(r.tier, r.tier_reason) for r in fills[-3:]] == [(1, "hit")] * 3
+
+
+def test_a_memory_that_cannot_be_searched_fails_the_action_as_transient(
+    browser, org_a, endpoints, monkeypatch
+):
+    def unreachable(**_):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(agent_memory, "state_recall", unreachable)
+    answer, failed = _on_page(browser, org_a, endpoints[org_a.id], FORM, FILL_MEMBER)
+    assert isinstance(answer, ActionFailed) and answer.kind == "memory_unavailable"
+    assert answer.transient and not failed.success
+    assert "OperationalError" in str(answer) and "went away" not in str(answer)
