@@ -15,6 +15,7 @@ import json
 from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 
 from rcm import permissions
@@ -37,6 +38,9 @@ def is_platform_staff(request) -> bool:
     return admin_role(request) == UserRole.SYS_ADMIN
 
 
+PLATFORM_SECTION = "Platform"
+
+
 class PlatformAdminSite(admin.AdminSite):
     site_header = "RCM platform"
     site_title = "RCM admin"
@@ -46,6 +50,34 @@ class PlatformAdminSite(admin.AdminSite):
     def has_permission(self, request):
         user = request.user
         return user.is_active and user.is_staff and admin_role(request) is not None
+
+    def get_app_list(self, request, app_label=None):
+        """The index as people work: each app's own pages, and the rows every organization
+        shares (lookup tables, the task and channel catalogues) in one "Platform" section,
+        platform staff's; their pages stay where the permission table lets others read them."""
+        apps = super().get_app_list(request, app_label)
+        if app_label is not None:
+            return apps  # an app's own page lists all of its models
+        platform = []
+        for app in apps:
+            shared = [e for e in app["models"] if self._shared(e["model"])]
+            platform += shared
+            app["models"] = [e for e in app["models"] if e not in shared]
+        apps = [app for app in apps if app["models"]]
+        if platform and is_platform_staff(request):
+            apps.append(
+                {
+                    "name": PLATFORM_SECTION,
+                    "app_label": "platform",
+                    "app_url": reverse("admin:index"),
+                    "has_module_perms": True,
+                    "models": sorted(platform, key=lambda entry: entry["name"]),
+                }
+            )
+        return apps
+
+    def _shared(self, model) -> bool:
+        return isinstance(self._registry.get(model), PlatformCatalogueAdmin)
 
 
 # -- bases ---------------------------------------------------------------------------------

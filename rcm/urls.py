@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from rcm import health
@@ -21,6 +22,8 @@ urlpatterns = [
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
     path("admin/", admin.site.urls),
+    # The console lives in the admin site (one log-in, one permission table): home is there.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("", include("tenants.views")),
     path("api/v2/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v2/docs/", SwaggerUIView.as_view(url_name="schema"), name="swagger-ui"),

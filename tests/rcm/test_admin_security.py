@@ -15,7 +15,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from rcm import permissions
-from rcm.admin import ServiceAdmin
+from rcm.admin import PLATFORM_SECTION, PlatformCatalogueAdmin, ServiceAdmin
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from rcm.permissions import PERMISSIONS
@@ -183,3 +183,31 @@ def test_staff_without_a_live_home_membership_cannot_open_the_admin(org_a, staff
     assert client.login(email=viewer.email, password=PASSWORD) is True  # the password is right
     response = client.get("/admin/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_the_index_groups_the_shared_catalogues_under_platform_for_platform_staff(org_a, staff):
+    """Lookup tables and catalogues are every organization's: platform staff find them in one
+    "Platform" section; an organization's own members see their apps' pages only."""
+    shared = {
+        model._meta.verbose_name_plural
+        for model, model_admin in admin.site._registry.items()
+        if isinstance(model_admin, PlatformCatalogueAdmin)
+    }
+    assert {"job statuses", "workflow statuses", "task types", "channel types"} <= shared
+    for role, user in staff.items():
+        page = _client(user).get("/admin/")
+        apps = {app["name"]: app for app in page.context["app_list"]}
+        listed = {e["name"].lower() for app in apps.values() for e in app["models"]}
+        if role == UserRole.SYS_ADMIN:
+            platform = {e["name"].lower() for e in apps[PLATFORM_SECTION]["models"]}
+            assert platform == shared
+            assert not (listed - platform) & shared  # only there
+        else:
+            assert PLATFORM_SECTION not in apps and not listed & shared, role
+        assert not [name for name in listed if name.endswith(("statuss", "policys"))]
+
+
+def test_home_is_the_console():
+    response = Client().get("/")
+    assert response.status_code == 302 and response["Location"] == reverse("admin:index")

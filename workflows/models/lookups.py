@@ -33,6 +33,7 @@ class JobStatusLu(LookupModel):
     class Meta(LookupModel.Meta):
         db_table = "job_status_lu"
         verbose_name = "job status"
+        verbose_name_plural = "job statuses"
 
 
 class WorkflowStatusLu(LookupModel):
@@ -43,6 +44,7 @@ class WorkflowStatusLu(LookupModel):
     class Meta(LookupModel.Meta):
         db_table = "workflow_status_lu"
         verbose_name = "workflow status"
+        verbose_name_plural = "workflow statuses"
 
 
 class RequirementTypeLu(LookupModel):

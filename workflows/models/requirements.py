@@ -144,6 +144,7 @@ class OrgRequirementPolicy(TenantModel):
 
     class Meta:
         db_table = "org_requirement_policy"
+        verbose_name_plural = "org requirement policies"
         ordering = ["effective_date", "id"]
         constraints = [
             models.CheckConstraint(
