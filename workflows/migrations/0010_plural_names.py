@@ -4,22 +4,32 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0009_node_run_claimer'),
+        ("workflows", "0009_node_run_claimer"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='jobstatuslu',
-            options={'ordering': ['sort_order'], 'verbose_name': 'job status', 'verbose_name_plural': 'job statuses'},
+            name="jobstatuslu",
+            options={
+                "ordering": ["sort_order"],
+                "verbose_name": "job status",
+                "verbose_name_plural": "job statuses",
+            },
         ),
         migrations.AlterModelOptions(
-            name='orgrequirementpolicy',
-            options={'ordering': ['effective_date', 'id'], 'verbose_name_plural': 'org requirement policies'},
+            name="orgrequirementpolicy",
+            options={
+                "ordering": ["effective_date", "id"],
+                "verbose_name_plural": "org requirement policies",
+            },
         ),
         migrations.AlterModelOptions(
-            name='workflowstatuslu',
-            options={'ordering': ['sort_order'], 'verbose_name': 'workflow status', 'verbose_name_plural': 'workflow statuses'},
+            name="workflowstatuslu",
+            options={
+                "ordering": ["sort_order"],
+                "verbose_name": "workflow status",
+                "verbose_name_plural": "workflow statuses",
+            },
         ),
     ]
