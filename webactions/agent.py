@@ -516,16 +516,13 @@ class Agent:
                 )
             )
             if verdict.chosen is None:
-                result.tier_reason = f"{prefix}miss: {label!r}: {verdict.reason}"
+                result.tier_reason = f"{_after(prefix)}miss: {label!r}: {verdict.reason}"
                 return {**wanted, **found}
             found[name] = verdict.chosen.candidate["label"]
             repairs.append(f"{name}={found[name]!r} {verdict.figures}")
         if len(found) < len(wanted):
             missing = ", ".join(repr(wanted[name]) for name in wanted if name not in found)
-            result.tier_reason = (
-                f"{'' if prefix == 'miss; ' else prefix}miss: {missing}: "
-                + _no_gate(snapshot, recalled)
-            )
+            result.tier_reason = f"{_after(prefix)}miss: {missing}: {_no_gate(snapshot, recalled)}"
             result.state = recalled.state_id if recalled else None
             result.similarity = round(recalled.similarity, 4) if recalled else None
             return {**wanted, **found}

@@ -137,6 +137,8 @@ def test_each_row_is_checked_in_the_browser_and_not_found_is_a_label(
         failed = WorkflowTrace.objects.filter(node_run=not_found, action_type__startswith="web.")
         last = failed.order_by("-id").first()
         assert not last.success and last.action_detail["error_kind"] == "target_not_found"
+        # No label of the benefits page on the search page: nothing read, the reason said.
+        assert last.tier is None and last.tier_reason.startswith("miss: 'Plan'")
         assert "W000000000" not in last.error_detail
         # The page it failed on, kept for the step (PHI: the picture), its DOM masked.
         [picture] = WebScreenshot.objects.filter(node_run=not_found)
