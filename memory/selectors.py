@@ -113,17 +113,11 @@ def micro_state_search(
     workflow_id=None,
     node_id: int | None = None,
     endpoint_id: int | None = None,
-    step_key: str | None = None,
 ) -> list[Match]:
     """The organization's k live states nearest to ``vector`` (with a similarity of at least
     ``threshold``, if given: cosine similarity runs from -1 to 1), nearest first. Always
     within the current organization: another organization's workflow id matches nothing."""
-    given = {
-        "workflow_id": workflow_id,
-        "node_id": node_id,
-        "endpoint_id": endpoint_id,
-        "step_key": step_key,
-    }
+    given = {"workflow_id": workflow_id, "node_id": node_id, "endpoint_id": endpoint_id}
     matches = _nearest(
         vector=vector,
         k=k,
