@@ -14,8 +14,10 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import F
-from django.urls import NoReverseMatch, reverse
+from django.http import Http404, StreamingHttpResponse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -63,6 +65,7 @@ from workflows.models import (
 from workflows.selectors import authoring as authoring_selectors
 from workflows.selectors import batch as batch_selectors
 from workflows.selectors import traces as trace_selectors
+from workflows.serializers import batch as batch_io
 from workflows.services import authoring, batch, requirements, runs
 
 NOT_PUBLISHED = "Not published yet."
@@ -938,8 +941,34 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="results")
     def results(self, obj):
         return format_html(
-            "GET <code>{}</code> (API)", reverse("batch-job-results", args=(obj.pk,))
+            '<a href="{}" download>Download results (CSV)</a> · the API: GET <code>{}</code>',
+            reverse("admin:workflows_batchjob_results", args=(obj.pk,)),
+            reverse("batch-job-results", args=(obj.pk,)),
         )
+
+    def get_urls(self):
+        results = path(
+            "<path:object_id>/results.csv",
+            self.admin_site.admin_view(self.results_view),
+            name="workflows_batchjob_results",
+        )
+        return [results, *super().get_urls()]
+
+    def results_view(self, request, object_id):
+        """The job's results as the API gives them (results.csv), with the admin's session:
+        an operator downloads them from the job's page, no token to paste. Another
+        organization's job is not found."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = self.get_object(request, object_id)
+        if job is None:
+            raise Http404
+        rows = batch_selectors.batch_job_result_rows(org_id=require_org_id(), job=job)
+        response = StreamingHttpResponse(
+            batch_io.results_csv_lines(rows), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="batch-{job.pk}-results.csv"'
+        return response
 
     @admin.action(description="Cancel the selected batch jobs", permissions=("run",))
     def cancel(self, request, queryset):
