@@ -658,6 +658,7 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
         "outcome",
         "error",
         "external_id",
+        "batch_link",
         "cancel_requested",
         "created_by",
         "created_at",
@@ -709,6 +710,21 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
         url = reverse("admin:workflows_workflowtrace_changelist")
         query = urlencode({"run__id__exact": obj.pk})
         return format_html('<a href="{}?{}">Traces of this run</a>', url, query)
+
+    @admin.display(description="batch")
+    def batch_link(self, obj):
+        """The row of a batch job this run is, linked both ways round; '-' for a run
+        started on its own."""
+        item = obj.batch_job_item
+        if item is None:
+            return "-"
+        return format_html(
+            '<a href="{}">row {}</a> of <a href="{}">batch job {}</a>',
+            reverse("admin:workflows_batchjobitem_change", args=(item.pk,)),
+            item.row_number,
+            reverse("admin:workflows_batchjob_change", args=(item.batch_job_id,)),
+            item.batch_job_id,
+        )
 
     @admin.display(description="input")
     def input_data(self, obj):

@@ -255,6 +255,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Times to the second on every page (rcm/formats/): a run's start and end a second apart.
+FORMAT_MODULE_PATH = ["rcm.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -12,14 +12,15 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tests.workflows.engine_helpers import published
 from tests.workflows.test_admin import _act, _last_message, _logged_in, _staff, _url
 from workflows.engine import clock
-from workflows.models import BatchJob, BatchJobItem
-from workflows.services import batch
+from workflows.models import BatchJob, BatchJobItem, WorkflowRun
+from workflows.services import batch, runs
 
 pytestmark = pytest.mark.django_db
 
@@ -289,3 +290,16 @@ def test_results_download_from_the_jobs_page_with_the_session(
     their_url = reverse("admin:workflows_batchjob_results", args=(theirs.pk,))
     assert _logged_in(staff_a).get(their_url).status_code == 404
     assert Client().get(url).status_code == 302  # to the log-in page
+
+
+def test_a_runs_page_links_its_batch_row_and_job_and_tells_times_to_the_second(staff_a, org_a):
+    job = _job(org_a, 1)
+    with org_context(org_a.id):
+        item = BatchJobItem.objects.get(batch_job=job)
+        run = runs.run_start(workflow=job.workflow, input={"member_id": "W1"})
+        WorkflowRun.objects.filter(pk=run.pk).update(batch_job_item=item)
+    page = _logged_in(staff_a).get(_url("workflowrun", "change", run.pk)).text
+    assert f'href="{_url("batchjobitem", "change", item.pk)}">row 1</a>' in page
+    assert f'href="{_url("batchjob", "change", job.pk)}">batch job {job.pk}</a>' in page
+    created = timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    assert created in page
