@@ -26,6 +26,13 @@ RCM_PORT = env.int("RCM_PORT", default=8000)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
 
 
+def _at_least_one(*names: str) -> None:
+    """A count, a number of days or of seconds that must be 1 or more, read above."""
+    for name in names:
+        if globals()[name] < 1:
+            raise ImproperlyConfigured(f"{name} must be at least 1; got {globals()[name]}.")
+
+
 def _service_urls() -> tuple[str, str, str]:
     """DATABASE_URL/REDIS_URL when set; otherwise the embedded servers under var/."""
     database_url = env.str("DATABASE_URL", default="")
@@ -105,10 +112,7 @@ CREDENTIAL_KEYS = _credential_keys()
 # forced off in production (rcm/settings/production.py).
 RCM_SANDBOX = env.bool("RCM_SANDBOX", default=True)
 RCM_SANDBOX_SESSION_MINUTES = env.int("RCM_SANDBOX_SESSION_MINUTES", default=30)
-if RCM_SANDBOX_SESSION_MINUTES < 1:
-    raise ImproperlyConfigured(
-        f"RCM_SANDBOX_SESSION_MINUTES must be at least 1; got {RCM_SANDBOX_SESSION_MINUTES}."
-    )
+_at_least_one("RCM_SANDBOX_SESSION_MINUTES")
 # How long a portal log-in (its cookies) is reused before the next row logs in again; a portal
 # that ends it sooner shows its log-in page, and the row logs in again then.
 WEB_SESSION_TTL = timedelta(minutes=env.int("WEB_SESSION_TTL_MINUTES", default=20))
@@ -121,16 +125,10 @@ if WEB_BROWSER_CONTEXT not in ("credential", "attempt"):
         f"WEB_BROWSER_CONTEXT must be 'credential' or 'attempt'; got {WEB_BROWSER_CONTEXT!r}."
     )
 WEB_BROWSER_CONTEXTS_KEPT = env.int("WEB_BROWSER_CONTEXTS_KEPT", default=8)
-if WEB_BROWSER_CONTEXTS_KEPT < 1:
-    raise ImproperlyConfigured(
-        f"WEB_BROWSER_CONTEXTS_KEPT must be at least 1; got {WEB_BROWSER_CONTEXTS_KEPT}."
-    )
+_at_least_one("WEB_BROWSER_CONTEXTS_KEPT")
 # Screenshots of portal pages are PHI: beat deletes them this many days after they were taken.
 WEB_SCREENSHOT_RETENTION_DAYS = env.int("WEB_SCREENSHOT_RETENTION_DAYS", default=30)
-if WEB_SCREENSHOT_RETENTION_DAYS < 1:
-    raise ImproperlyConfigured(
-        f"WEB_SCREENSHOT_RETENTION_DAYS must be at least 1; got {WEB_SCREENSHOT_RETENTION_DAYS}."
-    )
+_at_least_one("WEB_SCREENSHOT_RETENTION_DAYS")
 # The Chromium the web agent drives; empty: found where Debian installs it (webactions/browser.py).
 RCM_CHROMIUM_PATH = env.str("RCM_CHROMIUM_PATH", default="")
 
@@ -372,9 +370,7 @@ ENGINE_REQUEUE_AFTER_S = env.int("ENGINE_REQUEUE_AFTER_S", default=60)
 ENGINE_REAPER_INTERVAL_S = env.int("ENGINE_REAPER_INTERVAL_S", default=5)
 # The http node kind refuses loopback, private and link-local addresses unless this is set.
 ENGINE_HTTP_ALLOW_PRIVATE = env.bool("ENGINE_HTTP_ALLOW_PRIVATE", default=False)
-for _name in ("ENGINE_LEASE_GRACE_S", "ENGINE_REQUEUE_AFTER_S", "ENGINE_REAPER_INTERVAL_S"):
-    if globals()[_name] < 1:
-        raise ImproperlyConfigured(f"{_name} must be at least 1 (seconds); got {globals()[_name]}.")
+_at_least_one("ENGINE_LEASE_GRACE_S", "ENGINE_REQUEUE_AFTER_S", "ENGINE_REAPER_INTERVAL_S")
 CELERY_BEAT_SCHEDULE = {
     "audit-retention": {
         "task": "tenants.audit_event_purge",
@@ -429,18 +425,12 @@ MEMORY_MAX_DOM_BYTES = env.int("MEMORY_MAX_DOM_BYTES", default=2 * 1024 * 1024)
 for _name in ("MEMORY_SAME_PAGE_THRESHOLD", "MEMORY_EMA_ALPHA", "MEMORY_RETIRE_BELOW"):
     if not 0 <= globals()[_name] <= 1:
         raise ImproperlyConfigured(f"{_name} must be between 0 and 1; got {globals()[_name]}.")
-if MEMORY_RETIRE_MIN_OUTCOMES < 1:
-    raise ImproperlyConfigured(
-        f"MEMORY_RETIRE_MIN_OUTCOMES must be at least 1; got {MEMORY_RETIRE_MIN_OUTCOMES}."
-    )
+_at_least_one("MEMORY_RETIRE_MIN_OUTCOMES")
 
 # Memberships by invitation (docs/security.md): how long an invitation stays open, how its
 # mail is sent, and the address the link in it points at.
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
-if INVITATION_TTL_DAYS < 1:
-    raise ImproperlyConfigured(
-        f"INVITATION_TTL_DAYS must be at least 1; got {INVITATION_TTL_DAYS}."
-    )
+_at_least_one("INVITATION_TTL_DAYS")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
