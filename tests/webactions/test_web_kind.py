@@ -131,7 +131,7 @@ def test_each_row_is_checked_in_the_browser_and_not_found_is_a_label(
         assert all(t.action_detail["state"] and t.action_detail["resolve_ms"] for t in fills)
         assert web[6].action_detail["resolved"] == 'label "Member ID"'
         assert all([e.endpoint_id for e in t.endpoints.all()] == [endpoint.pk] for t in web)
-        text = repr([(t.action_detail, t.error_detail) for t in traces])
+        text = repr([(t.action_detail, t.error_detail, t.tier_reason) for t in traces])
         assert patient.member_id not in text and patient.last_name not in text
         assert SECRETS["password"] not in text
         failed = WorkflowTrace.objects.filter(node_run=not_found, action_type__startswith="web.")

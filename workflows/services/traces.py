@@ -65,7 +65,8 @@ def step_traces_record(
             duration_ms=max(step.duration_ms, 0),
             error_detail=phi.mask(step.error, declared=declared)[:4000],
             tier=step.tier,
-            tier_reason=step.tier_reason[:1000],
+            # A reason may quote what the page said (a repaired label): masked like the detail.
+            tier_reason=phi.mask(step.tier_reason, declared=declared)[:1000],
             llm_prompt=phi.mask(step.llm_prompt, declared=declared),
             llm_response=phi.mask(step.llm_response, declared=declared),
             llm_model=step.llm_model[:200],
