@@ -21,9 +21,11 @@ handler500 = "rcm.api.errors.server_error"
 urlpatterns = [
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
+    # The console lives in the admin site (one log-in, one organization context, one
+    # permission table); its routes come first so that the admin's catch-alls do not take them.
+    path("admin/console/", include("console.urls")),
     path("admin/", admin.site.urls),
-    # The console lives in the admin site (one log-in, one permission table): home is there.
-    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("", RedirectView.as_view(pattern_name="console:home"), name="home"),
     path("", include("tenants.views")),
     path("api/v2/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v2/docs/", SwaggerUIView.as_view(url_name="schema"), name="swagger-ui"),

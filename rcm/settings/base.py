@@ -210,6 +210,7 @@ INSTALLED_APPS = [
     "workflows.apps.WorkflowsConfig",
     "memory.apps.MemoryConfig",
     "webactions.apps.WebactionsConfig",
+    "console.apps.ConsoleConfig",
 ]
 
 MIDDLEWARE = [
