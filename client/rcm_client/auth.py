@@ -50,11 +50,3 @@ class TokenPair:
 
     def due(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) >= self.renew_at
-
-
-def refresh_token_expired(token: str, now: float | None = None) -> bool:
-    try:
-        expires = float(jwt_claims(token)["exp"])
-    except (ValueError, KeyError, TypeError):
-        return False  # unreadable: let the server say
-    return (time.time() if now is None else now) >= expires

@@ -30,6 +30,7 @@ from rcm_client.config import (
 )
 from rcm_client.errors import RcmConnectionError, RcmError
 from rcm_client.models import ApiObject, BatchJob
+from rcm_client.retry import RetryPolicy
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 CELL_MAX = 60
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rcm", description="The RCM platform's v2 API.")
     parser.add_argument("--url", help="the platform's address (default: RCM_URL, then the login)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=RetryPolicy.attempts - 1,
+        help="retries of a request that failed for a passing cause (429, 5xx, no connection)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     as_json = argparse.ArgumentParser(add_help=False)
@@ -157,7 +164,7 @@ def _error(message: str) -> None:
 def _detail_lines(details: dict) -> Iterator[str]:
     for name, value in details.items():
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            yield f"{name}: {' '.join(value)}"
+            yield f"{name}: {'; '.join(value)}"
         else:
             yield f"{name}: {json.dumps(value, ensure_ascii=False)}"
 
@@ -172,20 +179,23 @@ def _url(args, stored: dict | None) -> str:
     return url
 
 
+def _client(args, url: str, **credentials) -> Client:
+    retry = RetryPolicy(attempts=max(0, args.retries) + 1)
+    return Client(url, timeout=args.timeout, retry=retry, **credentials)
+
+
 def _session(args) -> Client:
     """A client from the environment (RCM_API_KEY) or the stored log-in."""
     stored = credentials_load()
-    url = _url(args, stored)
     api_key = os.environ.get("RCM_API_KEY")
-    if api_key:
-        return Client(url, api_key=api_key, timeout=args.timeout)
-    if not stored:
+    if not (api_key or stored):
         raise UsageError(f"not logged in ({credentials_path()} does not exist): run `rcm login`")
+    url = _url(args, stored)
+    if api_key:
+        return _client(args, url, api_key=api_key)
     if stored.get("api_key"):
-        return Client(url, api_key=stored["api_key"], timeout=args.timeout)
-    return Client(
-        url, refresh_token=stored.get("refresh"), org_id=stored.get("org_id"), timeout=args.timeout
-    )
+        return _client(args, url, api_key=stored["api_key"])
+    return _client(args, url, refresh_token=stored.get("refresh"), org_id=stored.get("org_id"))
 
 
 def _run(args, command: Callable[[Client], int | None]) -> int | None:
@@ -209,14 +219,14 @@ def cmd_login(args) -> None:
         api_key = os.environ["RCM_API_KEY"]
     if api_key is not None:
         api_key = api_key or os.environ.get("RCM_API_KEY") or getpass.getpass("API key: ")
-        with Client(url, api_key=api_key, timeout=args.timeout) as client:
+        with _client(args, url, api_key=api_key) as client:
             org = client.current_organization()
         path = credentials_save({"url": url, "api_key": api_key, "org_id": org.id})
         print(f"Logged in to {org.name} ({org.id}) with an API key; kept in {path}.")
         return
     email = args.email or os.environ.get("RCM_EMAIL") or input("Email: ").strip()
     password = args.password or os.environ.get("RCM_PASSWORD") or getpass.getpass("Password: ")
-    with Client(url, timeout=args.timeout) as client:
+    with _client(args, url) as client:
         tokens = client.login(email, password, org_id=args.org)
         org = client.current_organization()
     credentials = {"url": url, "email": email, "org_id": tokens.org_id, "refresh": tokens.refresh}

@@ -25,7 +25,7 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from rcm_client._version import __version__
-from rcm_client.auth import TokenPair, refresh_token_expired
+from rcm_client.auth import TokenPair
 from rcm_client.errors import (
     AuthenticationError,
     RcmConnectionError,
@@ -74,8 +74,8 @@ def _query(**params) -> dict[str, str]:
             value = "true" if value else "false"
         elif isinstance(value, datetime):
             value = value.isoformat()
-        elif isinstance(value, ApiObject):
-            value = _id(value)
+        else:
+            value = _id(value)  # a Workflow for ?workflow=, as well as its id
         query[name] = str(value)
     return query
 
@@ -210,8 +210,9 @@ class Client:
         return f"Bearer {tokens.access}"
 
     def _renew(self) -> TokenPair:
-        """A fresh pair: from the refresh token while it lasts, else by logging in again."""
-        if self._refresh and not refresh_token_expired(self._refresh):
+        """A fresh pair: from the refresh token, else (refused: expired, or the server's key
+        changed) by logging in again."""
+        if self._refresh:
             body = {"refresh": self._refresh}
             try:
                 return self._store(self._token_request("auth/token/refresh/", body))
