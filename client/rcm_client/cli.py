@@ -44,24 +44,39 @@ class UsageError(Exception):
 # -- the parser -------------------------------------------------------------------------------
 
 
+def _connection_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--url", default=default(None), help="the platform's address (default: RCM_URL, then "
+        "the log-in's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=float, default=default(30.0), help="seconds per request (30)"
+    )
+    parser.add_argument(
+        "--retries", type=int, default=default(RetryPolicy.attempts - 1),
+        help="retries of a request that failed for a passing cause: 429, 5xx, no connection "
+        f"({RetryPolicy.attempts - 1})",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rcm", description="The RCM platform's v2 API.")
-    parser.add_argument("--url", help="the platform's address (default: RCM_URL, then the login)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=RetryPolicy.attempts - 1,
-        help="retries of a request that failed for a passing cause (429, 5xx, no connection)",
-    )
+    _connection_options(parser, lambda value: value)
+    # The same options after the command too (`rcm login --url …`); suppressed there when not
+    # given, or a subcommand's default would overwrite what was given before the command.
+    connection = argparse.ArgumentParser(add_help=False)
+    _connection_options(connection, lambda value: argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(subparsers, name: str, *parents, **options) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, parents=[connection, *parents], **options)
 
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
     limit = argparse.ArgumentParser(add_help=False)
     limit.add_argument("--limit", type=int, help="at most this many rows (default: all)")
 
-    login = commands.add_parser("login", help="log in and keep the session")
+    login = add(commands, "login", help="log in and keep the session")
     login.add_argument("--email", help="default: RCM_EMAIL, else asked")
     login.add_argument("--password", help="default: RCM_PASSWORD, else asked (not echoed)")
     login.add_argument(
@@ -69,31 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login.add_argument("--org", help="an organization other than your primary one")
     login.set_defaults(handler=cmd_login)
-    commands.add_parser("logout", help="forget the session").set_defaults(handler=cmd_logout)
-    whoami = commands.add_parser("whoami", help="the organization and role", parents=[as_json])
+    add(commands, "logout", help="forget the session").set_defaults(handler=cmd_logout)
+    whoami = add(commands, "whoami", as_json, help="the organization and role")
     whoami.set_defaults(handler=cmd_whoami)
-    switch = commands.add_parser("switch-org", help="act in another organization of yours")
+    switch = add(commands, "switch-org", help="act in another organization of yours")
     switch.add_argument("org_id")
     switch.set_defaults(handler=cmd_switch_org)
 
     workflows = commands.add_parser("workflows", help="workflows").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    workflow_list = workflows.add_parser("list", parents=[as_json, limit])
+    workflow_list = add(workflows, "list", as_json, limit)
     workflow_list.add_argument("--status", help="draft, active, suspended, archived")
     workflow_list.set_defaults(handler=cmd_workflows_list)
 
     runs = commands.add_parser("runs", help="workflow runs").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    run_list = runs.add_parser("list", parents=[as_json, limit], help="newest first")
+    run_list = add(runs, "list", as_json, limit, help="newest first")
     run_list.add_argument("--status", help="pending, running, completed, failed, …")
     run_list.add_argument("--workflow", help="a workflow's id")
     run_list.set_defaults(handler=cmd_runs_list)
-    run_show = runs.add_parser("show", parents=[as_json])
+    run_show = add(runs, "show", as_json)
     run_show.add_argument("run_id")
     run_show.set_defaults(handler=cmd_runs_show)
-    run_start = runs.add_parser("start", parents=[as_json], help="run a workflow on one row")
+    run_start = add(runs, "start", as_json, help="run a workflow on one row")
     run_start.add_argument("workflow", help="the workflow's id")
     run_start.add_argument("--input", required=True, help='the row as JSON: {"member_id": …}')
     run_start.add_argument("--external-id")
@@ -103,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch = commands.add_parser("batch", help="batch jobs").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    upload = batch.add_parser("upload", parents=[as_json], help="upload a CSV or .xlsx file")
+    upload = add(batch, "upload", as_json, help="upload a CSV or .xlsx file")
     upload.add_argument("file")
     upload.add_argument("--workflow", required=True, help="the workflow's id")
     upload.add_argument("--wait", action="store_true", help="until every row has ended")
@@ -113,18 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--prompt")
     upload.add_argument("--quiet", action="store_true", help="no progress bar")
     upload.set_defaults(handler=cmd_batch_upload)
-    batch_list = batch.add_parser("list", parents=[as_json, limit], help="newest first")
+    batch_list = add(batch, "list", as_json, limit, help="newest first")
     batch_list.add_argument("--status")
     batch_list.add_argument("--workflow")
     batch_list.set_defaults(handler=cmd_batch_list)
-    show = batch.add_parser("show", parents=[as_json])
+    show = add(batch, "show", as_json)
     show.add_argument("job_id")
     show.set_defaults(handler=cmd_batch_show)
-    items = batch.add_parser("items", parents=[as_json, limit], help="the job's rows")
+    items = add(batch, "items", as_json, limit, help="the job's rows")
     items.add_argument("job_id")
     items.add_argument("--status", help="pending, running, completed, failed, cancelled")
     items.set_defaults(handler=cmd_batch_items)
-    results = batch.add_parser("results", help="results.csv")
+    results = add(batch, "results", help="results.csv")
     results.add_argument("job_id")
     results.add_argument("-o", "--output", help="a file (default: standard output)")
     results.set_defaults(handler=cmd_batch_results)
@@ -132,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", cmd_batch_cancel, "cancel the pending rows"),
         ("retry", cmd_batch_retry, "run the failed rows again"),
     ):
-        action = batch.add_parser(name, parents=[as_json], help=text)
+        action = add(batch, name, as_json, help=text)
         action.add_argument("job_id")
         action.set_defaults(handler=handler)
     return parser
