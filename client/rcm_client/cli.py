@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = add(commands, "login", help="log in and keep the session")
     login.add_argument("--email", help="default: RCM_EMAIL, else asked")
-    login.add_argument("--password", help="default: RCM_PASSWORD, else asked (not echoed)")
+    login.add_argument(
+        "--password",
+        help="default: RCM_PASSWORD, else asked, not echoed (a flag shows in the process list)",
+    )
     login.add_argument(
         "--api-key", nargs="?", const="", help="log in with an API key (default: RCM_API_KEY)"
     )
@@ -229,11 +232,8 @@ def _run(args, command: Callable[[Client], int | None]) -> int | None:
 
 def cmd_login(args) -> None:
     url = _url(args, credentials_load())
-    api_key = args.api_key
-    if api_key is None and not args.email and os.environ.get("RCM_API_KEY"):
-        api_key = os.environ["RCM_API_KEY"]
-    if api_key is not None:
-        api_key = api_key or os.environ.get("RCM_API_KEY") or getpass.getpass("API key: ")
+    if args.api_key is not None:  # --api-key, with or without the key
+        api_key = args.api_key or os.environ.get("RCM_API_KEY") or getpass.getpass("API key: ")
         with _client(args, url, api_key=api_key) as client:
             org = client.current_organization()
         path = credentials_save({"url": url, "api_key": api_key, "org_id": org.id})
@@ -256,7 +256,7 @@ def cmd_logout(args) -> None:
         print("Not logged in.")
 
 
-def cmd_whoami(args) -> None:
+def cmd_whoami(args) -> int | None:
     def command(client: Client) -> None:
         org = client.current_organization()
         if args.json:
@@ -267,7 +267,7 @@ def cmd_whoami(args) -> None:
     return _run(args, command)
 
 
-def cmd_switch_org(args) -> None:
+def cmd_switch_org(args) -> int | None:
     def command(client: Client) -> None:
         tokens = client.switch_org(args.org_id)
         print(f"Now acting in {tokens.org_id} as {tokens.role}.")
@@ -281,13 +281,13 @@ WORKFLOW_COLUMNS = ("id", "name", "status", "latest_revision_num", "updated_at")
 RUN_COLUMNS = ("id", "workflow_id", "status", "result", "created_at", "duration_ms", "error")
 
 
-def cmd_workflows_list(args) -> None:
+def cmd_workflows_list(args) -> int | None:
     return _run(
         args, lambda client: _list(args, client.workflows(status=args.status), WORKFLOW_COLUMNS)
     )
 
 
-def cmd_runs_list(args) -> None:
+def cmd_runs_list(args) -> int | None:
     def command(client: Client) -> None:
         runs = client.runs(status=args.status, workflow=args.workflow, page_size=200)
         _list(args, runs, RUN_COLUMNS)
@@ -295,11 +295,11 @@ def cmd_runs_list(args) -> None:
     return _run(args, command)
 
 
-def cmd_runs_show(args) -> None:
+def cmd_runs_show(args) -> int | None:
     return _run(args, lambda client: _show(args, client.run(args.run_id), RUN_COLUMNS))
 
 
-def cmd_runs_start(args) -> None:
+def cmd_runs_start(args) -> int | None:
     try:
         row = json.loads(args.input)
     except ValueError as exc:
@@ -325,7 +325,7 @@ JOB_COLUMNS = (
 ITEM_COLUMNS = ("row_number", "status", "run_id", "attempts", "error")
 
 
-def cmd_batch_upload(args) -> None:
+def cmd_batch_upload(args) -> int | None:
     column_map = None
     if args.column_map:
         try:
@@ -351,7 +351,7 @@ def cmd_batch_upload(args) -> None:
     return _run(args, command)
 
 
-def cmd_batch_list(args) -> None:
+def cmd_batch_list(args) -> int | None:
     def command(client: Client) -> None:
         jobs = client.batch_jobs(status=args.status, workflow=args.workflow, page_size=200)
         _list(args, jobs, JOB_COLUMNS)
@@ -359,11 +359,11 @@ def cmd_batch_list(args) -> None:
     return _run(args, command)
 
 
-def cmd_batch_show(args) -> None:
+def cmd_batch_show(args) -> int | None:
     return _run(args, lambda client: _show(args, client.batch_job(args.job_id), JOB_COLUMNS))
 
 
-def cmd_batch_items(args) -> None:
+def cmd_batch_items(args) -> int | None:
     def command(client: Client) -> None:
         items = client.batch_items(args.job_id, status=args.status, page_size=200)
         _list(args, items, ITEM_COLUMNS)
@@ -371,7 +371,7 @@ def cmd_batch_items(args) -> None:
     return _run(args, command)
 
 
-def cmd_batch_results(args) -> None:
+def cmd_batch_results(args) -> int | None:
     def command(client: Client) -> None:
         if args.output and args.output != "-":
             path = client.save_batch_results(args.job_id, args.output)
@@ -382,11 +382,11 @@ def cmd_batch_results(args) -> None:
     return _run(args, command)
 
 
-def cmd_batch_cancel(args) -> None:
+def cmd_batch_cancel(args) -> int | None:
     return _run(args, lambda client: _show(args, client.cancel_batch(args.job_id), JOB_COLUMNS))
 
 
-def cmd_batch_retry(args) -> None:
+def cmd_batch_retry(args) -> int | None:
     return _run(args, lambda client: _show(args, client.retry_failed(args.job_id), JOB_COLUMNS))
 
 

@@ -454,8 +454,6 @@ class Client:
             )
         job = BatchJob.from_api(created)
         if not wait:
-            if on_progress is not None:
-                on_progress(job)
             return job
         return self.wait_for_batch(job.id, on_progress=on_progress, timeout=wait_timeout)
 

@@ -28,10 +28,12 @@ def rcm(server, tmp_path):
     base_env = {name: value for name, value in os.environ.items() if not name.startswith("RCM_")}
     base_env.update(RCM_CONFIG=str(config), HOME=str(tmp_path))
 
-    def run(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    def run(*argv: str, env: dict | None = None, typed: str = "") -> subprocess.CompletedProcess:
+        # A session of its own: no controlling terminal, so what it asks for (getpass too)
+        # is read from ``typed`` on its standard input.
         done = subprocess.run(
             [RCM, *argv], env={**base_env, **(env or {})}, cwd=tmp_path, capture_output=True,
-            timeout=120,
+            input=typed.encode(), timeout=120, start_new_session=True,
         )  # fmt: skip
         # Decoded here, not with text=True, whose newline translation turns the progress
         # bar's "\r" into line breaks.
@@ -70,6 +72,14 @@ def test_login_keeps_a_refresh_token_for_its_owner_alone_and_logout_forgets_it(r
     assert rcm("logout").stdout == "Logged out.\n" and not rcm.config.exists()
     refused = rcm("whoami")
     assert refused.returncode == 2 and "not logged in" in refused.stderr
+
+
+def test_login_asks_for_what_it_is_not_given(rcm, org_a):
+    done = rcm("login", "--url", rcm.server, typed=f"{org_a['viewer'].email}\n{PASSWORD}\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Email: Logged in to Acme Billing")
+    assert "Password: " in done.stderr  # getpass, which echoes nothing
+    assert json.loads(rcm.config.read_text())["email"] == org_a["viewer"].email
 
 
 def test_a_wrong_password_is_refused_with_the_apis_code_and_nothing_kept(rcm, org_a):
