@@ -28,7 +28,7 @@ from rcm_client.config import (
     credentials_path,
     credentials_save,
 )
-from rcm_client.errors import RcmConnectionError, RcmError
+from rcm_client.errors import AuthenticationError, RcmConnectionError, RcmError
 from rcm_client.models import ApiObject, BatchJob
 from rcm_client.retry import RetryPolicy
 
@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(exc))
         for line in _detail_lines(exc.details):
             print(f"  {line}", file=sys.stderr)
+        if isinstance(exc, AuthenticationError) and args.command != "login":
+            print("  (run `rcm login` to log in again)", file=sys.stderr)
         return EXIT_REFUSED if exc.status else EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -53,7 +53,6 @@ FIRST_POLL_S = 0.1
 POLL_GROWTH = 1.5
 
 NOT_LOGGED_IN = "No credentials: give email and password, a refresh token or an API key."
-NO_PASSWORD = "The session expired and no password is known to log in again."
 
 Model = TypeVar("Model", bound=ApiObject)
 FileInput = str | os.PathLike | bytes | IO[bytes]
@@ -221,8 +220,6 @@ class Client:
                     raise
         if self._password:
             return self.login()
-        if self._refresh:
-            raise AuthenticationError(NO_PASSWORD, code="token_not_valid")
         raise AuthenticationError(NOT_LOGGED_IN, code="not_authenticated")
 
     # -- the one way a request is sent --------------------------------------------------------

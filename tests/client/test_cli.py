@@ -69,6 +69,15 @@ def test_login_keeps_a_refresh_token_for_its_owner_alone_and_logout_forgets_it(r
     # Each command ends with the newest refresh token kept: a session in use lasts.
     assert json.loads(rcm.config.read_text())["refresh"] != stored["refresh"]
 
+    # A session that can no longer be renewed says how to get a new one.
+    rcm.config.write_text(json.dumps({**stored, "refresh": "not.a.token"}))
+    expired = rcm("whoami")
+    assert expired.returncode == 1
+    assert expired.stderr.splitlines() == [
+        "rcm: error: 401 token_not_valid: The token is invalid or expired.",
+        "  (run `rcm login` to log in again)",
+    ]
+
     assert rcm("logout").stdout == "Logged out.\n" and not rcm.config.exists()
     refused = rcm("whoami")
     assert refused.returncode == 2 and "not logged in" in refused.stderr
