@@ -278,9 +278,9 @@ def wait_for(condition, timeout: float = 20.0, interval: float = 0.02):
 class ScriptedHttpServer:
     """A real HTTP server on 127.0.0.1 whose answers a test scripts, path by path.
 
-    ``respond(path, status, body, times=n, delay=s)`` queues an answer (the last one of a path
-    repeats once the queue is down to it); ``hits(path)`` counts the requests received and
-    ``headers(path)`` lists their headers, in order.
+    ``respond(path, status, body, times=n, delay=s, headers={...})`` queues an answer (the
+    last one of a path repeats once the queue is down to it); ``hits(path)`` counts the
+    requests received and ``headers(path)`` lists their headers, in order.
     """
 
     def __init__(self):
@@ -304,19 +304,22 @@ class ScriptedHttpServer:
                 with server._lock:
                     server._hits[path] += 1
                     server._headers[path].append(dict(self.headers))
-                    queue = server._answers.get(path) or [[1, 404, {"error": "unscripted"}, 0]]
+                    unscripted = [1, 404, {"error": "unscripted"}, 0, {}]
+                    queue = server._answers.get(path) or [unscripted]
                     answer = queue[0]
                     if len(queue) > 1:
                         answer[0] -= 1
                         if answer[0] <= 0:
                             queue.pop(0)
-                _, status, body, delay = answer
+                _, status, body, delay, headers = answer
                 if delay:
                     time.sleep(delay)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -332,9 +335,12 @@ class ScriptedHttpServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_port}{path}"
 
-    def respond(self, path: str, status: int = 200, body=None, *, times: int = 1, delay=0.0):
+    def respond(
+        self, path: str, status: int = 200, body=None, *, times: int = 1, delay=0.0, headers=None
+    ):
         with self._lock:
-            self._answers[path].append([times, status, body if body is not None else {}, delay])
+            answer = [times, status, body if body is not None else {}, delay, headers or {}]
+            self._answers[path].append(answer)
 
     def hits(self, path: str) -> int:
         with self._lock:
