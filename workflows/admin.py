@@ -64,6 +64,7 @@ from workflows.models import (
 )
 from workflows.selectors import authoring as authoring_selectors
 from workflows.selectors import batch as batch_selectors
+from workflows.selectors import runs as run_selectors
 from workflows.selectors import traces as trace_selectors
 from workflows.serializers import batch as batch_io
 from workflows.services import authoring, batch, requirements, runs
@@ -703,7 +704,8 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="graph")
     def picture(self, obj):
         statuses = dict(obj.node_runs.values_list("node_key", "status"))
-        return _picture(graph_svg(obj.revision.graph, statuses=statuses))
+        taken = run_selectors.run_edges_taken(run=obj)
+        return _picture(graph_svg(obj.revision.graph, statuses=statuses, taken=taken))
 
     @admin.display(description="traces")
     def trace_link(self, obj):
