@@ -24,6 +24,7 @@ margin, so that a label's plate is never narrower than its text.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -295,61 +296,62 @@ class Layout:
     def _labels(self) -> list[Rect]:
         """Each link's label plate (x, y, width, height), in the gap next to its source.
 
-        A gap whose labels find no clear spot (one no other edge crosses) grows a row, a few
-        times at most; then a spot that some edge crosses will do (the plate hides the line).
-        A gap with a row per label fits them all, so the growing ends."""
-        while True:
-            plates, crowded = self._try_labels()
-            if not crowded:
-                return plates
-            for gap in crowded:
+        Each gap is solved on its own, in its own coordinates (its curves run from x_top at
+        height 0 to x_bottom at the gap's height), so that growing one moves the others
+        without placing them again. A gap whose labels find no clear spot (one no other edge
+        crosses) grows a row, a few times at most; then a spot that some edge crosses will do
+        (the plate hides the line). A gap with a row per label fits them all, so growing ends.
+        """
+        crossing: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
+        wanted: dict[int, list[int]] = defaultdict(list)
+        for number, link in enumerate(self.links):
+            first = self.layer_of[link.upper]
+            tops = [self.ports[(number, "bottom")], *(self.x[w] for w in link.chain[1:-1])]
+            bottoms = [*(self.x[w] for w in link.chain[1:-1]), self.ports[(number, "top")]]
+            for step, ends in enumerate(zip(tops, bottoms, strict=True)):
+                crossing[first + step].append((number, *ends))
+            # Next to the source: the first gap, or the last for an edge drawn upwards.
+            wanted[self.layer_of[link.lower] - 1 if link.upwards else first].append(number)
+        local: dict[int, Rect] = {}
+        for gap, numbers in wanted.items():
+            roomy = GAP_Y + (LABEL_HEIGHT + LABEL_PAD) * min(len(numbers), CLEAR_SPOT_ROWS)
+            while True:
+                placed = self._place_labels(
+                    gap, numbers, crossing[gap], clear_only=self.gaps[gap] < roomy
+                )
+                if placed is not None:
+                    break
                 self.gaps[gap] += LABEL_HEIGHT + LABEL_PAD
-
-    def _try_labels(self):
-        curves: dict[int, list[tuple[int, tuple, tuple]]] = defaultdict(list)
-        for number, link in enumerate(self.links):
-            points = self._points(number)
-            first_layer = self.layer_of[link.upper]
-            for step in range(0, len(points) - 1, 2):
-                curves[first_layer + step // 2].append((number, points[step], points[step + 1]))
-        wanted = defaultdict(list)
-        for number, link in enumerate(self.links):
+            local.update(placed)
+        plates = []
+        for number, (x, y, width, height) in sorted(local.items()):
+            link = self.links[number]
             gap = self.layer_of[link.lower] - 1 if link.upwards else self.layer_of[link.upper]
-            start, end = next((s, e) for n, s, e in curves[gap] if n == number)
-            wanted[gap].append((number, start, end))
-        plates: list = [None] * len(self.links)
-        crowded = []
-        for gap, labels in wanted.items():
-            roomy = GAP_Y + (LABEL_HEIGHT + LABEL_PAD) * min(len(labels), CLEAR_SPOT_ROWS)
-            placed = self._place_labels(gap, labels, curves[gap], self.gaps[gap] < roomy)
-            if placed is None:
-                crowded.append(gap)
-                continue
-            for number, plate in placed.items():
-                plates[number] = plate
-        return plates, crowded
+            plates.append((x, y + self.top(gap) + self.box_height, width, height))
+        return plates
 
-    def _place_labels(self, gap: int, labels, curves, clear_only: bool) -> dict | None:
-        """Plates for the labels of one gap, or None if one finds no place: a row where its
-        plate overlaps no other plate and (first, or only, if ``clear_only``) where no other
-        edge crosses it. Rows nearer the middle of the gap come first."""
-        upper = self.top(gap) + self.box_height + LABEL_PAD
-        lower = self.top(gap + 1) - ARROW_ROOM
-        middle = (upper + lower) / 2
+    def _place_labels(
+        self, gap: int, numbers: list[int], crossing, *, clear_only: bool
+    ) -> dict[int, Rect] | None:
+        """Plates (in the gap's coordinates) for the labels of ``numbers``, or None if one
+        finds no place: a row where its plate overlaps no other plate and (first, or only, if
+        ``clear_only``) where no other edge crosses it. Rows nearer the middle come first."""
+        height = self.gaps[gap]
+        upper, lower = LABEL_PAD, height - ARROW_ROOM
         centres = []
         centre = upper + LABEL_HEIGHT / 2
         while centre + LABEL_HEIGHT / 2 <= lower:
             centres.append(centre)
             centre += LABEL_HEIGHT + LABEL_PAD
-        centres.sort(key=lambda y: abs(y - middle))
-        lines = {
-            number: [
-                _curve_point(start, end, step / CURVE_SAMPLES) for step in range(CURVE_SAMPLES + 1)
-            ]
-            for number, start, end in curves
+        centres.sort(key=lambda y: abs(y - (upper + lower) / 2))
+        curves = {
+            number: ((top, 0.0), (bottom, height), min(top, bottom), max(top, bottom))
+            for number, top, bottom in crossing
         }
-        placed: dict[int, tuple] = {}
-        for number, start, end in sorted(labels, key=lambda item: item[1][0] + item[2][0]):
+        lines: dict[int, list[Point]] = {}
+        placed: dict[int, Rect] = {}
+        for number in sorted(numbers, key=lambda n: curves[n][0][0] + curves[n][1][0]):
+            start, end, _, _ = curves[number]
             width = text_width(self.links[number].label_text, LABEL_SIZE) + 8
             plate = None
             for clear in (True,) if clear_only else (True, False):
@@ -358,12 +360,7 @@ class Layout:
                     candidate = (x - width / 2, y - LABEL_HEIGHT / 2, width, LABEL_HEIGHT)
                     if any(_overlap(candidate, other) for other in placed.values()):
                         continue
-                    if clear and any(
-                        _segment_meets(first, second, candidate)
-                        for other, points in lines.items()
-                        if other != number
-                        for first, second in pairwise(points)
-                    ):
+                    if clear and self._crossed(candidate, number, curves, lines):
                         continue
                     plate = candidate
                     break
@@ -373,6 +370,28 @@ class Layout:
                 return None
             placed[number] = plate
         return placed
+
+    @staticmethod
+    def _crossed(rect: Rect, own: int, curves: dict, lines: dict) -> bool:
+        """Whether a curve other than ``own`` crosses ``rect``. Only curves whose span of x
+        reaches it are drawn as lines (once each), and of those only the pieces at the
+        rect's height are tested (a gap's curves all run downwards: their heights sort)."""
+        left, top, width, height = rect
+        for number, (start, end, low, high) in curves.items():
+            if number == own or high < left or low > left + width:
+                continue
+            if number not in lines:
+                points = [
+                    _curve_point(start, end, step / CURVE_SAMPLES)
+                    for step in range(CURVE_SAMPLES + 1)
+                ]
+                lines[number] = (points, [y for _, y in points])
+            points, heights = lines[number]
+            first = max(bisect_left(heights, top) - 1, 0)
+            last = min(bisect_right(heights, top + height), len(points) - 1)
+            if any(_segment_meets(points[i], points[i + 1], rect) for i in range(first, last)):
+                return True
+        return False
 
 
 def _links(graph: Graph) -> list[Link]:
@@ -449,7 +468,7 @@ def _curve_t_at(start, end, y: float) -> float:
     """Where the curve is at height ``y``: its height grows with t, so bisect."""
     low, high = 0.0, 1.0
     downwards = end[1] >= start[1]
-    for _ in range(30):
+    for _ in range(24):  # to a millionth of the gap: far below a pixel
         t = (low + high) / 2
         if (_curve_point(start, end, t)[1] < y) == downwards:
             low = t
