@@ -308,7 +308,6 @@ def _editor(
     nodes = [
         {
             "row": row,
-            "graph": graph.nodes[row.key],
             "summary": node_summary(graph.nodes[row.key], endpoint_names),
             "retry": retry_summary(graph.nodes[row.key]),
             "rule": RULE_MEANINGS.get(row.trigger_rule, row.trigger_rule),
@@ -321,7 +320,7 @@ def _editor(
     can_publish = may(request, RESOURCE, permissions.RUN) and not archived
     version = {"version": workflow.version}
     keys = [row.key for row in rows]
-    bound = [form for form in (node_form, edge_form, remove_form, publish_form) if form]
+    bound = [f for f in (node_form, edge_form, remove_form, publish_form) if f is not None]
     node_form = node_form or NodeForm(initial=version)
     context = {
         "workflow": workflow,
@@ -332,8 +331,6 @@ def _editor(
         "transitions": selectors.workflow_transition_list(workflow=workflow).order_by("id"),
         "graph_problems": by_node.get(None, []),
         "archived": archived,
-        "can_change": can_change,
-        "can_publish": can_publish,
         "version": workflow.version,
         "latest_revision": workflow.latest_revision_num,
         "stale": STALE if any(form.stale for form in bound) else "",

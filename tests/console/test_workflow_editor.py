@@ -176,6 +176,16 @@ def test_the_editor_draws_the_draft_and_lists_its_nodes_and_transitions(operator
 
 
 @pytest.mark.django_db
+def test_what_operators_typed_is_shown_escaped(operator, org_a):
+    label = '"><img src=x onerror=alert(1)>'
+    workflow = _draft(org_a, edges=["start -> check -> done", ("check", "done", label)])
+    page = operator.get(_url("workflow_editor", workflow))
+    assert "<img" not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text  # the table and the picture
+    assert _picture_keys(page)  # the picture is still well-formed
+
+
+@pytest.mark.django_db
 def test_a_viewer_sees_the_graph_and_tables_but_no_form_or_button(viewer, org_a):
     workflow = _draft(org_a)
     page = viewer.get(_url("workflow_editor", workflow))
