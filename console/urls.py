@@ -3,10 +3,49 @@ organization context). Each view is a ``console.access.console_view``."""
 
 from django.urls import path
 
-from console.views import home
+from console.views import home, workflows
 
 app_name = "console"
 
 urlpatterns = [
     path("", home.home, name="home"),
+    # -- workflows and their editor --
+    path("workflows/", workflows.workflows, name="workflows"),
+    path("workflows/new/", workflows.workflow_create, name="workflow_create"),
+    path("workflows/<uuid:workflow_id>/", workflows.workflow_editor, name="workflow_editor"),
+    path(
+        "workflows/<uuid:workflow_id>/validate/",
+        workflows.workflow_validate,
+        name="workflow_validate",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/nodes/add/",
+        workflows.workflow_node_add,
+        name="workflow_node_add",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/nodes/edit/",
+        workflows.workflow_node_edit,
+        name="workflow_node_edit",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/nodes/remove/",
+        workflows.workflow_node_remove,
+        name="workflow_node_remove",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/transitions/add/",
+        workflows.workflow_edge_add,
+        name="workflow_edge_add",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/transitions/remove/",
+        workflows.workflow_edge_remove,
+        name="workflow_edge_remove",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/publish/",
+        workflows.workflow_publish,
+        name="workflow_publish",
+    ),
 ]

@@ -2,11 +2,11 @@
 graph and the tier mix of their web actions over the last week, the history of what ran
 (revisions, runs with their node runs and web actions, traces), and batch jobs with their rows.
 
-Graph edits belong to the API, where every change names the draft version it was based on;
-here operators rename a workflow, describe it and change its status, through the same
-services. History is read-only to everyone; a live run or batch may be cancelled, and a
-batch's failed rows retried. Roles are the API's: operators author and run, org admins write
-requirement policies and read the changelog.
+Graph edits belong to the API and to the console's editor, where every change names the
+draft version it was based on; here operators rename a workflow, describe it and change its
+status, through the same services. History is read-only to everyone; a live run or batch may
+be cancelled, and a batch's failed rows retried. Roles are the API's: operators author and
+run, org admins write requirement policies and read the changelog.
 """
 
 from contextlib import contextmanager
@@ -64,6 +64,7 @@ from workflows.models import (
 )
 from workflows.selectors import authoring as authoring_selectors
 from workflows.selectors import batch as batch_selectors
+from workflows.selectors import runs as run_selectors
 from workflows.selectors import traces as trace_selectors
 from workflows.serializers import batch as batch_io
 from workflows.services import authoring, batch, requirements, runs
@@ -390,9 +391,9 @@ class WorkflowForm(forms.ModelForm):
 
 @admin.register(Workflow)
 class WorkflowAdmin(TenantAdmin):
-    """Workflows with their draft graph (read-only: the API edits it under its version check)
-    and the picture of their latest revision. Operators create, rename and describe them, and
-    publish, suspend or archive them with the actions."""
+    """Workflows with their draft graph (read-only here: the API and the console's editor edit
+    it under its version check) and the picture of their latest revision. Operators create,
+    rename and describe them, and publish, suspend or archive them with the actions."""
 
     resource = "workflow"
     form = WorkflowForm
@@ -420,6 +421,7 @@ class WorkflowAdmin(TenantAdmin):
         "updated_at",
         "published_graph",
         "tier_mix",
+        "editor",
     )
 
     def get_queryset(self, request):
@@ -433,7 +435,7 @@ class WorkflowAdmin(TenantAdmin):
         version = ("based_on_version",) if self.has_change_permission(request, obj) else ()
         return [
             (None, {"fields": ("name", "description", "status", "version", *version)}),
-            ("Draft", {"fields": ("required_data", "task_type", "endpoint")}),
+            ("Draft", {"fields": ("editor", "required_data", "task_type", "endpoint")}),
             ("Latest revision", {"fields": ("published_graph",)}),
             (f"Tiers, last {TIER_MIX_DAYS} days", {"fields": ("tier_mix",)}),
             ("History", {"fields": ("published_at", "created_by", "created_at", "updated_at")}),
@@ -445,6 +447,16 @@ class WorkflowAdmin(TenantAdmin):
     @admin.display(description="latest revision", ordering="latest_revision_num")
     def latest_revision(self, obj):
         return obj.latest_revision_num
+
+    @admin.display(description="editor")
+    def editor(self, obj):
+        """The console's editor of this draft, asked of the URL names (the console sits above
+        this app)."""
+        try:
+            url = reverse("console:workflow_editor", args=(obj.pk,))
+        except NoReverseMatch:
+            return "—"
+        return format_html('<a href="{}">Open the graph in the editor</a>', url)
 
     @admin.display(description="graph")
     def published_graph(self, obj):
@@ -703,7 +715,8 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="graph")
     def picture(self, obj):
         statuses = dict(obj.node_runs.values_list("node_key", "status"))
-        return _picture(graph_svg(obj.revision.graph, statuses=statuses))
+        taken = run_selectors.run_edges_taken(run=obj)
+        return _picture(graph_svg(obj.revision.graph, statuses=statuses, taken=taken))
 
     @admin.display(description="traces")
     def trace_link(self, obj):

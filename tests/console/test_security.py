@@ -19,6 +19,7 @@ from rcm import permissions
 from rcm.context import org_context
 from rcm.lookups import ROLE_RANK, UserRole
 from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
+from tests.workflows.factories import entry, outcome, workflow_build
 
 ROUTES = list(console.urls.urlpatterns)
 ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN, UserRole.SYS_ADMIN)
@@ -27,6 +28,16 @@ ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN, UserRole.SYS_AD
 # (returns the value for the URL). Each route about an object is checked against another
 # organization's.
 OBJECTS: dict[str, Callable[[object], object]] = {}
+
+
+# -- the workflow editor --
+def _workflow_id(tenant):
+    nodes, edges = [entry("start"), outcome("done")], ["start -> done"]
+    workflow, _ = workflow_build(org_id=tenant.id, nodes=nodes, edges=edges, publish=False)
+    return workflow.pk
+
+
+OBJECTS["workflow_id"] = _workflow_id
 
 
 def _route_id(pattern) -> str:

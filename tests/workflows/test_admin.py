@@ -23,7 +23,16 @@ from tenants.models import ChannelType
 from tests.conftest import PASSWORD
 from tests.workflows.factories import entry, general, outcome, workflow_build
 from workflows.admin import NO_RUN_WEB_ACTIONS, NO_WEB_ACTIONS, NOT_PUBLISHED
-from workflows.admin_graph import ENTRY_COLOUR, RESULT_COLOURS, STATUS_COLOURS, graph_svg
+from workflows.admin_graph import (
+    EDGE_NOT_TAKEN,
+    EDGE_PLAIN,
+    EDGE_TAKEN,
+    ENTRY_COLOUR,
+    PROBLEM_COLOUR,
+    RESULT_COLOURS,
+    STATUS_COLOURS,
+    graph_svg,
+)
 from workflows.admin_tiers import TIERS, tier_mix_svg
 from workflows.models import (
     NodeRun,
@@ -181,7 +190,7 @@ def test_the_graph_is_laid_out_by_depth_with_labelled_edges_and_coloured_outcome
     assert boxes["denied"]["fill"] == RESULT_COLOURS["failure"]
     assert boxes["search"]["fill"] == "#ffffff"
     labels = {text.text for text in ET.fromstring(svg).iter(f"{SVG}text")}
-    assert {"found", "not_found", "timeout", "general: http", "outcome: failure"} <= labels
+    assert {"found", "not_found", "timeout", "http GET, no URL yet", "outcome: failure"} <= labels
 
 
 def test_the_run_picture_colours_each_node_by_its_node_run_status():
@@ -233,6 +242,322 @@ def test_a_graph_with_a_cycle_or_no_nodes_still_draws():
     }
     assert set(_boxes(graph_svg(cyclic))) == {"a", "b", "c"}
     assert _boxes(graph_svg({"nodes": [], "transitions": []})) == {}
+
+
+def _node(key: str, node_type: str = "general", kind: str = "noop", **config) -> dict:
+    if node_type == "outcome":
+        return {"key": key, "node_type": "outcome", "config": {"result": kind}}
+    if node_type == "entry":
+        return {"key": key, "node_type": "entry"}
+    return {"key": key, "node_type": node_type, "kind": kind, "config": config}
+
+
+def _snapshot(nodes: list[dict], edges: list[tuple]) -> dict:
+    return {
+        "nodes": nodes,
+        "transitions": [
+            {"from": source, "to": target, "label": label[0] if label else "success"}
+            for source, target, *label in edges
+        ],
+    }
+
+
+CHECK_URL = "https://portal.example.com/api/v2/eligibility/check"
+# Each a shape the old straight-line picture drew wrong (an edge through a box, labels struck
+# through or on top of each other).
+GRAPHS = {
+    # check_portal -> done passes the layer of pause: it must go round pause, not through it.
+    "skips a box": _snapshot(
+        [
+            _node("start", "entry"),
+            _node("check_portal", kind="http", method="POST", url=CHECK_URL),
+            _node("pause", kind="wait", seconds=3600),
+            _node("done", "outcome", "success"),
+        ],
+        [
+            ("start", "check_portal"),
+            ("check_portal", "pause", "pending"),
+            ("pause", "done"),
+            ("check_portal", "done"),
+        ],
+    ),
+    "diamond with parallel branches": _snapshot(
+        [
+            _node("start", "entry"),
+            _node("split"),
+            _node("left_branch"),
+            _node("right_branch"),
+            _node("join"),
+            _node("done", "outcome", "success"),
+            _node("failed", "outcome", "failure"),
+        ],
+        [
+            ("start", "split"),
+            ("split", "left_branch"),
+            ("split", "right_branch"),
+            ("left_branch", "join"),
+            ("right_branch", "join"),
+            ("join", "done"),
+            ("left_branch", "failed", "error"),
+            ("right_branch", "failed", "error"),
+        ],
+    ),
+    "long skip edges": _snapshot(
+        [_node("start", "entry"), *(_node(key) for key in "abcd"), _node("done", "outcome")]
+        + [_node("gave_up", "outcome", "failure")],
+        [
+            ("start", "a"),
+            ("a", "b"),
+            ("b", "c"),
+            ("c", "d"),
+            ("d", "done"),
+            ("a", "done", "shortcut_when_cached"),
+            ("start", "gave_up", "error"),
+            ("b", "gave_up", "error"),
+        ],
+    ),
+    "wide fan-out with long labels": _snapshot(
+        [_node("start", "entry"), _node("route", "decision", "decision")]
+        + [_node(f"outcome_{number}", "outcome") for number in range(9)],
+        [("start", "route")]
+        + [("route", f"outcome_{n}", f"payer_category_number_{n}") for n in range(9)],
+    ),
+    # Publishing refuses a cycle, but a draft may hold one while it is being edited.
+    "cycles": _snapshot(
+        [_node("start", "entry"), *(_node(key) for key in "abc"), _node("done", "outcome")],
+        [
+            ("start", "a"),
+            ("a", "b"),
+            ("b", "c", "next"),
+            ("c", "b", "again"),
+            ("c", "a", "restart"),
+            ("c", "done"),
+            ("b", "done", "finished_early"),
+        ],
+    ),
+    "labels merged between one pair": _snapshot(
+        [
+            _node("start", "entry"),
+            _node("search", kind="http", url="https://p.test/m/{{ input.member_id }}"),
+            _node("done", "outcome"),
+            _node("denied", "outcome", "failure"),
+        ],
+        [
+            ("start", "search"),
+            ("search", "done"),
+            ("search", "denied", "not_found"),
+            ("search", "denied", "error"),
+            ("search", "denied", "timeout"),
+        ],
+    ),
+}
+
+
+def _rect(element) -> tuple[float, float, float, float]:
+    return tuple(float(element.get(name)) for name in ("x", "y", "width", "height"))
+
+
+def _path_points(data: str) -> list[tuple[float, float]]:
+    """The points of an SVG path of M, L and C commands, lines and curves sampled every few
+    pixels (finer than any box is thin, so a crossing cannot fall between two samples)."""
+    tokens = re.findall(r"[MLC]|-?\d+(?:\.\d+)?", data)
+    points: list[tuple[float, float]] = []
+    index = 0
+    while index < len(tokens):
+        command, index = tokens[index], index + 1
+        count = {"M": 1, "L": 1, "C": 3}[command]
+        numbers = [float(token) for token in tokens[index : index + 2 * count]]
+        index += 2 * count
+        given = list(zip(numbers[::2], numbers[1::2], strict=True))
+        if command == "M":
+            points.append(given[0])
+            continue
+        start = points[-1]
+        controls = [start, start, given[0], given[0]] if command == "L" else [start, *given]
+        for step in range(1, 201):
+            t = step / 200
+            weights = ((1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t**2, t**3)
+            points.append(
+                (
+                    sum(w * x for w, (x, _) in zip(weights, controls, strict=True)),
+                    sum(w * y for w, (_, y) in zip(weights, controls, strict=True)),
+                )
+            )
+    return points
+
+
+def _strictly_inside(point, rect, margin: float = 0.5) -> bool:
+    x, y = point
+    left, top, width, height = rect
+    return left + margin < x < left + width - margin and top + margin < y < top + height - margin
+
+
+def _on_border(point, rect, slack: float = 0.6) -> bool:
+    x, y = point
+    left, top, width, height = rect
+    inside = left - slack <= x <= left + width + slack and top - slack <= y <= top + height + slack
+    return inside and not _strictly_inside(point, rect, slack)
+
+
+def _overlap(first, second) -> bool:
+    x1, y1, w1, h1 = first
+    x2, y2, w2, h2 = second
+    return x1 < x2 + w2 and x2 < x1 + w1 and y1 < y2 + h2 and y2 < y1 + h1
+
+
+def _picture(svg: str) -> tuple[dict, dict, dict]:
+    """Boxes by key, edge paths by (source, target), label plates by (source, target)."""
+    root = ET.fromstring(svg)
+    boxes, edges, plates = {}, {}, {}
+    for group in root.iter(f"{SVG}g"):
+        kind, pair = group.get("class", ""), (group.get("data-source"), group.get("data-target"))
+        if kind.split()[0] == "node":
+            boxes[group.get("data-key")] = _rect(group.find(f"{SVG}rect"))
+        elif kind == "edge":
+            assert pair not in edges, f"two lines for {pair}"
+            edges[pair] = _path_points(group.find(f"{SVG}path").get("d"))
+        elif kind == "edge-label":
+            plates[pair] = (_rect(group.find(f"{SVG}rect")), group.find(f"{SVG}text").text)
+    return boxes, edges, plates
+
+
+@pytest.mark.parametrize("shape", GRAPHS)
+@pytest.mark.parametrize("run", [False, True], ids=["draft", "run"])
+def test_edges_go_round_boxes_and_labels_sit_clear_on_their_own_edge(shape, run):
+    snapshot = GRAPHS[shape]
+    statuses = {node["key"]: NodeRunStatus.COMPLETED for node in snapshot["nodes"]} if run else None
+    boxes, edges, plates = _picture(graph_svg(snapshot, statuses=statuses))
+    pairs = {(t["from"], t["to"]) for t in snapshot["transitions"]}
+    assert set(boxes) == {node["key"] for node in snapshot["nodes"]}
+    assert set(edges) == set(plates) == pairs
+    for (source, target), points in edges.items():
+        assert _on_border(points[0], boxes[source]), (source, target, points[0])
+        assert _on_border(points[-1], boxes[target]), (source, target, points[-1])
+        for key, box in boxes.items():
+            if key in (source, target):
+                continue
+            through = [point for point in points if _strictly_inside(point, box)]
+            assert not through, f"{source} -> {target} passes through {key} at {through[0]}"
+    for pair, (plate, text) in plates.items():
+        assert any(_strictly_inside(point, plate, 0) for point in edges[pair]), (pair, "off")
+        for key, box in boxes.items():
+            assert not _overlap(plate, box), f"label of {pair} lies on {key}"
+        for other, (other_plate, _) in plates.items():
+            assert other == pair or not _overlap(plate, other_plate), (pair, other)
+        labels = [t["label"] for t in snapshot["transitions"] if (t["from"], t["to"]) == pair]
+        assert text == ", ".join(labels)  # whole, joined, readable
+        # Wide enough for its text at the drawing's font size (a narrow sans-serif is
+        # about 0.55 em a character).
+        assert plate[2] >= len(text) * 11 * 0.55
+
+
+def test_several_transitions_between_two_nodes_are_one_line_with_their_labels_joined():
+    _, edges, plates = _picture(graph_svg(GRAPHS["labels merged between one pair"]))
+    assert len(edges) == 3
+    assert plates[("search", "denied")][1] == "not_found, error, timeout"
+
+
+def test_an_edge_that_closes_a_cycle_is_drawn_upwards_into_its_target():
+    boxes, edges, _ = _picture(graph_svg(GRAPHS["cycles"]))
+    restart = edges[("c", "a")]
+    assert restart[0][1] > restart[-1][1]
+    assert abs(restart[-1][1] - (boxes["a"][1] + boxes["a"][3])) < 1  # into a's bottom
+    assert abs(restart[0][1] - boxes["c"][1]) < 1  # out of c's top
+
+
+def test_the_layers_keep_crossings_down_and_parents_over_their_children():
+    boxes, _, _ = _picture(graph_svg(GRAPHS["diamond with parallel branches"]))
+    centre = {key: x + width / 2 for key, (x, _, width, _) in boxes.items()}
+    assert boxes["left_branch"][1] == boxes["right_branch"][1] > boxes["split"][1]
+    assert centre["left_branch"] < centre["split"] < centre["right_branch"]
+    # join and done stay under the branch they hang from; failed under the other.
+    assert (centre["join"] < centre["failed"]) == (centre["left_branch"] < centre["right_branch"])
+
+
+def test_boxes_say_what_their_node_does_and_the_tooltip_says_it_all():
+    web = {
+        "key": "portal",
+        "node_type": "general",
+        "kind": "web",
+        "config": {"endpoint": 7, "actions": [{"goto": "x"}] * 5, "outcomes": {"gone": "No"}},
+    }
+    snapshot = _snapshot(
+        [
+            _node("start", "entry"),
+            _node("check", kind="http", method="POST", url=CHECK_URL),
+            {
+                "key": "plan",
+                "node_type": "decision",
+                "kind": "decision",
+                "config": {
+                    "conditions": [{"when": "input.plan == 'gold'", "label": "gold"}],
+                    "default": "basic",
+                },
+            },
+            web,
+            _node("shape", kind="transform", outputs={"member": "{{ input.member_id }}"}),
+            _node("later", kind="wait", seconds=7200),
+            _node("new_step", kind=""),
+            _node("done", "outcome", "success"),
+        ],
+        [],
+    )
+    root = ET.fromstring(graph_svg(snapshot, endpoint_names={7: "UHC portal"}))
+    lines, titles = {}, {}
+    for group in root.iter(f"{SVG}g"):
+        if group.get("class") == "node":
+            lines[group.get("data-key")] = [text.text for text in group.iter(f"{SVG}text")][1]
+            titles[group.get("data-key")] = group.find(f"{SVG}title").text
+    assert lines == {
+        "start": "entry: starts the run",
+        "check": "http POST …/check",
+        "plan": "decision on input.plan",
+        "portal": "web: 5 actions on UHC portal",
+        "shape": "transform into member",
+        "later": "wait 2 h",
+        "new_step": "general: no kind yet",
+        "done": "outcome: success",
+    }
+    assert titles["check"] == f"check\nhttp POST {CHECK_URL}"
+    assert titles["plan"] == "plan\ndecision: input.plan == 'gold' → gold; otherwise → basic"
+    assert titles["portal"].endswith("; outcomes: gone")
+
+
+def test_a_long_key_is_cut_in_its_box_and_whole_in_its_tooltip():
+    key = "verify_member_eligibility_with_the_secondary_payer_portal"
+    root = ET.fromstring(graph_svg(_snapshot([_node(key)], [])))
+    group = next(g for g in root.iter(f"{SVG}g") if g.get("class") == "node")
+    shown = next(group.iter(f"{SVG}text")).text
+    assert shown.endswith("…") and key.startswith(shown[:-1])
+    assert group.find(f"{SVG}title").text.startswith(key)
+    # The cut text fits its box at the bold key's width per character.
+    assert len(shown) * 13 * 0.62 <= float(group.find(f"{SVG}rect").get("width"))
+
+
+def test_a_runs_picture_draws_the_edges_that_fired_thick_and_the_others_faint():
+    taken = {("start", "search"), ("search", "route"), ("route", "done")}
+    root = ET.fromstring(graph_svg(SNAPSHOT, statuses={}, taken=taken))
+    strokes = {
+        (group.get("data-source"), group.get("data-target")): group.find(f"{SVG}path")
+        for group in root.iter(f"{SVG}g")
+        if group.get("class") == "edge"
+    }
+    for pair, path in strokes.items():
+        thick, colour = (3.0, EDGE_TAKEN[0]) if pair in taken else (1.2, EDGE_NOT_TAKEN[0])
+        assert (float(path.get("stroke-width")), path.get("stroke")) == (thick, colour), pair
+    plain = ET.fromstring(graph_svg(SNAPSHOT))
+    paths = [g.find(f"{SVG}path") for g in plain.iter(f"{SVG}g") if g.get("class") == "edge"]
+    assert {path.get("stroke") for path in paths} == {EDGE_PLAIN[0]}
+
+
+def test_nodes_with_problems_are_framed_in_red():
+    boxes = {
+        group.get("data-key"): group.find(f"{SVG}rect")
+        for group in ET.fromstring(graph_svg(SNAPSHOT, marked={"route"})).iter(f"{SVG}g")
+        if group.get("data-key")
+    }
+    assert boxes["route"].get("stroke") == PROBLEM_COLOUR
+    assert {key for key, rect in boxes.items() if rect.get("stroke") == PROBLEM_COLOUR} == {"route"}
 
 
 # -- one organization's rows ---------------------------------------------------------------

@@ -639,8 +639,9 @@ def _record_failure(*, run, node_run, graph, node, error, duration_ms: int, node
 # -- deciding what runs next ----------------------------------------------------------------
 
 
-def _edge_state(edge, node_runs: dict[str, NodeRun]) -> str:
-    """fired | failed | dead | open (its source has not finished)."""
+def edge_state(edge, node_runs: dict[str, NodeRun]) -> str:
+    """fired | failed | dead | open (its source has not finished). Also what a run's picture
+    asks of each edge (workflows/selectors/runs.py), so both read "fired" the same way."""
     source = node_runs[edge.source]
     if source.status not in NODE_TERMINAL:
         return "open"
@@ -656,7 +657,7 @@ def _incoming_states(edges, node_runs: dict[str, NodeRun]) -> list[str]:
     by one edge (its ``error`` edge, say) has not also "failed" it by another."""
     by_source: dict[str, list[str]] = {}
     for edge in edges:
-        by_source.setdefault(edge.source, []).append(_edge_state(edge, node_runs))
+        by_source.setdefault(edge.source, []).append(edge_state(edge, node_runs))
     order = ("open", "fired", "failed", "dead")
     return [min(states, key=order.index) for states in by_source.values()]
 
@@ -769,7 +770,7 @@ def _count_traversals(*, graph: Graph, node_runs: dict[str, NodeRun]) -> None:
     so that concurrent runs do not queue on the same edge rows at every step)."""
     from workflows.models import WorkflowTransition
 
-    fired = [e.id for e in graph.edges if e.id and _edge_state(e, node_runs) == "fired"]
+    fired = [e.id for e in graph.edges if e.id and edge_state(e, node_runs) == "fired"]
     if fired:
         WorkflowTransition.objects.filter(pk__in=fired).update(freq=F("freq") + 1)
 

@@ -6,6 +6,8 @@ from django.db.models import Prefetch
 
 from rcm import phi
 from rcm.db.filters import filter_given
+from workflows.engine.executor import edge_state
+from workflows.engine.graph import Graph
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
 
 
@@ -44,3 +46,19 @@ def trace_list(*, run_id=None, workflow_id=None, since=None, until=None):
         created_at__gte=since,
         created_at__lt=until,
     )
+
+
+def run_edges_taken(*, run: WorkflowRun) -> set[tuple[str, str]]:
+    """The (source, target) pairs of the run's revision whose transition fired: its source
+    finished with the transition's label (or failed, for an ``error`` transition), as the
+    engine decides it. Read from the node runs' statuses and labels (one query)."""
+    graph = Graph.from_snapshot(run.revision.graph)
+    node_runs = {
+        node_run.node_key: node_run
+        for node_run in NodeRun.objects.filter(run=run).only("node_key", "status", "label")
+    }
+    return {
+        (edge.source, edge.target)
+        for edge in graph.edges
+        if edge.source in node_runs and edge_state(edge, node_runs) == "fired"
+    }

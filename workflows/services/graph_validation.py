@@ -374,9 +374,16 @@ def _cycle_through(start: str, members: set[str], successors: dict[str, list[str
     return [start]
 
 
-def _node_publish_problems(graph: Graph, node: Node) -> list[Problem]:
-    if not isinstance(node.config, dict) or node.node_type not in NodeType.values:
-        return []  # reported by node_problems; nothing more can be read from it
+def node_config_problems(node: Node) -> list[Problem]:
+    """What publishing will say about a node's retry policy, kind and config on their own,
+    whatever the rest of the graph: what an editor shows next to those fields."""
+    return _own_problems(node)[0]
+
+
+def _own_problems(node: Node) -> tuple[list[Problem], set[str] | None]:
+    """``node_config_problems`` and the labels the node can end with (None: unknown)."""
+    if not _readable(node):
+        return [], None
     found = []
     if isinstance(node.retry_policy, dict):
         found += [
@@ -384,17 +391,30 @@ def _node_publish_problems(graph: Graph, node: Node) -> list[Problem]:
             for message in retry.validate(node.retry_policy)
         ]
     if node.node_type in (NodeType.GENERAL, NodeType.DECISION) and not node.kind:
-        return [
-            *found,
+        found.append(
             Problem(
                 node.key,
                 Code.MISSING_KIND,
                 f"A {node.node_type} node needs a kind; registered kinds: "
                 f"{', '.join(kinds.names())}.",
-            ),
-        ]
+            )
+        )
+        return found, None
     config_messages, labels = _config_and_labels(node)
     found += [Problem(node.key, Code.INVALID_CONFIG, message) for message in config_messages]
+    return found, labels
+
+
+def _readable(node: Node) -> bool:
+    """False for a node whose config or type node_problems refuses: nothing more can be
+    read from it."""
+    return isinstance(node.config, dict) and node.node_type in NodeType.values
+
+
+def _node_publish_problems(graph: Graph, node: Node) -> list[Problem]:
+    if not _readable(node):
+        return []
+    found, labels = _own_problems(node)
     if labels is not None:
         found += _label_problems(graph, node, labels)
     kind = kinds.get(node.kind) if node.kind else None
