@@ -9,13 +9,14 @@ An organization without a workflow gets the first steps instead. Otherwise: the 
 flight (their bars kept moving by console/home.js polling ``home_batches``), what ended
 today, the week's success rate per workflow and per portal, the newest failures grouped by
 kind, and how the web actions found their targets. A fixed number of queries whatever the
-volume (tests/console/test_home.py counts them).
+volume (tests/console/test_home.py counts them); the week's panels cached briefly.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.http import JsonResponse
 from django.utils import timezone
 
@@ -23,6 +24,7 @@ from console import links
 from console.access import console_view, may, page
 from console.charts import Line, colour_of, dashed, share_chart_svg
 from rcm import permissions
+from rcm.context import require_org_id
 from workflows.admin_tiers import tier_mix_svg
 from workflows.models import ItemStatus
 from workflows.selectors import batch as batch_selectors
@@ -38,6 +40,12 @@ FAILURES_GROUPED = 1000
 LINES_DRAWN = 8
 # The tier mix: a week in six-hour buckets, as on a workflow's admin page.
 TIER_BUCKETS_PER_DAY = 4
+# The week's panels (its runs per day, workflow and portal, today's runs, the failures, the
+# tier mix) read every run and web action of seven days: with 100,000 of each, some 40 ms a
+# panel (docs/benchmarks.md). Each is computed once per organization and this many seconds and
+# served from the cache meanwhile (the page says as of when); the batches in flight and
+# today's batch rows are read live.
+WEEK_CACHE_SECONDS = 30
 ITEM_OUTCOMES = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
 BAD_IDS = "ids: give batch job numbers separated by commas, such as ids=12,15."
 
@@ -55,16 +63,11 @@ def home(request):
         context["batch_list_url"] = links.batch_list_url()
         context["items_today"] = _items_today(today)
     if may(request, "run", permissions.VIEW):
-        week = overview.run_week(today=today, days=WEEK_DAYS)
-        context["runs_today"] = [(name, week.today.get(name, 0)) for name in overview.RUN_OUTCOMES]
-        context["charts"] = [
-            _chart("workflow", week.days, week.by_workflow),
-            _chart("portal", week.days, week.by_portal),
-        ]
-        context["failures"] = _failures(today)
+        context.update(_week_cached("runs", today, lambda: _runs_of_the_week(today)))
         context["failures_grouped"] = FAILURES_GROUPED
     if may(request, "trace", permissions.VIEW):
-        context["tier_mix"] = _tier_mix(today)
+        context["tier_mix"] = _week_cached("tiers", today, lambda: _tier_mix(today))
+    context["week_cache_seconds"] = WEEK_CACHE_SECONDS
     return page(request, "console/home.html", context, title="Home")
 
 
@@ -124,6 +127,31 @@ def _items_today(today) -> list[tuple[str, int]]:
         since=overview.day_start(today), until=overview.day_start(today + timedelta(days=1))
     )
     return [(status, counts.get(status, 0)) for status in ITEM_OUTCOMES]
+
+
+def _week_cached(part: str, today, compute):
+    """A panel of the week, from the cache when an earlier request of the organization
+    computed it less than WEEK_CACHE_SECONDS ago."""
+    return cache.get_or_set(
+        week_cache_key(require_org_id(), today, part), compute, WEEK_CACHE_SECONDS
+    )
+
+
+def week_cache_key(org_id, today, part: str) -> str:
+    return f"console:home:{org_id}:{today.isoformat()}:{part}"
+
+
+def _runs_of_the_week(today) -> dict:
+    week = overview.run_week(today=today, days=WEEK_DAYS)
+    return {
+        "runs_today": [(name, week.today.get(name, 0)) for name in overview.RUN_OUTCOMES],
+        "charts": [
+            _chart("workflow", week.days, week.by_workflow),
+            _chart("portal", week.days, week.by_portal),
+        ],
+        "failures": _failures(today),
+        "runs_as_of": timezone.localtime(),
+    }
 
 
 def _chart(kind: str, days, series: list[overview.Series]) -> dict:
@@ -188,4 +216,9 @@ def _tier_mix(today) -> dict:
     if not total:
         return {"total": 0}
     from_memory = sum(bucket.tier_1 for bucket in buckets) / total
-    return {"total": total, "from_memory": from_memory, "svg": tier_mix_svg(buckets)}
+    return {
+        "total": total,
+        "from_memory": from_memory,
+        "svg": tier_mix_svg(buckets),
+        "as_of": timezone.localtime(),
+    }

@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from console.views import home as home_views
 from memory.models import MicroState
 from rcm.context import org_context
 from rcm.lookups import UserRole
@@ -42,7 +43,11 @@ def test_an_organization_without_a_workflow_sees_its_first_steps(console_for, or
 
 
 @pytest.mark.celery_worker
-def test_a_batch_in_flight_moves_its_bar_without_a_reload(console_for, celery_worker, org_a):
+def test_a_batch_in_flight_moves_its_bar_without_a_reload(
+    console_for, celery_worker, org_a, monkeypatch
+):
+    # The week's panels counted at each request: the page is read again once the batch ends.
+    monkeypatch.setattr(home_views, "WEEK_CACHE_SECONDS", 0)
     tab = console_for(org_a[UserRole.OPERATOR], org_a)
     workflow, _ = workflow_build(
         org_id=org_a.id,

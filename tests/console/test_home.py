@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from console.views import home as home_views
 from console.views.home import BAD_IDS
 from rcm.context import org_context
 from rcm.lookups import UserRole
@@ -106,7 +107,8 @@ def _populate(tenant, *, rows: int, runs: int, prefix: str = ""):
 
 
 @pytest.mark.django_db
-def test_the_home_runs_the_same_queries_for_more_rows(staff, org_a):  # noqa: F811
+def test_the_home_runs_the_same_queries_for_more_rows(staff, org_a, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(home_views, "WEEK_CACHE_SECONDS", 0)  # every panel counted each time
     _populate(org_a, rows=4, runs=1)
     client = _client(staff[UserRole.OPERATOR])
     client.get(HOME)  # the session and content types warmed
@@ -248,6 +250,26 @@ def test_failures_grouped_stop_at_the_newest_few(org_a):
     assert found.capped is True and found.sampled == 2
     assert [(g.error_kind, g.outcome, g.count) for g in found.groups] == [("", "", 2)]
     assert found.groups[0].example.pk == newest[-1].pk
+
+
+@pytest.mark.django_db
+def test_the_weeks_panels_are_counted_once_and_then_read_from_the_cache(
+    staff,  # noqa: F811
+    org_a,
+):
+    eligibility = factories.workflow(org_a, "Eligibility")
+    factories.ended(org_a, eligibility, timezone.now(), count=2)
+    client = _client(staff[UserRole.VIEWER])
+    with CaptureQueriesContext(connection) as counted:
+        first = client.get(HOME)
+    factories.ended(org_a, eligibility, timezone.now(), count=3)
+    with CaptureQueriesContext(connection) as cached:
+        again = client.get(HOME)
+    assert len(cached.captured_queries) < len(counted.captured_queries)
+    assert not any("workflow_run" in query["sql"] for query in cached.captured_queries)
+    assert dict(again.context["runs_today"]) == dict(first.context["runs_today"])
+    assert dict(first.context["runs_today"])["succeeded"] == 2
+    assert "as of" in again.text
 
 
 # -- the bars' numbers -----------------------------------------------------------------------
