@@ -29,6 +29,7 @@ from rcm.admin import (
     ReadOnlyTenantAdmin,
     TenantAdmin,
     adopt,
+    counted,
     pretty_json,
 )
 from rcm.context import require_org_id
@@ -540,7 +541,7 @@ class WorkflowAdmin(TenantAdmin):
             else:
                 changed += 1
         if changed:
-            self.message_user(request, f"{done} {changed} workflow(s).", messages.SUCCESS)
+            self.message_user(request, f"{done} {counted(changed, 'workflow')}.", messages.SUCCESS)
 
 
 @admin.register(WorkflowRevision)
@@ -794,7 +795,7 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
                 self.message_user(request, f"Run {run.pk}: {error.message}", messages.WARNING)
             else:
                 cancelled += 1
-        self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
+        self.message_user(request, f"Cancelled {counted(cancelled, 'run')}.", messages.SUCCESS)
 
 
 class TraceEndpointInline(ReadOnlyInline):
@@ -1045,7 +1046,8 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
                 self.message_user(request, f"Batch job {job.pk}: {error.message}", messages.WARNING)
             else:
                 cancelled += 1
-        self.message_user(request, f"Cancelled {cancelled} batch job(s).", messages.SUCCESS)
+        cancelled_jobs = counted(cancelled, "batch job")
+        self.message_user(request, f"Cancelled {cancelled_jobs}.", messages.SUCCESS)
 
     @admin.action(
         description="Retry the failed rows of the selected batch jobs", permissions=("run",)
@@ -1061,7 +1063,9 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
                 retried += 1
         if retried:
             self.message_user(
-                request, f"Retrying the failed rows of {retried} batch job(s).", messages.SUCCESS
+                request,
+                f"Retrying the failed rows of {counted(retried, 'batch job')}.",
+                messages.SUCCESS,
             )
 
 

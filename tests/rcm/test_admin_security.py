@@ -210,4 +210,4 @@ def test_the_index_groups_the_shared_catalogues_under_platform_for_platform_staf
 
 def test_home_is_the_console():
     response = Client().get("/")
-    assert response.status_code == 302 and response["Location"] == reverse("admin:index")
+    assert response.status_code == 302 and response["Location"] == reverse("console:home")
