@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from memory import services
 from memory.models import MicroState
-from rcm.admin import ReadOnlyTenantAdmin, pretty_json
+from rcm.admin import ReadOnlyTenantAdmin, counted, pretty_json
 
 
 def _success_bar(state: MicroState):
@@ -83,10 +83,10 @@ class MicroStateAdmin(ReadOnlyTenantAdmin):
     def retire(self, request, queryset):
         for state in queryset:
             services.micro_state_retire(state=state)
-        messages.success(request, f"{len(queryset)} states retired.")
+        messages.success(request, f"Retired {counted(len(queryset), 'micro-state')}.")
 
     @admin.action(description="Bring the selected states back", permissions=("run",))
     def unretire(self, request, queryset):
         for state in queryset:
             services.micro_state_unretire(state=state)
-        messages.success(request, f"{len(queryset)} states brought back.")
+        messages.success(request, f"Brought back {counted(len(queryset), 'micro-state')}.")

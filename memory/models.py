@@ -88,6 +88,8 @@ class MicroState(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "micro-state"
+        verbose_name_plural = "micro-states"
         db_table = "micro_state"
         ordering = ["-created_at", "-id"]
         managed = True

@@ -158,3 +158,75 @@ def micro_state_reembed_list(*, embedder: str, only_stale: bool):
     them again."""
     states = MicroState.objects.exclude(embedder=CLIENT_EMBEDDER).order_by("id")
     return states.exclude(embedder=embedder) if only_stale else states
+
+
+# -- the console's memory browser -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatePage:
+    states: list[MicroState]
+    next_before: int | None  # the ``before_id`` of the next page; None on the last
+
+
+def micro_state_page(
+    *,
+    size: int,
+    before_id: int | None = None,
+    workflow_id=None,
+    node_id: int | None = None,
+    endpoint_id: int | None = None,
+    is_retired: bool | None = None,
+    label_contains: str = "",
+) -> StatePage:
+    """A page of the organization's states, newest first, after the keyset ``before_id``
+    (ids below it): a page costs the same far into a large memory as at its start, where an
+    OFFSET would read every row before it. The page, the action and the embedding (kilobytes
+    a row) are left behind."""
+    states = filter_given(
+        micro_state_list(
+            workflow_id=workflow_id,
+            node_id=node_id,
+            endpoint_id=endpoint_id,
+            is_retired=is_retired,
+        ),
+        id__lt=before_id,
+        label__icontains=label_contains,
+    )
+    found = list(
+        states.select_related("workflow", "node", "endpoint")
+        .defer("dom_snapshot", "action_json", "semantic_spec")
+        .order_by("-id")[: size + 1]
+    )
+    more = len(found) > size
+    return StatePage(found[:size], found[size - 1].pk if more else None)
+
+
+def micro_state_detail(*, state_id: int) -> MicroState | None:
+    """One state of the organization with its workflow, node and endpoint (None if it has no
+    such state: another organization's is not found)."""
+    return (
+        MicroState.objects.select_related("workflow", "node", "endpoint")
+        .filter(pk=state_id)
+        .first()
+    )
+
+
+def micro_state_replaced_list(*, state: MicroState):
+    """The retired states aliased to ``state``: the ones it replaced."""
+    return MicroState.objects.filter(aliased_to_id=state.pk).only("id", "label").order_by("-id")
+
+
+def micro_state_neighbours(*, state: MicroState, k: int) -> list[Match]:
+    """The organization's ``k`` live states nearest to ``state`` (itself left out), made by the
+    same embedder (another's vectors live in an unrelated space)."""
+    matches = micro_state_search(vector=state.text_emb, embedder=state.embedder, k=k + 1)
+    matches = [match for match in matches if match.state.pk != state.pk][:k]
+    # Their workflows and nodes in one more query (the search itself joins nothing).
+    shown = MicroState.objects.filter(pk__in=[match.state.pk for match in matches])
+    shown = shown.select_related("workflow", "node").defer(
+        "text_emb", "dom_snapshot", "action_json", "semantic_spec"
+    )
+    by_id = {one.pk: one for one in shown}
+    # A state gone since the search (its workflow deleted) is left out.
+    return [Match(by_id[m.state.pk], m.similarity) for m in matches if m.state.pk in by_id]

@@ -202,6 +202,11 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+def counted(number: int, singular: str, plural: str = "") -> str:
+    """A count as a sentence says it: "1 run", "3 runs", "2 batch jobs" (never "run(s)")."""
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
+
+
 def pretty_json(value):
     """A JSON value as an indented, read-only block on an admin page."""
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))

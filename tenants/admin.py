@@ -25,6 +25,7 @@ from rcm.admin import (
     admin_role,
     adopt,
     changes,
+    counted,
     fresh,
     is_platform_staff,
 )
@@ -430,7 +431,7 @@ class InvitationAdmin(TenantAdmin):
             services.invitation_revoke(
                 invitation=invitation, actor=request.user, ip_address=client_ip(request)
             )
-        self.message_user(request, f"Revoked {len(pending)} invitation(s).")
+        self.message_user(request, f"Revoked {counted(len(pending), 'invitation')}.")
 
     @admin.action(description="Send the selected invitations again", permissions=("run",))
     def resend(self, request, queryset):
@@ -439,7 +440,8 @@ class InvitationAdmin(TenantAdmin):
             services.invitation_resend(
                 invitation=invitation, actor=request.user, ip_address=client_ip(request)
             )
-        self.message_user(request, f"Sent {len(pending)} invitation(s) again, with new links.")
+        sent = counted(len(pending), "invitation")
+        self.message_user(request, f"Sent {sent} again, with new links.")
 
     def get_urls(self):
         mine = path("mine/", self.admin_site.admin_view(self.mine_view), name="my_invitations")
@@ -554,7 +556,7 @@ class ApiKeyAdmin(TenantAdmin):
             services.api_key_revoke(
                 api_key=api_key, actor=request.user, ip_address=client_ip(request)
             )
-        self.message_user(request, f"Revoked {len(live)} API key(s).")
+        self.message_user(request, f"Revoked {counted(len(live), 'API key')}.")
 
 
 @admin.register(AuditEvent)

@@ -339,6 +339,8 @@ class ApiKey(TenantModel):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
         db_table = "api_key"
         ordering = ["created_at", "id"]
 

@@ -14,7 +14,15 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from rcm.admin import ReadOnlyTenantAdmin, TenantAdmin, adopt, changes, fresh, pretty_json
+from rcm.admin import (
+    ReadOnlyTenantAdmin,
+    TenantAdmin,
+    adopt,
+    changes,
+    counted,
+    fresh,
+    pretty_json,
+)
 from rcm.context import require_org_id
 from rcm.errors import ApplicationError
 from tenants.authentication import client_ip
@@ -289,7 +297,8 @@ class WebActionAdmin(ReadOnlyTenantAdmin):
         active = queryset.filter(status__in=WEB_ACTION_ACTIVE)
         for web_action in active:
             web_actions.web_action_cancel(web_action=web_action)
-        self.message_user(request, f"Cancelled {len(active)} web action(s).", messages.SUCCESS)
+        cancelled = counted(len(active), "web action")
+        self.message_user(request, f"Cancelled {cancelled}.", messages.SUCCESS)
 
 
 @admin.register(WebScreenshot)

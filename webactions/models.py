@@ -110,6 +110,8 @@ class CredentialAccessLog(TenantModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "credential access log entry"
+        verbose_name_plural = "credential access log entries"
         db_table = "credential_access_log"
         ordering = ["-created_at", "-id"]
         indexes = [

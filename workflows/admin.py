@@ -29,6 +29,7 @@ from rcm.admin import (
     ReadOnlyTenantAdmin,
     TenantAdmin,
     adopt,
+    counted,
     pretty_json,
 )
 from rcm.context import require_org_id
@@ -552,7 +553,7 @@ class WorkflowAdmin(TenantAdmin):
             else:
                 changed += 1
         if changed:
-            self.message_user(request, f"{done} {changed} workflow(s).", messages.SUCCESS)
+            self.message_user(request, f"{done} {counted(changed, 'workflow')}.", messages.SUCCESS)
 
 
 @admin.register(WorkflowRevision)
@@ -652,7 +653,53 @@ class NodeRunInline(ReadOnlyInline):
         "error",
         "started_at",
         "ended_at",
+        "duration",
     )
+
+    @admin.display(description="duration")
+    def duration(self, obj):
+        """From the first attempt's start to the last one's end (retries and their waits)."""
+        if obj.started_at is None or obj.ended_at is None:
+            return "—"
+        return _duration((obj.ended_at - obj.started_at).total_seconds())
+
+
+class RunTraceInline(ReadOnlyInline):
+    """Every step the run took, in the order they were recorded (then by id: the steps of
+    one attempt are written together, in the order taken)."""
+
+    model = WorkflowTrace
+    fk_name = "run"
+    verbose_name = "trace"
+    verbose_name_plural = "traces, in time order"
+    fields = (
+        "created_at",
+        "node_key",
+        "attempt",
+        "action_type",
+        "success",
+        "duration_ms",
+        "tier",
+        "error_detail",
+    )
+
+    def get_queryset(self, request):
+        # The model's prompt and answer are the largest columns of a row; none is shown here.
+        queryset = super().get_queryset(request).defer("llm_prompt", "llm_response")
+        return queryset.order_by("created_at", "id")
+
+
+def _duration(seconds: float) -> str:
+    """A duration as people read it: 850 ms, 12.4 s, 3 min 05 s, 2 h 10 min."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 @admin.register(WorkflowRun)
@@ -697,7 +744,7 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
     list_filter = ("status", "workflow")
     search_fields = ("external_id",)
     actions = ("cancel",)
-    inlines = (NodeRunInline,)
+    inlines = (NodeRunInline, RunTraceInline)
 
     def get_queryset(self, request):
         # The number, not the revision: select_related would load each run's whole snapshot.
@@ -746,6 +793,9 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["web_actions"] = _web_actions_table(obj)
+            # The console's button (asked of the URL names: workflows sits below it).
+            if self.has_run_permission(request):
+                context["rerun_url"] = reverse("console:run_rerun", args=(obj.pk,))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.action(description="Cancel the selected runs", permissions=("run",))
@@ -758,7 +808,7 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
                 self.message_user(request, f"Run {run.pk}: {error.message}", messages.WARNING)
             else:
                 cancelled += 1
-        self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
+        self.message_user(request, f"Cancelled {counted(cancelled, 'run')}.", messages.SUCCESS)
 
 
 class TraceEndpointInline(ReadOnlyInline):
@@ -1009,7 +1059,8 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
                 self.message_user(request, f"Batch job {job.pk}: {error.message}", messages.WARNING)
             else:
                 cancelled += 1
-        self.message_user(request, f"Cancelled {cancelled} batch job(s).", messages.SUCCESS)
+        cancelled_jobs = counted(cancelled, "batch job")
+        self.message_user(request, f"Cancelled {cancelled_jobs}.", messages.SUCCESS)
 
     @admin.action(
         description="Retry the failed rows of the selected batch jobs", permissions=("run",)
@@ -1025,7 +1076,9 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
                 retried += 1
         if retried:
             self.message_user(
-                request, f"Retrying the failed rows of {retried} batch job(s).", messages.SUCCESS
+                request,
+                f"Retrying the failed rows of {counted(retried, 'batch job')}.",
+                messages.SUCCESS,
             )
 
 

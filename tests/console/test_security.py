@@ -18,6 +18,7 @@ import console.urls
 from rcm import permissions
 from rcm.context import org_context
 from rcm.lookups import ROLE_RANK, UserRole
+from tests.console import factories
 from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
 from tests.workflows.factories import entry, outcome, workflow_build
 
@@ -27,7 +28,11 @@ ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN, UserRole.SYS_AD
 # URL argument -> a function making, in the organization in context, the object it names
 # (returns the value for the URL). Each route about an object is checked against another
 # organization's.
-OBJECTS: dict[str, Callable[[object], object]] = {}
+OBJECTS: dict[str, Callable[[object], object]] = {
+    # -- home, run page, memory browser (issue 14: home) --
+    "run_id": lambda tenant: factories.run(tenant).pk,
+    "state_id": lambda tenant: factories.micro_state(tenant).pk,
+}
 
 
 # -- the workflow editor --

@@ -53,7 +53,7 @@ def test_operators_retire_and_revive_viewers_cannot(org_a):
     state = _state(org_a, "Claim status")
     operator = _logged_in(_staff(org_a, "ops@acme.test", UserRole.OPERATOR))
     response = operator.post(LIST, {"action": "retire", "_selected_action": [state.pk]})
-    assert _last_message(response) == "1 states retired."
+    assert _last_message(response) == "Retired 1 micro-state."
     with org_context(org_a.id):
         assert MicroState.objects.get(pk=state.pk).is_retired
     operator.post(LIST, {"action": "unretire", "_selected_action": [state.pk]})

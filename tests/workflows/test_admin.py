@@ -634,7 +634,7 @@ def test_publish_suspend_and_archive_go_through_the_services(staff_a, org_a):
 
     response = _act(client, "workflow", "publish", draft)
     assert response.status_code == 302
-    assert _last_message(response) == "Published 1 workflow(s)."
+    assert _last_message(response) == "Published 1 workflow."
     draft = _reload(org_a, draft)
     assert (draft.status_id, draft.published_at is not None) == ("active", True)
     with org_context(org_a.id):
@@ -777,14 +777,14 @@ def test_an_operator_cancels_a_running_run(staff_a, org_a):
     live, other = _run(org_a, workflow, "row-1"), _run(org_a, workflow, "row-2")
     client = _logged_in(staff_a)
     response = _act(client, "workflowrun", "cancel", live)
-    assert _last_message(response) == "Cancelled 1 run(s)."
+    assert _last_message(response) == "Cancelled 1 run."
     assert _reload(org_a, live).status == RunStatus.CANCELLED
     assert _reload(org_a, other).status == RunStatus.RUNNING
     with org_context(org_a.id):
         left = NodeRun.objects.filter(run=live).exclude(node_key="start")
         assert set(left.values_list("status", flat=True)) == {NodeRunStatus.CANCELLED}
     response = _act(client, "workflowrun", "cancel", live)  # finished: nothing to cancel
-    assert _last_message(response) == "Cancelled 0 run(s)."
+    assert _last_message(response) == "Cancelled 0 runs."
 
 
 # -- web actions and their tiers -----------------------------------------------------------

@@ -221,7 +221,7 @@ def test_an_operator_cancels_a_job_and_a_finished_one_is_left_alone(staff_a, org
     client = _logged_in(staff_a)
     assert "action_checkbox" in client.get(_url("batchjob")).context["cl"].list_display
     response = _act(client, "batchjob", "cancel", live, finished)
-    assert _last_message(response) == "Cancelled 1 batch job(s)."
+    assert _last_message(response) == "Cancelled 1 batch job."
     live = _reload(org_a, live)
     assert (live.status_id, live.cancelled_rows, live.cancel_requested) == ("cancelled", 3, True)
     assert _reload(org_a, finished).status_id == "failed"
@@ -234,7 +234,7 @@ def test_an_operator_retries_failed_rows_and_hears_why_others_cannot_be(staff_a,
     messages = [str(message) for message in response.wsgi_request._messages]
     assert messages == [
         f"Batch job {upload_failures.pk}: {batch.NOTHING_TO_RETRY}",
-        "Retrying the failed rows of 1 batch job(s).",
+        "Retrying the failed rows of 1 batch job.",
     ]
     job = _reload(org_a, job)
     assert (job.status_id, job.pending_rows, job.failed_rows) == ("processing", 2, 0)

@@ -102,7 +102,13 @@ class BatchJob(TenantModel):
                 fields=["endpoint"],
                 condition=Q(pending_rows__gt=0) | Q(running_rows__gt=0),
                 name="batch_job_active_by_endpoint",
-            )
+            ),
+            # The console's home: the jobs in flight, newest first.
+            models.Index(
+                fields=["org", "-created_at"],
+                condition=Q(completed_at__isnull=True),
+                name="batch_job_in_flight",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -145,6 +151,13 @@ class BatchJobItem(TenantModel):
                 name="batch_job_item_pending",
             ),
             models.Index(fields=["run"], name="batch_job_item_run"),
+            # The console's home: the rows that ended today, counted by status from the index.
+            models.Index(
+                fields=["org", "completed_at"],
+                include=["status"],
+                condition=Q(completed_at__isnull=False),
+                name="batch_job_item_ended",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -196,6 +196,8 @@ class RequirementChangelog(models.Model):
     objects = ChangelogManager()
 
     class Meta:
+        verbose_name = "requirement change"
+        verbose_name_plural = "requirement changes"
         db_table = "requirement_changelog"
         ordering = ["-changed_at", "-id"]
         indexes = [models.Index(fields=["table_name", "record_id"], name="req_changelog_record")]

@@ -21,6 +21,11 @@ class RunStatus(models.TextChoices):
 
 
 RUN_TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT)
+# A run that did not succeed and was not called off: it failed at a node, timed out, or
+# completed at an outcome marked failure (a business answer such as "member not found").
+RUN_FAILED = Q(status__in=[RunStatus.FAILED, RunStatus.TIMEOUT]) | Q(
+    status=RunStatus.COMPLETED, result="failure"
+)
 
 
 class NodeRunStatus(models.TextChoices):
@@ -95,6 +100,19 @@ class WorkflowRun(TenantModel):
                 fields=["deadline_at"],
                 condition=Q(status__in=["pending", "running"]),
                 name="workflow_run_open_deadline",
+            ),
+            # The console's home: the week's ended runs grouped by revision, day and outcome,
+            # from the index alone; and the newest failures without walking the successes.
+            models.Index(
+                fields=["org", "ended_at"],
+                include=["revision", "status", "result"],
+                condition=Q(ended_at__isnull=False),
+                name="workflow_run_ended",
+            ),
+            models.Index(
+                fields=["org", "-ended_at", "-id"],
+                condition=RUN_FAILED,
+                name="workflow_run_failed",
             ),
         ]
 

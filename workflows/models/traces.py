@@ -1,9 +1,19 @@
 """Traces: one row per node attempt (and, from the web agent, per action), V8 columns."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.json import KeyTransform
 
 from rcm.db.tenancy import TenantModel
+
+# The web kind's traces: one per browser action, named web.<tool> (webactions/kinds.py).
+WEB_ACTION_PREFIX = "web."
+# An action whose target no tier found (its reason says "miss:", after what tier 1 found).
+UNRESOLVED = Q(tier__isnull=True, success=False, tier_reason__contains="miss:")
+# The web actions a tier mix counts: a target found by a tier, or not found at all. The
+# index workflow_trace_tiered is partial on this very condition, and the tier mix filters by
+# it, so that the planner sees the query imply the index's predicate.
+TIERED = Q(action_type__startswith=WEB_ACTION_PREFIX) & (Q(tier__isnull=False) | UNRESOLVED)
 
 
 class WorkflowTrace(TenantModel):
@@ -57,6 +67,21 @@ class WorkflowTrace(TenantModel):
         indexes = [
             models.Index(fields=["org", "-created_at", "-id"], name="workflow_trace_recent"),
             models.Index(fields=["run", "-created_at"], name="workflow_trace_run"),
+            # The organization's tier mix (the console's home): counted from this index alone.
+            models.Index(
+                fields=["org", "created_at"],
+                include=["tier", "workflow"],
+                condition=TIERED,
+                name="workflow_trace_tiered",
+            ),
+            # A micro-state's outcomes over time (the memory browser's success curve).
+            models.Index(
+                F("org"),
+                KeyTransform("state", "action_detail"),
+                F("created_at"),
+                condition=Q(action_type__startswith=WEB_ACTION_PREFIX),
+                name="workflow_trace_state",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -17,9 +17,7 @@ from django.db.models import Count, Func, IntegerField, Q, Value
 from django.utils import timezone
 
 from workflows.models import WorkflowTrace
-
-WEB_ACTION_PREFIX = "web."
-UNRESOLVED = Q(tier__isnull=True, success=False, tier_reason__contains="miss:")
+from workflows.models.traces import TIERED, WEB_ACTION_PREFIX
 
 
 @dataclass(frozen=True)
@@ -52,34 +50,35 @@ class _WidthBucket(Func):
 
 
 def tier_mix(
-    *, workflow_id: uuid.UUID, since: datetime, until: datetime, buckets: int
+    *, workflow_id: uuid.UUID | None, since: datetime, until: datetime, buckets: int
 ) -> list[TierBucket]:
-    """The web actions of one workflow from ``since`` up to ``until``, counted per tier in
-    ``buckets`` buckets of equal width (every bucket is returned, empty ones too).
+    """The web actions of one workflow (None: of every workflow of the organization) from
+    ``since`` up to ``until``, counted per tier in ``buckets`` buckets of equal width (every
+    bucket is returned, empty ones too).
 
     Equal on the wall clock of the current time zone: from a midnight, a day's buckets
     start at the same hours every day, and a day bucket is a calendar day, even across a
     daylight-saving change (a 23- or 25-hour day). Actions that needed no element (goto,
-    screenshot) are not counted. One query, grouped in the database.
+    screenshot) are not counted. One query, grouped in the database, read from the index of
+    the counted actions alone (workflow_trace_tiered).
     """
     if buckets < 1 or until <= since:
         raise ValueError("tier_mix needs at least one bucket and since before until")
     starts = _bucket_starts(since=since, until=until, buckets=buckets)
+    actions = WorkflowTrace.objects.filter(TIERED, created_at__gte=since, created_at__lt=until)
+    if workflow_id is not None:
+        actions = actions.filter(workflow_id=workflow_id)
     rows = (
-        WorkflowTrace.objects.filter(
-            Q(tier__isnull=False) | UNRESOLVED,
-            workflow_id=workflow_id,
-            action_type__startswith=WEB_ACTION_PREFIX,
-            created_at__gte=since,
-            created_at__lt=until,
-        )
-        .annotate(bucket=_WidthBucket("created_at", Value(starts)))
+        actions.annotate(bucket=_WidthBucket("created_at", Value(starts)))
         .values("bucket")
         .annotate(
-            tier_1=Count("pk", filter=Q(tier=1)),
-            tier_2=Count("pk", filter=Q(tier=2)),
-            tier_3=Count("pk", filter=Q(tier=3)),
-            unresolved=Count("pk", filter=UNRESOLVED),
+            # Counted by a column the index holds (never null), not by the key: the index is
+            # then all the count reads.
+            tier_1=Count("created_at", filter=Q(tier=1)),
+            tier_2=Count("created_at", filter=Q(tier=2)),
+            tier_3=Count("created_at", filter=Q(tier=3)),
+            # Among the counted actions, a tierless one is an unresolved one (TIERED).
+            unresolved=Count("created_at", filter=Q(tier__isnull=True)),
         )
         .order_by()
     )
@@ -106,3 +105,17 @@ def web_action_list(*, run_id: int):
         .defer("llm_prompt", "llm_response", "error_detail")
         .order_by("created_at", "id")
     )
+
+
+def state_outcome_list(*, state_id: int, limit: int) -> list[tuple[datetime, bool]]:
+    """(time, success) of the newest ``limit`` web actions whose target came from micro-state
+    ``state_id`` (the web agent names it in each action's detail: webactions/kinds.py,
+    action_detail), oldest first. Read through the index workflow_trace_state."""
+    rows = (
+        WorkflowTrace.objects.filter(
+            action_type__startswith=WEB_ACTION_PREFIX, action_detail__state=state_id
+        )
+        .order_by("-created_at", "-id")
+        .values_list("created_at", "success")[:limit]
+    )
+    return list(reversed(rows))
