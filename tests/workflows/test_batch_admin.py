@@ -24,7 +24,7 @@ from workflows.services import batch, runs
 
 pytestmark = pytest.mark.django_db
 
-MISSING = "member_id: Required field is missing."
+MISSING = "Member ID is required."
 
 
 @pytest.fixture

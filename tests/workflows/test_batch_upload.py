@@ -183,10 +183,18 @@ def test_reject_lists_row_field_and_message_and_writes_nothing(
     error = _refused(_upload(operator, eligibility_workflow, content), 400, "invalid_rows")
     assert error["details"]["invalid_row_count"] == 2
     assert error["details"]["rows"] == [
-        {"row": 2, "field": "member_id", "message": "Does not match the required format."},
-        {"row": 2, "field": "patient_dob", "message": "Not a date in the format %Y-%m-%d."},
-        {"row": 2, "field": "provider_npi", "message": "Does not match the required format."},
-        {"row": 3, "field": "member_id", "message": "Required field is missing."},
+        {"row": 2, "field": "member_id", "message": "Member ID is not in the expected format."},
+        {
+            "row": 2,
+            "field": "patient_dob",
+            "message": "Patient date of birth must look like 1980-04-30.",
+        },
+        {
+            "row": 2,
+            "field": "provider_npi",
+            "message": "Rendering provider NPI is not in the expected format.",
+        },
+        {"row": 3, "field": "member_id", "message": "Member ID is required."},
     ]
     assert _nothing_written(org_a)
 
@@ -201,7 +209,7 @@ def test_reject_lists_the_first_100_errors_and_counts_every_invalid_row(
     assert error["details"]["rows"][-1] == {
         "row": 100,
         "field": "name",
-        "message": "Required field is missing.",
+        "message": "Name is required.",
     }
     assert _nothing_written(org_a)
 
@@ -220,7 +228,7 @@ def test_skip_makes_invalid_rows_failed_items_carrying_their_errors(
     assert (good.status, good.error_message) == ("pending", "")
     assert bad.status == "failed"
     assert bad.error_message == (
-        "provider_npi: Required field is missing.; patient_dob: Not a date in the format %Y-%m-%d."
+        "Rendering provider NPI is required. Patient date of birth must look like 1980-04-30."
     )
 
 

@@ -5,8 +5,11 @@ they count, so that ``total_rows = pending + running + successful + failed + can
 at every instant (a CHECK constraint says so).
 """
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, TextField, Value
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce, Concat, Lower
 
 from rcm.db.tenancy import TenantModel
 
@@ -25,6 +28,25 @@ class ItemStatus(models.TextChoices):
 
 
 ITEM_TERMINAL = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+
+# Where a row keeps what people search it by: the task catalogue's patient fields
+# (workflows/migrations/0004_seed_catalog.py).
+MEMBER_ID_FIELD = "member_id"
+FIRST_NAME_FIELD, LAST_NAME_FIELD = "patient_first_name", "patient_last_name"
+
+
+def member_id_key():
+    """A row's member ID as it is searched and indexed: lower case."""
+    return Lower(KT(f"input_data__{MEMBER_ID_FIELD}"))
+
+
+def patient_name_key():
+    """A row's first and last name in one lower-case text, as it is searched and indexed."""
+    first, last = (
+        Coalesce(KT(f"input_data__{name}"), Value(""), output_field=TextField())
+        for name in (FIRST_NAME_FIELD, LAST_NAME_FIELD)
+    )
+    return Lower(Concat(first, Value(" "), last, output_field=TextField()))
 
 
 class BatchJob(TenantModel):
@@ -145,6 +167,24 @@ class BatchJobItem(TenantModel):
                 name="batch_job_item_pending",
             ),
             models.Index(fields=["run"], name="batch_job_item_run"),
+            # A job's rows of one status in row order: the console's filter, the failed-rows
+            # file, a page deep into a job's failures.
+            models.Index(
+                fields=["batch_job", "status", "row_number"], name="batch_job_item_status_row"
+            ),
+            # The console's searches within a job: substrings of the member ID and of the
+            # patient's name (pg_trgm), the job's id in the same index (btree_gin), so that a
+            # search reads the matching rows of that job only.
+            GinIndex(
+                F("batch_job"),
+                OpClass(member_id_key(), name="gin_trgm_ops"),
+                name="batch_job_item_member_trgm",
+            ),
+            GinIndex(
+                F("batch_job"),
+                OpClass(patient_name_key(), name="gin_trgm_ops"),
+                name="batch_job_item_patient_trgm",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -415,8 +415,16 @@ def batch_job_cancel(*, job: BatchJob) -> BatchJob:
     return job
 
 
+@dataclass(frozen=True)
+class Retried:
+    """A job whose failed rows were sent back, and how many rows that was."""
+
+    job: BatchJob
+    rows: int
+
+
 @transaction.atomic
-def batch_job_retry_failed(*, job: BatchJob) -> BatchJob:
+def batch_job_retry_failed(*, job: BatchJob) -> Retried:
     """Failed rows run again (their attempts count on); the job is processing again."""
     job = BatchJob.objects.select_for_update().get(pk=job.pk)
     if job.cancel_requested:
@@ -440,7 +448,7 @@ def batch_job_retry_failed(*, job: BatchJob) -> BatchJob:
     )
     feed_soon()
     job.refresh_from_db()
-    return job
+    return Retried(job=job, rows=retried)
 
 
 def rows_numbered(rows: Iterable[dict], *, errors: dict[int, str] | None = None) -> Iterator[Row]:
