@@ -19,6 +19,8 @@ from rcm import permissions
 from rcm.context import org_context
 from rcm.lookups import ROLE_RANK, UserRole
 from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
+from tests.workflows.engine_helpers import published  # batches
+from workflows.services import batch  # batches
 
 ROUTES = list(console.urls.urlpatterns)
 ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN, UserRole.SYS_ADMIN)
@@ -26,7 +28,20 @@ ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN, UserRole.SYS_AD
 # URL argument -> a function making, in the organization in context, the object it names
 # (returns the value for the URL). Each route about an object is checked against another
 # organization's.
-OBJECTS: dict[str, Callable[[object], object]] = {}
+
+
+# -- batches --
+def _batch_job(tenant) -> int:
+    workflow, revision = published(tenant.id, "start>done", required_data=["member_id"])
+    rows = batch.rows_numbered([{"member_id": "W1"}, {"member_id": "W2"}])
+    return batch.batch_job_create(workflow=workflow, revision=revision, rows=rows).pk
+
+
+# -- end of batches --
+
+OBJECTS: dict[str, Callable[[object], object]] = {
+    "job_id": _batch_job,  # batches
+}
 
 
 def _route_id(pattern) -> str:

@@ -27,9 +27,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from rcm.errors import NotFound
+from rcm.errors import ApplicationError, NotFound
 from workflows.models import Workflow
 from workflows.services.batch_upload import (
+    UNSUPPORTED_FILE,
     runnable_revision,
     upload_size_check,
     upload_table_read,
@@ -40,6 +41,9 @@ TOKEN_BYTES = 32
 # up at all, so no path can be smuggled into the file name.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 READ_CHUNK_BYTES = 64 * 1024
+# A person picks a file by its name: anything else is the wrong file, whatever its bytes say
+# (a PDF reads as Windows-1252 text, and would show its first line as columns).
+FILE_SUFFIXES = (".csv", ".xlsx")
 STAGED_GONE = (
     "This upload is no longer waiting (it was started, or it waited too long); choose the file "
     "again."
@@ -63,6 +67,8 @@ class StagedUpload:
 def batch_upload_stage(*, org_id, user_id, workflow: Workflow, file: UploadedFile) -> StagedUpload:
     """Check the file as an upload would be checked (size, type, header) and keep it for its
     organization and user. Nothing is kept when the file is refused."""
+    if not (file.name or "").lower().endswith(FILE_SUFFIXES):
+        raise ApplicationError("unsupported_file_type", UNSUPPORTED_FILE)
     upload_size_check(size=file.size)
     runnable_revision(workflow=workflow)
     columns = upload_table_read(upload=file).columns or []
