@@ -155,9 +155,12 @@ def test_search_by_member_id_and_by_patient_name_within_this_job(staff, org_a):
     _job(org_a, 30, file_name="other.csv")  # the same member IDs in another job
     client = _client(staff[OPERATOR])
     assert _shown_rows(_page(client, job, member_id="w1012")) == [12]  # any case
-    assert _shown_rows(_page(client, job, member_id="101")) == list(range(10, 20))  # a part
+    assert _shown_rows(_page(client, job, member_id="W101")) == list(range(10, 20))  # its start
+    assert _shown_rows(_page(client, job, member_id="1012")) == []  # not the middle
     # Row n has patient n % 5: Ada Lovelace at 5, 10, ...; Ada Byron at 4, 9, ...
     assert _shown_rows(_page(client, job, patient="lovelace")) == [5, 10, 15, 20, 25, 30]
+    assert _shown_rows(_page(client, job, patient="ada love")) == [5, 10, 15, 20, 25, 30]
+    assert _shown_rows(_page(client, job, patient="lace")) == []  # names match by their start
     assert _shown_rows(_page(client, job, patient="ADA")) == [
         4,
         5,
