@@ -118,7 +118,9 @@ def batch(request, job_id: int):
             "filters": kept,
             "searched": any(kept.values()),
             "statuses": ItemStatus.values,
-            "may_retry": may_run and job.failed_rows > 0 and not job.cancel_requested,
+            "may_retry": may_run
+            and not job.cancel_requested
+            and selectors.batch_job_retryable(job=job),
             "may_cancel": may_run and job.completed_at is None,
         },
         title=f"Batch {job.pk}",

@@ -117,7 +117,7 @@ def _choose_page(request, form: ChooseForm, *, status: int = 200):
             "workflows": form.fields["workflow"].queryset,
             "limit_bytes": limit_bytes,
             "limit_mb": f"{limit_bytes / (1024 * 1024):g}",
-            "limit_rows": limit_rows,
+            "limit_rows": f"{limit_rows:,}",
         },
         title="Upload a batch",
         status=status,
@@ -235,6 +235,9 @@ def _render_map(request, staged, workflow, fields, fills, *, step, status=200, *
             "keep": KEEP,
             "ignore": IGNORE,
             "unfilled": unfilled,
+            "required_fields": [
+                {"name": field.name, "label": field.label} for field in fields if field.required
+            ],
             "policies": InvalidRowPolicy,
             **extra,
         },

@@ -214,6 +214,7 @@ def test_rows_come_a_page_at_a_time_by_row_number(staff, org_a):
 def test_the_page_costs_the_same_queries_for_a_larger_batch(staff, org_a, params):
     client = _client(staff[OPERATOR])
     small, large = _job(org_a, 3), _job(org_a, 400, file_name="large.csv")
+    _move(org_a, small, completed=[1], failed=[2])
     _move(org_a, large, completed=list(range(1, 200)), failed=list(range(200, 300)))
     _page(client, small)  # the session and the content types, cached
 
@@ -304,6 +305,9 @@ def test_retry_sends_the_failed_rows_back_and_says_how_many(staff, org_a):
     assert (job.pending_rows, job.failed_rows, job.status_id) == (3, 1, "processing")
     again = client.post(reverse("console:batch_retry_failed", args=(job.pk,)), follow=True)
     assert _messages(again) == [batch.NOTHING_TO_RETRY]
+    # Rows refused at upload alone: nothing a retry would send back, so no button.
+    refused = _job(org_a, 2, invalid=[1, 2], file_name="refused.csv")
+    assert "Retry failed rows" not in _page(client, refused).text
 
 
 def test_cancel_cancels_the_rows_not_started_and_a_finished_batch_says_so(staff, org_a):

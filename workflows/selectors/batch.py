@@ -22,6 +22,7 @@ from workflows.engine import clock
 from workflows.engine.graph import Graph
 from workflows.models import BatchJob, BatchJobItem, ItemStatus, Workflow
 from workflows.models.batch import FIRST_NAME_FIELD, LAST_NAME_FIELD, MEMBER_ID_FIELD
+from workflows.services.batch import retryable_items
 
 NOT_FOUND = "Not found."
 RESULT_CHUNK = 2000
@@ -64,6 +65,11 @@ def batch_job_list(*, workflow_id=None, status: str | None = None, since=None, u
 def batch_job_item_list(*, job: BatchJob, status: str | None = None) -> QuerySet[BatchJobItem]:
     items = BatchJobItem.objects.filter(batch_job=job)
     return items.filter(status=status) if status else items
+
+
+def batch_job_retryable(*, job: BatchJob) -> bool:
+    """Whether a retry would send any row back (one query, on the failed rows' index)."""
+    return job.failed_rows > 0 and retryable_items(job=job).exists()
 
 
 def batch_job_get(*, job_id: int) -> BatchJob:

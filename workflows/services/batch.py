@@ -430,10 +430,7 @@ def batch_job_retry_failed(*, job: BatchJob) -> Retried:
     if job.cancel_requested:
         raise Conflict("job_cancelled", JOB_FINISHED.format(status=job.status_id))
     now = clock.now()
-    # Rows that failed the upload's own check (never attempted) would fail the same way.
-    retried = BatchJobItem.objects.filter(
-        batch_job=job, status=ItemStatus.FAILED, attempts__gt=0
-    ).update(
+    retried = retryable_items(job=job).update(
         status=ItemStatus.PENDING, completed_at=None, updated_at=now, error_message="", run=None
     )
     if not retried:
@@ -449,6 +446,12 @@ def batch_job_retry_failed(*, job: BatchJob) -> Retried:
     feed_soon()
     job.refresh_from_db()
     return Retried(job=job, rows=retried)
+
+
+def retryable_items(*, job: BatchJob):
+    """The job's rows a retry sends back: those that failed in a run. Rows that failed the
+    upload's own check (never attempted) would fail the same way."""
+    return BatchJobItem.objects.filter(batch_job=job, status=ItemStatus.FAILED, attempts__gt=0)
 
 
 def rows_numbered(rows: Iterable[dict], *, errors: dict[int, str] | None = None) -> Iterator[Row]:

@@ -1,5 +1,6 @@
 /* A batch's page: times in the browser's own time zone, a confirmation before a cancel, and
-   the progress kept current by polling the batch's progress every 2 seconds until it ends. */
+   the progress kept current by polling the batch's progress every 2 seconds until it ends;
+   when rows have ended since the last poll, the rows table is read again in place. */
 (function () {
   "use strict";
 
@@ -32,8 +33,8 @@
     });
   }
 
-  function confirmBeforeSubmit() {
-    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+  function confirmBeforeSubmit(root) {
+    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
         if (!window.confirm(form.dataset.confirm)) event.preventDefault();
       });
@@ -58,7 +59,7 @@
     ["total", "processed", "successful", "failed", "cancelled", "running", "pending"].forEach(
       function (name) { setField(box, name, state[name]); }
     );
-    setField(box, "percent", state.percent + " %");
+    setField(box, "percent", Number(state.percent).toFixed(1) + " %");
     setField(box, "rate", state.rows_per_second ? state.rows_per_second + " rows per second" : "no speed yet");
     box.querySelectorAll('[data-field="status"]').forEach(function (element) {
       element.textContent = state.status;
@@ -80,8 +81,37 @@
     }
   }
 
+  // The rows and the buttons as they are now (a failed row makes Retry useful, an ended
+  // batch has no Cancel), read again from this very page (same filters, same page); if that
+  // fails, a link says the table is older than the progress above it.
+  var REFRESHED = ["batch-rows", "batch-actions"];
+
+  function refreshRows(box) {
+    function stale() {
+      var note = box.querySelector(".batch-finished-note");
+      if (note) note.hidden = false;
+    }
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("the page answered " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        REFRESHED.forEach(function (id) {
+          var now = fresh.getElementById(id);
+          var shown = document.getElementById(id);
+          if (!now || !shown) throw new Error("no #" + id + " in the page");
+          shown.replaceWith(now);
+        });
+        confirmBeforeSubmit(document.getElementById("batch-actions"));
+      })
+      .catch(stale);
+  }
+
   function poll(box) {
     var url = box.dataset.progressUrl;
+    var processed = Number(box.dataset.processed);
     function next() {
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) {
@@ -93,10 +123,16 @@
         .then(function (state) {
           if (state === null) return;
           show(box, state);
+          // Rows ended since the last answer: the table shows them too.
+          if (state.processed !== processed && !state.final) refreshRows(box);
+          processed = state.processed;
           if (state.final) {
             box.dataset.final = "true";
-            var note = box.querySelector(".batch-finished-note");
-            if (note) note.hidden = false;
+            refreshRows(box);
+            // An ended batch cannot be cancelled any more.
+            box.querySelectorAll("[data-hide-when-final]").forEach(function (element) {
+              element.hidden = true;
+            });
             return;
           }
           window.setTimeout(next, POLL_MS);
@@ -109,7 +145,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
-    confirmBeforeSubmit();
+    confirmBeforeSubmit(document);
     var box = document.getElementById("batch-progress");
     if (box && box.dataset.final === "false") poll(box);
   });
