@@ -13,6 +13,8 @@ Nothing is written before Start but the staged file, and a refused file is not e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -127,6 +129,21 @@ def _choose_page(request, form: ChooseForm, *, status: int = 200):
 # -- steps 2 and 3: map, check, start ----------------------------------------------------------
 
 
+@dataclass
+class Upload:
+    """A staged file on its way: its workflow, the fields its columns may fill, and what each
+    column fills (a field, itself, or None: left out)."""
+
+    staged: batch_staging.StagedUpload
+    workflow: Workflow
+    fields: list[selectors.UploadField]
+    fills: dict[str, str | None]
+
+    @property
+    def column_map(self) -> dict[str, str | None]:
+        return selectors.column_map_of(self.fills)
+
+
 def _map_page(request, token: str, *, step: str = "map"):
     try:
         staged = batch_staging.batch_upload_staged(
@@ -138,53 +155,46 @@ def _map_page(request, token: str, *, step: str = "map"):
         messages.error(request, error.message)
         return _choose_page(request, ChooseForm(), status=error.status)
     if step == "map":
-        fills = _guessed_fills(staged.columns, fields)
-        return _render_map(request, staged, workflow, fields, fills, step="map")
-    fills, unknown = _chosen_fills(request.POST, staged.columns, fields)
+        upload = Upload(staged, workflow, fields, _guessed_fills(staged.columns, fields))
+        return _render_map(request, upload, step="map")
+    fills, problems = _chosen_fills(request.POST, staged.columns, fields)
+    upload = Upload(staged, workflow, fields, fills)
     clashes, unfilled = selectors.column_fill_problems(fills=fills, fields=fields)
-    problems = unknown + clashes
+    problems += clashes
     if unfilled:
         problems.append(UNFILLED.format(fields=", ".join(field.label for field in unfilled)))
     if problems:
         for problem in problems:
             messages.error(request, problem)
-        return _render_map(request, staged, workflow, fields, fills, step="map", status=400)
-    column_map = selectors.column_map_of(fills)
+        return _render_map(request, upload, step="map", status=400)
     if step == "start":
-        return _start(request, staged, workflow, fields, fills, column_map)
-    return _check(request, staged, workflow, fields, fills, column_map)
+        return _start(request, upload)
+    return _check(request, upload)
 
 
-def _check(request, staged, workflow, fields, fills, column_map, *, status: int = 200):
+def _check(request, upload: Upload, *, status: int = 200):
+    """Every row read and checked as the upload will, nothing written; the start options
+    follow, the policy offered first depending on whether rows are invalid."""
     try:
-        with batch_staging.batch_upload_open(staged=staged) as file:
+        with batch_staging.batch_upload_open(staged=upload.staged) as file:
             check = selectors.batch_upload_check(
-                workflow=workflow, file=file, column_map=column_map
+                workflow=upload.workflow, file=file, column_map=upload.column_map
             )
     except ApplicationError as error:
         messages.error(request, error.message)
-        return _render_map(request, staged, workflow, fields, fills, step="map", status=400)
+        return _render_map(request, upload, step="map", status=400)
     policy = InvalidRowPolicy.SKIP if check.invalid_rows else InvalidRowPolicy.REJECT
     start = {"on_invalid": policy, "max_concurrency": 4, "prompt": ""}
-    if request.POST.get("step") == "start":
+    if request.POST.get("step") == "start":  # a refused start shows what was asked again
         start = {key: request.POST.get(key, value) for key, value in start.items()}
-    return _render_map(
-        request,
-        staged,
-        workflow,
-        fields,
-        fills,
-        step="check",
-        check=check,
-        start=start,
-        status=status,
-    )
+    return _render_map(request, upload, step="check", check=check, start=start, status=status)
 
 
-def _start(request, staged, workflow, fields, fills, column_map):
+def _start(request, upload: Upload):
+    """The batch, by the API's upload service and its input serializer's limits."""
     options = BatchJobCreateInput(
         data={
-            "workflow": staged.workflow_id,
+            "workflow": upload.staged.workflow_id,
             "on_invalid": request.POST.get("on_invalid", InvalidRowPolicy.REJECT),
             "max_concurrency": request.POST.get("max_concurrency") or 4,
             "prompt": request.POST.get("prompt", ""),
@@ -193,13 +203,13 @@ def _start(request, staged, workflow, fields, fills, column_map):
     if not options.is_valid():
         for name, errors in options.errors.items():
             messages.error(request, f"{name.replace('_', ' ').capitalize()}: {' '.join(errors)}")
-        return _check(request, staged, workflow, fields, fills, column_map, status=400)
+        return _check(request, upload, status=400)
     try:
-        with batch_staging.batch_upload_open(staged=staged) as file:
+        with batch_staging.batch_upload_open(staged=upload.staged) as file:
             job = upload_service.batch_job_upload(
-                workflow=workflow,
+                workflow=upload.workflow,
                 file=file,
-                column_map=column_map,
+                column_map=upload.column_map,
                 on_invalid=options.validated_data["on_invalid"],
                 max_concurrency=options.validated_data["max_concurrency"],
                 prompt=options.validated_data["prompt"],
@@ -207,36 +217,42 @@ def _start(request, staged, workflow, fields, fills, column_map):
             )
     except ApplicationError as error:
         messages.error(request, error.message)
-        return _check(request, staged, workflow, fields, fills, column_map, status=error.status)
-    batch_staging.batch_upload_discard(staged=staged)
+        return _check(request, upload, status=error.status)
+    batch_staging.batch_upload_discard(staged=upload.staged)
+    messages.success(request, _started(job))
+    return redirect("console:batch", job_id=job.pk)
+
+
+def _started(job) -> str:
     skipped = ""
     if job.failed_rows:
         count = job.failed_rows
         skipped = SKIPPED.format(count=count, s="" if count == 1 else "s")
-    messages.success(request, STARTED.format(job_id=job.pk, rows=job.total_rows, skipped=skipped))
-    return redirect("console:batch", job_id=job.pk)
+    return STARTED.format(job_id=job.pk, rows=job.total_rows, skipped=skipped)
 
 
-def _render_map(request, staged, workflow, fields, fills, *, step, status=200, **extra):
-    _, unfilled = selectors.column_fill_problems(fills=fills, fields=fields)
-    names = {field.name for field in fields}
+def _render_map(request, upload: Upload, *, step: str, status: int = 200, **extra):
+    _, unfilled = selectors.column_fill_problems(fills=upload.fills, fields=upload.fields)
+    names = {field.name for field in upload.fields}
     return page(
         request,
         "console/batch_upload.html",
         {
             "step": step,
-            "staged": staged,
-            "workflow": workflow,
-            "fields": fields,
+            "staged": upload.staged,
+            "workflow": upload.workflow,
+            "fields": upload.fields,
             "columns": [
-                (index, column, _choice(fills.get(column), names))
-                for index, column in enumerate(staged.columns)
+                (index, column, _choice(upload.fills.get(column), names))
+                for index, column in enumerate(upload.staged.columns)
             ],
             "keep": KEEP,
             "ignore": IGNORE,
             "unfilled": unfilled,
             "required_fields": [
-                {"name": field.name, "label": field.label} for field in fields if field.required
+                {"name": field.name, "label": field.label}
+                for field in upload.fields
+                if field.required
             ],
             "policies": InvalidRowPolicy,
             **extra,

@@ -152,6 +152,25 @@ def test_the_column_map_renames_file_columns(operator, org_a, simple_workflow):
     }
 
 
+def test_a_column_mapped_to_null_is_left_out(operator, org_a, simple_workflow):
+    """A column the task does not take stays out of the rows: the console's "ignore"."""
+    content = b"member_id,Patient,Notes,name\nW1,Ada,call back,x\n"
+    column_map = json.dumps({"Patient": None, "Notes": None})
+    response = _upload(operator, simple_workflow, content, column_map=column_map)
+    assert response.status_code == 201, response.json()
+    assert _items(org_a, response.json()["id"])[0].input_data == {"member_id": "W1", "name": "x"}
+    # Left out, a column no longer clashes with the one mapped to its name.
+    clash = b"member_id,Member #,name\nW1,W2,x\n"
+    column_map = json.dumps({"member_id": None, "Member #": "member_id"})
+    response = _upload(operator, simple_workflow, clash, column_map=column_map)
+    assert response.status_code == 201, response.json()
+    assert _items(org_a, response.json()["id"])[0].input_data["member_id"] == "W2"
+    rows = {"workflow": str(simple_workflow.pk), "rows": [{"member_id": "W3", "name": "y", "x": 1}]}
+    response = operator.post(URL, {**rows, "column_map": {"x": None}}, "json")
+    assert response.status_code == 201, response.json()
+    assert _items(org_a, response.json()["id"])[0].input_data == {"member_id": "W3", "name": "y"}
+
+
 def test_json_rows_with_a_column_map(operator, org_a, simple_workflow):
     body = {
         "workflow": str(simple_workflow.pk),

@@ -135,14 +135,8 @@ def batch_columns_suggest(
     guesses: dict[str, str | None] = {}
     for column in columns:
         key = _normalized(column)
-        guess = next(
-            (
-                name
-                for name, spellings in names_of.items()
-                if name not in taken and key in spellings
-            ),
-            None,
-        )
+        matching = (name for name, spellings in names_of.items() if key in spellings)
+        guess = next((name for name in matching if name not in taken), None)
         if guess is not None:
             taken.add(guess)
         guesses[column] = guess
