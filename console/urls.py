@@ -3,7 +3,7 @@ organization context). Each view is a ``console.access.console_view``."""
 
 from django.urls import path
 
-from console.views import home, memory, runs, workflows
+from console.views import batch, batch_upload, home, memory, runs, workflows
 
 app_name = "console"
 
@@ -59,4 +59,18 @@ urlpatterns = [
         memory.memory_state_unretire,
         name="memory_state_unretire",
     ),
+    # -- batches (issue 14: upload, the list, one batch and its buttons) --
+    path("upload/", batch_upload.batch_upload, name="batch_upload"),
+    path("batches/", batch.batches, name="batches"),
+    path("batches/<int:job_id>/", batch.batch, name="batch"),
+    path("batches/<int:job_id>/progress/", batch.batch_progress, name="batch_progress"),
+    path("batches/<int:job_id>/results.csv", batch.batch_results, name="batch_results"),
+    path("batches/<int:job_id>/failed-rows.csv", batch.batch_failed_rows, name="batch_failed_rows"),
+    path(
+        "batches/<int:job_id>/retry-failed/",
+        batch.batch_retry_failed,
+        name="batch_retry_failed",
+    ),
+    path("batches/<int:job_id>/cancel/", batch.batch_cancel, name="batch_cancel"),
+    # -- end of batches --
 ]

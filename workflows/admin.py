@@ -14,10 +14,8 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import F
-from django.http import Http404, StreamingHttpResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -67,7 +65,6 @@ from workflows.selectors import authoring as authoring_selectors
 from workflows.selectors import batch as batch_selectors
 from workflows.selectors import runs as run_selectors
 from workflows.selectors import traces as trace_selectors
-from workflows.serializers import batch as batch_io
 from workflows.services import authoring, batch, requirements, runs
 
 NOT_PUBLISHED = "Not published yet."
@@ -917,6 +914,7 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
     resource = "batch_job"
     list_display = (
         "id",
+        "console_link",
         "workflow",
         "file_name",
         "progress",
@@ -937,6 +935,7 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
             None,
             {
                 "fields": (
+                    "console_link",
                     "workflow",
                     "revision_link",
                     "status",
@@ -1017,37 +1016,22 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
             ((url, query, name, count) for name, query, count in links),
         )
 
+    @admin.display(description="console")
+    def console_link(self, obj):
+        """The batch's page in the console: its progress as it runs, its rows searched, its
+        downloads and buttons."""
+        return format_html(
+            '<a href="{}">open in the console</a>', reverse("console:batch", args=(obj.pk,))
+        )
+
     @admin.display(description="results")
     def results(self, obj):
+        # Served by the console with the session (the same bytes as the API's results.csv).
         return format_html(
             '<a href="{}" download>Download results (CSV)</a> · the API: GET <code>{}</code>',
-            reverse("admin:workflows_batchjob_results", args=(obj.pk,)),
+            reverse("console:batch_results", args=(obj.pk,)),
             reverse("batch-job-results", args=(obj.pk,)),
         )
-
-    def get_urls(self):
-        results = path(
-            "<path:object_id>/results.csv",
-            self.admin_site.admin_view(self.results_view),
-            name="workflows_batchjob_results",
-        )
-        return [results, *super().get_urls()]
-
-    def results_view(self, request, object_id):
-        """The job's results as the API gives them (results.csv), with the admin's session:
-        an operator downloads them from the job's page, no token to paste. Another
-        organization's job is not found."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        job = self.get_object(request, object_id)
-        if job is None:
-            raise Http404
-        rows = batch_selectors.batch_job_result_rows(org_id=require_org_id(), job=job)
-        response = StreamingHttpResponse(
-            batch_io.results_csv_lines(rows), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="batch-{job.pk}-results.csv"'
-        return response
 
     @admin.action(description="Cancel the selected batch jobs", permissions=("run",))
     def cancel(self, request, queryset):

@@ -399,6 +399,13 @@ CELERY_BEAT_SCHEDULE = {
 # upload may carry; over either is a 413 naming the limit.
 BATCH_MAX_UPLOAD_BYTES = env.int("BATCH_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=100_000)
+# The console's upload waits here between choosing the file and starting the batch
+# (workflows/services/batch_staging.py), bound to its organization and user and deleted once
+# started or after BATCH_STAGING_TTL_S. Several web servers need one shared directory.
+BATCH_STAGING_DIR = Path(
+    env.str("BATCH_STAGING_DIR", default=str(default_var_dir().resolve() / "batch-staging"))
+)
+BATCH_STAGING_TTL_S = env.int("BATCH_STAGING_TTL_S", default=3600)
 
 # Memory (memory/): the embedder that turns pages into 768-D vectors, and the rules of the
 # micro-state store. See docs/memory.md.

@@ -20,7 +20,9 @@ from rcm.context import org_context
 from rcm.lookups import ROLE_RANK, UserRole
 from tests.console import factories
 from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
+from tests.workflows.engine_helpers import published
 from tests.workflows.factories import entry, outcome, workflow_build
+from workflows.services import batch
 
 ROUTES = list(console.urls.urlpatterns)
 ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN, UserRole.SYS_ADMIN)
@@ -43,6 +45,18 @@ def _workflow_id(tenant):
 
 
 OBJECTS["workflow_id"] = _workflow_id
+
+
+# -- batches --
+def _batch_job(tenant) -> int:
+    workflow, revision = published(tenant.id, "start>done", required_data=["member_id"])
+    rows = batch.rows_numbered([{"member_id": "W1"}, {"member_id": "W2"}])
+    return batch.batch_job_create(workflow=workflow, revision=revision, rows=rows).pk
+
+
+# -- end of batches --
+
+OBJECTS["job_id"] = _batch_job
 
 
 def _route_id(pattern) -> str:

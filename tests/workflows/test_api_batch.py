@@ -239,8 +239,8 @@ def test_items_page_by_cursor_in_row_order_and_filter_by_status(api, org_a):
     assert seen == [1, 2, 3, 4, 5, 6, 7]
     failed = client.get(f"{URL}{job['id']}/items/", {"status": "failed"}).json()["results"]
     assert [(item["row_number"], item["error"]) for item in failed] == [
-        (3, "a: Required field is missing."),
-        (6, "a: Required field is missing."),
+        (3, "A is required."),
+        (6, "A is required."),
     ]
     assert failed[0]["input"] == {"b": "3"} and failed[0]["attempts"] == 0
     bad = client.get(f"{URL}{job['id']}/items/", {"status": "lost"})
@@ -295,7 +295,7 @@ def test_results_stream_after_the_request_context_is_gone(api, org_a):
     assert table[0] == ["row_number", "member_id", "'@x", "plan", "status", "error"]
     assert len(table) == 4502  # more rows than one chunk of the keyset walk
     assert table[1] == ["1", "W1", "", "a|b", "pending", ""]
-    assert table[2] == ["2", "", "y", "'=1+1", "failed", "member_id: Required field is missing."]
+    assert table[2] == ["2", "", "y", "'=1+1", "failed", "Member ID is required."]
     assert table[-1][:2] == ["4501", "W4501"]
 
 

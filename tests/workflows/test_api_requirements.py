@@ -12,7 +12,7 @@ from tenants import services as tenant_services
 from tenants.models import ChannelType
 from tests.conftest import client_for
 from workflows.models import OrgRequirementPolicy, PayerRequirement, RequirementChangelog
-from workflows.selectors.requirements import NOT_A_DATE, PATTERN_MISMATCH, task_type_find
+from workflows.selectors.requirements import task_type_find
 from workflows.services import requirements as services
 
 POLICIES = "/api/v2/requirement-policies/"
@@ -198,8 +198,11 @@ def test_validate_answers_200_with_what_is_wrong_with_the_row(api, world, org_a)
         "missing": ["patient_last_name"],
         "unknown": ["copay", "favourite_colour"],
         "errors": {
-            "member_id": [PATTERN_MISMATCH, "Shorter than 3 characters."],
-            "patient_dob": [NOT_A_DATE.format(date_format="%Y-%m-%d")],
+            "member_id": [
+                "Member ID is not in the expected format.",
+                "Member ID must be at least 3 characters long.",
+            ],
+            "patient_dob": ["Patient date of birth must look like 1980-04-30."],
         },
     }
     good = {**row, "member_id": "ABC123", "patient_last_name": "Lee", "patient_dob": "1980-02-03"}

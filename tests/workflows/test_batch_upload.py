@@ -152,6 +152,25 @@ def test_the_column_map_renames_file_columns(operator, org_a, simple_workflow):
     }
 
 
+def test_a_column_mapped_to_null_is_left_out(operator, org_a, simple_workflow):
+    """A column the task does not take stays out of the rows: the console's "ignore"."""
+    content = b"member_id,Patient,Notes,name\nW1,Ada,call back,x\n"
+    column_map = json.dumps({"Patient": None, "Notes": None})
+    response = _upload(operator, simple_workflow, content, column_map=column_map)
+    assert response.status_code == 201, response.json()
+    assert _items(org_a, response.json()["id"])[0].input_data == {"member_id": "W1", "name": "x"}
+    # Left out, a column no longer clashes with the one mapped to its name.
+    clash = b"member_id,Member #,name\nW1,W2,x\n"
+    column_map = json.dumps({"member_id": None, "Member #": "member_id"})
+    response = _upload(operator, simple_workflow, clash, column_map=column_map)
+    assert response.status_code == 201, response.json()
+    assert _items(org_a, response.json()["id"])[0].input_data["member_id"] == "W2"
+    rows = {"workflow": str(simple_workflow.pk), "rows": [{"member_id": "W3", "name": "y", "x": 1}]}
+    response = operator.post(URL, {**rows, "column_map": {"x": None}}, "json")
+    assert response.status_code == 201, response.json()
+    assert _items(org_a, response.json()["id"])[0].input_data == {"member_id": "W3", "name": "y"}
+
+
 def test_json_rows_with_a_column_map(operator, org_a, simple_workflow):
     body = {
         "workflow": str(simple_workflow.pk),
@@ -183,10 +202,18 @@ def test_reject_lists_row_field_and_message_and_writes_nothing(
     error = _refused(_upload(operator, eligibility_workflow, content), 400, "invalid_rows")
     assert error["details"]["invalid_row_count"] == 2
     assert error["details"]["rows"] == [
-        {"row": 2, "field": "member_id", "message": "Does not match the required format."},
-        {"row": 2, "field": "patient_dob", "message": "Not a date in the format %Y-%m-%d."},
-        {"row": 2, "field": "provider_npi", "message": "Does not match the required format."},
-        {"row": 3, "field": "member_id", "message": "Required field is missing."},
+        {"row": 2, "field": "member_id", "message": "Member ID is not in the expected format."},
+        {
+            "row": 2,
+            "field": "patient_dob",
+            "message": "Patient date of birth must look like 1980-04-30.",
+        },
+        {
+            "row": 2,
+            "field": "provider_npi",
+            "message": "Rendering provider NPI is not in the expected format.",
+        },
+        {"row": 3, "field": "member_id", "message": "Member ID is required."},
     ]
     assert _nothing_written(org_a)
 
@@ -201,7 +228,7 @@ def test_reject_lists_the_first_100_errors_and_counts_every_invalid_row(
     assert error["details"]["rows"][-1] == {
         "row": 100,
         "field": "name",
-        "message": "Required field is missing.",
+        "message": "Name is required.",
     }
     assert _nothing_written(org_a)
 
@@ -220,7 +247,7 @@ def test_skip_makes_invalid_rows_failed_items_carrying_their_errors(
     assert (good.status, good.error_message) == ("pending", "")
     assert bad.status == "failed"
     assert bad.error_message == (
-        "provider_npi: Required field is missing.; patient_dob: Not a date in the format %Y-%m-%d."
+        "Rendering provider NPI is required. Patient date of birth must look like 1980-04-30."
     )
 
 

@@ -93,7 +93,7 @@ def test_skip_runs_the_valid_rows_and_the_column_map_renames_columns(
     assert (job.status_id, job.successful_rows, job.failed_rows) == ("partially_completed", 2, 1)
     with org_context(org_a.id):
         failed = BatchJobItem.objects.get(batch_job=job, status="failed")
-    assert (failed.row_number, failed.error_message) == (2, "member_id: Required field is missing.")
+    assert (failed.row_number, failed.error_message) == (2, "Member ID is required.")
     assert "3 rows, 2 to run, 1 failed the upload's check." in out
     assert f"Batch job {job.pk}: partially_completed" in out and "  failed: 1" in out
 
@@ -109,8 +109,8 @@ def test_reject_lists_the_first_20_row_errors_and_creates_nothing(org_a, workflo
     with pytest.raises(CommandError, match=r"25 row\(s\) do not satisfy .*\(invalid_rows\)"):
         call_command("run_batch", path, org=str(org_a.id), workflow=str(workflow.pk), stderr=err)
     listed = err.getvalue().splitlines()
-    assert listed[0] == "  row 2, member_id: Required field is missing."
-    assert listed[19] == "  row 40, member_id: Required field is missing."
+    assert listed[0] == "  Row 2: Member ID is required."
+    assert listed[19] == "  Row 40: Member ID is required."
     assert listed[20:] == ["  (20 of the 25 listed errors shown)"]
     assert _jobs(org_a.id) == []
 

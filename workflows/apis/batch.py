@@ -164,8 +164,8 @@ class BatchJobRetryFailedApi(BatchJobBase):
 
     @extend_schema(request=None, responses={202: io.BatchJobOutput})
     def post(self, request, pk):
-        job = services.batch_job_retry_failed(job=self.get_object())
-        return Response(io.BatchJobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+        retried = services.batch_job_retry_failed(job=self.get_object())
+        return Response(io.BatchJobOutput(retried.job).data, status=status.HTTP_202_ACCEPTED)
 
 
 urlpatterns = [

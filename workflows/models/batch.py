@@ -7,6 +7,8 @@ at every instant (a CHECK constraint says so).
 
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KT
+from django.db.models.functions import Lower
 
 from rcm.db.tenancy import TenantModel
 
@@ -25,6 +27,25 @@ class ItemStatus(models.TextChoices):
 
 
 ITEM_TERMINAL = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+
+# Where a row keeps what people search it by: the task catalogue's patient fields
+# (workflows/migrations/0004_seed_catalog.py).
+MEMBER_ID_FIELD = "member_id"
+FIRST_NAME_FIELD, LAST_NAME_FIELD = "patient_first_name", "patient_last_name"
+
+
+def _search_key(field_name: str) -> models.GeneratedField:
+    """A field of the row's input in lower case, kept by PostgreSQL as the row is written, in
+    byte order (collation "C") so that "starts with" is a range of an index.
+
+    A stored column, not an expression index: under row-level security the planner uses an
+    index only for conditions it knows leak nothing (leakproof operators on plain columns),
+    and lower(input_data ->> ...) is neither; a comparison of a column is."""
+    return models.GeneratedField(
+        expression=Lower(KT(f"input_data__{field_name}")),
+        output_field=models.TextField(db_collation="C"),
+        db_persist=True,
+    )
 
 
 class BatchJob(TenantModel):
@@ -125,6 +146,10 @@ class BatchJobItem(TenantModel):
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default="pending")
     error_message = models.TextField(blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
+    # What the console searches a job's rows by (workflows/selectors/batch.py).
+    member_id_key = _search_key(MEMBER_ID_FIELD)
+    first_name_key = _search_key(FIRST_NAME_FIELD)
+    last_name_key = _search_key(LAST_NAME_FIELD)
     run = models.ForeignKey(
         "workflows.WorkflowRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -158,6 +183,20 @@ class BatchJobItem(TenantModel):
                 condition=Q(completed_at__isnull=False),
                 name="batch_job_item_ended",
             ),
+            # A job's rows of one of the rarer statuses in row order: the console's filter, the
+            # failed-rows file. Pending rows have the index above, and completed ones (most of
+            # a job) are found at once by walking the row order; rows are inserted pending, so
+            # an upload writes nothing here.
+            models.Index(
+                fields=["batch_job", "status", "row_number"],
+                condition=Q(status__in=["running", "failed", "cancelled"]),
+                name="batch_job_item_status_row",
+            ),
+            # The console's searches within a job: member IDs and patient names starting with
+            # what was typed, as ranges of these.
+            models.Index(fields=["batch_job", "member_id_key"], name="batch_job_item_member_key"),
+            models.Index(fields=["batch_job", "first_name_key"], name="batch_job_item_first_key"),
+            models.Index(fields=["batch_job", "last_name_key"], name="batch_job_item_last_key"),
         ]
 
     def __str__(self) -> str:

@@ -55,19 +55,30 @@ DEFAULT_DATE_FORMAT = "%Y-%m-%d"
 ARRAY_SEPARATORS = re.compile(r"[|;]")
 SOURCE_PLATFORM = "platform"
 
-# Row-check messages. They never quote the value: rows carry patient data.
-NOT_SINGLE = "Expected a single value, not a list."
-NOT_TEXT = "Expected text."
-NOT_A_DATE = "Not a date in the format {date_format}."
-NOT_A_NUMBER = "Not a number."
-NOT_A_BOOLEAN = "Not a boolean (true/false, yes/no, 1/0)."
-NOT_IN_CHOICES = "Not one of the allowed values."
-PATTERN_MISMATCH = "Does not match the required format."
-TOO_SHORT = "Shorter than {min_length} characters."
-TOO_LONG = "Longer than {max_length} characters."
-TOO_SMALL = "Less than {min}."
-TOO_LARGE = "Greater than {max}."
-ITEM_ERROR = "Item {index}: {message}"
+# Row-check messages: "{subject} {problem}." where the subject is the field's label (or "Item 2
+# of <label>" in an array), so that a message reads the same in the API, a failed row's error
+# and the console. They never quote the value: rows carry patient data.
+MESSAGE = "{subject} {problem}."
+ITEM_SUBJECT = "Item {index} of {label}"
+REQUIRED = "is required"
+NOT_SINGLE = "takes one value, not a list"
+NOT_TEXT = "must be text"
+NOT_A_DATE = "must look like {example}"
+NOT_A_NUMBER = "must be a number"
+NOT_A_BOOLEAN = "must be yes or no (true/false and 1/0 work too)"
+NOT_IN_CHOICES = "must be one of {choices}"
+NOT_IN_MANY_CHOICES = "must be one of the {count} allowed values"
+PATTERN_MISMATCH = "is not in the expected format"
+TOO_SHORT = "must be at least {length} long"
+TOO_LONG = "must be at most {length} long"
+TOO_SMALL = "must be at least {min}"
+TOO_LARGE = "must be at most {max}"
+# A date every format can show unambiguously (day above 12), as the example of a date message.
+EXAMPLE_DATE = date(1980, 4, 30)
+# Choices listed in a message up to this many; a longer list is only counted.
+LISTED_CHOICES = 12
+# Words a field name abbreviates that people write in capitals.
+ACRONYMS = {"id", "npi", "dob", "dos", "ssn", "cpt", "icd", "hcpcs", "carc", "rarc", "tin", "ein"}
 
 # A payer's rtype replaces the field's only when it asks for more than this rank.
 RTYPE_STRICTNESS = {
@@ -423,7 +434,7 @@ def _as_boolean(value: Any) -> tuple[str, bool]:
 
 
 def _date_parser(date_format: str) -> Callable[[Any], tuple[str, date]]:
-    message = NOT_A_DATE.format(date_format=date_format)
+    message = NOT_A_DATE.format(example=EXAMPLE_DATE.strftime(date_format))
     iso = date_format == DEFAULT_DATE_FORMAT
 
     def parse(value: Any) -> tuple[str, date]:
@@ -449,6 +460,7 @@ class _FieldCheck:
 
     def __init__(self, field: EffectiveField):
         self.field = field
+        self.label = label_of(field)
         self.is_array = field.is_array
         rules = field.validation or {}
         self.parse = self._parser(field.field_type, rules)
@@ -472,10 +484,12 @@ class _FieldCheck:
             regex = re.compile(rules["pattern"])
             checks.append(lambda text, _: None if regex.fullmatch(text) else PATTERN_MISMATCH)
         if rules.get("min_length") is not None:
-            shortest, short = rules["min_length"], TOO_SHORT.format(min_length=rules["min_length"])
+            shortest = rules["min_length"]
+            short = TOO_SHORT.format(length=_characters(shortest))
             checks.append(lambda text, _: short if len(text) < shortest else None)
         if rules.get("max_length") is not None:
-            longest, long = rules["max_length"], TOO_LONG.format(max_length=rules["max_length"])
+            longest = rules["max_length"]
+            long = TOO_LONG.format(length=_characters(longest))
             checks.append(lambda text, _: long if len(text) > longest else None)
         if field_type == "number" and rules.get("min") is not None:
             low, small = float(rules["min"]), TOO_SMALL.format(min=rules["min"])
@@ -485,7 +499,8 @@ class _FieldCheck:
             checks.append(lambda _, number: large if number > high else None)
         if rules.get("enum") is not None:
             choices = {str(choice) for choice in rules["enum"]}
-            checks.append(lambda text, _: None if text in choices else NOT_IN_CHOICES)
+            outside = _choices_problem([str(choice) for choice in rules["enum"]])
+            checks.append(lambda text, _: None if text in choices else outside)
         return checks
 
     def required(self, row: Mapping) -> bool:
@@ -508,21 +523,50 @@ class _FieldCheck:
 
     def errors(self, values: list[Any]) -> list[str]:
         if not self.is_array:
-            return self._value_errors(values[0])
+            return [field_message(self.label, problem) for problem in self._problems(values[0])]
         messages = []
         for index, item in enumerate(values, start=1):
-            found = self._value_errors(item)
-            messages += [ITEM_ERROR.format(index=index, message=message) for message in found]
+            subject = ITEM_SUBJECT.format(index=index, label=self.label)
+            messages += [field_message(subject, problem) for problem in self._problems(item)]
         return messages
 
-    def _value_errors(self, value: Any) -> list[str]:
+    def _problems(self, value: Any) -> list[str]:
         if isinstance(value, list | tuple):
             return [NOT_SINGLE]
         try:
             text, parsed = self.parse(value)
         except _Invalid as exc:
             return [str(exc)]
-        return [message for check in self.rules if (message := check(text, parsed))]
+        return [problem for check in self.rules if (problem := check(text, parsed))]
+
+
+def _characters(count: int) -> str:
+    return "1 character" if count == 1 else f"{count} characters"
+
+
+def _choices_problem(choices: list[str]) -> str:
+    if len(choices) > LISTED_CHOICES:
+        return NOT_IN_MANY_CHOICES.format(count=len(choices))
+    return NOT_IN_CHOICES.format(choices=", ".join(choices))
+
+
+def field_label(field_name: str) -> str:
+    """How people name a field that has no label of its own: ``member_id`` is "Member ID"."""
+    words = [word.upper() if word in ACRONYMS else word for word in field_name.split("_") if word]
+    text = " ".join(words) or field_name
+    return text[:1].upper() + text[1:]
+
+
+def label_of(field: EffectiveField) -> str:
+    """The field's label, or its name in words when the label is only the name again."""
+    if field.label and field.label != field.field_name:
+        return field.label
+    return field_label(field.field_name)
+
+
+def field_message(subject: str, problem: str) -> str:
+    """One sentence about one field: "Patient date of birth must look like 1980-04-30."."""
+    return MESSAGE.format(subject=subject[:1].upper() + subject[1:], problem=problem)
 
 
 class RowValidator:

@@ -21,8 +21,8 @@ from workflows.services.batch_upload import MAX_COLUMNS
 
 MAX_PROMPT_CHARS = 10_000
 MAX_FIELD_NAME_CHARS = 200
-COLUMN_MAP_NOT_OBJECT = "Expected a JSON object of file column -> field name."
-COLUMN_MAP_BLANK = "Column and field names must be non-blank text."
+COLUMN_MAP_NOT_OBJECT = "Expected a JSON object of file column -> field name (or null)."
+COLUMN_MAP_BLANK = "Column and field names must be non-blank text (or null to leave a column out)."
 COLUMN_MAP_TOO_LONG = f"At most {MAX_COLUMNS} columns can be mapped."
 COLUMN_MAP_NAME_TOO_LONG = f"A field name is at most {MAX_FIELD_NAME_CHARS} characters."
 
@@ -31,7 +31,8 @@ COLUMN_MAP_NAME_TOO_LONG = f"A field name is at most {MAX_FIELD_NAME_CHARS} char
 
 
 class ColumnMapField(serializers.Field):
-    """``{"file column": "field name"}``: an object in a JSON body, its JSON text in a form."""
+    """``{"file column": "field name"}``: an object in a JSON body, its JSON text in a form. A
+    column mapped to null is left out of the rows (a column the task does not take)."""
 
     default_error_messages = {
         "not_object": COLUMN_MAP_NOT_OBJECT,
@@ -40,7 +41,7 @@ class ColumnMapField(serializers.Field):
         "name_too_long": COLUMN_MAP_NAME_TOO_LONG,
     }
 
-    def to_internal_value(self, data) -> dict[str, str]:
+    def to_internal_value(self, data) -> dict[str, str | None]:
         if isinstance(data, str):
             try:
                 data = json_loads(data)
@@ -54,7 +55,12 @@ class ColumnMapField(serializers.Field):
             self.fail("too_long")
         mapped = {}
         for column, field in data.items():
-            if not isinstance(field, str) or not column.strip() or not field.strip():
+            if not column.strip():
+                self.fail("blank")
+            if field is None:
+                mapped[column.strip()] = None
+                continue
+            if not isinstance(field, str) or not field.strip():
                 self.fail("blank")
             if len(field.strip()) > MAX_FIELD_NAME_CHARS:
                 self.fail("name_too_long")
@@ -71,6 +77,7 @@ class ColumnMapField(serializers.Field):
         "maxProperties": MAX_COLUMNS,
         "additionalProperties": {
             "type": "string",
+            "nullable": True,
             "minLength": 1,
             "maxLength": MAX_FIELD_NAME_CHARS,
             "pattern": r"\S",
@@ -82,7 +89,11 @@ class ColumnMapObjectField(ColumnMapField):
 
 
 @extend_schema_field(
-    {"type": "string", "description": 'A JSON object as text: {"Member ID": "member_id"}.'}
+    {
+        "type": "string",
+        "description": 'A JSON object as text: {"Member ID": "member_id", "Notes": null} '
+        "(null leaves the column out).",
+    }
 )
 class ColumnMapTextField(ColumnMapField):
     pass

@@ -415,17 +415,22 @@ def batch_job_cancel(*, job: BatchJob) -> BatchJob:
     return job
 
 
+@dataclass(frozen=True)
+class Retried:
+    """A job whose failed rows were sent back, and how many rows that was."""
+
+    job: BatchJob
+    rows: int
+
+
 @transaction.atomic
-def batch_job_retry_failed(*, job: BatchJob) -> BatchJob:
+def batch_job_retry_failed(*, job: BatchJob) -> Retried:
     """Failed rows run again (their attempts count on); the job is processing again."""
     job = BatchJob.objects.select_for_update().get(pk=job.pk)
     if job.cancel_requested:
         raise Conflict("job_cancelled", JOB_FINISHED.format(status=job.status_id))
     now = clock.now()
-    # Rows that failed the upload's own check (never attempted) would fail the same way.
-    retried = BatchJobItem.objects.filter(
-        batch_job=job, status=ItemStatus.FAILED, attempts__gt=0
-    ).update(
+    retried = retryable_items(job=job).update(
         status=ItemStatus.PENDING, completed_at=None, updated_at=now, error_message="", run=None
     )
     if not retried:
@@ -440,7 +445,13 @@ def batch_job_retry_failed(*, job: BatchJob) -> BatchJob:
     )
     feed_soon()
     job.refresh_from_db()
-    return job
+    return Retried(job=job, rows=retried)
+
+
+def retryable_items(*, job: BatchJob):
+    """The job's rows a retry sends back: those that failed in a run. Rows that failed the
+    upload's own check (never attempted) would fail the same way."""
+    return BatchJobItem.objects.filter(batch_job=job, status=ItemStatus.FAILED, attempts__gt=0)
 
 
 def rows_numbered(rows: Iterable[dict], *, errors: dict[int, str] | None = None) -> Iterator[Row]:

@@ -18,7 +18,8 @@ What an upload means (docs/api.md repeats it for clients):
   are numbered from 1 in list order and none is skipped.
 - **Cells.** Text is stripped; an empty cell is an absent field (so optional fields validate).
   Excel dates become text in the field's date format (ISO otherwise).
-- **Columns** are renamed by the optional ``column_map`` (file column -> field). The header is
+- **Columns** are renamed by the optional ``column_map`` (file column -> field; None leaves
+  the column out of the rows). The header is
   checked once: every field the workflow's ``required_data`` names and every unconditionally
   required field of its task's effective requirements must have a column (400
   ``missing_columns`` naming them, not one error per row). Other columns are carried into the
@@ -67,9 +68,13 @@ from rcm.api.parsers import json_problem
 from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import RequirementType, WorkflowStatus
 from workflows.engine.graph import Graph
-from workflows.models import BatchJob, FieldType, InvalidRowPolicy, Workflow
+from workflows.models import BatchJob, FieldType, InvalidRowPolicy, Workflow, WorkflowRevision
 from workflows.selectors.requirements import (
     DEFAULT_DATE_FORMAT,
+    REQUIRED,
+    field_label,
+    field_message,
+    label_of,
 )
 from workflows.services.batch import Row, batch_job_create
 from workflows.services.runs import NOT_PUBLISHED, NOT_RUNNABLE, InputCheck, revision_latest
@@ -177,7 +182,6 @@ INVALID_ROWS = (
     "numbered from 1, the first row under the header; up to {listed} errors are listed."
 )
 UNSTORABLE_ROW = "Row {row}: {problem}"
-MISSING_VALUE = "Required field is missing."
 
 XLSX_MAGIC = b"PK\x03\x04"
 LEGACY_XLS_MAGIC = b"\xd0\xcf\x11\xe0"
@@ -193,6 +197,10 @@ _XLSX_ERRORS = (
     zlib.error,
     NotImplementedError,  # zipfile: a compression method it does not support
 )
+
+
+# file column -> field name, or None to leave the column out of the rows
+ColumnMap = Mapping[str, str | None]
 
 
 def upload_limits() -> tuple[int, int]:
@@ -221,7 +229,7 @@ def batch_job_upload(
     workflow: Workflow,
     file: UploadedFile | None = None,
     rows: Iterable[Mapping] | None = None,
-    column_map: Mapping[str, str] | None = None,
+    column_map: ColumnMap | None = None,
     on_invalid: str = InvalidRowPolicy.REJECT,
     max_concurrency: int = 4,
     prompt: str = "",
@@ -234,11 +242,7 @@ def batch_job_upload(
     either the job with all its items, or an error and nothing written, and a file that takes
     long to read never holds a transaction that has written.
     """
-    if workflow.status_id != WorkflowStatus.ACTIVE:
-        raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
-    revision = revision_latest(workflow=workflow)
-    if revision is None:
-        raise Conflict("workflow_not_published", NOT_PUBLISHED)
+    revision = runnable_revision(workflow=workflow)
     checker = RowChecker(graph=Graph.from_snapshot(revision.graph), org_id=workflow.org_id)
     if file is not None:
         upload_size_check(size=file.size)
@@ -268,6 +272,16 @@ def batch_job_upload(
         )
 
 
+def runnable_revision(*, workflow: Workflow) -> WorkflowRevision:
+    """The revision an upload of the workflow runs: its latest, if the workflow is active."""
+    if workflow.status_id != WorkflowStatus.ACTIVE:
+        raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
+    revision = revision_latest(workflow=workflow)
+    if revision is None:
+        raise Conflict("workflow_not_published", NOT_PUBLISHED)
+    return revision
+
+
 def _spool_write(spool: IO[bytes], rows: Iterable[Row]) -> None:
     """Checked rows as JSON lines, held between reading and writing. The spool stays in
     memory up to ``SPOOL_MEMORY_BYTES`` and then moves to a temporary file, so that holding a
@@ -295,9 +309,11 @@ class RowChecker:
         self.check = InputCheck(graph=graph, org_id=org_id)
         self.required_columns = list(self.check.required_data)
         self.date_formats: dict[str, str] = {}
+        self.labels = {name: field_label(name) for name in self.required_columns}
         for field in self.check.fields:
             if not field.is_input:
                 continue
+            self.labels[field.field_name] = label_of(field)
             if field.field_type == FieldType.DATE:
                 self.date_formats[field.field_name] = (
                     field.validation.get("date_format") or DEFAULT_DATE_FORMAT
@@ -317,10 +333,13 @@ class RowChecker:
                 {"missing_columns": missing, "unmapped_columns": unmapped[:MAX_LISTED_ERRORS]},
             )
 
+    def missing_message(self, name: str) -> str:
+        return field_message(self.labels.get(name) or field_label(name), REQUIRED)
+
     def problems(self, row: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(field, message) for everything wrong with the row; blank cells are absent."""
         found = self.check.problems(dict(row))
-        return [(name, MISSING_VALUE) for name in found.get("missing", [])] + [
+        return [(name, self.missing_message(name)) for name in found.get("missing", [])] + [
             (name, message)
             for name, messages in found.get("errors", {}).items()
             for message in messages
@@ -359,7 +378,8 @@ class RowFlow:
                     for name, message in problems[:room]
                 ]
             if not self.reject:
-                error = "; ".join(f"{name}: {message}" for name, message in problems)
+                # Each message is a sentence naming its field.
+                error = " ".join(message for _, message in problems)
                 yield Row(row_number=row_number, input_data=cells, error=error)
             elif not self.invalid_rows:
                 yield Row(row_number=row_number, input_data=cells)
@@ -382,7 +402,7 @@ class UploadTable:
 def upload_table_read(
     *,
     upload: UploadedFile,
-    column_map: Mapping[str, str] | None = None,
+    column_map: ColumnMap | None = None,
     date_formats: Mapping[str, str] | None = None,
 ) -> UploadTable:
     """The header, read and checked now; the rows, read as they are consumed."""
@@ -406,7 +426,7 @@ def upload_table_read(
             names.pop()
     columns = _columns_mapped(names, column_map or {})
     records = _file_records(raw, columns, exact_width=not is_xlsx, date_formats=date_formats or {})
-    return UploadTable(columns=columns, records=records)
+    return UploadTable(columns=[name for name in columns if name is not None], records=records)
 
 
 def _records_bounded(
@@ -429,7 +449,8 @@ def _head(upload: UploadedFile) -> bytes:
     return head
 
 
-def _columns_mapped(names: list[str], column_map: Mapping[str, str]) -> list[str]:
+def _columns_mapped(names: list[str], column_map: ColumnMap) -> list[str | None]:
+    """The field each column of the file fills, in file order; None for a column left out."""
     if len(names) > MAX_COLUMNS:
         message = TOO_MANY_COLUMNS.format(limit=MAX_COLUMNS)
         raise ApplicationError("too_many_columns", message, {"limit_columns": MAX_COLUMNS})
@@ -444,7 +465,7 @@ def _columns_mapped(names: list[str], column_map: Mapping[str, str]) -> list[str
         message = UNKNOWN_MAPPED.format(names=", ".join(unknown))
         raise ApplicationError("invalid_column_map", message, {"column_map": [message]})
     columns = [column_map.get(name, name) for name in names]
-    _duplicates_refuse(columns)
+    _duplicates_refuse(name for name in columns if name is not None)
     return columns
 
 
@@ -468,7 +489,7 @@ def _is_blank_row(cells: list) -> bool:
 
 def _file_records(
     raw: Iterator[tuple[int, list]],
-    columns: list[str],
+    columns: list[str | None],
     *,
     exact_width: bool,
     date_formats: Mapping[str, str],
@@ -487,6 +508,8 @@ def _file_records(
             )
         row = {}
         for column, value in zip(columns, cells, strict=False):
+            if column is None:
+                continue
             value = _cell_value(value, date_format=date_formats.get(column))
             if value is None:
                 continue
@@ -789,9 +812,7 @@ class _PartScan:
 # JSON rows
 
 
-def _json_records(
-    rows: Iterable[Mapping], column_map: Mapping[str, str]
-) -> Iterator[tuple[int, dict]]:
+def _json_records(rows: Iterable[Mapping], column_map: ColumnMap) -> Iterator[tuple[int, dict]]:
     for row_number, row in enumerate(rows, start=1):
         if len(row) > MAX_COLUMNS:
             message = TOO_MANY_COLUMNS.format(limit=MAX_COLUMNS)
@@ -804,9 +825,11 @@ def _json_records(
                 "invalid_text", UNSTORABLE_ROW.format(row=row_number, problem=problem)
             )
         names = [column_map.get(name, name) for name in row]
-        _duplicates_refuse(names)
+        _duplicates_refuse(name for name in names if name is not None)
         cells = {}
         for name, value in zip(names, row.values(), strict=True):
+            if name is None:
+                continue
             value = _json_value(value)
             if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
                 _cell_too_large(row_number, name)

@@ -34,7 +34,7 @@ INTERRUPTED = 130
 
 UNKNOWN_WORKFLOW = "The organization {org_id} has no workflow with the id {workflow_id}."
 UNREADABLE_FILE = "Cannot read {path}: {reason}."
-ROW_ERROR = "  row {row}, {field}: {message}"
+ROW_ERROR = "  Row {row}: {message}"
 MORE_ROW_ERRORS = "  ({shown} of the {listed} listed errors shown)"
 STOPPED_WAITING = (
     "Stopped waiting; batch job {job_id} keeps running. Follow it with GET {detail}, or cancel "
