@@ -8,11 +8,15 @@ from django.urls import reverse
 
 
 def batch_url(job_id: int) -> str:
-    return reverse("admin:workflows_batchjob_change", args=(job_id,))
+    return reverse("console:batch", args=(job_id,))
 
 
 def batch_list_url() -> str:
-    return reverse("admin:workflows_batchjob_changelist")
+    return reverse("console:batches")
+
+
+def batch_upload_url() -> str:
+    return reverse("console:batch_upload")
 
 
 def run_url(run_id: int) -> str:
@@ -20,11 +24,12 @@ def run_url(run_id: int) -> str:
 
 
 def workflow_url(workflow_id) -> str:
-    return reverse("admin:workflows_workflow_change", args=(workflow_id,))
+    return reverse("console:workflow_editor", args=(workflow_id,))
 
 
 def workflow_add_url() -> str:
-    return reverse("admin:workflows_workflow_add")
+    # The workflows page holds the "New workflow" form.
+    return reverse("console:workflows")
 
 
 def endpoint_add_url() -> str:

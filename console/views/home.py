@@ -94,7 +94,7 @@ def _first_steps(request) -> dict:
         "may_upload": may(request, "batch_job", permissions.ADD),
         "workflow_add_url": links.workflow_add_url(),
         "endpoint_add_url": links.endpoint_add_url(),
-        "batch_list_url": links.batch_list_url(),
+        "batch_upload_url": links.batch_upload_url(),
     }
 
 

@@ -39,7 +39,7 @@ def test_an_organization_without_a_workflow_sees_its_first_steps(console_for, or
     tab.shot("home-first-run")
     tab.page.get_by_role("link", name="Create a workflow").click()
     tab.page.wait_for_load_state()
-    assert tab.page.url.endswith(reverse("admin:workflows_workflow_add"))
+    assert tab.page.url.endswith(reverse("console:workflows"))
 
 
 @pytest.mark.celery_worker

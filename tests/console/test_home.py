@@ -43,18 +43,18 @@ def test_an_organization_without_a_workflow_is_told_what_to_do_first(staff, org_
     page = _client(staff[UserRole.ORG_ADMIN]).get(HOME)
     assert page.status_code == 200
     assert "This organization has no workflow." in page.text
-    assert f'href="{reverse("admin:workflows_workflow_add")}"' in page.text
+    assert f'class="button" href="{reverse("console:workflows")}">Create a workflow' in page.text
     assert f'href="{reverse("admin:tenants_endpoint_add")}"' in page.text
-    assert f'href="{reverse("admin:workflows_batchjob_changelist")}"' in page.text
+    assert f'href="{reverse("console:batch_upload")}">Upload a batch' in page.text
     assert 'id="batches-in-flight"' not in page.text
     # An operator creates the workflow; the endpoint is an org admin's to add.
     page = _client(staff[UserRole.OPERATOR]).get(HOME)
-    assert f'href="{reverse("admin:workflows_workflow_add")}"' in page.text
+    assert f'class="button" href="{reverse("console:workflows")}">Create a workflow' in page.text
     assert reverse("admin:tenants_endpoint_add") not in page.text
     assert "An organization admin can add it." in page.text
     # A viewer is told who can.
     page = _client(staff[UserRole.VIEWER]).get(HOME)
-    assert reverse("admin:workflows_workflow_add") not in page.text
+    assert "Create a workflow</a>" not in page.text
     assert "An operator of this organization can create it." in page.text
 
 
@@ -134,7 +134,7 @@ def test_the_home_shows_each_panel_with_its_numbers(staff, org_a, org_b):  # noq
     # Batches in flight: ours, linked, with its bar; never another organization's.
     (batch,) = page.context["batches"]
     assert (batch["id"], batch["processed"], batch["total"]) == (live.pk, 0, 4)
-    assert f'href="{reverse("admin:workflows_batchjob_change", args=(live.pk,))}"' in page.text
+    assert f'href="{reverse("console:batch", args=(live.pk,))}"' in page.text
     assert f'data-batch="{theirs.pk}"' not in page.text
     # Today: the batch rows and the runs by outcome.
     assert dict(page.context["items_today"]) == {"completed": 2, "failed": 0, "cancelled": 0}
@@ -296,7 +296,7 @@ def test_the_bars_numbers_cover_the_jobs_in_flight_and_those_asked_about(
     assert set(shown) == {live.pk, finished.pk}  # another organization's is not found
     assert shown[finished.pk]["done"] is True
     assert shown[finished.pk]["widths"] == {"successful": 0, "failed": 100.0, "cancelled": 0}
-    assert shown[live.pk]["url"] == reverse("admin:workflows_batchjob_change", args=(live.pk,))
+    assert shown[live.pk]["url"] == reverse("console:batch", args=(live.pk,))
     refused = client.get(BATCHES, {"ids": "12,twelve"})
     assert refused.status_code == 400
     assert refused.json() == {"error": BAD_IDS}
