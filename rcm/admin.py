@@ -14,7 +14,7 @@ import json
 
 from django.contrib import admin, messages
 from django.db import models
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -112,6 +112,12 @@ class ServiceAdmin(admin.ModelAdmin):
 
     def has_run_permission(self, request):
         return admin_allowed(request, self.resource, permissions.RUN)
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Django's admin sends a missing row to the index with "doesn't exist"; here another
+        # organization's row and a row that never was are the same answer as everywhere else
+        # (the API, the console): not found.
+        raise Http404(f"No {opts.verbose_name} with id {object_id!r} here.")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:

@@ -586,10 +586,7 @@ def test_staff_see_only_their_organizations_workflows_and_history(staff_a, org_a
         ("workflowrun", their_run.pk),
         ("workflowtrace", trace.pk),
     ]:
-        response = client.get(_url(model, "change", pk))
-        assert response.status_code == 302, model
-        assert response["Location"] == reverse("admin:index")
-        assert "doesn’t exist" in _last_message(response)
+        assert client.get(_url(model, "change", pk)).status_code == 404, model
     _act(client, "workflow", "archive", theirs)
     _act(client, "workflowrun", "cancel", their_run)
     assert _reload(org_b, theirs).status_id == "active"

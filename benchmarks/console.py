@@ -1,7 +1,7 @@
-"""The console's home with 100,000-row batches in the organization: server-side latency and
-queries per request, and the plans of its grouped reads.
+"""The console's home and a 100,000-row batch's page: server-side latency, queries per page,
+and member-ID search over the batch's rows.
 
-    .venv/bin/python benchmarks/console_home.py [--rows 100000] [--requests 200] [--plans]
+    .venv/bin/python benchmarks/console.py [--rows 100000] [--requests 200] [--plans]
 
 One organization with three workflows (two on a portal), a batch of ``--rows`` rows half done
 today and one finished, ``--rows`` runs that ended over the last week (one in ten failed, at a
@@ -11,7 +11,13 @@ Django's whole request stack in-process (sessions, the admin's log-in and organi
 context, RLS, the template), so the figures exclude only the HTTP server. Prints one
 `name: value` line per figure; ``--plans`` prints EXPLAIN ANALYZE of each grouped read.
 
-Two figures: as most requests find the home (the week's panels in the cache, counted by an
+The batch page: a job of ``--rows`` rows as an upload stores them (member IDs, patient names;
+benchmarks/batch_search.py's seeding), and a job of 1,000 such rows to show that the page's
+queries do not grow with the batch. ``batch_page_p50_ms`` is the first page of the big job,
+``item_search_p50_ms`` the page searched by a whole member ID (batch_search.py prints every
+search case with its plan).
+
+Two figures for the home: as most requests find it (the week's panels in the cache, counted by an
 earlier request: console/views/home.py, WEEK_CACHE_SECONDS), and as the first request of each
 such period finds it (every panel counted).
 """
@@ -22,10 +28,12 @@ import argparse
 import time
 
 from _common import bench_database, percentile
+from batch_search import seed_job
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from console.views import home as home_views
@@ -37,6 +45,7 @@ from tenants import services
 from tenants.models import ChannelType
 from workflows.services import authoring
 
+HOME = "/admin/console/"
 GRAPH = {
     "nodes": [
         {"key": "start", "node_type": "entry"},
@@ -192,17 +201,42 @@ def _seed_rows(cursor, org_id, revisions, rows: int) -> None:
     )
 
 
-def measure(client: Client, requests: int) -> list[float]:
+def measure(client: Client, requests: int, url: str = HOME, label: str = "home") -> list[float]:
     timings = []
-    with ProgressBar(requests, "home") as bar:
+    with ProgressBar(requests, label) as bar:
         for _ in range(requests):
             started = time.perf_counter()
-            response = client.get("/admin/console/")
+            response = client.get(url)
             timings.append((time.perf_counter() - started) * 1000)
             if response.status_code != 200:
-                raise SystemExit(f"the home answered {response.status_code}")
+                raise SystemExit(f"{url} answered {response.status_code}")
             bar.advance()
     return timings
+
+
+def queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url)
+    return len(captured)
+
+
+def seed_batches(org_id, rows: int) -> tuple[str, str, str]:
+    """The measured batch (``rows`` rows), a 1,000-row one, and a member ID of the first: the
+    URLs of both pages and the member ID."""
+    import random
+
+    from workflows.models import WorkflowRevision
+
+    rng = random.Random(14)
+    with org_context(org_id):
+        revision = WorkflowRevision.objects.order_by("pk").first()
+        big, member = seed_job(org_id, revision.workflow, revision, rows, rng)
+        small, _ = seed_job(org_id, revision.workflow, revision, 1000, rng)
+    return (
+        reverse("console:batch", args=(big.pk,)),
+        reverse("console:batch", args=(small.pk,)),
+        member,
+    )
 
 
 def plans(org_id) -> None:
@@ -258,6 +292,7 @@ def main() -> None:
     with bench_database("bench_console"):
         org_id, user = seed_org("Bench Org", args.rows)
         seed_org("Neighbour Org", args.rows)
+        big_url, small_url, member = seed_batches(org_id, args.rows)
         connection.close()
         with as_owner(), connection.cursor() as cursor:
             # As autovacuum would soon (the owner's to run): statistics for the planner,
@@ -266,12 +301,16 @@ def main() -> None:
         connection.close()
         client = Client()
         client.force_login(user)
-        for _ in range(10):
-            client.get("/admin/console/")  # warm-up: connections, templates, code paths
+        for url in (HOME, big_url, small_url):
+            for _ in range(10):
+                client.get(url)  # warm-up: connections, templates, code paths
+        batch_page = measure(client, args.requests, big_url, "batch page")
+        search_url = f"{big_url}?member_id={member}"
+        item_search = measure(client, args.requests, search_url, "member-ID search")
+        batch_queries = (queries(client, small_url), queries(client, big_url))
         # As most requests find it: the week's panels counted by an earlier one, in the cache.
         cached = measure(client, args.requests)
-        with CaptureQueriesContext(connection) as cached_queries:
-            client.get("/admin/console/")
+        cached_queries = queries(client, HOME)
         # As the first request of each WEEK_CACHE_SECONDS finds it: every panel counted.
         home_views.WEEK_CACHE_SECONDS = 0
         today = timezone.localdate()
@@ -279,17 +318,22 @@ def main() -> None:
             [home_views.week_cache_key(org_id, today, part) for part in ("runs", "tiers")]
         )
         counted = measure(client, args.requests)
-        with CaptureQueriesContext(connection) as counted_queries:
-            client.get("/admin/console/")
+        counted_queries = queries(client, HOME)
         if args.plans:
             plans(org_id)
 
     print(f"rows: {args.rows}")
-    print(f"home_p50_ms: {percentile(cached, 50):.2f}")
-    print(f"home_p99_ms: {percentile(cached, 99):.2f}")
-    print(f"home_counted_p50_ms: {percentile(counted, 50):.2f}")
-    print(f"home_counted_p99_ms: {percentile(counted, 99):.2f}")
-    print(f"queries_per_request: {len(cached_queries)} (counted: {len(counted_queries)})")
+    print(f"dashboard_p50_ms: {percentile(cached, 50):.2f}")
+    print(f"dashboard_p99_ms: {percentile(cached, 99):.2f}")
+    print(f"dashboard_counted_p50_ms: {percentile(counted, 50):.2f}")
+    print(f"dashboard_counted_p99_ms: {percentile(counted, 99):.2f}")
+    print(f"dashboard_queries: {cached_queries} (counted: {counted_queries})")
+    print(f"batch_page_p50_ms: {percentile(batch_page, 50):.2f}")
+    print(f"batch_page_p99_ms: {percentile(batch_page, 99):.2f}")
+    small, big = batch_queries
+    print(f"queries_per_page: {big} (batch of 1,000 rows: {small}; of {args.rows:,}: {big})")
+    print(f"item_search_p50_ms: {percentile(item_search, 50):.2f}")
+    print(f"item_search_p99_ms: {percentile(item_search, 99):.2f}")
 
 
 if __name__ == "__main__":
