@@ -337,7 +337,7 @@ class Command(BaseCommand):
         if not self._poll(f"{base}/health", WEB_ANSWER_TIMEOUT_S, POLL_INTERVAL_S):
             return
         self._say("The web server answers:")
-        self._say(f"  admin UI    {base}/admin/")
+        self._say(f"  console     {base}/   (the admin site: {base}/admin/)")
         self._say(f"  API docs    {base}/api/v2/docs/")
         self._say(f"  readiness   {base}/health/ready")
         self._say("Press Ctrl-C to stop everything.")
