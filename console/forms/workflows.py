@@ -11,6 +11,7 @@ import json
 
 from django import forms
 
+from rcm.api.parsers import JSONInputError, JSONMalformed, json_loads
 from rcm.errors import ApplicationError
 from workflows.engine import kinds
 from workflows.engine.graph import Node
@@ -22,6 +23,7 @@ STALE = (
     "This workflow was changed by someone else since you opened it — reload the page to see "
     "their changes, then make yours again."
 )
+CONFIG_MAX_CHARS = 100_000
 NOT_JSON = "This is not valid JSON: {problem} (line {line}, column {column})."
 NOT_AN_OBJECT = 'The config is a JSON object, in braces: {"name": value, ...}.'
 CONFIG_PROBLEM = "For {subject}: {problem}."
@@ -92,6 +94,8 @@ class NodeForm(DraftForm):
     )
     config = forms.CharField(
         required=False,
+        # What the API's request body limit lets a node's config be, and no more.
+        max_length=CONFIG_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "wf-json"}),
         help_text='JSON. An outcome: {"result": "success"} or {"result": "failure"}; an entry: {}.',
     )
@@ -124,11 +128,18 @@ class NodeForm(DraftForm):
         if not text:
             return {}
         try:
-            config = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise forms.ValidationError(
-                NOT_JSON.format(problem=error.msg, line=error.lineno, column=error.colno)
-            ) from error
+            # The API's reader: besides malformed text it refuses what PostgreSQL would
+            # (NaN, NUL, lone surrogates) and nesting too deep to walk.
+            config = json_loads(text)
+        except JSONMalformed as error:
+            cause = error.__context__
+            if isinstance(cause, json.JSONDecodeError):
+                raise forms.ValidationError(
+                    NOT_JSON.format(problem=cause.msg, line=cause.lineno, column=cause.colno)
+                ) from error
+            raise forms.ValidationError(str(error)) from error
+        except JSONInputError as error:
+            raise forms.ValidationError(str(error)) from error
         if not isinstance(config, dict):
             raise forms.ValidationError(NOT_AN_OBJECT)
         return config

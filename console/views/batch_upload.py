@@ -24,7 +24,7 @@ from django.utils.http import urlencode
 from console.access import console_view, page
 from rcm import permissions
 from rcm.context import require_org_id
-from rcm.errors import ApplicationError
+from rcm.errors import ApplicationError, NotFound
 from workflows.models import InvalidRowPolicy, Workflow
 from workflows.selectors import batch_upload as selectors
 from workflows.selectors.batch import FAILED_ROW_EXTRA, RESULT_FIXED
@@ -205,7 +205,7 @@ def _start(request, upload: Upload):
             messages.error(request, f"{name.replace('_', ' ').capitalize()}: {' '.join(errors)}")
         return _check(request, upload, status=400)
     try:
-        with batch_staging.batch_upload_open(staged=upload.staged) as file:
+        with batch_staging.batch_upload_claim(staged=upload.staged) as file:
             job = upload_service.batch_job_upload(
                 workflow=upload.workflow,
                 file=file,
@@ -215,10 +215,13 @@ def _start(request, upload: Upload):
                 prompt=options.validated_data["prompt"],
                 created_by=request.user,
             )
+    except NotFound as error:
+        # Started by another request meanwhile (a second click on Start): its batch is there.
+        messages.error(request, error.message)
+        return redirect("console:batches")
     except ApplicationError as error:
         messages.error(request, error.message)
         return _check(request, upload, status=error.status)
-    batch_staging.batch_upload_discard(staged=upload.staged)
     messages.success(request, _started(job))
     return redirect("console:batch", job_id=job.pk)
 

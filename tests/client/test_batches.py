@@ -52,7 +52,7 @@ def test_skipped_invalid_rows_are_the_failed_rows_and_are_not_retried(
     assert (job.status, job.successful_rows, job.failed_rows) == ("partially_completed", 1, 1)
     [failed] = client.batch_items(job.id, status="failed")
     assert failed.row_number == 2 and failed.input == {"name": "Nobody"}
-    assert "member_id" in failed.error
+    assert failed.error == "Member ID is required."
     # Refused before any run: nothing "failed in a run" for a retry to take.
     with pytest.raises(Conflict) as refused:
         client.retry_failed(job.id)

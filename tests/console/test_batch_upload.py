@@ -315,6 +315,39 @@ def test_start_with_reject_and_invalid_rows_creates_nothing_and_says_why(staff, 
     assert "Max concurrency: Ensure this value is less than or equal to 100." in _messages(bad)
 
 
+def test_start_twice_makes_one_batch_and_a_refused_start_can_be_tried_again(
+    staff, org_a, eligibility, staging
+):
+    client = _client(staff[OPERATOR])
+    page = _map_page(client, _token(_choose(client, eligibility, _file())))
+    refused = client.post(URL, {**_posted(page), "step": "start", "on_invalid": "reject"})
+    assert refused.status_code == 400 and _jobs(org_a) == []
+    # The refused start put the upload back: the same page starts it now.
+    start = {**_posted(page), "step": "start", "on_invalid": "skip"}
+    assert client.post(URL, start).status_code == 302
+    # The same form again (a second click after the first was answered): the upload is gone.
+    again = client.post(URL, start)
+    assert again.status_code == 404 and batch_staging.STAGED_GONE in _messages(again)
+    assert len(_jobs(org_a)) == 1
+    assert _staged_files(staging) == []
+
+
+def test_two_starts_at_once_claim_the_staged_file_once(staff, org_a, eligibility, staging):
+    """Two requests that both found the upload waiting: the first to claim it starts the
+    batch; the second is told it is gone, while the first is still at work."""
+    client = _client(staff[OPERATOR])
+    token = _token(_choose(client, eligibility, _file()))
+    with org_context(org_a.id):
+        staged = batch_staging.batch_upload_staged(
+            token=token, org_id=org_a.id, user_id=staff[OPERATOR].pk
+        )
+    with batch_staging.batch_upload_claim(staged=staged) as file:
+        assert file.read(10)
+        with pytest.raises(NotFound), batch_staging.batch_upload_claim(staged=staged):
+            pass
+    assert _staged_files(staging) == []
+
+
 # -- the staged file ----------------------------------------------------------------------------
 
 

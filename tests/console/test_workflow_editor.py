@@ -276,6 +276,31 @@ def test_a_config_that_is_not_json_is_named_next_to_the_field_and_nothing_is_sav
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ('{"url": "https://x.test", "body": {"n": NaN}}', "NaN is not a JSON number"),
+        ('{"url": "https://x.test", "body": "a\\u0000"}', "NUL character"),
+        ("[" * 3000 + "]" * 3000, "nested at most 64 levels"),
+        ('{"url": "' + "x" * 100_001 + '"}', "at most 100000 characters"),
+    ],
+    ids=["nan", "nul", "deep", "long"],
+)
+def test_json_the_database_could_not_store_is_refused_as_the_api_refuses_it(
+    operator, org_a, config, expected
+):
+    workflow = _draft(org_a)
+    before = _graph(org_a, workflow)
+    response = operator.post(
+        _url("workflow_node_add", workflow),
+        _node_post(workflow, key="verify", kind="http", config=config),
+    )
+    assert response.status_code == 400
+    assert expected in response.context["node_form"].errors["config"][0]
+    assert _graph(org_a, workflow) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
     ("kind", "config", "expected"),
     [
         ("http", {"method": "POST"}, "For kind http: url is required."),

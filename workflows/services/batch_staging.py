@@ -126,11 +126,27 @@ def batch_upload_open(*, staged: StagedUpload) -> Iterator[UploadedFile]:
         yield UploadedFile(file=handle, name=staged.file_name, size=staged.size)
 
 
-def batch_upload_discard(*, staged: StagedUpload) -> None:
-    """Delete a staged file (its batch has started): the metadata first, so that it is not
-    found any more even if deleting the data fails."""
-    for path in reversed(_paths(staged.token)):
-        path.unlink(missing_ok=True)
+@contextlib.contextmanager
+def batch_upload_claim(*, staged: StagedUpload) -> Iterator[UploadedFile]:
+    """The staged file for starting its batch, taken by one request alone: a double click on
+    Start (two requests at once) makes one batch, and the other request finds the upload gone.
+    The metadata's rename is the claim (atomic: only one rename of a name succeeds). A start
+    that fails puts the upload back, to be tried again; one that succeeds deletes it."""
+    data_path, meta_path = _paths(staged.token)
+    claimed = meta_path.with_suffix(".starting")
+    try:
+        meta_path.rename(claimed)
+    except OSError:
+        raise NotFound("staged_upload_gone", STAGED_GONE) from None
+    try:
+        with batch_upload_open(staged=staged) as file:
+            yield file
+    except BaseException:
+        with contextlib.suppress(OSError):
+            claimed.rename(meta_path)
+        raise
+    data_path.unlink(missing_ok=True)
+    claimed.unlink(missing_ok=True)
 
 
 def _directory() -> Path:
