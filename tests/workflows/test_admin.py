@@ -1200,3 +1200,28 @@ def test_lists_run_the_same_queries_for_more_rows(staff_a, org_a, model):
     fill(1)
     fill(2)
     assert count() == before
+
+
+def test_crossings_are_counted_as_pair_by_pair_would():
+    """The layout's crossing count (inversions, Fenwick tree) against the definition: two
+    edges between consecutive layers cross when their ends come in opposite orders."""
+    import random
+    from collections import defaultdict
+    from itertools import pairwise
+
+    from workflows.admin_graph_layout import _crossings
+
+    rng = random.Random(14)
+    for _ in range(200):
+        rows = [[f"{layer}.{n}" for n in range(rng.randint(1, 7))] for layer in range(4)]
+        down = defaultdict(list)
+        for upper, lower in pairwise(rows):
+            for item in upper:
+                down[item] += rng.sample(lower, rng.randint(0, len(lower)))
+        expected = 0
+        for upper, lower in pairwise(rows):
+            ends = [
+                (upper.index(item), lower.index(other)) for item in upper for other in down[item]
+            ]
+            expected += sum(1 for a, b in ends for c, d in ends if a < c and b > d)
+        assert _crossings(rows, down) == expected
