@@ -5,6 +5,7 @@ import logging
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -111,7 +112,18 @@ def database_unavailable() -> JsonResponse:
     return response
 
 
+# Pages people open in a browser (the admin, the console) answer a refusal with a page; the
+# API and everything else with the one JSON error shape.
+PAGE_PREFIX = "/admin/"
+
+
+def _is_page(request) -> bool:
+    return request.path.startswith(PAGE_PREFIX)
+
+
 def not_found(request, exception=None):
+    if _is_page(request):
+        return defaults.page_not_found(request, exception)
     return _json_error(404, NOT_FOUND_MESSAGE)
 
 
@@ -124,4 +136,6 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
+    if _is_page(request):
+        return defaults.permission_denied(request, exception)
     return _json_error(403, "You do not have permission to perform this action.")

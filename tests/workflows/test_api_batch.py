@@ -272,10 +272,19 @@ def test_progress_is_speed_since_the_start_and_time_to_go():
         failed_rows=10,
         processed_rows=400,
         started_at=now - dt.timedelta(seconds=200),
+        speed_since=now - dt.timedelta(seconds=200),
     )
     progress = batch_job_progress(job=job, now=now)
     assert (progress.percent_done, progress.rows_per_second, progress.eta_seconds) == (40.0, 2, 300)
     assert progress.estimated_completion_at == now + dt.timedelta(seconds=300)
+    # Rows processed before the speed's start (refused at upload, or run before a retry) are
+    # not speed: 300 rows ran in the 200 s.
+    job.speed_base_rows = 100
+    assert batch_job_progress(job=job, now=now).rows_per_second == 1.5
+    # Just retried, not fed yet: no speed (the idle time before the retry is none).
+    job.speed_since = None
+    assert batch_job_progress(job=job, now=now).rows_per_second is None
+    job.speed_since, job.speed_base_rows = now - dt.timedelta(seconds=200), 0
     job.completed_at, job.pending_rows, job.running_rows, job.processed_rows = now, 0, 0, 1000
     finished = batch_job_progress(job=job, now=now + dt.timedelta(hours=1))
     assert (finished.percent_done, finished.rows_per_second, finished.eta_seconds) == (100, 5, 0)
@@ -324,6 +333,9 @@ def test_retry_failed_puts_failed_rows_back_to_pending(api, org_a):
     retried = client.post(f"{URL}{job['id']}/retry-failed/")
     assert retried.status_code == 202, retried.json()
     assert (retried.json()["status"], retried.json()["pending_rows"]) == ("processing", 1)
+    with org_context(org_a.id):
+        speed = BatchJob.objects.values_list("speed_since", "speed_base_rows").get(pk=job["id"])
+    assert speed == (None, 0)  # the speed starts again at the next feed, from the rows left
     nothing = client.post(f"{URL}{job['id']}/retry-failed/")
     assert nothing.status_code == 409
     assert nothing.json()["error"]["code"] == "nothing_to_retry"

@@ -71,6 +71,7 @@ def _move(tenant, job: BatchJob, **rows_by_status) -> BatchJob:
             processed_rows=counts["completed"] + counts["failed"] + counts["cancelled"],
             status_id="processing",
             started_at=now - dt.timedelta(seconds=10),
+            speed_since=now - dt.timedelta(seconds=10),
         )
         return BatchJob.objects.get(pk=job.pk)
 
@@ -103,13 +104,13 @@ def test_staff_see_only_their_organizations_jobs_and_rows(staff_a, org_a, org_b)
     listed = client.get(_url("batchjob")).context["cl"].result_list
     assert [job.pk for job in listed] == [mine.pk]
     assert client.get(_url("batchjob", "change", mine.pk)).status_code == 200
-    # Another organization's job is not there, as a job that never existed: back to the index.
-    assert client.get(_url("batchjob", "change", theirs.pk)).status_code == 302
+    # Another organization's job is not there, as a job that never existed: not found.
+    assert client.get(_url("batchjob", "change", theirs.pk)).status_code == 404
     assert _items_page(client) == [1, 2]
     assert _items_page(client, batch_job__id__exact=theirs.pk) == []
     with org_context(org_b.id):
         their_item = BatchJobItem.objects.filter(batch_job=theirs).first()
-    assert client.get(_url("batchjobitem", "change", their_item.pk)).status_code == 302
+    assert client.get(_url("batchjobitem", "change", their_item.pk)).status_code == 404
 
 
 def test_every_batch_page_renders_for_sys_admin(sys_admin, org_a):
@@ -171,9 +172,10 @@ def test_the_job_page_shows_counters_speed_and_links_to_its_rows_by_status(
     assert "pending (1)" in text and "running (1)" in text and "completed (2)" in text
     assert "cancelled (" not in text  # no link to a status no row has
     assert "60.0% (3/5)" in text
-    # 3 rows processed in the 10 s since the first started; 2 to go at that speed.
-    assert _shown(text, "rows_per_second") == "0.3"
-    assert _shown(text, "eta") == "7"
+    # 2 rows ran in the 10 s since the first started (the invalid row never ran, so it is no
+    # speed); 2 to go at that speed.
+    assert _shown(text, "rows_per_second") == "0.2"
+    assert _shown(text, "eta") == "10"
     assert f"/api/v2/batch-jobs/{job.pk}/results.csv" in text
 
 

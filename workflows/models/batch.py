@@ -93,6 +93,12 @@ class BatchJob(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The speed shown is the rows that ran since ``speed_since`` (the first feed, or the first
+    # feed after a retry) beyond ``speed_base_rows`` (the rows already processed then: those
+    # refused at upload, those that ran before the retry); neither counts time nor rows that
+    # were not running.
+    speed_since = models.DateTimeField(null=True, blank=True)
+    speed_base_rows = models.PositiveIntegerField(default=0)
 
     class Meta:
         db_table = "batch_job"

@@ -206,14 +206,16 @@ class Progress:
 
 
 def batch_job_progress(*, job: BatchJob, now: datetime | None = None) -> Progress:
-    """From the job's counters alone (no query). Speed is processed rows over the time since
-    the first row started (or until the job ended); no speed before any row has started."""
+    """From the job's counters alone (no query). Speed is the rows processed since the first
+    feed (after the last retry, if any) over the time since then (or until the job ended):
+    rows refused at upload are not speed, nor is the idle time before a retry; no speed
+    before any row has started."""
     now = now or clock.now()
     percent = 100.0 if not job.total_rows else round(100 * job.processed_rows / job.total_rows, 1)
     if job.completed_at is not None:
-        rate = _rate(job.processed_rows, job.started_at, job.completed_at)
+        rate = _rate(job.processed_rows - job.speed_base_rows, job.speed_since, job.completed_at)
         return Progress(percent, rate, 0, job.completed_at)
-    rate = _rate(job.processed_rows, job.started_at, now)
+    rate = _rate(job.processed_rows - job.speed_base_rows, job.speed_since, now)
     if not rate:
         return Progress(percent, rate, None, None)
     eta = math.ceil((job.pending_rows + job.running_rows) / rate)

@@ -97,6 +97,8 @@ def batch_job_in_flight_list(*, limit: int, also_ids: Iterable[int] = ()) -> lis
             "created_at",
             "started_at",
             "completed_at",
+            "speed_since",
+            "speed_base_rows",
             "workflow__name",
         )
         .order_by("-created_at", "-id")

@@ -120,6 +120,7 @@ def batch_job_create(
         pending_rows=counts[ItemStatus.PENDING],
         failed_rows=counts[ItemStatus.FAILED],
         processed_rows=counts[ItemStatus.FAILED],
+        speed_base_rows=counts[ItemStatus.FAILED],
     )
     job.refresh_from_db()
     if job.pending_rows == 0:
@@ -283,6 +284,7 @@ def _start_items(*, job_id: int, count: int) -> int:
         running_rows=F("running_rows") + len(items),
         last_fed_at=now,
         started_at=Coalesce(F("started_at"), now),
+        speed_since=Coalesce(F("speed_since"), now),
         status_id=JobStatus.PROCESSING,
         updated_at=now,
     )
@@ -439,6 +441,8 @@ def batch_job_retry_failed(*, job: BatchJob) -> Retried:
         pending_rows=F("pending_rows") + retried,
         failed_rows=F("failed_rows") - retried,
         processed_rows=F("processed_rows") - retried,
+        speed_since=None,
+        speed_base_rows=F("processed_rows") - retried,
         status_id=JobStatus.PROCESSING,
         completed_at=None,
         updated_at=now,
