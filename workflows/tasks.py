@@ -162,6 +162,15 @@ def _recover_at_start(sender, **kwargs) -> None:
         connections.close_all()
 
 
+@app.task(name="workflows.batch_upload_staging_purge")
+def batch_upload_staging_purge_task() -> int:
+    """Uploads chosen in the console and never started, deleted once they waited too long
+    (they hold patient data), even when nobody stages another file."""
+    from workflows.services.batch_staging import batch_upload_staging_purge
+
+    return batch_upload_staging_purge()
+
+
 @app.task(name="workflows.batch_feed")
 def batch_feed_task() -> int:
     """Start pending batch rows where there is room (after uploads, as rows end, and by beat

@@ -389,6 +389,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webactions.web_actions_reap",
         "schedule": timedelta(seconds=ENGINE_REAPER_INTERVAL_S),
     },
+    # Console uploads never started (workflows/services/batch_staging.py).
+    "batch-upload-staging": {
+        "task": "workflows.batch_upload_staging_purge",
+        "schedule": timedelta(minutes=10),
+    },
     "screenshot-retention": {
         "task": "webactions.screenshot_purge",
         "schedule": crontab(hour=3, minute=41),

@@ -25,6 +25,7 @@ from tests.workflows.engine_helpers import published
 from workflows.models import BatchJob, BatchJobItem, TaskType, Workflow
 from workflows.selectors import batch_upload as upload_selectors
 from workflows.services import batch_staging
+from workflows.tasks import batch_upload_staging_purge_task
 
 pytestmark = pytest.mark.django_db
 
@@ -378,6 +379,35 @@ def test_a_staged_file_expires(staff, org_a, eligibility, staging, settings, mon
     # The next file staged sweeps the expired one away.
     fresh = _token(_choose(client, eligibility, _file()))
     assert _staged_files(staging) == [f"{fresh}.meta", f"{fresh}.upload"]
+
+
+def test_expired_uploads_are_purged_when_nobody_stages_another(
+    staff, eligibility, staging, settings, monkeypatch
+):
+    client = _client(staff[OPERATOR])
+    _token(_choose(client, eligibility, _file()))
+    assert batch_upload_staging_purge_task() == 0  # still waiting: kept
+    later = time.time() + settings.BATCH_STAGING_TTL_S + 1
+    monkeypatch.setattr(batch_staging.time, "time", lambda: later)
+    assert batch_upload_staging_purge_task() == 2  # the file and its metadata
+    assert _staged_files(staging) == []
+
+
+def test_a_user_keeps_a_few_uploads_waiting_and_staging_more_drops_the_oldest(
+    staff, org_a, eligibility, staging
+):
+    client = _client(staff[OPERATOR])
+    tokens = [
+        _token(_choose(client, eligibility, _file()))
+        for _ in range(batch_staging.STAGED_PER_USER + 2)
+    ]
+    kept = sorted(f"{token}.{end}" for token in tokens[2:] for end in ("meta", "upload"))
+    assert _staged_files(staging) == kept
+    assert _map_page(client, tokens[0]).status_code == 404  # the oldest is gone
+    assert _map_page(client, tokens[-1]).status_code == 200
+    # Another user's uploads are theirs to keep: an org admin's file drops none of these.
+    _token(_choose(_client(staff[UserRole.ORG_ADMIN]), eligibility, _file()))
+    assert set(kept) <= set(_staged_files(staging))
 
 
 def test_a_viewer_may_not_upload_and_a_forged_post_stages_nothing(

@@ -4,9 +4,11 @@ The browser sends the file once; it waits on the server, under ``BATCH_STAGING_D
 a random token. The page carries only the token, and the token alone opens nothing: a staged
 file belongs to the organization and the user who sent it, and to no one else, which the
 metadata beside it records and every read checks. A staged file holds patient data, so it lives
-only as long as it is needed: it is deleted when its batch starts, and any staged file older
-than ``BATCH_STAGING_TTL_S`` is deleted the next time a file is staged (and refused when asked
-for before that).
+only as long as it is needed: it is deleted when its batch starts; any staged file older
+than ``BATCH_STAGING_TTL_S`` is refused when asked for, and deleted the next time a file is
+staged or by beat's periodic purge (``workflows.batch_upload_staging_purge``), whichever comes
+first; and a user keeps at most ``STAGED_PER_USER`` files waiting (staging another deletes
+their oldest), so that nobody fills the disk by choosing files without starting them.
 
 A file is checked as it is staged, by the upload service's own reading (size, type, header):
 a file that could never become a batch is refused at once and nothing is kept.
@@ -41,6 +43,7 @@ TOKEN_BYTES = 32
 # up at all, so no path can be smuggled into the file name.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 READ_CHUNK_BYTES = 64 * 1024
+STAGED_PER_USER = 5
 # A person picks a file by its name: anything else is the wrong file, whatever its bytes say
 # (a PDF reads as Windows-1252 text, and would show its first line as columns).
 FILE_SUFFIXES = (".csv", ".xlsx")
@@ -72,7 +75,8 @@ def batch_upload_stage(*, org_id, user_id, workflow: Workflow, file: UploadedFil
     upload_size_check(size=file.size)
     runnable_revision(workflow=workflow)
     columns = upload_table_read(upload=file).columns or []
-    _expired_remove()
+    batch_upload_staging_purge()
+    _oldest_of_user_remove(org_id=str(org_id), user_id=str(user_id))
     staged = StagedUpload(
         token=secrets.token_urlsafe(TOKEN_BYTES),
         org_id=str(org_id),
@@ -164,10 +168,28 @@ def _expired(staged_at: float) -> bool:
     return time.time() - staged_at > settings.BATCH_STAGING_TTL_S
 
 
-def _expired_remove() -> None:
+def batch_upload_staging_purge() -> int:
     """Delete what waited too long (an upload never started), by the files' own times, so
-    that a half-written or unreadable entry goes too."""
+    that a half-written or unreadable entry goes too. Returns how many files went."""
+    removed = 0
     for path in _directory().iterdir():
         with contextlib.suppress(OSError):
             if _expired(path.stat().st_mtime):
                 path.unlink()
+                removed += 1
+    return removed
+
+
+def _oldest_of_user_remove(*, org_id: str, user_id: str) -> None:
+    """Make room for one more of this user's uploads: past ``STAGED_PER_USER - 1`` waiting,
+    the oldest go (their pages then say the upload is no longer waiting)."""
+    waiting = []
+    for meta_path in _directory().glob("*.meta"):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            staged = StagedUpload(**json.loads(meta_path.read_text()))
+            if (staged.org_id, staged.user_id) == (org_id, user_id):
+                waiting.append(staged)
+    waiting.sort(key=lambda staged: staged.staged_at)
+    for staged in waiting[: max(len(waiting) - (STAGED_PER_USER - 1), 0)]:
+        for path in reversed(_paths(staged.token)):
+            path.unlink(missing_ok=True)
