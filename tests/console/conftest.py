@@ -18,10 +18,12 @@ from webactions import browser as chromium
 ARTEFACTS = Path(__file__).resolve().parents[2] / "artefacts" / "console"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser():
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
     # between browser steps are still synchronous, one at a time, so Django may allow them.
+    # Module-scoped: while it runs, no other test may start Playwright in this thread (the
+    # web agent's tests, the readiness check), so it stops with the console's module.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         launched = chromium.launch(playwright)
