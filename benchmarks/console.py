@@ -99,14 +99,15 @@ def _seed_rows(cursor, org_id, revisions, rows: int) -> None:
         INSERT INTO batch_job (org_id, workflow_id, revision_id, file_name, max_concurrency,
             on_invalid, status, total_rows, pending_rows, running_rows, successful_rows,
             failed_rows, cancelled_rows, processed_rows, cancel_requested, created_at,
-            updated_at, started_at, completed_at, prompt, file_path)
+            updated_at, started_at, completed_at, prompt, file_path, speed_since)
         VALUES (%(org)s, %(workflow)s, %(revision)s, 'june.csv', 50, 'reject', 'processing',
             %(rows)s, %(pending)s, 50, %(ok)s, %(failed)s, 0, %(done)s, false,
-            now() - interval '2 hours', now(), now() - interval '2 hours', NULL, '', ''),
+            now() - interval '2 hours', now(), now() - interval '2 hours', NULL, '', '',
+            now() - interval '2 hours'),
                (%(org)s, %(workflow)s, %(revision)s, 'may.csv', 50, 'reject', 'completed',
             %(rows)s, 0, 0, %(rows)s, 0, 0, %(rows)s, false,
             now() - interval '3 days', now(), now() - interval '3 days', now() - interval '2 days',
-            '', '')
+            '', '', now() - interval '3 days')
         RETURNING id
         """,
         {

@@ -118,7 +118,7 @@ def test_a_batch_from_upload_to_results_in_the_browser(
     expect(page.locator("table.batch-rows tbody tr").first).to_contain_text("completed")
     tab.shot("batch-running")
     expect(page.locator("[data-field=percent]")).to_have_text("100.0 %", timeout=DONE)
-    expect(page.locator("[data-field=status]")).to_have_text("partially_completed")
+    expect(page.locator("[data-field=status]")).to_have_text("partially completed")
     expect(page.locator("[data-field=finish]")).to_contain_text("Finished at")
     assert page.evaluate("window.notReloaded") is True
     expect(page.get_by_role("button", name="Cancel the batch")).to_have_count(0)
@@ -176,7 +176,7 @@ def test_a_batch_from_upload_to_results_in_the_browser(
     page.get_by_role("button", name="Retry failed rows").click()
     expect(page.locator(".messagelist")).to_contain_text("Sent 1 failed row back to run again.")
     expect(page.locator("[data-field=percent]")).to_have_text("100.0 %", timeout=DONE)
-    expect(page.locator("[data-field=status]")).to_have_text("partially_completed")
+    expect(page.locator("[data-field=status]")).to_have_text("partially completed")
 
     # A viewer: the downloads, no buttons.
     viewer = console_for(org_a[UserRole.VIEWER], org_a)

@@ -98,7 +98,7 @@ class BatchJob(TenantModel):
     # refused at upload, those that ran before the retry); neither counts time nor rows that
     # were not running.
     speed_since = models.DateTimeField(null=True, blank=True)
-    speed_base_rows = models.PositiveIntegerField(default=0)
+    speed_base_rows = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = "batch_job"

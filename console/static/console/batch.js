@@ -62,7 +62,7 @@
     setField(box, "percent", Number(state.percent).toFixed(1) + " %");
     setField(box, "rate", state.rows_per_second ? state.rows_per_second + " rows per second" : "no speed yet");
     box.querySelectorAll('[data-field="status"]').forEach(function (element) {
-      element.textContent = state.status;
+      element.textContent = state.status.replace(/_/g, " ");
       element.className = "batch-status status-" + state.status;
     });
     Object.keys(state.bar).forEach(function (segment) {

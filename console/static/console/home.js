@@ -37,7 +37,8 @@
     FIELDS.forEach(function (name) {
       var cell = row.querySelector('[data-field="' + name + '"]');
       if (cell) {
-        cell.textContent = String(batch[name]);
+        // Stored codes (partially_completed) read as words, as the server draws them.
+        cell.textContent = String(batch[name]).replace(/_/g, " ");
       }
     });
     row.querySelector('[data-field="link"]').setAttribute("href", batch.url);
