@@ -126,98 +126,87 @@ def workflow_validate(request, workflow_id):
 
 @console_view(RESOURCE, permissions.CHANGE, methods=WRITE_METHODS)
 def workflow_node_add(request, workflow_id):
+    def add(form) -> str:
+        node = authoring.workflow_node_create(workflow=workflow, **form.service_fields())
+        return NODE_ADDED.format(key=node.key)
+
     workflow = _workflow(workflow_id)
-    form = NodeForm(request.POST)
-    if form.is_valid():
-        try:
-            node = authoring.workflow_node_create(workflow=workflow, **form.service_fields())
-        except ApplicationError as error:
-            form.refused(error)
-        else:
-            messages.success(request, NODE_ADDED.format(key=node.key))
-            return _to_editor(workflow)
-    return _editor(request, workflow, node_form=form, status=form.status)
+    return _submitted(request, workflow, NodeForm(request.POST), add, shown_as="node_form")
 
 
 @console_view(RESOURCE, permissions.CHANGE, methods=WRITE_METHODS)
 def workflow_node_edit(request, workflow_id):
-    workflow = _workflow(workflow_id)
-    form = NodeEditForm(request.POST)
-    if form.is_valid():
+    def save(form) -> str:
         node = _row(selectors.workflow_node_get, workflow, node_id=form.cleaned_data["node"])
-        try:
-            node = authoring.workflow_node_update(node=node, **form.service_fields())
-        except ApplicationError as error:
-            form.refused(error)
-        else:
-            messages.success(request, NODE_SAVED.format(key=node.key))
-            return _to_editor(workflow)
-    return _editor(request, workflow, node_form=form, status=form.status)
+        node = authoring.workflow_node_update(node=node, **form.service_fields())
+        return NODE_SAVED.format(key=node.key)
+
+    workflow = _workflow(workflow_id)
+    return _submitted(request, workflow, NodeEditForm(request.POST), save, shown_as="node_form")
 
 
 @console_view(RESOURCE, permissions.CHANGE, methods=WRITE_METHODS)
 def workflow_node_remove(request, workflow_id):
-    workflow = _workflow(workflow_id)
-    form = RemoveForm(request.POST)
-    if form.is_valid():
+    def remove(form) -> str:
         node = _row(selectors.workflow_node_get, workflow, node_id=form.cleaned_data["row"])
-        try:
-            authoring.workflow_node_delete(node=node, version=form.cleaned_data["version"])
-        except ApplicationError as error:
-            form.refused(error)
-        else:
-            messages.success(request, NODE_REMOVED.format(key=node.key))
-            return _to_editor(workflow)
-    return _editor(request, workflow, remove_form=form, status=form.status)
+        authoring.workflow_node_delete(node=node, version=form.cleaned_data["version"])
+        return NODE_REMOVED.format(key=node.key)
+
+    workflow = _workflow(workflow_id)
+    return _submitted(request, workflow, RemoveForm(request.POST), remove, shown_as="remove_form")
 
 
 @console_view(RESOURCE, permissions.CHANGE, methods=WRITE_METHODS)
 def workflow_edge_add(request, workflow_id):
+    def add(form) -> str:
+        data = form.cleaned_data
+        authoring.workflow_transition_create(
+            workflow=workflow,
+            version=data["version"],
+            source=data["source"],
+            target=data["target"],
+            label=data["label"],
+        )
+        return EDGE_ADDED.format(**data)
+
     workflow = _workflow(workflow_id)
     form = EdgeForm(request.POST, keys=_keys(workflow))
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            authoring.workflow_transition_create(
-                workflow=workflow,
-                version=data["version"],
-                source=data["source"],
-                target=data["target"],
-                label=data["label"],
-            )
-        except ApplicationError as error:
-            form.refused(error)
-        else:
-            messages.success(request, EDGE_ADDED.format(**data))
-            return _to_editor(workflow)
-    return _editor(request, workflow, edge_form=form, status=form.status)
+    return _submitted(request, workflow, form, add, shown_as="edge_form")
 
 
 @console_view(RESOURCE, permissions.CHANGE, methods=WRITE_METHODS)
 def workflow_edge_remove(request, workflow_id):
-    workflow = _workflow(workflow_id)
-    form = RemoveForm(request.POST)
-    if form.is_valid():
+    def remove(form) -> str:
         transition = _row(
             selectors.workflow_transition_get, workflow, transition_id=form.cleaned_data["row"]
         )
+        authoring.workflow_transition_delete(
+            transition=transition, version=form.cleaned_data["version"]
+        )
+        return EDGE_REMOVED.format(
+            source=transition.from_node.key,
+            label=transition.action_label,
+            target=transition.to_node.key,
+        )
+
+    workflow = _workflow(workflow_id)
+    return _submitted(request, workflow, RemoveForm(request.POST), remove, shown_as="remove_form")
+
+
+def _submitted(request, workflow: Workflow, form, change, *, shown_as: str):
+    """One of the editor's forms, posted: if it is valid, ``change(form)`` makes the change
+    through the authoring services and says what it did, and the editor opens again; what the
+    form or a service refuses (a stale version, a clash) is shown beside its field, on the
+    editor with the form as it was sent, and nothing is written."""
+    if form.is_valid():
         try:
-            authoring.workflow_transition_delete(
-                transition=transition, version=form.cleaned_data["version"]
-            )
+            done = change(form)
         except ApplicationError as error:
             form.refused(error)
         else:
-            messages.success(
-                request,
-                EDGE_REMOVED.format(
-                    source=transition.from_node.key,
-                    label=transition.action_label,
-                    target=transition.to_node.key,
-                ),
-            )
+            messages.success(request, done)
             return _to_editor(workflow)
-    return _editor(request, workflow, remove_form=form, status=form.status)
+    return _editor(request, workflow, **{shown_as: form}, status=form.status)
 
 
 @console_view(RESOURCE, permissions.RUN, methods=WRITE_METHODS)
