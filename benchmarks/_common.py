@@ -38,6 +38,26 @@ def bench_database(name: str = "bench_rcm"):
             teardown_databases(names, verbosity=0)
 
 
+def timed_gets(client, urls: list[str], label: str) -> list[float]:
+    """Milliseconds per GET of each of ``urls`` through a Django test client (the whole
+    request stack in-process), with a progress bar; a page that does not answer 200 stops the
+    benchmark, which must never time an error page."""
+    import time
+
+    from rcm.progress import ProgressBar
+
+    timings = []
+    with ProgressBar(len(urls), label) as bar:
+        for url in urls:
+            started = time.perf_counter()
+            response = client.get(url)
+            timings.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"{url} answered {response.status_code}: {response.content!r}")
+            bar.advance()
+    return timings
+
+
 def percentile(values: list[float], q: int) -> float:
     import statistics
 

@@ -11,10 +11,9 @@ figures exclude only the HTTP server. Prints one `name: value` line per figure.
 from __future__ import annotations
 
 import argparse
-import time
 import uuid
 
-from _common import bench_database, percentile
+from _common import bench_database, percentile, timed_gets
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -22,7 +21,6 @@ from rest_framework.test import APIClient
 
 from rcm.context import org_context
 from rcm.lookups import OrgType, UserRole
-from rcm.progress import ProgressBar
 from tenants import services
 from tenants.authentication import token_pair_for
 
@@ -57,19 +55,6 @@ def seed_org(name: str, users: int) -> tuple[uuid.UUID, object]:
     return org.id, admin
 
 
-def measure(client: APIClient, urls: list[str], label: str) -> list[float]:
-    timings = []
-    with ProgressBar(len(urls), label) as bar:
-        for url in urls:
-            started = time.perf_counter()
-            response = client.get(url)
-            timings.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
-                raise SystemExit(f"{url} answered {response.status_code}: {response.content!r}")
-            bar.advance()
-    return timings
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000)
@@ -98,9 +83,9 @@ def main() -> None:
             while len(list_urls) < args.requests:
                 list_urls.append(url)
                 url = client.get(url).json()["next"] or f"/api/v2/users/?page_size={PAGE_SIZE}"
-            results["list"] += measure(client, list_urls, f"list {org_id.hex[:6]}")
+            results["list"] += timed_gets(client, list_urls, f"list {org_id.hex[:6]}")
             detail_urls = [f"/api/v2/users/{pk}/" for pk in ids]
-            results["detail"] += measure(client, detail_urls, f"detail {org_id.hex[:6]}")
+            results["detail"] += timed_gets(client, detail_urls, f"detail {org_id.hex[:6]}")
             for size in (10, PAGE_SIZE, 200):
                 with CaptureQueriesContext(connection) as queries:
                     client.get(f"/api/v2/users/?page_size={size}")

@@ -25,9 +25,8 @@ such period finds it (every panel counted).
 from __future__ import annotations
 
 import argparse
-import time
 
-from _common import bench_database, percentile
+from _common import bench_database, percentile, timed_gets
 from batch_search import seed_job
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -40,7 +39,6 @@ from console.views import home as home_views
 from rcm.context import org_context
 from rcm.db.roles import as_owner
 from rcm.lookups import OrgType, UserRole
-from rcm.progress import ProgressBar
 from tenants import services
 from tenants.models import ChannelType
 from workflows.services import authoring
@@ -203,16 +201,7 @@ def _seed_rows(cursor, org_id, revisions, rows: int) -> None:
 
 
 def measure(client: Client, requests: int, url: str = HOME, label: str = "home") -> list[float]:
-    timings = []
-    with ProgressBar(requests, label) as bar:
-        for _ in range(requests):
-            started = time.perf_counter()
-            response = client.get(url)
-            timings.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
-                raise SystemExit(f"{url} answered {response.status_code}")
-            bar.advance()
-    return timings
+    return timed_gets(client, [url] * requests, label)
 
 
 def queries(client: Client, url: str) -> int:
