@@ -1,0 +1,64 @@
+"""The migration commands' shared contract: exit codes, ``--json`` and the migration_run record."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from rcm.maintenance.command import CannotRun, MigrationCommand, Result
+from rcm.models import MigrationRun
+
+
+class Probe(MigrationCommand):
+    kind = MigrationRun.Kind.VALIDATE
+
+    def add_command_arguments(self, parser):
+        parser.add_argument("--end", choices=["ok", "failed", "cannot"], default="ok")
+
+    def perform(self, *, end, **options):
+        self.say("checking the probe")
+        if end == "cannot":
+            raise CannotRun("no database answers at db.example:5432")
+        return Result(ok=end == "ok", summary=f"probe {end}", details={"checks": 3})
+
+
+def probe(*args):
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(Probe(), *args, stdout=out, stderr=err)
+        code = 0
+    except CommandError as exc:
+        code = exc.returncode
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("end", "code", "outcome"),
+    [("ok", 0, "ok"), ("failed", 1, "failed"), ("cannot", 2, "error")],
+)
+def test_the_exit_code_the_json_and_the_record_agree(end, code, outcome):
+    exit_code, out, err = probe("--end", end, "--json")
+
+    assert exit_code == code
+    document = json.loads(out)  # stdout is the JSON object alone
+    assert (document["exit_code"], document["outcome"]) == (code, outcome)
+    assert "checking the probe" in err
+    run = MigrationRun.objects.get()
+    assert (run.kind, run.outcome) == ("validate", outcome)
+    assert run.finished_at >= run.started_at
+    assert "@" in run.run_by
+    if end == "cannot":
+        assert run.details == {"error": "no database answers at db.example:5432"}
+    else:
+        assert run.details == {"checks": 3} and document["run_id"] == run.pk
+
+
+@pytest.mark.django_db
+def test_the_human_report_goes_to_stdout_without_json():
+    exit_code, out, _ = probe()
+
+    assert exit_code == 0
+    assert "checking the probe" in out and "probe ok" in out
