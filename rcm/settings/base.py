@@ -193,6 +193,9 @@ DATABASES = {"default": _database(DATABASE_URL)}
 DATABASE_OWNER = environ.Env.db_url_config(DATABASE_OWNER_URL)
 # NOLOGIN, BYPASSRLS: owns the SECURITY DEFINER functions (auth lookups, audit chain).
 DATABASE_DEFINER_ROLE = env.str("DATABASE_DEFINER_ROLE", default="rcm_definer")
+# NOLOGIN, BYPASSRLS, SELECT on every table; the owner takes it (SET ROLE) to back up and to
+# validate across organizations (rcm.db.roles.as_maintenance).
+DATABASE_MAINTENANCE_ROLE = env.str("DATABASE_MAINTENANCE_ROLE", default="rcm_maintenance")
 
 INSTALLED_APPS = [
     # rcm first: its `migrate` command wraps Django's to run as the owner role.

@@ -62,3 +62,20 @@ def test_the_human_report_goes_to_stdout_without_json():
 
     assert exit_code == 0
     assert "checking the probe" in out and "probe ok" in out
+
+
+@pytest.mark.django_db(transaction=True)  # as_owner reconnects: no test transaction across it
+def test_the_maintenance_role_reads_every_organization_and_writes_nothing(org_a, org_b):
+    from django.db import connection
+    from django.db.utils import ProgrammingError
+
+    from rcm.db.roles import as_maintenance
+
+    with as_maintenance(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT org_id) FROM app_user WHERE org_id IN (%s, %s)",
+            [org_a.id, org_b.id],
+        )
+        assert cursor.fetchone() == (2,)
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            cursor.execute("DELETE FROM app_user")
