@@ -214,6 +214,7 @@ INSTALLED_APPS = [
     "memory.apps.MemoryConfig",
     "webactions.apps.WebactionsConfig",
     "console.apps.ConsoleConfig",
+    "dbadmin.apps.DbadminConfig",
 ]
 
 MIDDLEWARE = [

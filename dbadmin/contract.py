@@ -1,5 +1,5 @@
 """The V8 schema contract in code: ../shared/V8_CONTRACT.md's column names, the compatibility
-views and the nine lookup tables, which ``rcm_validate`` and tests/rcm/test_v8_contract.py
+views and the nine lookup tables, which ``rcm_validate`` and tests/dbadmin/test_v8_contract.py
 check against the live database.
 
 Keep it a copy of the document, not a reading of the models: it exists to catch the day a model

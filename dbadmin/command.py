@@ -28,7 +28,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from rcm.models import MigrationRun
+from dbadmin.models import MigrationRun
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from rcm.maintenance.command import CannotRun, MigrationCommand, Result
-from rcm.models import MigrationRun
+from dbadmin.command import CannotRun, MigrationCommand, Result
+from dbadmin.models import MigrationRun
 
 
 class Probe(MigrationCommand):
