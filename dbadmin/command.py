@@ -62,6 +62,9 @@ class MigrationCommand(BaseCommand):
     # A command whose work replaces the whole database (a restore) records its run only at the
     # end: a row written at the start would be swept away with the old contents.
     records_at_start = True
+    # A command that only reads (rcm_migration_status) leaves no record: it would bury the runs
+    # it reports on.
+    records_run = True
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -89,20 +92,20 @@ class MigrationCommand(BaseCommand):
     def handle(self, *args, **options) -> None:
         self.json_output = options["json"]
         started = timezone.now()
-        record = self._record_start(started) if self.records_at_start else None
+        record = self._record_start(started) if self.records_run and self.records_at_start else None
         try:
             result = self.perform(**options)
         except CannotRun as exc:
-            self._finish(record, started, MigrationRun.Outcome.ERROR, {"error": str(exc)})
+            self._finish(record, started, MigrationRun.Outcome.ERROR, str(exc), {})
             self._emit(EXIT_CANNOT_RUN, str(exc), {"error": str(exc)})
             raise CommandError(str(exc), returncode=EXIT_CANNOT_RUN) from exc
         except DatabaseError as exc:
             message = f"The database refused: {str(exc).strip()}"
-            self._finish(record, started, MigrationRun.Outcome.ERROR, {"error": message})
+            self._finish(record, started, MigrationRun.Outcome.ERROR, message, {})
             self._emit(EXIT_CANNOT_RUN, message, {"error": message})
             raise CommandError(message, returncode=EXIT_CANNOT_RUN) from exc
         outcome = MigrationRun.Outcome.OK if result.ok else MigrationRun.Outcome.FAILED
-        run_id = self._finish(record, started, outcome, result.details)
+        run_id = self._finish(record, started, outcome, result.summary, result.details)
         exit_code = EXIT_OK if result.ok else EXIT_FAILED
         self._emit(exit_code, result.summary, result.details, run_id=run_id)
         if not result.ok:
@@ -137,8 +140,15 @@ class MigrationCommand(BaseCommand):
             self._unrecorded(exc)
             return None
 
-    def _finish(self, record, started, outcome: str, details: dict) -> int | None:
-        fields = {"finished_at": timezone.now(), "outcome": outcome, "details": details}
+    def _finish(self, record, started, outcome: str, summary: str, details: dict) -> int | None:
+        if not self.records_run:
+            return None
+        fields = {
+            "finished_at": timezone.now(),
+            "outcome": outcome,
+            "summary": summary,
+            "details": details,
+        }
         try:
             with transaction.atomic():
                 rows = MigrationRun.objects.filter(pk=getattr(record, "pk", None))

@@ -32,6 +32,7 @@ class MigrationRun(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    summary = models.TextField(blank=True, help_text="The run's one-line verdict, as printed.")
     details = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     run_by = models.CharField(max_length=200, help_text="The operating-system user and host.")
 

@@ -49,6 +49,12 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 (
+                    "summary",
+                    models.TextField(
+                        blank=True, help_text="The run's one-line verdict, as printed."
+                    ),
+                ),
+                (
                     "details",
                     models.JSONField(
                         default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder

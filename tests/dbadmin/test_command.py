@@ -51,9 +51,11 @@ def test_the_exit_code_the_json_and_the_record_agree(end, code, outcome):
     assert run.finished_at >= run.started_at
     assert "@" in run.run_by
     if end == "cannot":
-        assert run.details == {"error": "no database answers at db.example:5432"}
+        assert run.summary == "no database answers at db.example:5432"
+        assert run.details == {}
     else:
-        assert run.details == {"checks": 3} and document["run_id"] == run.pk
+        assert (run.summary, run.details) == (f"probe {end}", {"checks": 3})
+        assert document["run_id"] == run.pk
 
 
 @pytest.mark.django_db
