@@ -106,7 +106,7 @@ def _seed_rows(cursor, org_id, revisions, rows: int) -> None:
             %(rows)s, 0, 0, %(rows)s, 0, 0, %(rows)s, false,
             now() - interval '3 days', now(), now() - interval '3 days', now() - interval '2 days',
             '', '', now() - interval '3 days')
-        RETURNING id
+        RETURNING batch_job_id
         """,
         {
             "org": org_id,

@@ -16,15 +16,15 @@ class MicroState(TenantModel):
 
     The table is partitioned by organization (see the migration and docs/memory.md): every
     search names one organization, and its partition's own HNSW index then serves it. For that
-    the database's primary key is (org_id, id) and ``aliased_to`` references (org_id, id) —
-    a state is only ever aliased within its organization. Django sees ``id`` as the key, which
-    stays unique on its own (one sequence).
+    the database's primary key is (org_id, micro_state_id) and ``aliased_to`` references it —
+    a state is only ever aliased within its organization. Django sees ``id`` (the column
+    micro_state_id, V8's name) as the key, which stays unique on its own (one sequence).
 
     ``text_emb`` is compared only with rows made by the same embedder (``embedder``): vectors
     from two models live in unrelated spaces.
     """
 
-    id = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(primary_key=True, db_column="micro_state_id")
     workflow = models.ForeignKey(
         "workflows.Workflow",
         on_delete=models.CASCADE,
@@ -80,7 +80,8 @@ class MicroState(TenantModel):
         on_delete=models.DO_NOTHING,
         null=True,
         blank=True,
-        db_constraint=False,  # the database's key is composite: (org_id, aliased_to_id)
+        db_constraint=False,  # the database's key is composite: (org_id, aliased_to)
+        db_column="aliased_to",
         related_name="+",
     )
     last_hit_at = models.DateTimeField(null=True, blank=True)

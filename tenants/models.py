@@ -257,6 +257,7 @@ class AccessMedium(models.TextChoices):
 class ChannelType(models.Model):
     """A portal in the global catalogue (Availity, UHC, a state Medicaid line, ...)."""
 
+    id = models.BigAutoField(primary_key=True, db_column="channel_type_id")
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     base_url = models.URLField(max_length=500, blank=True, default="")
@@ -293,6 +294,7 @@ class ChannelType(models.Model):
 class Endpoint(TenantModel):
     """An organization's use of a portal: its own name, URL override and settings."""
 
+    id = models.BigAutoField(primary_key=True, db_column="endpoint_id")
     name = models.CharField(max_length=200)
     channel_type = models.ForeignKey(
         ChannelType, on_delete=models.PROTECT, related_name="endpoints"

@@ -12,8 +12,9 @@ from django.conf import settings
 from django.db import connections
 
 # The audit trail is read-only to the runtime role: rows are appended only through the
-# audit_event_append() function, and its chain head is invisible to it.
-READ_ONLY_TABLES = ("audit_event",)
+# audit_event_append() function, and its chain head is invisible to it. The V8 compatibility
+# views are for v3-era readers; writes go to their tables.
+READ_ONLY_TABLES = ("audit_event", "rcm_user", "rcm_trace")
 # Records the runtime role adds to and reads, and may never rewrite or remove.
 APPEND_ONLY_TABLES = ("credential_access_log",)
 PRIVATE_TABLES = ("audit_chain_head",)

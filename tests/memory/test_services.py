@@ -206,7 +206,8 @@ def test_an_alias_never_crosses_organizations(org_a, org_b):
         mine = store(dom_snapshot=page("login")).state
         with pytest.raises(Exception, match="micro_state_aliased_to_fk"), connection.cursor() as c:
             c.execute(
-                "UPDATE micro_state SET aliased_to_id = %s WHERE id = %s", [theirs.pk, mine.pk]
+                "UPDATE micro_state SET aliased_to = %s WHERE micro_state_id = %s",
+                [theirs.pk, mine.pk],
             )
             c.execute("SET CONSTRAINTS ALL IMMEDIATE")
 

@@ -650,7 +650,7 @@ def test_the_database_refuses_a_transition_between_two_workflows(org_a):
         ours = WorkflowNode.objects.get(workflow=two, key="covered")
         with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "INSERT INTO workflow_transition (org_id, workflow_id, from_node_id, to_node_id, "
+                "INSERT INTO workflow_transition (org_id, workflow_id, from_node, to_node, "
                 "action_label, freq, created_at) VALUES (%s, %s, %s, %s, 'success', 1, now())",
                 [org_a.id, two.pk, theirs.pk, ours.pk],
             )

@@ -31,14 +31,15 @@ def _counters_match_items(org_id, job_id) -> None:
     """The job's counters against its items' statuses, read in one statement (one snapshot):
     the invariant must hold at every instant, not only once the job is done."""
     counts = ", ".join(
-        f"(SELECT count(*) FROM batch_job_item i WHERE i.batch_job_id = j.id "
+        f"(SELECT count(*) FROM batch_job_item i WHERE i.batch_job_id = j.batch_job_id "
         f"AND i.status = '{status}')"
         for status in STATUS_COUNTERS
     )
     fields = ", ".join(STATUS_COUNTERS.values())
     with org_context(org_id), connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT total_rows, {fields}, {counts} FROM batch_job j WHERE j.id = %s", [job_id]
+            f"SELECT total_rows, {fields}, {counts} FROM batch_job j WHERE j.batch_job_id = %s",
+            [job_id],
         )
         total, *values = cursor.fetchone()
     counters, items = values[: len(STATUS_COUNTERS)], values[len(STATUS_COUNTERS) :]

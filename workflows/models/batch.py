@@ -51,6 +51,7 @@ def _search_key(field_name: str) -> models.GeneratedField:
 class BatchJob(TenantModel):
     """One uploaded file (or JSON rows) running through one workflow revision."""
 
+    id = models.BigAutoField(primary_key=True, db_column="batch_job_id")
     prompt = models.TextField(blank=True, default="")  # the operator's description
     file_name = models.CharField(max_length=255, blank=True, default="")
     file_path = models.CharField(max_length=500, blank=True, default="")
@@ -87,7 +88,11 @@ class BatchJob(TenantModel):
     # When the feeder last started one of its rows: organizations take turns by it.
     last_fed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
-        "tenants.User", on_delete=models.SET_NULL, null=True, related_name="+"
+        "tenants.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        db_column="created_by",
+        related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -145,6 +150,7 @@ class BatchJob(TenantModel):
 class BatchJobItem(TenantModel):
     """One row of a batch job, with its input, its result and the run that produced it."""
 
+    id = models.BigAutoField(primary_key=True, db_column="batch_job_item_id")
     batch_job = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="items")
     row_number = models.PositiveIntegerField()
     input_data = models.JSONField(default=dict)

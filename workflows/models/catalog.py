@@ -59,6 +59,7 @@ class TaskSignature(TenantModel):
     organization has its own ``global:...`` signatures, and their counters are its own.
     """
 
+    id = models.BigAutoField(primary_key=True, db_column="signature_id")
     endpoint = models.ForeignKey(
         "tenants.Endpoint", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
@@ -69,7 +70,12 @@ class TaskSignature(TenantModel):
         "workflows.TaskActionLu", on_delete=models.PROTECT, db_column="action", related_name="+"
     )
     alias_of = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="aliases"
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_column="alias_of",
+        related_name="aliases",
     )
     source = models.ForeignKey(
         "workflows.TaskSignatureSourceLu",

@@ -71,6 +71,7 @@ class Workflow(TenantModel):
 class WorkflowNode(TenantModel):
     """A step of a draft graph. ``key`` names it in transitions, templates and runs."""
 
+    id = models.BigAutoField(primary_key=True, db_column="node_id")
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="nodes")
     key = models.SlugField(max_length=64)
     node_type = models.CharField(max_length=10, choices=NodeType.choices)
@@ -118,8 +119,12 @@ class WorkflowTransition(TenantModel):
     """
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="transitions")
-    from_node = models.ForeignKey(WorkflowNode, on_delete=models.CASCADE, related_name="outgoing")
-    to_node = models.ForeignKey(WorkflowNode, on_delete=models.CASCADE, related_name="incoming")
+    from_node = models.ForeignKey(
+        WorkflowNode, on_delete=models.CASCADE, db_column="from_node", related_name="outgoing"
+    )
+    to_node = models.ForeignKey(
+        WorkflowNode, on_delete=models.CASCADE, db_column="to_node", related_name="incoming"
+    )
     action_label = models.CharField(max_length=64, default="success")
     freq = models.PositiveIntegerField(default=1)  # traversals; grows as runs take the edge
     created_at = models.DateTimeField(auto_now_add=True)

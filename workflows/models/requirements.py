@@ -49,6 +49,8 @@ class FieldSpec(models.Model):
 class FieldRequirement(FieldSpec):
     """A field a task type needs on every portal, or on one channel type only."""
 
+    # V8's name for this table's column (payer_requirement keeps the plain one).
+    validation = models.JSONField(default=dict, blank=True, db_column="validation_rules")
     task_type = models.ForeignKey(
         "workflows.TaskType", on_delete=models.CASCADE, related_name="field_requirements"
     )

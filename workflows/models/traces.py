@@ -20,6 +20,7 @@ class WorkflowTrace(TenantModel):
     """One step taken: what was done, whether it worked, how long it took, and how it was
     decided (tier 1 memory, 2 repaired, 3 model) with the model's prompt and answer if any."""
 
+    id = models.BigAutoField(primary_key=True, db_column="trace_id")
     workflow = models.ForeignKey(
         "workflows.Workflow", on_delete=models.CASCADE, null=True, related_name="+"
     )

@@ -301,20 +301,21 @@ def _start_items(*, job_id: int, count: int) -> int:
 # items takes it first: cancel, retry, the feeder; so the item needs no lock of its own, and
 # the one lock order rules out deadlocks), then the item and its run's context.
 _SETTLE_READ_SQL = """
-SELECT id FROM batch_job
- WHERE id = (SELECT batch_job_id FROM batch_job_item WHERE id = %(item)s) FOR UPDATE;
+SELECT batch_job_id FROM batch_job
+ WHERE batch_job_id = (SELECT batch_job_id FROM batch_job_item
+                        WHERE batch_job_item_id = %(item)s) FOR UPDATE;
 SELECT i.batch_job_id, i.status, i.run_id, r.context
   FROM batch_job_item i JOIN workflow_run r ON r.id = %(run)s
- WHERE i.id = %(item)s
+ WHERE i.batch_job_item_id = %(item)s
 """
 # The item and the job's counters, in one message too.
 _SETTLE_WRITE_SQL = """
 UPDATE batch_job_item SET status = %(status)s, output_data = %(output)s::jsonb,
        error_message = %(error)s, completed_at = %(now)s, updated_at = %(now)s
- WHERE id = %(item)s;
+ WHERE batch_job_item_id = %(item)s;
 UPDATE batch_job SET running_rows = running_rows - 1, processed_rows = processed_rows + 1,
        {counter} = {counter} + 1, updated_at = %(now)s
- WHERE id = %(job)s RETURNING pending_rows, running_rows, max_concurrency
+ WHERE batch_job_id = %(job)s RETURNING pending_rows, running_rows, max_concurrency
 """
 
 
