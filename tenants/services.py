@@ -16,7 +16,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -132,9 +132,13 @@ def login_failure_record(
     )
 
 
-def audit_chain_verify() -> tuple[int, int | None]:
-    """(rows checked, id of the first row whose hash does not match, or None)."""
-    with connection.cursor() as cursor:
+def audit_chain_verify(*, using: str = "default") -> tuple[int, int | None]:
+    """(rows checked, id of the first row whose hash does not match, or None).
+
+    ``using`` names the connection: rcm_validate also checks databases other than the
+    configured one (a restored copy).
+    """
+    with connections[using].cursor() as cursor:
         cursor.execute("SELECT checked, first_bad_id FROM audit_event_verify()")
         checked, first_bad = cursor.fetchone()
     return checked, first_bad
