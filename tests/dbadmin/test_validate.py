@@ -193,8 +193,12 @@ def test_a_dropped_table_is_named_and_its_relations_are_skipped(baseline):
         code, document = validate()
 
     assert code == 1
-    # Its relations are gone with it (CASCADE) or skipped: the one cause is named once.
-    assert added(document, baseline) == {"tables": [f"{table}: table missing (tenants.Endpoint)"]}
+    # Its relations are gone with it (CASCADE) or skipped: the one cause is named once. The
+    # rcm_trace view reads endpoint (its portal_id), so CASCADE takes it too, and that is named.
+    assert added(document, baseline) == {
+        "tables": [f"{table}: table missing (tenants.Endpoint)"],
+        "views": ["rcm_trace: view missing"],
+    }
     assert any(
         note.startswith("skipped, a table or column is missing: ") and f"→ {table}." in note
         for note in notes(document)["orphans"]
