@@ -11,7 +11,8 @@ They share one contract, because scripts drive them:
   which ``rcm_migration_status`` reads.
 
 A subclass implements ``perform(**options)`` and returns a :class:`Result`; it raises
-:class:`CannotRun` for exit 2, and writes its human report through ``self.say``.
+:class:`CannotRun` for exit 2 (or :class:`Failed`, from deep in its work, for exit 1), and
+writes its human report through ``self.say``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ EXIT_CANNOT_RUN = 2
 
 class CannotRun(Exception):
     """The command could not do its work (exit 2); the message says why, in words."""
+
+
+class Failed(Exception):
+    """The command ran and found something wrong (exit 1), raised where it was found: the same
+    as returning ``Result(ok=False, summary=message, details=details)``."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.details = details or {}
 
 
 @dataclass
@@ -95,6 +105,8 @@ class MigrationCommand(BaseCommand):
         record = self._record_start(started) if self.records_run and self.records_at_start else None
         try:
             result = self.perform(**options)
+        except Failed as exc:
+            result = Result(ok=False, summary=str(exc), details=exc.details)
         except CannotRun as exc:
             self._finish(record, started, MigrationRun.Outcome.ERROR, str(exc), {})
             self._emit(EXIT_CANNOT_RUN, str(exc), {"error": str(exc)})

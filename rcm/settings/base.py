@@ -416,6 +416,14 @@ BATCH_STAGING_DIR = Path(
 )
 BATCH_STAGING_TTL_S = env.int("BATCH_STAGING_TTL_S", default=3600)
 
+# Backups (dbadmin: rcm_backup, rcm_restore, rcm_rollback; docs/migration.md). Where rcm_backup
+# writes when not given --output, and rcm_rollback its safety backup: every file is a copy of
+# every organization's data, PHI included, so the directory is created private (0700).
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(default_var_dir().resolve() / "backups")))
+# The directory of pg_dump, pg_restore and psql of the server's major version. Empty: the
+# embedded server's own, else the ones on PATH; a version other than the server's is refused.
+PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
+
 # Memory (memory/): the embedder that turns pages into 768-D vectors, and the rules of the
 # micro-state store. See docs/memory.md.
 #   structural            deterministic, offline: the page's structure hashed (the default)

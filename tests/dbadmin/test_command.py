@@ -1,43 +1,37 @@
 """The migration commands' shared contract: exit codes, ``--json`` and the migration_run record."""
 
 import json
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
-from dbadmin.command import CannotRun, MigrationCommand, Result
+from dbadmin.command import CannotRun, Failed, MigrationCommand, Result
 from dbadmin.models import MigrationRun
+from tests.dbadmin.helpers import command_run
 
 
 class Probe(MigrationCommand):
     kind = MigrationRun.Kind.VALIDATE
 
     def add_command_arguments(self, parser):
-        parser.add_argument("--end", choices=["ok", "failed", "cannot"], default="ok")
+        parser.add_argument("--end", choices=["ok", "failed", "raised", "cannot"], default="ok")
 
     def perform(self, *, end, **options):
         self.say("checking the probe")
         if end == "cannot":
             raise CannotRun("no database answers at db.example:5432")
+        if end == "raised":
+            raise Failed("probe raised", {"checks": 3})
         return Result(ok=end == "ok", summary=f"probe {end}", details={"checks": 3})
 
 
 def probe(*args):
-    out, err = StringIO(), StringIO()
-    try:
-        call_command(Probe(), *args, stdout=out, stderr=err)
-        code = 0
-    except CommandError as exc:
-        code = exc.returncode
-    return code, out.getvalue(), err.getvalue()
+    return command_run(Probe(), *args)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("end", "code", "outcome"),
-    [("ok", 0, "ok"), ("failed", 1, "failed"), ("cannot", 2, "error")],
+    [("ok", 0, "ok"), ("failed", 1, "failed"), ("raised", 1, "failed"), ("cannot", 2, "error")],
 )
 def test_the_exit_code_the_json_and_the_record_agree(end, code, outcome):
     exit_code, out, err = probe("--end", end, "--json")
