@@ -376,18 +376,22 @@ def _outputs_of(context: dict | None) -> dict:
     return merged
 
 
+def job_final_status(*, job: BatchJob) -> str:
+    """The status of a job none of whose rows is pending or running, from its counters."""
+    if job.cancel_requested and job.cancelled_rows:
+        return JobStatus.CANCELLED
+    if job.failed_rows == 0:
+        return JobStatus.COMPLETED
+    if job.successful_rows == 0:
+        return JobStatus.FAILED
+    return JobStatus.PARTIALLY_COMPLETED
+
+
 def _job_finish_if_done(*, job_id: int) -> None:
     job = BatchJob.objects.select_for_update().get(pk=job_id)
     if job.pending_rows or job.running_rows:
         return
-    if job.cancel_requested and job.cancelled_rows:
-        status = JobStatus.CANCELLED
-    elif job.failed_rows == 0:
-        status = JobStatus.COMPLETED
-    elif job.successful_rows == 0:
-        status = JobStatus.FAILED
-    else:
-        status = JobStatus.PARTIALLY_COMPLETED
+    status = job_final_status(job=job)
     now = clock.now()
     BatchJob.objects.filter(pk=job_id).update(status_id=status, completed_at=now, updated_at=now)
 
