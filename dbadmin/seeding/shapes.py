@@ -30,11 +30,24 @@ def _click(role: str, name: str) -> dict:
     return {"tool": "click", "target": {"role": role, "name": name}}
 
 
+def _extract(**labels: str) -> dict:
+    """Read the values labelled so into the outputs named so."""
+    return {"tool": "extract", "fields": {name: {"label": label} for name, label in labels.items()}}
+
+
 LOGIN_ACTIONS = (
     {"tool": "goto", "url": "login"},
     _fill("Username", "credential.username"),
     _fill("Password", "credential.password"),
     _click("button", "Sign in"),
+)
+# The task catalogue's patient fields (workflows migration 0004), which every row carries.
+PATIENT_FIELDS = (
+    "member_id",
+    "patient_first_name",
+    "patient_last_name",
+    "patient_dob",
+    "provider_npi",
 )
 RETRY = {"maximum_attempts": 3, "initial_interval_s": 5, "backoff_coefficient": 2.0}
 SUCCESS, FAILURE = "success", "failure"
@@ -189,6 +202,28 @@ class Shape:
         )
 
 
+LOGIN = WebStep(
+    node="login",
+    actions=LOGIN_ACTIONS,
+    traced=4,
+    path="login",
+    title="Sign in",
+    element={"css": "#sign-in", "kind": "button", "name": "Sign in"},
+    duration_ms=(1200, 3500),
+    fields=("Username", "Password"),
+    buttons=("Sign in",),
+)
+
+
+def _decision(node: str, conditions: list[tuple[str, str]], default: str) -> OtherStep:
+    """A decision node: the label of the first condition that holds, else ``default``."""
+    config = {
+        "conditions": [{"when": when, "label": label} for when, label in conditions],
+        "default": default,
+    }
+    return OtherStep(node, "decision", "decision", config, duration_ms=(1, 8))
+
+
 def _coverage_end(rng: random.Random) -> str:
     """A coverage end date in 2025-2026, as a portal prints it."""
     return (dt.date(2025, 1, 31) + dt.timedelta(days=30 * rng.randrange(24))).isoformat()
@@ -232,26 +267,9 @@ ELIGIBILITY = Shape(
     title="Eligibility and benefits",
     description="Logs in, finds the member, reads eligibility and benefits side by side.",
     task_type=f"{TaskDomain.ELIGIBILITY}/{TaskAction.CHECK}",
-    required_data=(
-        "member_id",
-        "patient_first_name",
-        "patient_last_name",
-        "patient_dob",
-        "provider_npi",
-        "service_date",
-    ),
+    required_data=(*PATIENT_FIELDS, "service_date"),
     steps=(
-        WebStep(
-            node="login",
-            actions=LOGIN_ACTIONS,
-            traced=4,
-            path="login",
-            title="Sign in",
-            element={"css": "#sign-in", "kind": "button", "name": "Sign in"},
-            duration_ms=(1200, 3500),
-            fields=("Username", "Password"),
-            buttons=("Sign in",),
-        ),
+        LOGIN,
         WebStep(
             node="search_patient",
             actions=(
@@ -275,14 +293,9 @@ ELIGIBILITY = Shape(
             node="check_eligibility",
             actions=(
                 _click("tab", "Eligibility"),
-                {
-                    "tool": "extract",
-                    "fields": {
-                        "coverage_status": {"label": "Coverage status"},
-                        "plan_name": {"label": "Plan"},
-                        "group_number": {"label": "Group number"},
-                    },
-                },
+                _extract(
+                    coverage_status="Coverage status", plan_name="Plan", group_number="Group number"
+                ),
             ),
             traced=1,
             path="eligibility/results",
@@ -295,13 +308,7 @@ ELIGIBILITY = Shape(
             node="check_benefits",
             actions=(
                 _click("tab", "Benefits"),
-                {
-                    "tool": "extract",
-                    "fields": {
-                        "copay": {"label": "Office visit copay"},
-                        "deductible_remaining": {"label": "Deductible remaining"},
-                    },
-                },
+                _extract(copay="Office visit copay", deductible_remaining="Deductible remaining"),
             ),
             traced=1,
             path="eligibility/benefits",
@@ -327,17 +334,8 @@ ELIGIBILITY = Shape(
             duration_ms=(3, 25),
             trigger_rule="all_success",
         ),
-        OtherStep(
-            node="coverage",
-            node_type="decision",
-            kind="decision",
-            config={
-                "conditions": [
-                    {"when": "nodes.merge.output.coverage_status == 'Active'", "label": "active"}
-                ],
-                "default": "inactive",
-            },
-            duration_ms=(1, 8),
+        _decision(
+            "coverage", [("nodes.merge.output.coverage_status == 'Active'", "active")], "inactive"
         ),
     ),
     transitions=(
@@ -422,17 +420,7 @@ CLAIM_STATUS = Shape(
         "billed_amount",
     ),
     steps=(
-        WebStep(
-            node="login",
-            actions=LOGIN_ACTIONS,
-            traced=4,
-            path="login",
-            title="Sign in",
-            element={"css": "#sign-in", "kind": "button", "name": "Sign in"},
-            duration_ms=(1200, 3500),
-            fields=("Username", "Password"),
-            buttons=("Sign in",),
-        ),
+        LOGIN,
         WebStep(
             node="search_claim",
             actions=(
@@ -454,15 +442,12 @@ CLAIM_STATUS = Shape(
         WebStep(
             node="read_status",
             actions=(
-                {
-                    "tool": "extract",
-                    "fields": {
-                        "claim_status": {"label": "Claim status"},
-                        "paid_amount": {"label": "Paid amount"},
-                        "carc_codes": {"label": "Adjustment reason codes"},
-                        "rarc_codes": {"label": "Remark codes"},
-                    },
-                },
+                _extract(
+                    claim_status="Claim status",
+                    paid_amount="Paid amount",
+                    carc_codes="Adjustment reason codes",
+                    rarc_codes="Remark codes",
+                ),
             ),
             traced=1,
             path="claims/detail",
@@ -476,21 +461,13 @@ CLAIM_STATUS = Shape(
                 ("Remark codes", "—"),
             ),
         ),
-        OtherStep(
-            node="route",
-            node_type="decision",
-            kind="decision",
-            config={
-                "conditions": [
-                    {"when": "nodes.read_status.output.claim_status == 'Paid'", "label": "paid"},
-                    {
-                        "when": "nodes.read_status.output.claim_status == 'Denied'",
-                        "label": "denied",
-                    },
-                ],
-                "default": "pending",
-            },
-            duration_ms=(1, 8),
+        _decision(
+            "route",
+            [
+                ("nodes.read_status.output.claim_status == 'Paid'", "paid"),
+                ("nodes.read_status.output.claim_status == 'Denied'", "denied"),
+            ],
+            "pending",
         ),
     ),
     transitions=(
@@ -553,18 +530,14 @@ PRIOR_AUTH = Shape(
     description="Logs in, finds the member, submits the request, waits, reads its status.",
     task_type=f"{TaskDomain.PRIOR_AUTH}/{TaskAction.SUBMIT}",
     required_data=(
-        "member_id",
-        "patient_first_name",
-        "patient_last_name",
-        "patient_dob",
-        "provider_npi",
+        *PATIENT_FIELDS,
         "procedure_codes",
         "diagnosis_codes",
         "service_start_date",
         "units",
     ),
     steps=(
-        ELIGIBILITY.steps[0],
+        LOGIN,
         WebStep(
             node="search_patient",
             actions=(
@@ -590,7 +563,7 @@ PRIOR_AUTH = Shape(
                 _fill("Service start date", "input.service_start_date"),
                 _fill("Units", "input.units"),
                 _click("button", "Submit request"),
-                {"tool": "extract", "fields": {"auth_number": {"label": "Reference number"}}},
+                _extract(auth_number="Reference number"),
             ),
             traced=5,
             path="authorizations/new",
@@ -615,13 +588,7 @@ PRIOR_AUTH = Shape(
                 {"tool": "goto", "url": "authorizations/status"},
                 _fill("Reference number", "nodes.submit_request.output.auth_number"),
                 _click("button", "Check status"),
-                {
-                    "tool": "extract",
-                    "fields": {
-                        "auth_status": {"label": "Status"},
-                        "approved_units": {"label": "Approved units"},
-                    },
-                },
+                _extract(auth_status="Status", approved_units="Approved units"),
             ),
             traced=2,
             path="authorizations/status",
@@ -632,24 +599,13 @@ PRIOR_AUTH = Shape(
             buttons=("Check status",),
             table=(("Status", "Approved"), ("Approved units", "1")),
         ),
-        OtherStep(
-            node="decide",
-            node_type="decision",
-            kind="decision",
-            config={
-                "conditions": [
-                    {
-                        "when": "nodes.check_status.output.auth_status == 'Approved'",
-                        "label": "approved",
-                    },
-                    {
-                        "when": "nodes.check_status.output.auth_status == 'Denied'",
-                        "label": "denied",
-                    },
-                ],
-                "default": "pended",
-            },
-            duration_ms=(1, 8),
+        _decision(
+            "decide",
+            [
+                ("nodes.check_status.output.auth_status == 'Approved'", "approved"),
+                ("nodes.check_status.output.auth_status == 'Denied'", "denied"),
+            ],
+            "pended",
         ),
     ),
     transitions=(

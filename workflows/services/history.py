@@ -42,7 +42,7 @@ from workflows.models import (
     WorkflowTrace,
 )
 from workflows.models.batch import ITEM_TERMINAL
-from workflows.services.batch import job_final_status
+from workflows.services.batch import job_final_status, job_row_create
 
 # Rows written per COPY: large enough that the fixed cost of a round trip is shared, small
 # enough that one chunk's rows and traces stay a few megabytes in memory.
@@ -158,12 +158,9 @@ def batch_job_record_history(
         _refuse(WRONG_REVISION)
     if not created_at <= started_at <= now:
         _refuse(BAD_TIMES)
-    job = BatchJob.objects.create(
-        org_id=workflow.org_id,
+    job = job_row_create(
         workflow=workflow,
         revision=revision,
-        task_type_id=revision.graph.get("task_type_id"),
-        endpoint_id=revision.graph.get("endpoint_id"),
         prompt=prompt,
         file_name=file_name,
         max_concurrency=max_concurrency,
