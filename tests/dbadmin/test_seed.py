@@ -22,6 +22,7 @@ from memory.models import MicroState
 from rcm.context import org_context
 from rcm.lookups import OrgType, UserRole
 from tenants import selectors as tenant_selectors
+from tenants import services as tenant_services
 from tenants.models import Endpoint, Membership, Organization, User
 from webactions.models import PortalCredential
 from workflows.models import BatchJob, BatchJobItem, Workflow, WorkflowRevision, WorkflowTrace
@@ -379,6 +380,29 @@ def test_bad_sizes_cannot_run_and_write_nothing(args, message):
     assert MigrationRun.objects.get().outcome == "error"
     plans = profiles.plan_demo(1) + profiles.plan_test_data(1, orgs=2, rows=1)
     assert org_ids(plans) == {}
+
+
+@pytest.mark.django_db
+def test_a_demo_name_taken_by_another_organization_refuses_the_whole_demo():
+    tenant_services.organization_create(name="CredentialPro", org_type=OrgType.CREDENTIALER)
+
+    code, _, err = seed("--profile", "demo")
+
+    assert code == 1
+    assert "'CredentialPro' or with the email domain credentialpro.rcm.test exists" in err
+    # The organizations made before it went with it: one transaction.
+    assert org_ids(profiles.plan_demo(1)[:2]) == {}
+    assert tenant_selectors.auth_user_by_email(email="operator@demo.rcm.test") is None
+
+
+@pytest.mark.django_db
+def test_without_the_task_catalogue_it_cannot_run(monkeypatch):
+    monkeypatch.setattr("dbadmin.seeding.writer.task_type_find", lambda ref: None)
+
+    code, _, err = seed("--profile", "demo")
+
+    assert code == 2
+    assert "The task catalogue lacks eligibility/check" in err
 
 
 @pytest.mark.django_db

@@ -45,6 +45,7 @@ MAX_ORGS = 200  # the names the plan draws from stay distinct well past it
 SIZES_ARE_TEST_DATA = "--orgs and --rows size the test-data profile; the demo's size is fixed."
 AT_LEAST_ONE = "{option} must be at least 1; got {value}."
 TOO_MANY_ORGS = f"--orgs is at most {MAX_ORGS}; got {{value}}."
+NO_CATALOGUE = "The task catalogue lacks {missing}: run `manage.py migrate` first."
 ALREADY_SEEDED = (
     "Refused, nothing written: {names} already exist{s} (test data of seed {seed}?). "
     "Seed another --seed, or a fresh database."
@@ -79,6 +80,9 @@ class Command(MigrationCommand):
 
     def perform(self, *, profile: str, orgs, rows, seed: int, **options) -> Result:
         started = time.monotonic()
+        missing = writer.task_types_missing()
+        if missing:
+            raise CannotRun(NO_CATALOGUE.format(missing=", ".join(missing)))
         if profile == DEMO:
             if orgs is not None or rows is not None:
                 raise CannotRun(SIZES_ARE_TEST_DATA)
