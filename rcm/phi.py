@@ -361,7 +361,7 @@ def _placeholder_name(key: Any) -> str:
 def _literal_forms(value: Any) -> list[str]:
     """The texts a declared value may appear as; none for blanks, booleans and containers."""
     if isinstance(value, date):
-        return list(_date_forms(value))
+        return _date_forms(value)
     if isinstance(value, bool) or not isinstance(value, str | Number):
         return []
     text = str(value).strip()
@@ -387,13 +387,10 @@ def _parse_date(text: str) -> date | None:
     return None
 
 
-# Kept: a batch's rows share birth and service dates, and formatting eight forms of one is
-# most of the cost of preparing a row's literals.
-@functools.lru_cache(maxsize=4096)
-def _date_forms(day: date) -> tuple[str, ...]:
+def _date_forms(day: date) -> list[str]:
     if isinstance(day, datetime):
         day = day.date()
-    return (
+    return [
         day.isoformat(),
         f"{day:%m/%d/%Y}",
         f"{day.month}/{day.day}/{day.year}",
@@ -402,7 +399,7 @@ def _date_forms(day: date) -> tuple[str, ...]:
         f"{day:%b} {day.day}, {day.year}",
         f"{day:%B} {day.day}, {day.year}",
         f"{day:%d-%b-%Y}",
-    )
+    ]
 
 
 def _literal_key(text: str) -> str:
