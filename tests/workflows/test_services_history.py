@@ -13,6 +13,7 @@ from workflows.models import BatchJob, BatchJobItem, WorkflowTrace
 from workflows.services import history
 from workflows.services.history import ItemRecord, TraceRecord
 
+DAY = timedelta(days=1)
 ROW = {"member_id": "W123456789", "patient_last_name": "Okonkwo", "patient_dob": "1980-04-30"}
 
 
@@ -193,7 +194,7 @@ def test_one_bad_row_in_a_later_chunk_refuses_the_job_and_writes_nothing(
         assert not BatchJobItem.objects.exists() and not WorkflowTrace.objects.exists()
 
 
-def test_no_rows_or_another_workflows_revision_is_refused(flow, org_a):
+def test_no_rows_a_start_before_the_upload_or_another_workflows_revision_is_refused(flow, org_a):
     _, other_revision = workflow_build(
         org_id=org_a.id, nodes=[entry(), outcome()], edges=["start -> done"], name="Other"
     )
@@ -201,6 +202,9 @@ def test_no_rows_or_another_workflows_revision_is_refused(flow, org_a):
 
     with pytest.raises(ApplicationError, match=history.NO_ROWS):
         record(flow, [])
+    with pytest.raises(ApplicationError, match=history.BAD_TIMES):
+        uploaded = ended - timedelta(minutes=5)
+        record(flow, [item(1, ended=ended)], created_at=uploaded, started_at=uploaded - DAY)
     with pytest.raises(ApplicationError, match=history.WRONG_REVISION):
         tenant, workflow, _ = flow
         record((tenant, workflow, other_revision), [item(1, ended=ended)])
