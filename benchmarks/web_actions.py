@@ -82,7 +82,7 @@ from rcm.lookups import UserRole
 from rcm.progress import ProgressBar
 from rcm.workers import WorkerProcess, database_url, queue_drop
 from tenants import selectors as tenant_selectors
-from tenants.management.commands.seed_demo import demo_email
+from tenants.demo import demo_email
 from webactions import browser as chromium
 from webactions.management.commands.seed_sandbox_demo import WORKFLOW_NAME
 from webactions.sandbox.data import Patient, sandbox_patient, sandbox_patients

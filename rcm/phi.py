@@ -38,6 +38,7 @@ Every pattern is compiled once at import and free of nested quantifiers that cou
 catastrophically; a call compiles only the alternation of its declared literals.
 """
 
+import functools
 import html
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -279,22 +280,52 @@ class _DeclaredLiterals:
 
     def __init__(self, declared: Iterable[Any] | Mapping[str, Any]):
         self._placeholders = _declared_placeholders(declared)
-        names = {*PATTERN_PLACEHOLDERS, *(name[1:-1] for name in self._placeholders.values())}
+        self._ascii = all(key.isascii() for key in self._placeholders)
+
+    # Compiled on first need: compiling a batch row's literals takes most of a millisecond,
+    # far more than masking a short text with them (a trace's detail, an error message).
+    @functools.cached_property
+    def _with_emails(self) -> re.Pattern:
+        return re.compile(rf"{self._guard}|(?P<EMAIL>{_EMAIL}){self._literals}")
+
+    @functools.cached_property
+    def _without_emails(self) -> re.Pattern:
+        return re.compile(f"{self._guard}{self._literals}")
+
+    @property
+    def _guard(self) -> str:
         # A placeholder is matched first and kept, so that a literal such as "Phi" is not
         # found again inside "[PHI]".
-        guard = rf"(?P<placeholder>\[(?:{'|'.join(sorted(names))})\])"
+        names = {*PATTERN_PLACEHOLDERS, *(name[1:-1] for name in self._placeholders.values())}
+        return rf"(?P<placeholder>\[(?:{'|'.join(sorted(names))})\])"
+
+    @property
+    def _literals(self) -> str:
         literals = _literal_alternation(self._placeholders)
-        declared = rf"|(?P<declared>{literals})" if literals else ""
-        self._with_emails = re.compile(rf"{guard}|(?P<EMAIL>{_EMAIL}){declared}")
-        self._without_emails = re.compile(f"{guard}{declared}") if literals else None
+        return rf"|(?P<declared>{literals})" if literals else ""
 
     def mask(self, text: str) -> str:
         # The email alternative is the slowest; most texts hold no "@" and are spared it.
         if "@" in text:
             return self._with_emails.sub(self._placeholder, text)
-        if self._without_emails:
-            return self._without_emails.sub(self._placeholder, text)
-        return text
+        if self._absent_from(text):
+            return text
+        return self._without_emails.sub(self._placeholder, text)
+
+    def _absent_from(self, text: str) -> bool:
+        """Whether no declared literal can be in ``text``, which is then left as the pattern
+        would leave it, without compiling the pattern.
+
+        Every form the pattern matches (the literal in any case, HTML-escaped, its words
+        spaced by runs of blanks or ``&nbsp;``) has the literal's key (``_literal_key``) in the
+        text's key. Only for ASCII texts and literals: outside ASCII, case-insensitive
+        matching also pairs letters that ``lower()`` keeps apart ("ſ" and "s")."""
+        if not self._placeholders:
+            return True
+        if not (self._ascii and text.isascii()):
+            return False
+        key = _literal_key(text)
+        return not any(literal in key for literal in self._placeholders)
 
     def _placeholder(self, match: re.Match) -> str:
         if match.lastgroup == "placeholder":
@@ -340,7 +371,14 @@ def _literal_forms(value: Any) -> list[str]:
     return [text, *_date_forms(declared_date)] if declared_date else [text]
 
 
+# What either layout below starts with (%Y is four digits, %m one or two): most declared values
+# (names, IDs) are not dates, and strptime costs 10 µs to say so, per value of every row.
+_DATE_START = re.compile(r"\d{4}-|\d{1,2}/")
+
+
 def _parse_date(text: str) -> date | None:
+    if not _DATE_START.match(text):
+        return None
     for layout in ("%Y-%m-%d", "%m/%d/%Y"):
         try:
             return datetime.strptime(text, layout).date()

@@ -16,7 +16,7 @@ from rcm.context import org_context
 from rcm.db.roles import as_owner
 from rcm.lookups import OrgType, UserRole
 from tenants import selectors, services
-from tenants.management.commands.seed_demo import DEMO_ORG_NAME, demo_email
+from tenants.demo import DEMO_ORG_NAME, demo_email
 from tenants.models import Endpoint, Membership, Organization, User
 
 # "  operator@demo.rcm.test  <password>  (operator; ...)": one line per login seed_demo prints.

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from rcm.phi import mask, mask_json, masker
+from rcm.phi import _DeclaredLiterals, mask, mask_json, masker
 
 ELIGIBILITY_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -390,7 +390,7 @@ def test_declared_literals_match_in_any_case_spacing_and_html_escaping():
 
 def test_a_declared_date_matches_its_other_formats():
     text = "DOB 01/05/1980; 1/5/1980; Jan 5, 1980; January 5, 1980; 05-Jan-1980; 1980-01-05"
-    for dob in (date(1980, 1, 5), "1980-01-05", "01/05/1980"):
+    for dob in (date(1980, 1, 5), "1980-01-05", "01/05/1980", "1/5/1980"):
         masked = mask(text, declared={"patient_dob": dob})
         assert masked == "DOB [PATIENT_DOB]; " + "; ".join(["[PATIENT_DOB]"] * 5)
 
@@ -508,3 +508,32 @@ def test_a_masker_prepared_once_masks_like_mask_json():
     prepared = masker(declared)
     assert prepared(page) == mask_json(page, declared=declared)
     assert prepared("Okonkwo") == "[LAST_NAME]"
+
+
+DECLARED_ROW = {"member_id": "W123456789", "last_name": "O'Brien", "first_name": "Maria"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Member not found",
+        "Payer portal timeout after 30 s",
+        "Obrien and Marian are other people",
+        "<p>MARIA&nbsp;&nbsp;o&#x27;brien</p>",
+        "maria said: o&#39;BRIEN, w123456789",
+        "Straße, Muñoz and María",
+    ],
+)
+def test_a_text_masked_without_compiling_is_masked_as_the_compiled_pattern_would(text):
+    literals = _DeclaredLiterals(DECLARED_ROW)
+
+    assert literals.mask(text) == literals._without_emails.sub(literals._placeholder, text)
+
+
+def test_the_literals_are_compiled_only_for_a_text_that_may_hold_them():
+    literals = _DeclaredLiterals(DECLARED_ROW)
+
+    assert literals.mask("Payer portal timeout after 30 s") == "Payer portal timeout after 30 s"
+    assert "_without_emails" not in vars(literals)  # the pattern was never compiled
+    assert literals.mask("Maria O'Brien") == "[FIRST_NAME] [LAST_NAME]"
+    assert "_without_emails" in vars(literals)

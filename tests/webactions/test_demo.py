@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tenants import selectors
-from tenants.management.commands.seed_demo import demo_email
+from tenants.demo import demo_email
 from tests.conftest import client_for, wait_for
 from webactions.management.commands.seed_sandbox_demo import WORKFLOW_NAME, sample_csv_path
 from webactions.sandbox import views

@@ -81,12 +81,9 @@ def batch_job_create(
 ) -> BatchJob:
     """A job and its items. Rows carrying an error become failed items (on_invalid=skip; with
     reject the caller refuses the upload before it gets here). Feeding starts at the commit."""
-    job = BatchJob.objects.create(
-        org_id=workflow.org_id,
+    job = job_row_create(
         workflow=workflow,
         revision=revision,
-        task_type_id=revision.graph.get("task_type_id"),
-        endpoint_id=revision.graph.get("endpoint_id"),
         prompt=prompt,
         file_name=file_name,
         file_path=file_path,
@@ -129,6 +126,19 @@ def batch_job_create(
     else:
         feed_soon()
     return job
+
+
+def job_row_create(*, workflow: Workflow, revision: WorkflowRevision, **fields) -> BatchJob:
+    """The job's own row, before its items: the organization is the workflow's, the task type
+    and endpoint those the revision was published with."""
+    return BatchJob.objects.create(
+        org_id=workflow.org_id,
+        workflow=workflow,
+        revision=revision,
+        task_type_id=revision.graph.get("task_type_id"),
+        endpoint_id=revision.graph.get("endpoint_id"),
+        **fields,
+    )
 
 
 # Set while a feed message waits in the queue; the feeder clears it as it starts. Every row
@@ -377,18 +387,22 @@ def _outputs_of(context: dict | None) -> dict:
     return merged
 
 
+def job_final_status(*, job: BatchJob) -> str:
+    """The status of a job none of whose rows is pending or running, from its counters."""
+    if job.cancel_requested and job.cancelled_rows:
+        return JobStatus.CANCELLED
+    if job.failed_rows == 0:
+        return JobStatus.COMPLETED
+    if job.successful_rows == 0:
+        return JobStatus.FAILED
+    return JobStatus.PARTIALLY_COMPLETED
+
+
 def _job_finish_if_done(*, job_id: int) -> None:
     job = BatchJob.objects.select_for_update().get(pk=job_id)
     if job.pending_rows or job.running_rows:
         return
-    if job.cancel_requested and job.cancelled_rows:
-        status = JobStatus.CANCELLED
-    elif job.failed_rows == 0:
-        status = JobStatus.COMPLETED
-    elif job.successful_rows == 0:
-        status = JobStatus.FAILED
-    else:
-        status = JobStatus.PARTIALLY_COMPLETED
+    status = job_final_status(job=job)
     now = clock.now()
     BatchJob.objects.filter(pk=job_id).update(status_id=status, completed_at=now, updated_at=now)
 

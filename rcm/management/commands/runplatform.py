@@ -265,7 +265,9 @@ class Command(BaseCommand):
         try:
             self._say("Applying migrations (as the owner role).")
             call_command("migrate", interactive=False, verbosity=verbosity, stdout=self.stdout)
-            call_command("seed_demo", stdout=self.stdout)
+            # The demo: three organizations with their logins (printed the first time only),
+            # portals, workflows and a week of finished batches.
+            call_command("rcm_seed", "--profile", "demo", stdout=self.stdout)
             if settings.RCM_SANDBOX:
                 # The sandbox eligibility workflow, its endpoint at this web server's address.
                 call_command("seed_sandbox_demo", stdout=self.stdout)

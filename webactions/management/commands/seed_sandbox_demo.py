@@ -22,7 +22,7 @@ from rcm.context import org_context
 from rcm.lookups import UserRole
 from tenants import selectors
 from tenants import services as tenant_services
-from tenants.management.commands.seed_demo import demo_email
+from tenants.demo import demo_email
 from tenants.models import ChannelType, Endpoint
 from webactions.models import PortalCredential
 from webactions.sandbox import views as sandbox
