@@ -62,9 +62,11 @@ def job_history(
     states: dict[str, int],
     concurrency: int,
     ends_at: dt.datetime,
+    endpoint_id: int,
 ) -> JobHistory:
-    """``rows`` finished rows of ``shape`` on ``portal``; ``states``: node key -> the
-    micro-state its traced action was found by (from memory)."""
+    """``rows`` finished rows of ``shape`` on ``portal``, whose web steps worked on the
+    endpoint ``endpoint_id``; ``states``: node key -> the micro-state its traced action was
+    found by (from memory)."""
     success_rate = rng.uniform(*SUCCESS_RATE)
     predecessors = _predecessors(shape)
     steps = {step.node: step for step in shape.steps}
@@ -79,7 +81,7 @@ def job_history(
     return JobHistory(
         created_at=created_at,
         started_at=started_at,
-        items=[_record(item, started_at) for item in ran],
+        items=[_record(item, started_at, endpoint_id) for item in ran],
     )
 
 
@@ -173,7 +175,7 @@ def _schedule(rng: random.Random, ran: list[_Ran], concurrency: int) -> int:
     return span
 
 
-def _record(item: _Ran, started_at: dt.datetime) -> ItemRecord:
+def _record(item: _Ran, started_at: dt.datetime, endpoint_id: int) -> ItemRecord:
     began = started_at + dt.timedelta(milliseconds=item.start_ms)
     walk = item.walk
     return ItemRecord(
@@ -185,7 +187,11 @@ def _record(item: _Ran, started_at: dt.datetime) -> ItemRecord:
         error_message=walk.error,
         attempts=walk.attempts,
         traces=tuple(
-            TraceRecord(at=began + dt.timedelta(milliseconds=end), **fields)
+            TraceRecord(
+                at=began + dt.timedelta(milliseconds=end),
+                endpoint_id=endpoint_id if fields["action_type"].startswith("web.") else None,
+                **fields,
+            )
             for end, fields in item.traces
         ),
     )

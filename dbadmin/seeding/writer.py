@@ -152,6 +152,7 @@ def content_write(
                 states=states,
                 concurrency=concurrency,
                 ends_at=now - job.ends_ago,
+                endpoint_id=endpoint.pk,
             )
             history.batch_job_record_history(
                 workflow=workflow,

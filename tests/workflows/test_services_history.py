@@ -4,10 +4,13 @@ traces and errors, and a refusal that writes nothing."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from rcm.context import org_context
 from rcm.errors import ApplicationError
+from tenants import services as tenant_services
+from tenants.models import ChannelType
 from tests.workflows.factories import entry, general, outcome, workflow_build
 from workflows.models import BatchJob, BatchJobItem, WorkflowTrace
 from workflows.services import history
@@ -208,3 +211,29 @@ def test_no_rows_a_start_before_the_upload_or_another_workflows_revision_is_refu
     with pytest.raises(ApplicationError, match=history.WRONG_REVISION):
         tenant, workflow, _ = flow
         record((tenant, workflow, other_revision), [item(1, ended=ended)])
+
+
+def test_a_step_on_a_portal_is_linked_to_its_endpoint_and_read_by_rcm_trace(flow):
+    tenant = flow[0]
+    ended = timezone.now() - DAY
+    with org_context(tenant.id):
+        portal = ChannelType.objects.order_by("pk").first()
+        endpoint = tenant_services.endpoint_create(
+            org_id=tenant.id, name="Payer portal", channel_type=portal
+        )
+    items = [
+        item(1, ended=ended, traces=[step(ended, endpoint_id=endpoint.pk), step(ended)]),
+        item(2, ended=ended, traces=[step(ended, endpoint_id=endpoint.pk)]),
+    ]
+
+    record(flow, items)
+
+    with org_context(tenant.id), connection.cursor() as cursor:
+        cursor.execute("SELECT batch_job_item_id, portal_id FROM rcm_trace ORDER BY id")
+        seen = cursor.fetchall()
+        row_of = dict(BatchJobItem.objects.values_list("pk", "row_number"))
+    assert [(row_of[item_id], code) for item_id, code in seen] == [
+        (1, portal.code),
+        (1, None),
+        (2, portal.code),
+    ]

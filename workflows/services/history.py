@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from rcm import phi
 from rcm.db.bulk import rows_copy
@@ -40,6 +40,7 @@ from workflows.models import (
     Workflow,
     WorkflowRevision,
     WorkflowTrace,
+    WorkflowTraceEndpoint,
 )
 from workflows.models.batch import ITEM_TERMINAL
 from workflows.services.batch import job_final_status, job_row_create
@@ -78,6 +79,9 @@ class TraceRecord:
     tier_reason: str = ""
     llm_prompt: str = ""
     llm_response: str = ""
+    # The portal the step worked on (a web step's endpoint), linked through
+    # workflow_trace_endpoint as the engine links it, so rcm_trace shows its portal_id.
+    endpoint_id: int | None = None
     llm_model: str = ""
     llm_tokens_used: int | None = None
 
@@ -283,14 +287,22 @@ def _chunk_write(job: BatchJob, chunk: list[ItemRecord], *, user_id, created_at)
             returning=("row_number", "id"),
         )
     )
+    steps = [
+        (mask, trace) for item, mask in zip(chunk, masks, strict=True) for trace in item.traces
+    ]
+    item_of = [ids[item.row_number] for item in chunk for _ in item.traces]
+    # The traces' ids are drawn from their sequence first, so that their endpoint links can be
+    # written in the same chunk (a COPY returns rows in no order that could be matched).
+    trace_ids = _trace_ids(len(steps))
     rows_copy(
         WorkflowTrace,
-        TRACE_FIELDS,
+        ("id", *TRACE_FIELDS),
         (
             (
+                trace_id,
                 job.org_id,
                 job.workflow_id,
-                ids[item.row_number],
+                item_id,
                 trace.node_key,
                 trace.attempt,
                 trace.action_type,
@@ -308,7 +320,27 @@ def _chunk_write(job: BatchJob, chunk: list[ItemRecord], *, user_id, created_at)
                 "",
                 trace.at,
             )
-            for item, mask in zip(chunk, masks, strict=True)
-            for trace in item.traces
+            for trace_id, item_id, (mask, trace) in zip(trace_ids, item_of, steps, strict=True)
         ),
     )
+    rows_copy(
+        WorkflowTraceEndpoint,
+        ("org_id", "trace_id", "endpoint_id"),
+        (
+            (job.org_id, trace_id, trace.endpoint_id)
+            for trace_id, (_, trace) in zip(trace_ids, steps, strict=True)
+            if trace.endpoint_id is not None
+        ),
+    )
+
+
+def _trace_ids(count: int) -> list[int]:
+    if not count:
+        return []
+    meta = WorkflowTrace._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
