@@ -380,7 +380,9 @@ class EmbeddedRedis:
         pid = json.loads(self.state_file.read_text())["pid"]
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        # Redis saves its data before it exits on SIGTERM; on a loaded machine that has been
+        # seen to take more than 10 s, and a stop that returns early leaves it running.
+        deadline = time.monotonic() + 30
         while _pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.state_file.unlink(missing_ok=True)
