@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from rcm.phi import mask, mask_json, masker
+from rcm.phi import mask, mask_json, masker, remembering_masker
 
 ELIGIBILITY_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -508,3 +508,14 @@ def test_a_masker_prepared_once_masks_like_mask_json():
     prepared = masker(declared)
     assert prepared(page) == mask_json(page, declared=declared)
     assert prepared("Okonkwo") == "[LAST_NAME]"
+
+
+def test_a_remembering_masker_masks_like_mask_json_before_and_once_its_memory_is_full():
+    steps = [
+        {"action": "fill Member ID W123456789", "t_ms": 410, "ok": True, "note": None},
+        {"action": "fill DOB 04/30/1980", "at": ("search", 2.5)},
+    ]
+    remembering = remembering_masker(limit=2)
+    assert remembering(steps) == mask_json(steps)
+    assert remembering(steps) == mask_json(steps)  # the remembered answers are the same
+    assert remembering("SSN 123-45-6789") == mask_json("SSN 123-45-6789")  # past the limit
