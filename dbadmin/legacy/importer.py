@@ -5,8 +5,9 @@ organization, its users, its endpoints, ...) is one, and the large tables commit
 ``chunk_size`` rows. A run killed at any point leaves whole steps and chunks behind, each with
 its map entries, so the next run skips what was done and finishes the rest; nothing is
 written twice. Under ``dry_run`` the same steps run inside one transaction that is rolled back
-at the end (each step is then a savepoint), so the report counts exactly what a real run would
-do, and the tables are left as they were.
+at the end (each step is then a savepoint, and each organization's savepoint is rolled back
+when it is done), so the report counts exactly what a real run would do, and the tables are
+left as they were.
 
 ``on_commit`` is called after each committed step or chunk with the number committed so far;
 it exists for the tests, which raise from it to interrupt an import the way a crash would.
@@ -93,7 +94,8 @@ class LegacyImport:
                 catalog.import_catalogue(self, platform)
                 requirements.import_platform_fields(self, platform)
             for legacy_org in organizations:
-                OrgImport(self, legacy_org).run()
+                with self._dry_run_rollback():
+                    OrgImport(self, legacy_org).run()
             if not selected:
                 orgs.report_unowned_access_log(self)
         self.report.values = self.values.placed
@@ -104,6 +106,10 @@ class LegacyImport:
 
     @contextlib.contextmanager
     def _dry_run_rollback(self) -> Iterator[None]:
+        """Under --dry-run, undo the block at its end. Around each organization too (a
+        savepoint), not only around the run: an organization's endpoints are audited, and the
+        audit chain's lock is then held until the rollback; other audited writes of the
+        platform wait that long, better one organization's time than the whole run's."""
         if not self.dry_run:
             yield
             return

@@ -80,7 +80,6 @@ VOCABULARIES = {
             closed=tuple(JobStatus.ordered()),
             renames={
                 "queued": JobStatus.PENDING,
-                "processing": JobStatus.PROCESSING,
                 "success": JobStatus.COMPLETED,
                 "error": JobStatus.FAILED,
             },

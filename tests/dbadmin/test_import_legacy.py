@@ -641,8 +641,9 @@ def test_an_organization_whose_name_v8_has_is_rejected_with_nothing_of_it(legacy
 
     assert code == 0
     assert counts(document)["organization"] == (3, 2, 0, 0, 0, 1)
-    assert "V8 has another organization named 'Credentia Services'" in (
-        issues(document, "rejected")[f"organization {CREDENTIA}"]
+    assert (
+        "V8 has another organization named 'Credentia Services'"
+        in (issues(document, "rejected")[f"organization {CREDENTIA}"])
     )
     with org_context(CREDENTIA):
         assert not Endpoint.objects.exists()
