@@ -45,10 +45,6 @@ MAX_DURATION_MS = 2**31 - 1
 JOB_PROMPT = "Imported from v3 batch job {id}."
 
 
-def _json(value) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 class BatchJobs(BulkTable):
     path = JOB_PATH
     legacy_table = "batch_job"
@@ -83,16 +79,12 @@ class BatchJobs(BulkTable):
             ).values_list("workflow_id", "pk")
         }
 
-    def query(self):
-        return (
-            "SELECT batch_id, portal_id, task_type_id, status::text AS status, created_at, "
-            "completed_at, result_url, md5(j::text) AS row_md5 FROM batch_job j "
-            "WHERE org_id = %s ORDER BY created_at, batch_id",
-            [self.run.legacy_org.org_id],
-        )
-
-    def legacy_id(self, row) -> str:
-        return str(row.batch_id)
+    key = "batch_id"
+    query = """
+        SELECT batch_id, portal_id, task_type_id, status::text AS status, created_at,
+               completed_at, result_url, md5(j::text) AS row_md5
+          FROM batch_job j WHERE org_id = %(org)s ORDER BY created_at, batch_id
+    """
 
     def fingerprint(self, row) -> tuple:
         if row.portal_id not in self.run.endpoints:
@@ -144,17 +136,13 @@ class BatchRows(BulkTable):
         super().__init__(run)
         self.previous = (None, None, None)  # (batch_id, row_idx, row_id) of the last row read
 
-    def query(self):
-        return (
-            "SELECT r.row_id, r.batch_id, r.row_idx, r.status::text AS status, r.error_code, "
-            "r.error_msg, r.created_at, r.updated_at, md5(r::text) AS row_md5 "
-            "FROM batch_row r JOIN batch_job j USING (batch_id) WHERE j.org_id = %s "
-            "ORDER BY r.batch_id, r.row_idx, r.row_id",
-            [self.run.legacy_org.org_id],
-        )
-
-    def legacy_id(self, row) -> str:
-        return str(row.row_id)
+    key = "row_id"
+    query = """
+        SELECT r.row_id, r.batch_id, r.row_idx, r.status::text AS status, r.error_code,
+               r.error_msg, r.created_at, r.updated_at, md5(r::text) AS row_md5
+          FROM batch_row r JOIN batch_job j USING (batch_id) WHERE j.org_id = %(org)s
+         ORDER BY r.batch_id, r.row_idx, r.row_id
+    """
 
     def fingerprint(self, row) -> tuple:
         previous, self.previous = self.previous, (row.batch_id, row.row_idx, row.row_id)
@@ -244,25 +232,22 @@ class Traces(BulkTable):
         "session_id", "created_at",
     )  # fmt: skip
 
-    def query(self):
-        # The row naming each trace (the first, if several do), found with one grouping
-        # rather than a look-up per trace: v3 has no index on batch_row.trace_id.
-        return (
-            "SELECT t.trace_id, t.portal_id, t.task_signature, t.prompt_version, "
-            "t.used_fallback, t.fallback_model, t.trace::text AS trace, "
-            "t.duration_ms::text AS duration_ms, "
-            "t.success, t.created_at, r.row_id, r.row_status, md5(t::text) AS row_md5 "
-            "FROM rcm_trace t LEFT JOIN ("
-            "  SELECT DISTINCT ON (b.trace_id) b.trace_id, b.row_id, b.status::text AS row_status"
-            "    FROM batch_row b JOIN batch_job j USING (batch_id)"
-            "   WHERE j.org_id = %s AND b.trace_id IS NOT NULL"
-            "   ORDER BY b.trace_id, b.row_id"
-            ") r USING (trace_id) WHERE t.org_id = %s ORDER BY t.created_at, t.trace_id",
-            [self.run.legacy_org.org_id, self.run.legacy_org.org_id],
-        )
-
-    def legacy_id(self, row) -> str:
-        return str(row.trace_id)
+    key = "trace_id"
+    # The row naming each trace (the first, if several do), found with one grouping rather than
+    # a look-up per trace: v3 has no index on batch_row.trace_id.
+    query = """
+        SELECT t.trace_id, t.portal_id, t.task_signature, t.prompt_version, t.used_fallback,
+               t.fallback_model, t.trace::text AS trace, t.duration_ms::text AS duration_ms,
+               t.success, t.created_at, r.row_id, r.row_status, md5(t::text) AS row_md5
+          FROM rcm_trace t LEFT JOIN (
+                SELECT DISTINCT ON (b.trace_id) b.trace_id, b.row_id,
+                       b.status::text AS row_status
+                  FROM batch_row b JOIN batch_job j USING (batch_id)
+                 WHERE j.org_id = %(org)s AND b.trace_id IS NOT NULL
+                 ORDER BY b.trace_id, b.row_id
+               ) r USING (trace_id)
+         WHERE t.org_id = %(org)s ORDER BY t.created_at, t.trace_id
+    """
 
     def fingerprint(self, row) -> tuple:
         if row.portal_id not in self.run.endpoints:
@@ -310,7 +295,7 @@ class Traces(BulkTable):
             "",
             1,
             TRACE_ACTION_TYPE,
-            _json(detail),
+            bulk.json_text(detail),
             success,
             _duration(row.duration_ms, steps),
             "",

@@ -15,11 +15,17 @@ by ``db_column`` and may change under the field names.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable, Sequence
 
 from django.db import connection, models
 
 STAGE_PREFIX = "legacy_stage_"
+
+
+def json_text(value) -> str:
+    """A JSON column's value as COPY takes it: its text."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def columns(model: type[models.Model], fields: Sequence[str]) -> list[str]:

@@ -30,6 +30,7 @@ from functools import partial
 
 from django.db import transaction
 
+from dbadmin.legacy import bulk
 from dbadmin.legacy.idmap import digest
 from dbadmin.legacy.tables import BulkTable, Rejected, Skipped, aliases_link
 from memory.models import DIMENSION, MicroState
@@ -66,10 +67,6 @@ REVISION_COMMENT = (
 
 def node_key(state_id) -> str:
     return f"state-{state_id.replace('-', '')}"
-
-
-def _json(value) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 # -- the workflows ---------------------------------------------------------------------------
@@ -133,9 +130,7 @@ def _workflow_create(run, endpoint_id: int, name: str, description: str) -> Work
 
 class _OrgStates(BulkTable):
     legacy_table = "rcm_state"
-
-    def legacy_id(self, row) -> str:
-        return str(row.state_id)
+    key = "state_id"
 
     def _workflow(self, portal_id) -> str:
         workflow_id = self.run.target("integration_endpoint", "user_workflow", portal_id)
@@ -152,14 +147,13 @@ class StateNodes(_OrgStates):
         "timeout_s", "label_conf", "last_label_at", "position", "created_at", "updated_at",
     )  # fmt: skip
 
-    def query(self):
-        return (
-            "SELECT s.state_id, s.portal_id, s.page_caption, s.action_caption, s.caption_conf, "
-            "md5(row(s.portal_id, s.page_caption, s.action_caption, s.caption_conf)::text) "
-            "AS row_md5 FROM rcm_state s JOIN integration_endpoint e USING (portal_id) "
-            "WHERE e.org_id = %s ORDER BY s.state_id",
-            [self.run.legacy_org.org_id],
-        )
+    query = """
+        SELECT s.state_id, s.portal_id, s.page_caption, s.action_caption, s.caption_conf,
+               md5(row(s.portal_id, s.page_caption, s.action_caption, s.caption_conf)::text)
+                   AS row_md5
+          FROM rcm_state s JOIN integration_endpoint e USING (portal_id)
+         WHERE e.org_id = %(org)s ORDER BY s.state_id
+    """
 
     def fingerprint(self, row) -> tuple:
         return (self._workflow(row.portal_id),)
@@ -180,7 +174,7 @@ class StateNodes(_OrgStates):
             "{}",
             TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             None,
-            _json(label_conf),
+            bulk.json_text(label_conf),
             None,
             "{}",
             self.run.now,
@@ -198,16 +192,14 @@ class MicroStates(_OrgStates):
         "is_retired", "last_hit_at", "created_at", "updated_at",
     )  # fmt: skip
 
-    def query(self):
-        return (
-            "SELECT s.state_id, s.portal_id, s.text_emb::text AS text_emb, s.semantic_spec, "
-            "s.action, s.success_ema, s.page_caption, s.is_retired, "
-            "md5(row(s.portal_id, s.text_emb, s.semantic_spec, s.action, s.success_ema, "
-            "s.page_caption, s.is_retired)::text) AS row_md5 "
-            "FROM rcm_state s JOIN integration_endpoint e USING (portal_id) "
-            "WHERE e.org_id = %s ORDER BY s.state_id",
-            [self.run.legacy_org.org_id],
-        )
+    query = """
+        SELECT s.state_id, s.portal_id, s.text_emb::text AS text_emb, s.semantic_spec, s.action,
+               s.success_ema, s.page_caption, s.is_retired,
+               md5(row(s.portal_id, s.text_emb, s.semantic_spec, s.action, s.success_ema,
+                       s.page_caption, s.is_retired)::text) AS row_md5
+          FROM rcm_state s JOIN integration_endpoint e USING (portal_id)
+         WHERE e.org_id = %(org)s ORDER BY s.state_id
+    """
 
     def fingerprint(self, row) -> tuple:
         node_id = self.run.target("rcm_state", "workflow_node", row.state_id)
@@ -236,8 +228,8 @@ class MicroStates(_OrgStates):
             "",
             "",
             "",  # v3 kept no page snapshot
-            _json(self.run.mask(row.action)),
-            _json(self.run.mask(row.semantic_spec)),
+            bulk.json_text(self.run.mask(row.action)),
+            bulk.json_text(self.run.mask(row.semantic_spec)),
             self.run.mask(row.page_caption or "")[:200],
             "",
             False,
@@ -291,16 +283,15 @@ class Transitions(BulkTable):
     model = WorkflowTransition
     fields = ("org", "workflow", "from_node", "to_node", "action_label", "freq", "created_at")
 
-    def query(self):
-        return (
-            "SELECT t.from_state, t.to_state, t.action_caption, t.freq, "
-            "f.portal_id AS from_portal, g.portal_id AS to_portal, md5(t::text) AS row_md5 "
-            "FROM rcm_transition t JOIN rcm_state f ON f.state_id = t.from_state "
-            "JOIN rcm_state g ON g.state_id = t.to_state "
-            "JOIN integration_endpoint e ON e.portal_id = f.portal_id WHERE e.org_id = %s "
-            "ORDER BY t.from_state, t.to_state, t.action_caption",
-            [self.run.legacy_org.org_id],
-        )
+    query = """
+        SELECT t.from_state, t.to_state, t.action_caption, t.freq, f.portal_id AS from_portal,
+               g.portal_id AS to_portal, md5(t::text) AS row_md5
+          FROM rcm_transition t
+          JOIN rcm_state f ON f.state_id = t.from_state
+          JOIN rcm_state g ON g.state_id = t.to_state
+          JOIN integration_endpoint e ON e.portal_id = f.portal_id
+         WHERE e.org_id = %(org)s ORDER BY t.from_state, t.to_state, t.action_caption
+    """
 
     def legacy_id(self, row) -> str:
         return f"{row.from_state}:{row.to_state}:{row.action_caption}"

@@ -318,17 +318,15 @@ class AccessLog(BulkTable):
     )  # fmt: skip
     append_only = True
 
-    def query(self):
-        return (
-            "SELECT id, access_timestamp, portal_id, secret_arn, access_type, access_by, "
-            "success, error_message, md5(l::text) AS row_md5 FROM credential_access_log l "
-            "WHERE portal_id IN (SELECT portal_id::text FROM integration_endpoint "
-            "WHERE org_id = %s) ORDER BY id",
-            [self.run.legacy_org.org_id],
-        )
-
-    def legacy_id(self, row) -> str:
-        return str(row.id)
+    key = "id"
+    query = """
+        SELECT id, access_timestamp, portal_id, secret_arn, access_type, access_by, success,
+               error_message, md5(l::text) AS row_md5
+          FROM credential_access_log l
+         WHERE portal_id IN (SELECT portal_id::text FROM integration_endpoint
+                              WHERE org_id = %(org)s)
+         ORDER BY id
+    """
 
     def fingerprint(self, row) -> tuple:
         portal_id = int(row.portal_id)

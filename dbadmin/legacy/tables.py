@@ -50,6 +50,9 @@ class BulkTable:
     path: ClassVar[str]  # the report's line (dbadmin/legacy/report.py PATHS)
     legacy_table: ClassVar[str]
     model: ClassVar[type[models.Model]]
+    # The v3 rows of the organization (``%(org)s``), each with a ``row_md5`` column.
+    query: ClassVar[str]
+    key: ClassVar[str]  # the column of a row's v3 key
     fields: ClassVar[tuple[str, ...]]  # the V8 fields ``values`` gives, primary key aside
     # Fields set when a row is created and left alone when it is updated (a job's counters).
     defaults: ClassVar[dict[str, Any]] = {}
@@ -65,12 +68,8 @@ class BulkTable:
 
     # -- what a subclass says ------------------------------------------------------------------
 
-    def query(self) -> tuple[str, Sequence]:
-        """The v3 rows of the organization, each with a ``row_md5`` column."""
-        raise NotImplementedError
-
     def legacy_id(self, row) -> str:
-        raise NotImplementedError
+        return str(getattr(row, self.key))
 
     def fingerprint(self, row) -> tuple:
         """What the row resolves to besides its own content (V8 ids it references, values);
@@ -88,9 +87,9 @@ class BulkTable:
     # -- the driver ----------------------------------------------------------------------------
 
     def run_all(self) -> None:
-        query, params = self.query()
-        bar = self._progress_bar(query, params)
-        for rows in self.run.source.chunks(query, params, size=self.run.chunk_size):
+        params = {"org": self.run.legacy_org.org_id}
+        bar = self._progress_bar(params)
+        for rows in self.run.source.chunks(self.query, params, size=self.run.chunk_size):
             with self.run.chunk():
                 self.chunk(rows)
             if bar is not None:
@@ -98,11 +97,12 @@ class BulkTable:
         if bar is not None:
             bar.close()
 
-    def _progress_bar(self, query: str, params) -> ProgressBar | None:
+    def _progress_bar(self, params: dict) -> ProgressBar | None:
         """A progress bar (stderr) over the rows of a table of more than one chunk."""
         if not self.run.main.progress:
             return None
-        (total,) = self.run.source.all(f"SELECT count(*) FROM ({query}) AS counted", params)[0]
+        counting = f"SELECT count(*) FROM ({self.query}) AS counted"
+        (total,) = self.run.source.all(counting, params)[0]
         if total <= self.run.chunk_size:
             return None
         return ProgressBar(total, f"{self.run.legacy_org.name[:14]}: {self.legacy_table}")
