@@ -316,14 +316,27 @@ class Traces(BulkTable):
             WorkflowTraceEndpoint.objects.filter(
                 trace_id__in=[planned.target_id for planned in changed]
             ).delete()
-        bulk.insert(
-            WorkflowTraceEndpoint,
-            ("org", "trace", "endpoint"),
-            [
-                (self.run.org_id, planned.target_id, self.run.endpoints[planned.row.portal_id][0])
-                for planned in (*created, *changed)
-            ],
+        planned = (*created, *changed)
+        if not planned:
+            return
+        meta = WorkflowTraceEndpoint._meta
+        org, trace, endpoint = (
+            connection.ops.quote_name(meta.get_field(name).column)
+            for name in ("org", "trace", "endpoint")
         )
+        # Two arrays of numbers as the statement's parameters: lighter than a COPY through a
+        # temporary table for rows of nothing but ids.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({org}, {trace}, "
+                f"{endpoint}) SELECT %s, trace, endpoint "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS written (trace, endpoint)",
+                [
+                    self.run.org_id,
+                    [p.target_id for p in planned],
+                    [self.run.endpoints[p.row.portal_id][0] for p in planned],
+                ],
+            )
 
 
 def _text(value) -> str | None:
