@@ -88,7 +88,7 @@ class LegacySource:
             )
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise CannotRun(f"The v3 database at {self.where} does not answer: {reason}") from exc
+            raise CannotRun(f"Cannot connect to the v3 database at {self.where}: {reason}") from exc
         # v3 keys arrive as text, the form the map keeps them in: no UUID objects to make
         # and print again for every row.
         self.connection.adapters.register_loader("uuid", TextLoader)

@@ -164,11 +164,8 @@ def map_file_read(path: str) -> dict[str, dict[str, str]]:
             continue
         for value, target in entries.items():
             if section == PORTAL_TYPE:
-                problem = (
-                    None
-                    if isinstance(target, str) and CHANNEL_CODE.match(target)
-                    else ("is not a channel type code")
-                )
+                is_code = isinstance(target, str) and CHANNEL_CODE.match(target)
+                problem = None if is_code else "is not a channel type code"
             else:
                 problem = VOCABULARIES[section].target_problem(target)
             if problem:

@@ -491,7 +491,7 @@ def test_a_source_that_does_not_answer_is_exit_2_naming_its_host_and_port():
     )
 
     assert code == 2
-    assert f"The v3 database at 127.0.0.1:{port}/legacy does not answer" in document["summary"]
+    assert f"Cannot connect to the v3 database at 127.0.0.1:{port}/legacy" in document["summary"]
     assert "secret" not in document["summary"]
     assert MigrationRun.objects.get().outcome == MigrationRun.Outcome.ERROR
 
