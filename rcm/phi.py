@@ -158,23 +158,47 @@ def mask(text: str, *, declared: Iterable[Any] | Mapping[str, Any] = ()) -> str:
 def mask_json(value: Any, *, declared: Iterable[Any] | Mapping[str, Any] = ()) -> Any:
     """Mask every string inside a JSON-like value; keys and non-strings stay, tuples become
     lists (as JSON would have them)."""
-    return _mask_json(value, _DeclaredLiterals(declared))
+    return _mask_json(value, _text_masker(_DeclaredLiterals(declared)))
 
 
 def masker(declared: Iterable[Any] | Mapping[str, Any] = ()) -> Callable[[Any], Any]:
     """``mask_json`` with ``declared`` prepared once: for a caller that masks many texts with
     the same literals (the web agent masks every page of a row's attempt)."""
-    literals = _DeclaredLiterals(declared)
-    return lambda value: _mask_json(value, literals)
+    mask_text = _text_masker(_DeclaredLiterals(declared))
+    return lambda value: _mask_json(value, mask_text)
 
 
-def _mask_json(value: Any, literals: "_DeclaredLiterals") -> Any:
+def remembering_masker(limit: int = 100_000) -> Callable[[Any], Any]:
+    """``mask_json`` (no declared literals) that remembers the texts it masked, up to
+    ``limit`` of them: for one long job that meets the same texts again and again (the
+    legacy import's trace steps and page captions). What it remembers goes with it."""
+    mask_text = _text_masker(_DeclaredLiterals(()))
+    seen: dict[str, str] = {}
+
+    def remembered(text: str) -> str:
+        masked = seen.get(text)
+        if masked is None:
+            masked = mask_text(text)
+            if len(seen) < limit:
+                seen[text] = masked
+        return masked
+
+    return lambda value: _mask_json(value, remembered)
+
+
+def _text_masker(literals: "_DeclaredLiterals") -> Callable[[str], str]:
+    return lambda text: _mask_patterns(literals.mask(text))
+
+
+def _mask_json(value: Any, mask_text: Callable[[str], str]) -> Any:
     if isinstance(value, str):
-        return _mask_patterns(literals.mask(value))
-    if isinstance(value, Mapping):
-        return {key: _mask_json(item, literals) for key, item in value.items()}
+        return mask_text(value)
+    if value is None or isinstance(value, int | float):
+        return value  # the common case, before the abstract Mapping's slower check
+    if isinstance(value, dict | Mapping):
+        return {key: _mask_json(item, mask_text) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_mask_json(item, literals) for item in value]
+        return [_mask_json(item, mask_text) for item in value]
     return value
 
 

@@ -258,9 +258,14 @@ def user_record_login(*, user: User, org_id: uuid.UUID) -> None:
 
 @transaction.atomic
 def organization_create(
-    *, name: str, org_type: str, email_domain: str | None = None
+    *,
+    name: str,
+    org_type: str,
+    email_domain: str | None = None,
+    org_id: uuid.UUID | None = None,
 ) -> Organization:
-    org_id = uuid.uuid4()
+    """A new organization; ``org_id`` keeps an id it had elsewhere (the legacy import)."""
+    org_id = org_id or uuid.uuid4()
     # The row is its own tenant: inserting it needs its own id as the context (WITH CHECK).
     # RLS hides every other organization, so a duplicate shows only at the unique index.
     with org_context(org_id):

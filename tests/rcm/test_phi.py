@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from rcm.phi import _DeclaredLiterals, mask, mask_json, masker
+from rcm.phi import _DeclaredLiterals, mask, mask_json, masker, remembering_masker
 
 ELIGIBILITY_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -537,3 +537,14 @@ def test_the_literals_are_compiled_only_for_a_text_that_may_hold_them():
     assert "_without_emails" not in vars(literals)  # the pattern was never compiled
     assert literals.mask("Maria O'Brien") == "[FIRST_NAME] [LAST_NAME]"
     assert "_without_emails" in vars(literals)
+
+
+def test_a_remembering_masker_masks_like_mask_json_before_and_once_its_memory_is_full():
+    steps = [
+        {"action": "fill Member ID W123456789", "t_ms": 410, "ok": True, "note": None},
+        {"action": "fill DOB 04/30/1980", "at": ("search", 2.5)},
+    ]
+    remembering = remembering_masker(limit=2)
+    assert remembering(steps) == mask_json(steps)
+    assert remembering(steps) == mask_json(steps)  # the remembered answers are the same
+    assert remembering("SSN 123-45-6789") == mask_json("SSN 123-45-6789")  # past the limit

@@ -5,7 +5,9 @@ import uuid
 import pytest
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
+from django.utils import timezone
 
+from dbadmin.models import LegacyIdMap
 from memory.models import MicroState
 from rcm.checks import check_runtime_role_cannot_bypass_rls
 from rcm.context import NoOrganizationContext, org_context
@@ -118,6 +120,15 @@ def populated(org_a, org_b):
                 actor_role="org_admin",
                 email="invitee@elsewhere.test",
                 role="viewer",
+            )
+            LegacyIdMap.objects.create(
+                org_id=tenant.id,
+                legacy_table="integration_endpoint",
+                legacy_id="7",
+                target_table="endpoint",
+                target_id=str(credential.endpoint_id),
+                row_hash="0" * 32,
+                imported_at=timezone.now(),
             )
             IdempotencyKey.objects.create(
                 org_id=tenant.id,

@@ -297,18 +297,10 @@ def payer_requirement_create(
     ``spec`` describes the whole field (label, field_type, rtype, is_array, validation,
     conditional_on); the version is the next one for (payer, task, field).
     """
-    errors: dict[str, list[str]] = {}
-    if not re.fullmatch(FIELD_NAME_PATTERN, field_name or ""):
-        errors["field_name"] = [BAD_FIELD_NAME]
+    errors = field_spec_errors(field_name=field_name, spec=spec)
     if not (reason or "").strip():
         errors["reason"] = [REASON_REQUIRED]
     _dates_check(errors, effective_date, end_date)
-    spec_errors = _spec_errors(spec, prefix="")
-    errors.update(spec_errors)
-    if isinstance(spec, dict) and "field_type" not in spec:
-        errors["field_type"] = [ADD_NEEDS_FIELD_TYPE]
-    elif not spec_errors:
-        errors.update(_field_errors(field_from_spec(field_name, spec, source="check"), prefix=""))
     if errors:
         raise ApplicationError("invalid", INVALID, errors)
     # The channel row is locked so that two new versions of one field cannot take one number.
@@ -366,6 +358,21 @@ def _payer_snapshot(row: PayerRequirement, channel_type: ChannelType) -> dict:
 
 
 # -- shared checks -------------------------------------------------------------------------
+
+
+def field_spec_errors(*, field_name: str, spec: Any) -> dict[str, list[str]]:
+    """Every problem of a whole field's description (a payer requirement, or a platform field
+    the legacy import brings), by where it is; empty when the field can be stored."""
+    errors: dict[str, list[str]] = {}
+    if not re.fullmatch(FIELD_NAME_PATTERN, field_name or ""):
+        errors["field_name"] = [BAD_FIELD_NAME]
+    spec_errors = _spec_errors(spec, prefix="")
+    errors.update(spec_errors)
+    if isinstance(spec, dict) and "field_type" not in spec:
+        errors["field_type"] = [ADD_NEEDS_FIELD_TYPE]
+    elif not spec_errors:
+        errors.update(_field_errors(field_from_spec(field_name, spec, source="check"), prefix=""))
+    return errors
 
 
 def _changelog_record(
