@@ -13,8 +13,11 @@ from django.db import OperationalError, connection
 from django.utils.dateparse import parse_datetime
 
 from dbadmin.command import CannotRun, MigrationCommand, Result
+from dbadmin.legacy.report import OUTCOMES
 from dbadmin.models import MigrationRun
 from dbadmin.status import AppMigrations, backup_file_state, last_runs, migrations_per_app
+
+IMPORT_COUNTS = ("read", *OUTCOMES)
 
 
 class Command(MigrationCommand):
@@ -117,12 +120,15 @@ def _run_lines(kind: str, run: MigrationRun) -> list[str]:
         failed = [check for check in details.get("checks", []) if not check.get("ok")]
         return [f"failed: {check.get('id')}" for check in failed]
     if kind == MigrationRun.Kind.IMPORT_LEGACY:
-        return [
-            f"{table}: " + ", ".join(f"{key} {value}" for key, value in counts.items())
-            for table, counts in details.get("tables", {}).items()
-            if isinstance(counts, dict)
-        ]
+        # rcm_import_legacy's report: one entry per v3 table -> V8 table, and the totals.
+        totals = details.get("totals", {})
+        lines = [f"{row['path']}: " + _counts(row) for row in details.get("tables", [])]
+        return lines + ([f"in all: {_counts(totals)}"] if totals else [])
     return []
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{key} {counts[key]:,}" for key in IMPORT_COUNTS if counts.get(key))
 
 
 def _when(stamp: str | None) -> str:
