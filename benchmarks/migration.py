@@ -12,8 +12,9 @@ services. Then, each timed on its own:
   compared (what ``rcm_backup --verify-restore`` adds);
 - ``validate_seconds``: ``rcm_validate``, the median of three runs (target <= 10), with the
   seconds of each check;
-- ``import_rows_per_s``: a generated v3 database of ``--legacy-items`` batch rows (with their
-  traces) imported by ``rcm_import_legacy``: legacy rows per second of the whole import;
+- ``import_rows_per_s``: a generated v3 database of ``--legacy-items`` batch rows (each with
+  its trace; ``--orgs`` organizations with their users, portals, catalogue and page memory)
+  imported by ``rcm_import_legacy``: legacy batch rows per second of the whole import;
 - ``reimport_changed_rows``: the same import run again: rows created or updated (must be 0).
 
 Every command runs in-process through ``call_command``, as an administrator's shell would run
@@ -32,8 +33,10 @@ from pathlib import Path
 
 from _common import bench_database
 from django.core.management import call_command
+from psycopg.conninfo import make_conninfo
 
 from dbadmin import backups
+from dbadmin.legacy.generate import legacy_v3_database, legacy_v3_generate
 
 
 def command(*args: str) -> tuple[float, dict]:
@@ -73,6 +76,22 @@ def validate_figures(repeat: int = 3) -> None:
     print(f"validate_seconds: {seconds:.2f} (target <= 10)")
 
 
+def import_figures(orgs: int, items: int) -> None:
+    server = backups.owner_server()
+    owner_url = make_conninfo(server.conninfo, password=server.password)
+    with legacy_v3_database(owner_url, "bench_legacy_v3") as source:
+        started = time.perf_counter()
+        legacy_v3_generate(source, orgs=orgs, items=items)
+        print(f"legacy_generate_seconds: {time.perf_counter() - started:.1f}  ({items} items)")
+        seconds, first = command("rcm_import_legacy", "--source", source)
+        totals = first["details"]["totals"]
+        print(f"import_seconds: {seconds:.1f}  ({json.dumps(totals, sort_keys=True)})")
+        print(f"import_rows_per_s: {items / seconds:,.0f} (target >= 5,000)")
+        _, again = command("rcm_import_legacy", "--source", source)
+        changed = again["details"]["totals"]["created"] + again["details"]["totals"]["updated"]
+        print(f"reimport_changed_rows: {changed} (must be 0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orgs", type=int, default=10)
@@ -83,6 +102,7 @@ def main() -> None:
         seed(args.orgs, args.rows)
         backup_figures(Path(folder))
         validate_figures()
+        import_figures(args.orgs, args.legacy_items)
 
 
 if __name__ == "__main__":
