@@ -343,10 +343,12 @@ class _DeclaredLiterals:
         Every form the pattern matches (the literal in any case, HTML-escaped, its words
         spaced by runs of blanks or ``&nbsp;``) has the literal's key (``_literal_key``) in the
         text's key. Only for ASCII texts and literals: outside ASCII, case-insensitive
-        matching also pairs letters that ``lower()`` keeps apart ("ſ" and "s")."""
+        matching also pairs letters that ``lower()`` keeps apart ("ſ" and "s"). Never for a
+        text with an entity: the pattern matches ``&NBSP;`` and ``&Amp;`` in any case, which
+        ``html.unescape`` (and so the key) does not read as a space or an ampersand."""
         if not self._placeholders:
             return True
-        if not (self._ascii and text.isascii()):
+        if "&" in text or not (self._ascii and text.isascii()):
             return False
         key = _literal_key(text)
         return not any(literal in key for literal in self._placeholders)

@@ -522,12 +522,26 @@ DECLARED_ROW = {"member_id": "W123456789", "last_name": "O'Brien", "first_name":
         "<p>MARIA&nbsp;&nbsp;o&#x27;brien</p>",
         "maria said: o&#39;BRIEN, w123456789",
         "Straße, Muñoz and María",
+        # Entities in any case: the pattern reads them, html.unescape does not.
+        "seen: MARIA&NBSP;o'brien",
+        "o&#X27;Brien, Maria&Nbsp;&nbsp;here",
     ],
 )
 def test_a_text_masked_without_compiling_is_masked_as_the_compiled_pattern_would(text):
     literals = _DeclaredLiterals(DECLARED_ROW)
 
     assert literals.mask(text) == literals._without_emails.sub(literals._placeholder, text)
+
+
+@pytest.mark.parametrize(
+    ("declared", "text", "masked"),
+    [
+        ({"name": "John Smith"}, "Patient John&NBSP;Smith seen", "Patient [PHI] seen"),
+        ({"last": "O&Brien"}, "O&Amp;Brien here", "[PHI] here"),
+    ],
+)
+def test_entities_in_any_case_are_masked(declared, text, masked):
+    assert mask(text, declared=declared) == masked
 
 
 def test_the_literals_are_compiled_only_for_a_text_that_may_hold_them():
