@@ -58,6 +58,29 @@ class Result:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _could_not_run(exc: Exception) -> str:
+    """Why a command stopped, in words safe to store and print.
+
+    A database error's full text carries PostgreSQL's DETAIL line, which quotes the row at
+    fault ("Failing row contains (…)", "Key (email)=(…) already exists"): patient data. Only
+    its primary message, its SQLSTATE and the constraint or table it names are kept.
+    """
+    if isinstance(exc, CommandError):  # a refusal in words already
+        return str(exc)
+    if isinstance(exc, DatabaseError):
+        cause = exc.__cause__ or exc
+        diag = getattr(cause, "diag", None)
+        if diag is not None and diag.message_primary:
+            where = diag.constraint_name or diag.table_name
+            return (
+                f"The database refused: {diag.message_primary} (SQLSTATE {diag.sqlstate}"
+                + (f", {where}" if where else "")
+                + ")"
+            )
+        return f"The database refused: {str(exc).strip().splitlines()[0]}"
+    return f"Stopped by {type(exc).__name__}: {exc}"
+
+
 def run_by() -> str:
     """Who ran the command, as the operating system knows them: ``user@host``."""
     try:
@@ -111,8 +134,10 @@ class MigrationCommand(BaseCommand):
             self._finish(record, started, MigrationRun.Outcome.ERROR, str(exc), {})
             self._emit(EXIT_CANNOT_RUN, str(exc), {"error": str(exc)})
             raise CommandError(str(exc), returncode=EXIT_CANNOT_RUN) from exc
-        except DatabaseError as exc:
-            message = f"The database refused: {str(exc).strip()}"
+        except Exception as exc:  # noqa: BLE001 - whatever stopped it, the contract is exit 2
+            if options.get("traceback"):
+                raise
+            message = _could_not_run(exc)
             self._finish(record, started, MigrationRun.Outcome.ERROR, message, {})
             self._emit(EXIT_CANNOT_RUN, message, {"error": message})
             raise CommandError(message, returncode=EXIT_CANNOT_RUN) from exc

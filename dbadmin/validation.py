@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -227,22 +228,24 @@ FROM pg_roles r WHERE r.rolname = current_user
 """
 
 
-NOT_A_URL = (
-    "--database-url {url!r} is not a PostgreSQL URL (postgres://user:password@host:port/name)"
-)
+NOT_A_URL = "--database-url {url!r} is not a PostgreSQL URL (postgres://user@host:port/name)"
+# The password part of a URL's user information: never repeated in a message, which ends up in
+# migration_run, the JSON output and the terminal's scroll-back.
+URL_PASSWORD = re.compile(r"(//[^/@:]*):[^/@]*@")
 
 
 def url_settings(url: str) -> dict:
     """The connection settings of a PostgreSQL URL; ValueError (in words) when it is not one."""
+    shown = URL_PASSWORD.sub(r"\1:***@", url)
     scheme = url.partition("://")[0]
     if "postgresql" not in environ.Env.DB_SCHEMES.get(scheme, ""):
-        raise ValueError(NOT_A_URL.format(url=url))
+        raise ValueError(NOT_A_URL.format(url=shown))
     try:
         target = environ.Env.db_url_config(url)
     except ValueError as exc:  # a port that is not a number
-        raise ValueError(f"{NOT_A_URL.format(url=url)}: {exc}") from exc
+        raise ValueError(f"{NOT_A_URL.format(url=shown)}: {exc}") from exc
     if not target["NAME"]:
-        raise ValueError(NOT_A_URL.format(url=url))
+        raise ValueError(NOT_A_URL.format(url=shown))
     return target
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.db import connection, transaction
 
 from dbadmin.command import CannotRun, Failed, MigrationCommand, Result
 from dbadmin.models import MigrationRun
@@ -13,7 +14,11 @@ class Probe(MigrationCommand):
     kind = MigrationRun.Kind.VALIDATE
 
     def add_command_arguments(self, parser):
-        parser.add_argument("--end", choices=["ok", "failed", "raised", "cannot"], default="ok")
+        parser.add_argument(
+            "--end",
+            choices=["ok", "failed", "raised", "cannot", "refused", "crashed"],
+            default="ok",
+        )
 
     def perform(self, *, end, **options):
         self.say("checking the probe")
@@ -21,6 +26,13 @@ class Probe(MigrationCommand):
             raise CannotRun("no database answers at db.example:5432")
         if end == "raised":
             raise Failed("probe raised", {"checks": 3})
+        if end == "refused":  # a constraint whose DETAIL quotes the row: patient data
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("CREATE TEMPORARY TABLE probe (email text UNIQUE)")
+                cursor.execute("INSERT INTO probe VALUES ('ada.lovelace@clinic.org')")
+                cursor.execute("INSERT INTO probe VALUES ('ada.lovelace@clinic.org')")
+        if end == "crashed":
+            raise PermissionError(13, "Permission denied", "/srv/backups")
         return Result(ok=end == "ok", summary=f"probe {end}", details={"checks": 3})
 
 
@@ -75,3 +87,28 @@ def test_the_maintenance_role_reads_every_organization_and_writes_nothing(org_a,
         assert cursor.fetchone() == (2,)
         with pytest.raises(ProgrammingError, match="permission denied"):
             cursor.execute("DELETE FROM app_user")
+
+
+@pytest.mark.django_db
+def test_a_database_refusal_is_exit_2_without_the_row_it_quotes():
+    exit_code, out, err = probe("--end", "refused", "--json")
+
+    document = json.loads(out)
+    assert exit_code == 2 and document["outcome"] == "error"
+    assert document["summary"].startswith("The database refused: duplicate key value")
+    assert "SQLSTATE 23505, probe_email_key" in document["summary"]
+    run = MigrationRun.objects.get()
+    for said in (out, err, run.summary, json.dumps(run.details)):
+        assert "ada.lovelace" not in said
+
+
+@pytest.mark.django_db
+def test_anything_else_that_stops_a_command_is_exit_2_and_recorded():
+    exit_code, out, _ = probe("--end", "crashed", "--json")
+
+    document = json.loads(out)
+    assert exit_code == 2 and document["outcome"] == "error"
+    assert document["summary"] == (
+        "Stopped by PermissionError: [Errno 13] Permission denied: '/srv/backups'"
+    )
+    assert MigrationRun.objects.get().outcome == "error"

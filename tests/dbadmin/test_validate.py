@@ -598,6 +598,7 @@ def test_another_database_read_as_a_role_without_the_maintenance_role_says_so():
     [
         ("postgres://nobody:wrong@127.0.0.1:1/nothing", "Cannot connect to nothing on 127.0.0.1:1"),
         ("not a url", "is not a PostgreSQL URL"),
+        ("postgres://rcm_owner:S3cret-pw@db:notaport/rcm", "postgres://rcm_owner:***@db:"),
     ],
 )
 def test_a_database_it_cannot_reach_is_exit_2(url, said):
@@ -605,3 +606,6 @@ def test_a_database_it_cannot_reach_is_exit_2(url, said):
 
     assert code == 2 and document["outcome"] == "error"
     assert said in document["summary"]
+    # A password given in the URL is never repeated: the summary is stored in migration_run.
+    assert "S3cret" not in json.dumps(document)
+    assert "S3cret" not in json.dumps(list(MigrationRun.objects.values()), default=str)
