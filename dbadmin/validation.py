@@ -607,6 +607,14 @@ ORDER BY 1, 2
 """
 
 
+BYPASSING_ROLES_SQL = """
+SELECT m.rolname FROM pg_roles m, pg_roles r
+WHERE r.rolname = %s AND m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls)
+  AND pg_has_role(r.oid, m.oid, 'MEMBER')
+ORDER BY m.rolname
+"""
+
+
 def runtime_role_check(db: Database) -> Found:
     """DESIGN §5: the role the platform runs as is bound by row-level security. A superuser or
     BYPASSRLS role skips it, and an owner (or a member of the owner's role) can switch FORCE
@@ -621,6 +629,10 @@ def runtime_role_check(db: Database) -> Found:
         found.problems.append(f"{role} is a superuser")
     if bypass:
         found.problems.append(f"{role} has BYPASSRLS")
+    # A member of a role that bypasses row-level security may SET ROLE to it at will: the
+    # maintenance and definer roles are the owner's to take, never the runtime role's.
+    for (above,) in db.rows(BYPASSING_ROLES_SQL, [role]):
+        found.problems.append(f"{role} may take the role {above}, which bypasses RLS")
     owned = [f"{kind} {name}" for kind, name in db.rows(OWNED_SQL, {"role": role})]
     if owned:
         listed = ", ".join(owned[:LISTED])

@@ -8,18 +8,22 @@ RLS_BYPASS_QUERY = """
 SELECT r.rolsuper, r.rolbypassrls,
        EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
-                 AND pg_has_role(current_user, c.relowner, 'USAGE')) AS owns_tables
+                 AND pg_has_role(current_user, c.relowner, 'USAGE')) AS owns_tables,
+       EXISTS (SELECT 1 FROM pg_roles m
+               WHERE m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls)
+                 AND pg_has_role(r.oid, m.oid, 'MEMBER')) AS may_bypass
 FROM pg_roles r WHERE r.rolname = current_user
 """
 
 
 @register("database_roles")
 def check_runtime_role_cannot_bypass_rls(app_configs=None, **kwargs):
-    """The runtime role must be neither superuser, nor BYPASSRLS, nor (a member of) an owner."""
+    """The runtime role must be neither superuser, nor BYPASSRLS, nor (a member of) an owner,
+    nor a member of a role that is superuser or BYPASSRLS."""
     try:
         with connection.cursor() as cursor:
             cursor.execute(RLS_BYPASS_QUERY)
-            is_super, bypass, owns = cursor.fetchone()
+            is_super, bypass, owns, may_bypass = cursor.fetchone()
             role = connection.settings_dict["USER"]
     except OperationalError as exc:
         return [Error(f"Cannot reach the database to check its roles: {exc}", id="rcm.E001")]
@@ -30,6 +34,8 @@ def check_runtime_role_cannot_bypass_rls(app_configs=None, **kwargs):
         problems.append("has BYPASSRLS")
     if owns:
         problems.append("owns (or can act as the owner of) tables")
+    if may_bypass:  # SET ROLE to it at will
+        problems.append("may take a role that bypasses row-level security")
     if not problems:
         return []
     return [

@@ -422,6 +422,22 @@ def test_a_table_the_runtime_role_owns_fails_runtime_role(baseline):
     }
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_runtime_role_that_may_take_a_bypassing_role_fails_runtime_role(monkeypatch):
+    # Granting rcm_maintenance to the runtime role takes a superuser, which the tests do not
+    # have; the owner is such a member already (it takes the maintenance and definer roles),
+    # so the check is pointed at it as if it were the runtime role.
+    owner = settings.DATABASE_OWNER["USER"]
+    monkeypatch.setattr(validation, "runtime_role", lambda: owner)
+
+    code, document = validate()
+
+    assert code == 1
+    found = problems(document)["runtime_role"]
+    for bypassing in (settings.DATABASE_DEFINER_ROLE, settings.DATABASE_MAINTENANCE_ROLE):
+        assert f"{owner} may take the role {bypassing}, which bypasses RLS" in found
+
+
 def micro_state(org_id) -> MicroState:
     return MicroState.objects.create(
         org_id=org_id,
