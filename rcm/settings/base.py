@@ -194,7 +194,7 @@ DATABASE_OWNER = environ.Env.db_url_config(DATABASE_OWNER_URL)
 # NOLOGIN, BYPASSRLS: owns the SECURITY DEFINER functions (auth lookups, audit chain).
 DATABASE_DEFINER_ROLE = env.str("DATABASE_DEFINER_ROLE", default="rcm_definer")
 # NOLOGIN, BYPASSRLS, SELECT on every table; the owner takes it (SET ROLE) to back up and to
-# validate across organizations (rcm.db.roles.as_maintenance).
+# validate across organizations (dbadmin/backups.py, dbadmin/validation.py).
 DATABASE_MAINTENANCE_ROLE = env.str("DATABASE_MAINTENANCE_ROLE", default="rcm_maintenance")
 
 INSTALLED_APPS = [
