@@ -8,7 +8,7 @@
 - ``batch_row`` → ``batch_job_item``, its status in a row's words (processing → running); the
   job's counters are recomputed from its items in the same transaction as every chunk, so they
   add up at every commit. v3 kept no row input: ``input_data`` is empty; the row's error code
-  and message make its ``error_message``.
+  and message make its ``error_message``, masked (rcm.phi).
 - ``rcm_trace`` → one ``workflow_trace`` (``action_type`` ``legacy.v3_trace``) with the step
   list in ``action_detail`` (masked, rcm.phi), ``used_fallback`` as tier 3 with the fallback
   model, and a ``workflow_trace_endpoint`` for its portal. Its batch item is the one made of
@@ -167,7 +167,9 @@ class BatchRows(BulkTable):
         job_id, status = resolved
         created = row.created_at or self.run.now
         updated = row.updated_at or created
-        error = ": ".join(part for part in (row.error_code, row.error_msg) if part)
+        # Masked as batch history masks a row's error (workflows/services/history.py); v3 kept
+        # no row input, so there are no declared values, only patient-data shapes.
+        error = self.run.mask(": ".join(part for part in (row.error_code, row.error_msg) if part))
         return (
             self.run.org_id,
             int(job_id),

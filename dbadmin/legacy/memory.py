@@ -5,7 +5,8 @@ gets an archived "legacy memory" workflow, and in it:
 
 - one ``general`` node of kind ``web`` per v3 state (key ``state-<state id>``), its captions
   in ``label_conf``;
-- one transition per v3 state transition, labelled by its action caption, with its ``freq``.
+- one transition per v3 state transition, labelled by its action caption (masked, and known
+  to the map by a digest of it), with its ``freq``.
   v3's graphs have cycles (a page that leads back to an earlier one), which V8 refuses only
   when a workflow is published; this one never is, so they are kept as they are. What V8
   refuses in any draft is refused here with V8's own check (a state that loops on itself, a
@@ -293,8 +294,14 @@ class Transitions(BulkTable):
          WHERE e.org_id = %(org)s ORDER BY t.from_state, t.to_state, t.action_caption
     """
 
+    def __init__(self, run):
+        super().__init__(run)
+        # (from state, to state, label) -> the v3 key of the transition that has that label.
+        self.labelled: dict[tuple[str, str, str], str] = {}
+
     def legacy_id(self, row) -> str:
-        return f"{row.from_state}:{row.to_state}:{row.action_caption}"
+        # The caption may hold patient data: the map and the report name it by a keyed digest.
+        return f"{row.from_state}:{row.to_state}:{digest(row.action_caption)}"
 
     def fingerprint(self, row) -> tuple:
         if row.from_portal != row.to_portal:
@@ -302,7 +309,7 @@ class Transitions(BulkTable):
                 f"it leads from portal {row.from_portal}'s states to portal {row.to_portal}'s; "
                 "a V8 transition stays inside one workflow"
             )
-        label = transition_label(row.action_caption)
+        label = transition_label(self.run.mask(row.action_caption))
         source, target = node_key(row.from_state), node_key(row.to_state)
         problems = edge_problems(Edge(source=source, target=target, label=label), (source, target))
         if problems:
@@ -313,12 +320,21 @@ class Transitions(BulkTable):
         ]
         if None in nodes:
             raise Rejected("a state it joins was not imported")
+        # Captions that differ only in their patient data mask to one label, and V8 keeps one
+        # transition per label between two nodes. The rows come ordered by caption, so the
+        # same one keeps the label in every run.
+        legacy_id = self.legacy_id(row)
+        first = self.labelled.setdefault((row.from_state, row.to_state, label), legacy_id)
+        if first != legacy_id:
+            raise Skipped(
+                f"its caption, masked, is the label of transition {first}, which stands for both"
+            )
         workflow_id = self.run.target("integration_endpoint", "user_workflow", row.from_portal)
         return (workflow_id, *nodes, label)
 
     def values(self, row, resolved: tuple) -> tuple:
         workflow_id, from_node, to_node, label = resolved
-        if label != row.action_caption:
+        if label != self.run.mask(row.action_caption):
             self.report.note(
                 self.path,
                 self.legacy_id(row),

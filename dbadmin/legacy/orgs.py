@@ -353,7 +353,7 @@ class AccessLog(BulkTable):
             actor,
             None,
             row.success,
-            (row.error_message or "")[:2000],
+            self.run.mask(row.error_message or "")[:2000],
             row.access_timestamp,
         )
 

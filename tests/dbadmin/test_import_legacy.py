@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.utils import ProgrammingError
 
 from dbadmin.legacy import generate
+from dbadmin.legacy.idmap import digest
 from dbadmin.legacy.importer import LegacyImport
 from dbadmin.legacy.source import LegacySource
 from dbadmin.legacy.values import ValueMap
@@ -56,7 +57,7 @@ FIRST_RUN = {
     "legacy_workflow": (6, 6, 0, 0, 0, 0),
     "state_node": (8, 8, 0, 0, 0, 0),
     "micro_state": (8, 5, 0, 0, 1, 2),
-    "rcm_transition": (6, 4, 0, 0, 0, 2),
+    "rcm_transition": (8, 5, 0, 0, 1, 2),
     "batch_job": (4, 2, 0, 0, 0, 2),
     "batch_row": (14, 10, 0, 0, 0, 4),
     "rcm_trace": (9, 7, 0, 0, 0, 2),
@@ -73,7 +74,7 @@ IMPORTED_ROWS = {
     Workflow: 6,
     WorkflowRevision: 6,
     WorkflowNode: 8,
-    WorkflowTransition: 4,
+    WorkflowTransition: 5,
     MicroState: 5,
     BatchJob: 2,
     BatchJobItem: 10,
@@ -205,6 +206,36 @@ def test_credentials_found_in_config_are_sealed_and_removed_from_it(legacy_url):
     assert "names no v3 endpoint" in skipped["credential_access_log 5"]
 
 
+def stored_text(document: dict) -> str:
+    """Everything the import wrote that a reader of V8 or of its report sees, as one text: the
+    JSON report, the recorded runs, the map, and the tenant rows that hold v3 text."""
+    texts = [str(document), *(str(run.details) for run in MigrationRun.objects.all())]
+    with org_context(None):
+        texts += map(str, LegacyIdMap.objects.unscoped().values_list())
+    for org_id in ORGS:
+        with org_context(org_id):
+            texts += map(str, LegacyIdMap.objects.values_list())
+            texts += map(str, Endpoint.objects.values_list("base_url", "config"))
+            texts += map(str, WorkflowTransition.objects.values_list("action_label"))
+            texts += map(str, WorkflowNode.objects.values_list("label_conf"))
+            texts += map(str, BatchJobItem.objects.values_list("error_message"))
+            texts += map(str, WorkflowTrace.objects.values_list("action_detail"))
+            texts += map(str, CredentialAccessLog.objects.values_list("error"))
+    return "\n".join(texts)
+
+
+@pytest.mark.django_db
+def test_patient_data_in_v3_texts_is_masked_wherever_it_is_stored(legacy_url):
+    _, document, _ = import_legacy("--source", legacy_url)
+
+    stored = stored_text(document)
+    for member_id in ("W123456789", "W987654321", "04/12/1961"):
+        assert member_id not in stored
+    with org_context(LAKESIDE):
+        refused = CredentialAccessLog.objects.get(success=False, actor_user__isnull=False)
+    assert refused.error == "portal refused the new password for member [MEMBER_ID]"
+
+
 @pytest.mark.django_db
 def test_the_catalogue_its_new_lookup_values_and_the_requirements(legacy_url):
     _, document, _ = import_legacy("--source", legacy_url)
@@ -281,12 +312,17 @@ def test_page_memory_becomes_an_archived_workflow_cycle_included(legacy_url):
     assert round(sum(value * value for value in states["1"].text_emb), 4) == 1.0
     rejected = issues(document, "rejected")
     assert "767" in rejected["micro_state 5a000000-0000-4000-8000-000000000006"]
+    state = "5a000000-0000-4000-8000-00000000000{}".format
     assert (
-        "loops on its node"
-        in rejected[
-            "rcm_transition 5a000000-0000-4000-8000-000000000003:"
-            "5a000000-0000-4000-8000-000000000003:refresh"
-        ]
+        "loops on its node" in rejected[f"rcm_transition {state(3)}:{state(3)}:{digest('refresh')}"]
+    )
+    # Two captions naming members mask to one label: the first (by caption) keeps it.
+    assert ("2", "3", "open member [MEMBER_ID]", 4) in edges
+    assert issues(document, "skipped")[
+        f"rcm_transition {state(2)}:{state(3)}:{digest('open member W987654321')}"
+    ] == (
+        "its caption, masked, is the label of transition "
+        f"{state(2)}:{state(3)}:{digest('open member W123456789')}, which stands for both"
     )
     assert (
         "no embedding"
@@ -325,7 +361,8 @@ def test_batches_their_rows_and_traces(legacy_url):
         1,
         1,
     )
-    assert items[3].status == "failed" and items[3].error_message == "NOT_FOUND: Member not found"
+    assert items[3].status == "failed"
+    assert items[3].error_message == "NOT_FOUND: Member [MEMBER_ID] not found"
     assert items[1].status == "completed" and items[1].completed_at is not None
     assert sorted(traces) == ["01", "02", "03", "06", "07"]
     assert traces["01"].batch_job_item_id == items[1].pk
