@@ -237,6 +237,40 @@ def test_patient_data_in_v3_texts_is_masked_wherever_it_is_stored(legacy_url):
 
 
 @pytest.mark.django_db
+def test_secrets_anywhere_in_an_endpoints_config_or_url_are_left_out_by_path(legacy_url):
+    _, document, _ = import_legacy("--source", legacy_url)
+
+    with org_context(SUMMIT):
+        aetna = Endpoint.objects.get(name="Aetna")
+    with org_context(CREDENTIA):
+        caqh = Endpoint.objects.get(name="CAQH")
+    assert aetna.config == {"auth": {"user": "ops"}, "headers": [{}], "max_concurrency": 4}
+    assert aetna.base_url == "https://www.aetna.com/provider"
+    assert caqh.config == {"max_concurrency": 1, "sso": {}}
+    notes = [
+        issue["reason"]
+        for issue in document["details"]["issues"]
+        if issue["path"] == "integration_endpoint"
+    ]
+    left_out = sorted(reason.split(" is left out")[0] for reason in notes)
+    assert left_out == [
+        "base_url (user:password@)",
+        "config.Client-Secret",
+        "config.auth.Password",
+        "config.headers[0].X-Api-Key",
+        "config.password",
+        "config.refresh_token",
+        "config.sso.TOTP-Seed",
+    ]
+    stored = stored_text(document)
+    for secret in (
+        "Aetna$ecret9", "svc.summit", "Nested-Pw1", "key-123abc", "cs-777", "rt-999",
+        "JBSWY3DPEHPK3PXP", "old-Summit#0",
+    ):  # fmt: skip
+        assert secret not in stored
+
+
+@pytest.mark.django_db
 def test_the_catalogue_its_new_lookup_values_and_the_requirements(legacy_url):
     _, document, _ = import_legacy("--source", legacy_url)
 
