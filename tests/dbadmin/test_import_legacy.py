@@ -5,7 +5,7 @@ interruption, dry or with another map changes exactly what it should."""
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 
 from dbadmin.legacy import generate
@@ -678,6 +678,29 @@ def test_another_organization_sees_none_of_the_map_but_the_platform_rows(legacy_
             "INSERT INTO legacy_id_map (org_id, legacy_table, legacy_id, target_table, "
             "target_id, row_hash, imported_at) VALUES (%s, 'x', 'y', 'z', '1', '', now())",
             [LAKESIDE],
+        )
+
+
+@pytest.mark.django_db
+def test_an_organizations_context_cannot_write_the_platforms_map_rows(legacy_url):
+    import_legacy("--source", legacy_url, "--org", str(SUMMIT))
+    with org_context(None):
+        platform_row = LegacyIdMap.objects.unscoped().filter(org_id=None).first()
+
+    refused = pytest.raises(ProgrammingError, match="row-level security")
+    with org_context(SUMMIT), refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO legacy_id_map (org_id, legacy_table, legacy_id, target_table, "
+            "target_id, row_hash, imported_at) VALUES (NULL, 'x', 'y', 'z', '1', '', now())"
+        )
+    refused = pytest.raises(ProgrammingError, match="row-level security")
+    with org_context(SUMMIT), refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE legacy_id_map SET target_id = 'elsewhere' WHERE id = %s", [platform_row.pk]
+        )
+    with org_context(None):
+        assert LegacyIdMap.objects.unscoped().get(pk=platform_row.pk).target_id == (
+            platform_row.target_id
         )
 
 
