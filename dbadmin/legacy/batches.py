@@ -185,15 +185,26 @@ class BatchRows(BulkTable):
             updated if status in (ItemStatus.COMPLETED, ItemStatus.FAILED) else None,
         )
 
-    def written(self, created: list[Planned], changed: list[Planned]) -> None:
+    def _write(self, created: list[Planned], changed: list[Planned]) -> None:
+        # A v3 row may have moved to another job since it was imported: the job it leaves is
+        # recounted too, and which job that is must be read before the row is updated.
+        jobs = set(
+            BatchJobItem.objects.filter(pk__in=[planned.target_id for planned in changed])
+            .values_list("batch_job_id", flat=True)
+            .distinct()
+            if changed
+            else ()
+        )
+        super()._write(created, changed)
         job = self.fields.index("batch_job")
-        jobs = {planned.values[job] for planned in (*created, *changed)}
+        jobs |= {planned.values[job] for planned in (*created, *changed)}
         if jobs:
             job_counters_recount(sorted(jobs))
 
 
 def job_counters_recount(job_ids: list[int]) -> None:
-    """Set the jobs' counters from their items (batch_job's CHECKs: they add up)."""
+    """Set the jobs' counters from their items (batch_job's CHECKs: they add up); a job left
+    with no items counts zeros."""
     job, item = BatchJob._meta, BatchJobItem._meta
 
     def column(meta, name: str) -> str:
@@ -207,17 +218,19 @@ def job_counters_recount(job_ids: list[int]) -> None:
         "failed_rows": ItemStatus.FAILED,
         "cancelled_rows": ItemStatus.CANCELLED,
     }
-    counts = ", ".join(f"count(*) FILTER (WHERE {status} = %s) AS {name}" for name in counted)
+    counts = ", ".join(f"count(*) FILTER (WHERE i.{status} = %s) AS {name}" for name in counted)
     assignments = ", ".join(f"{column(job, name)} = c.{name}" for name in counted)
     done = " + ".join(f"c.{name}" for name in ("successful_rows", "failed_rows", "cancelled_rows"))
+    item_key = connection.ops.quote_name(item.pk.column)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {connection.ops.quote_name(job.db_table)} AS j SET "
             f"{column(job, 'total_rows')} = c.total_rows, {assignments}, "
             f"{column(job, 'processed_rows')} = {done} "
-            f"FROM (SELECT {job_key} AS job_id, count(*) AS total_rows, {counts} "
-            f"FROM {connection.ops.quote_name(item.db_table)} WHERE {job_key} = ANY(%s) "
-            f"GROUP BY {job_key}) AS c "
+            f"FROM (SELECT jobs.job_id, count(i.{item_key}) AS total_rows, {counts} "
+            f"FROM unnest(%s::bigint[]) AS jobs (job_id) "
+            f"LEFT JOIN {connection.ops.quote_name(item.db_table)} AS i "
+            f"ON i.{job_key} = jobs.job_id GROUP BY jobs.job_id) AS c "
             f"WHERE j.{connection.ops.quote_name(job.pk.column)} = c.job_id",
             [*counted.values(), job_ids],
         )

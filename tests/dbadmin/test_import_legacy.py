@@ -656,6 +656,31 @@ def test_changed_v3_rows_are_updated_and_only_they(legacy_copy):
 
 
 @pytest.mark.django_db
+def test_a_v3_row_moved_to_another_job_is_counted_by_that_job_only(legacy_copy, tmp_path):
+    import psycopg
+
+    map_file = tmp_path / "map.yaml"  # which imports job 2 (its status is 'retrying')
+    map_file.write_text(MAP_FILE)
+    import_legacy("--source", legacy_copy, "--map", str(map_file))
+    # The only row of job 2 (queued), moved to job 1.
+    with psycopg.connect(legacy_copy, autocommit=True) as v3:
+        v3.execute(
+            "UPDATE batch_row SET batch_id = 'b0000000-0000-4000-8000-000000000001', "
+            "row_idx = 7 WHERE row_id = 'ba000000-0000-4000-8000-000000000007'"
+        )
+
+    code, document, _ = import_legacy("--source", legacy_copy, "--map", str(map_file))
+
+    assert code == 0 and counts(document)["batch_row"][2] == 1
+    with org_context(LAKESIDE):
+        jobs = {
+            job.prompt.split(".")[0][-1]: (job.total_rows, job.pending_rows, job.processed_rows)
+            for job in BatchJob.objects.all()
+        }
+    assert jobs == {"1": (7, 1, 6), "2": (0, 0, 0)}
+
+
+@pytest.mark.django_db
 def test_another_organization_sees_none_of_the_map_but_the_platform_rows(legacy_url):
     import_legacy("--source", legacy_url, "--org", str(LAKESIDE), "--org", str(SUMMIT))
 
