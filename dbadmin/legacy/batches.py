@@ -23,7 +23,6 @@ import math
 
 from django.db import connection
 
-from dbadmin.legacy import bulk
 from dbadmin.legacy.signatures import signature_of
 from dbadmin.legacy.tables import BulkTable, Planned, Rejected
 from dbadmin.legacy.values import ITEM_STATUS
@@ -174,7 +173,7 @@ class BatchRows(BulkTable):
             self.run.org_id,
             int(job_id),
             row.row_idx,
-            "{}",
+            {},
             None,
             status,
             error,
@@ -310,7 +309,7 @@ class Traces(BulkTable):
             "",
             1,
             TRACE_ACTION_TYPE,
-            bulk.json_text(detail),
+            detail,
             success,
             _duration(row.duration_ms, steps),
             "",

@@ -31,7 +31,6 @@ from functools import partial
 
 from django.db import transaction
 
-from dbadmin.legacy import bulk
 from dbadmin.legacy.idmap import digest
 from dbadmin.legacy.tables import BulkTable, Rejected, Skipped, aliases_link
 from memory.models import DIMENSION, MicroState
@@ -171,13 +170,13 @@ class StateNodes(_OrgStates):
             node_key(row.state_id),
             NodeType.GENERAL,
             WebKind.name,
-            "{}",
-            "{}",
+            {},
+            {},
             TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             None,
-            bulk.json_text(label_conf),
+            label_conf,
             None,
-            "{}",
+            {},
             self.run.now,
             self.run.now,
         )
@@ -229,8 +228,8 @@ class MicroStates(_OrgStates):
             "",
             "",
             "",  # v3 kept no page snapshot
-            bulk.json_text(self.run.mask(row.action)),
-            bulk.json_text(self.run.mask(row.semantic_spec)),
+            self.run.mask(row.action),
+            self.run.mask(row.semantic_spec),
             self.run.mask(row.page_caption or "")[:200],
             "",
             False,
