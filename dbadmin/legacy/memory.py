@@ -31,7 +31,7 @@ from functools import partial
 
 from django.db import transaction
 
-from dbadmin.legacy.idmap import digest
+from dbadmin.legacy.idmap import Entry, digest
 from dbadmin.legacy.tables import BulkTable, Rejected, Skipped, aliases_link
 from memory.models import DIMENSION, MicroState
 from memory.services import embedding_normalised
@@ -297,6 +297,16 @@ class Transitions(BulkTable):
         super().__init__(run)
         # (from state, to state, label) -> the v3 key of the transition that has that label.
         self.labelled: dict[tuple[str, str, str], str] = {}
+        # The transitions already in the legacy workflows, by (from node, to node, label): a
+        # new secret key changes every transition's v3 key (a keyed digest), and a transition
+        # that is there under its old key is then taken over, not written twice.
+        workflows = self.idmap.table("integration_endpoint", "user_workflow").values()
+        self.existing = {
+            (str(from_node), str(to_node), label): pk
+            for from_node, to_node, label, pk in WorkflowTransition.objects.filter(
+                workflow_id__in=[entry.target_id for entry in workflows]
+            ).values_list("from_node_id", "to_node_id", "action_label", "pk")
+        }
 
     def legacy_id(self, row) -> str:
         # The caption may hold patient data: the map and the report name it by a keyed digest.
@@ -328,6 +338,12 @@ class Transitions(BulkTable):
             raise Skipped(
                 f"its caption, masked, is the label of transition {first}, which stands for both"
             )
+        entries = self.idmap.table(self.legacy_table, self.target_table)
+        existing = self.existing.get((*nodes, label))
+        if existing is not None and legacy_id not in entries:
+            # Known to this run only, with no row hash: the driver finds it changed, updates
+            # the transition and records it in the map under its new key.
+            entries[legacy_id] = Entry(str(existing), "")
         workflow_id = self.run.target("integration_endpoint", "user_workflow", row.from_portal)
         return (workflow_id, *nodes, label)
 

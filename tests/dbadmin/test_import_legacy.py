@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 
-from dbadmin.legacy import generate
+from dbadmin.legacy import generate, idmap
 from dbadmin.legacy.idmap import digest
 from dbadmin.legacy.importer import LegacyImport
 from dbadmin.legacy.source import LegacySource
@@ -678,6 +678,21 @@ def test_a_v3_row_moved_to_another_job_is_counted_by_that_job_only(legacy_copy, 
             for job in BatchJob.objects.all()
         }
     assert jobs == {"1": (7, 1, 6), "2": (0, 0, 0)}
+
+
+@pytest.mark.django_db
+def test_a_new_secret_key_updates_the_transitions_it_renames_in_the_map(legacy_url, settings):
+    import_legacy("--source", legacy_url, "--org", str(LAKESIDE))
+    settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
+    idmap._digest_key.cache_clear()
+    try:
+        code, document, _ = import_legacy("--source", legacy_url, "--org", str(LAKESIDE))
+    finally:
+        idmap._digest_key.cache_clear()
+
+    assert code == 0
+    assert counts(document)["rcm_transition"] == (8, 0, 5, 0, 1, 2)
+    assert rows_of(WorkflowTransition) == 5
 
 
 @pytest.mark.django_db
