@@ -8,7 +8,7 @@
 - ``batch_row`` → ``batch_job_item``, its status in a row's words (processing → running); the
   job's counters are recomputed from its items in the same transaction as every chunk, so they
   add up at every commit. v3 kept no row input: ``input_data`` is empty; the row's error code
-  and message make its ``error_message``.
+  and message make its ``error_message``, masked (rcm.phi).
 - ``rcm_trace`` → one ``workflow_trace`` (``action_type`` ``legacy.v3_trace``) with the step
   list in ``action_detail`` (masked, rcm.phi), ``used_fallback`` as tier 3 with the fallback
   model, and a ``workflow_trace_endpoint`` for its portal. Its batch item is the one made of
@@ -23,7 +23,6 @@ import math
 
 from django.db import connection
 
-from dbadmin.legacy import bulk
 from dbadmin.legacy.signatures import signature_of
 from dbadmin.legacy.tables import BulkTable, Planned, Rejected
 from dbadmin.legacy.values import ITEM_STATUS
@@ -167,12 +166,14 @@ class BatchRows(BulkTable):
         job_id, status = resolved
         created = row.created_at or self.run.now
         updated = row.updated_at or created
-        error = ": ".join(part for part in (row.error_code, row.error_msg) if part)
+        # Masked as batch history masks a row's error (workflows/services/history.py); v3 kept
+        # no row input, so there are no declared values, only patient-data shapes.
+        error = self.run.mask(": ".join(part for part in (row.error_code, row.error_msg) if part))
         return (
             self.run.org_id,
             int(job_id),
             row.row_idx,
-            "{}",
+            {},
             None,
             status,
             error,
@@ -183,15 +184,26 @@ class BatchRows(BulkTable):
             updated if status in (ItemStatus.COMPLETED, ItemStatus.FAILED) else None,
         )
 
-    def written(self, created: list[Planned], changed: list[Planned]) -> None:
+    def _write(self, created: list[Planned], changed: list[Planned]) -> None:
+        # A v3 row may have moved to another job since it was imported: the job it leaves is
+        # recounted too, and which job that is must be read before the row is updated.
+        jobs = set(
+            BatchJobItem.objects.filter(pk__in=[planned.target_id for planned in changed])
+            .values_list("batch_job_id", flat=True)
+            .distinct()
+            if changed
+            else ()
+        )
+        super()._write(created, changed)
         job = self.fields.index("batch_job")
-        jobs = {planned.values[job] for planned in (*created, *changed)}
+        jobs |= {planned.values[job] for planned in (*created, *changed)}
         if jobs:
             job_counters_recount(sorted(jobs))
 
 
 def job_counters_recount(job_ids: list[int]) -> None:
-    """Set the jobs' counters from their items (batch_job's CHECKs: they add up)."""
+    """Set the jobs' counters from their items (batch_job's CHECKs: they add up); a job left
+    with no items counts zeros."""
     job, item = BatchJob._meta, BatchJobItem._meta
 
     def column(meta, name: str) -> str:
@@ -205,17 +217,19 @@ def job_counters_recount(job_ids: list[int]) -> None:
         "failed_rows": ItemStatus.FAILED,
         "cancelled_rows": ItemStatus.CANCELLED,
     }
-    counts = ", ".join(f"count(*) FILTER (WHERE {status} = %s) AS {name}" for name in counted)
+    counts = ", ".join(f"count(*) FILTER (WHERE i.{status} = %s) AS {name}" for name in counted)
     assignments = ", ".join(f"{column(job, name)} = c.{name}" for name in counted)
     done = " + ".join(f"c.{name}" for name in ("successful_rows", "failed_rows", "cancelled_rows"))
+    item_key = connection.ops.quote_name(item.pk.column)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {connection.ops.quote_name(job.db_table)} AS j SET "
             f"{column(job, 'total_rows')} = c.total_rows, {assignments}, "
             f"{column(job, 'processed_rows')} = {done} "
-            f"FROM (SELECT {job_key} AS job_id, count(*) AS total_rows, {counts} "
-            f"FROM {connection.ops.quote_name(item.db_table)} WHERE {job_key} = ANY(%s) "
-            f"GROUP BY {job_key}) AS c "
+            f"FROM (SELECT jobs.job_id, count(i.{item_key}) AS total_rows, {counts} "
+            f"FROM unnest(%s::bigint[]) AS jobs (job_id) "
+            f"LEFT JOIN {connection.ops.quote_name(item.db_table)} AS i "
+            f"ON i.{job_key} = jobs.job_id GROUP BY jobs.job_id) AS c "
             f"WHERE j.{connection.ops.quote_name(job.pk.column)} = c.job_id",
             [*counted.values(), job_ids],
         )
@@ -295,7 +309,7 @@ class Traces(BulkTable):
             "",
             1,
             TRACE_ACTION_TYPE,
-            bulk.json_text(detail),
+            detail,
             success,
             _duration(row.duration_ms, steps),
             "",

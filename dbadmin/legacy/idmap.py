@@ -17,8 +17,8 @@ from functools import cache
 from django.conf import settings
 from django.db import connection
 
-from dbadmin.legacy import bulk
 from dbadmin.models import LegacyIdMap
+from rcm.db.bulk import rows_staged
 
 
 @cache
@@ -93,7 +93,7 @@ class IdMap:
         for (legacy_table, target_table), items in self.pending.items():
             if not items:
                 continue
-            with bulk.staged(LegacyIdMap, ("legacy_id", "target_id", "row_hash"), items) as (
+            with rows_staged(LegacyIdMap, ("legacy_id", "target_id", "row_hash"), items) as (
                 cursor,
                 stage,
                 _,

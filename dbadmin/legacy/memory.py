@@ -5,7 +5,8 @@ gets an archived "legacy memory" workflow, and in it:
 
 - one ``general`` node of kind ``web`` per v3 state (key ``state-<state id>``), its captions
   in ``label_conf``;
-- one transition per v3 state transition, labelled by its action caption, with its ``freq``.
+- one transition per v3 state transition, labelled by its action caption (masked, and known
+  to the map by a digest of it), with its ``freq``.
   v3's graphs have cycles (a page that leads back to an earlier one), which V8 refuses only
   when a workflow is published; this one never is, so they are kept as they are. What V8
   refuses in any draft is refused here with V8's own check (a state that loops on itself, a
@@ -30,8 +31,7 @@ from functools import partial
 
 from django.db import transaction
 
-from dbadmin.legacy import bulk
-from dbadmin.legacy.idmap import digest
+from dbadmin.legacy.idmap import Entry, digest
 from dbadmin.legacy.tables import BulkTable, Rejected, Skipped, aliases_link
 from memory.models import DIMENSION, MicroState
 from memory.services import embedding_normalised
@@ -170,13 +170,13 @@ class StateNodes(_OrgStates):
             node_key(row.state_id),
             NodeType.GENERAL,
             WebKind.name,
-            "{}",
-            "{}",
+            {},
+            {},
             TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             None,
-            bulk.json_text(label_conf),
+            label_conf,
             None,
-            "{}",
+            {},
             self.run.now,
             self.run.now,
         )
@@ -228,8 +228,8 @@ class MicroStates(_OrgStates):
             "",
             "",
             "",  # v3 kept no page snapshot
-            bulk.json_text(self.run.mask(row.action)),
-            bulk.json_text(self.run.mask(row.semantic_spec)),
+            self.run.mask(row.action),
+            self.run.mask(row.semantic_spec),
             self.run.mask(row.page_caption or "")[:200],
             "",
             False,
@@ -293,8 +293,24 @@ class Transitions(BulkTable):
          WHERE e.org_id = %(org)s ORDER BY t.from_state, t.to_state, t.action_caption
     """
 
+    def __init__(self, run):
+        super().__init__(run)
+        # (from state, to state, label) -> the v3 key of the transition that has that label.
+        self.labelled: dict[tuple[str, str, str], str] = {}
+        # The transitions already in the legacy workflows, by (from node, to node, label): a
+        # new secret key changes every transition's v3 key (a keyed digest), and a transition
+        # that is there under its old key is then taken over, not written twice.
+        workflows = self.idmap.table("integration_endpoint", "user_workflow").values()
+        self.existing = {
+            (str(from_node), str(to_node), label): pk
+            for from_node, to_node, label, pk in WorkflowTransition.objects.filter(
+                workflow_id__in=[entry.target_id for entry in workflows]
+            ).values_list("from_node_id", "to_node_id", "action_label", "pk")
+        }
+
     def legacy_id(self, row) -> str:
-        return f"{row.from_state}:{row.to_state}:{row.action_caption}"
+        # The caption may hold patient data: the map and the report name it by a keyed digest.
+        return f"{row.from_state}:{row.to_state}:{digest(row.action_caption)}"
 
     def fingerprint(self, row) -> tuple:
         if row.from_portal != row.to_portal:
@@ -302,7 +318,7 @@ class Transitions(BulkTable):
                 f"it leads from portal {row.from_portal}'s states to portal {row.to_portal}'s; "
                 "a V8 transition stays inside one workflow"
             )
-        label = transition_label(row.action_caption)
+        label = transition_label(self.run.mask(row.action_caption))
         source, target = node_key(row.from_state), node_key(row.to_state)
         problems = edge_problems(Edge(source=source, target=target, label=label), (source, target))
         if problems:
@@ -313,12 +329,27 @@ class Transitions(BulkTable):
         ]
         if None in nodes:
             raise Rejected("a state it joins was not imported")
+        # Captions that differ only in their patient data mask to one label, and V8 keeps one
+        # transition per label between two nodes. The rows come ordered by caption, so the
+        # same one keeps the label in every run.
+        legacy_id = self.legacy_id(row)
+        first = self.labelled.setdefault((row.from_state, row.to_state, label), legacy_id)
+        if first != legacy_id:
+            raise Skipped(
+                f"its caption, masked, is the label of transition {first}, which stands for both"
+            )
+        entries = self.idmap.table(self.legacy_table, self.target_table)
+        existing = self.existing.get((*nodes, label))
+        if existing is not None and legacy_id not in entries:
+            # Known to this run only, with no row hash: the driver finds it changed, updates
+            # the transition and records it in the map under its new key.
+            entries[legacy_id] = Entry(str(existing), "")
         workflow_id = self.run.target("integration_endpoint", "user_workflow", row.from_portal)
         return (workflow_id, *nodes, label)
 
     def values(self, row, resolved: tuple) -> tuple:
         workflow_id, from_node, to_node, label = resolved
-        if label != row.action_caption:
+        if label != self.run.mask(row.action_caption):
             self.report.note(
                 self.path,
                 self.legacy_id(row),

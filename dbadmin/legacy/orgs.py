@@ -9,7 +9,9 @@ runs in a savepoint of its step, so a refused row is rejected alone.
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -29,9 +31,12 @@ ORG_PATH, USER_PATH, ENDPOINT_PATH = "organization", "app_user", "integration_en
 CREDENTIAL_PATH, ACCESS_LOG_PATH = "credential", "credential_access_log"
 # The name a credential found in a v3 endpoint's config is stored under.
 CREDENTIAL_NAME = "Imported from v3"
-# Keys that hold a secret when found at the top of a v3 config rather than under
-# "credentials": never copied into V8's config, which anyone who reads endpoints sees.
-STRAY_SECRET_KEYS = ("password", "secret", "client_secret", "token", "api_key", "totp_seed")
+# Names of keys that hold a secret, found anywhere in a v3 config outside "credentials"
+# (``auth.Password``, ``headers[0].X-Api-Key``): never copied into V8's config, which anyone
+# who reads endpoints sees. Matched on the key lower-cased without "_" and "-"; a key that
+# merely contains one of these words goes too (``token_url``): a setting lost is noted in the
+# report and put back by hand, a secret kept would be read by every member.
+SECRET_KEY = re.compile(r"passw(?:or)?d|pwd|secret|token|apikey|privatekey|totp|otp(?:seed)?$")
 
 
 # -- organizations ---------------------------------------------------------------------------
@@ -201,14 +206,13 @@ def _endpoint(run, row) -> tuple[str, int, object]:
         raise Rejected("config is not a JSON object")
     config = dict(row.config)
     credentials = config.pop("credentials", None)
-    for key in STRAY_SECRET_KEYS:
-        if key in config:
-            del config[key]
-            run.report.note(
-                ENDPOINT_PATH,
-                row.portal_id,
-                f"config.{key} (a secret outside config.credentials) is left out",
-            )
+    removed: list[str] = []
+    config = _secrets_removed(config, "config", removed)
+    base_url = _userinfo_removed(row.base_url or "", removed)
+    for path in removed:
+        run.report.note(
+            ENDPOINT_PATH, row.portal_id, f"{path} is left out: a secret outside config.credentials"
+        )
     row_hash = digest(row.row_md5, channel.pk)
     entry = run.idmap.get("integration_endpoint", "endpoint", row.portal_id)
     if entry is not None and entry.row_hash == row_hash:
@@ -216,7 +220,7 @@ def _endpoint(run, row) -> tuple[str, int, object]:
     fields = {
         "name": row.name[:200],
         "channel_type": channel,
-        "base_url": (row.base_url or "")[:500],
+        "base_url": base_url[:500],
         "config": config,
     }
     try:
@@ -232,6 +236,33 @@ def _endpoint(run, row) -> tuple[str, int, object]:
         raise Rejected(exc.message) from exc
     run.idmap.record("integration_endpoint", "endpoint", [(row.portal_id, endpoint.pk, row_hash)])
     return ("created" if entry is None else "updated"), endpoint.pk, credentials
+
+
+def _secrets_removed(value, path: str, removed: list[str]):
+    """``value`` without the keys, at any depth, whose names say they hold a secret; the path
+    of each removed key (never its value) is added to ``removed``."""
+    if isinstance(value, dict):
+        kept = {}
+        for key, item in value.items():
+            if SECRET_KEY.search(re.sub(r"[_-]", "", str(key).lower())):
+                removed.append(f"{path}.{key}")
+            else:
+                kept[key] = _secrets_removed(item, f"{path}.{key}", removed)
+        return kept
+    if isinstance(value, list):
+        return [
+            _secrets_removed(item, f"{path}[{index}]", removed) for index, item in enumerate(value)
+        ]
+    return value
+
+
+def _userinfo_removed(url: str, removed: list[str]) -> str:
+    """``url`` without a user name and password (``https://user:pass@host/``)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    removed.append("base_url (user:password@)")
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _credential(run, row, endpoint_id: int, credentials) -> None:
@@ -353,7 +384,7 @@ class AccessLog(BulkTable):
             actor,
             None,
             row.success,
-            (row.error_message or "")[:2000],
+            self.run.mask(row.error_message or "")[:2000],
             row.access_timestamp,
         )
 

@@ -4,7 +4,7 @@ A subclass says how a v3 row is identified (``legacy_id``), what it depends on
 (``fingerprint``: the V8 rows it references and the values it resolves to, cheap to compute)
 and what V8 row it makes (``values``, which may reject it). The driver sorts a chunk's rows
 into new, changed and unchanged by the map, writes the new ones and the changed ones in one
-statement each (dbadmin/legacy/bulk.py) with their map entries, in the chunk's transaction.
+statement each (rcm.db.bulk) with their map entries, in the chunk's transaction.
 An unchanged row costs a dictionary look-up: its JSON is never parsed.
 """
 
@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import models
 
-from dbadmin.legacy import bulk
 from dbadmin.legacy.idmap import IdMap, digest
 from dbadmin.legacy.report import Report
 from dbadmin.legacy.values import Unmapped
+from rcm.db.bulk import ids_allocate, rows_copy, rows_update
 from rcm.progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -143,17 +143,16 @@ class BulkTable:
         self._write(created, changed)
 
     def _write(self, created: list[Planned], changed: list[Planned]) -> None:
-        for planned, new_id in zip(
-            created, bulk.ids_allocate(self.model, len(created)), strict=True
-        ):
+        for planned, new_id in zip(created, ids_allocate(self.model, len(created)), strict=True):
             planned.target_id = new_id
         pk, defaults = self.model._meta.pk.name, tuple(self.defaults.values())
-        bulk.insert(
-            self.model,
-            (pk, *self.fields, *self.defaults),
-            [(planned.target_id, *planned.values, *defaults) for planned in created],
-        )
-        bulk.update(
+        if created:
+            rows_copy(
+                self.model,
+                (pk, *self.fields, *self.defaults),
+                [(planned.target_id, *planned.values, *defaults) for planned in created],
+            )
+        rows_update(
             self.model,
             (pk, *self.fields),
             [(planned.target_id, *planned.values) for planned in changed],
@@ -189,7 +188,7 @@ def aliases_link(run, *, path: str, model, field: str, links, resolve, what: str
         wanted[int(own)] = int(alias)
     column = model._meta.get_field(field).attname
     current = dict(model.objects.filter(pk__in=wanted).values_list("pk", column))
-    bulk.update(
+    rows_update(
         model,
         (model._meta.pk.name, field),
         [(pk, alias) for pk, alias in wanted.items() if current.get(pk) != alias],

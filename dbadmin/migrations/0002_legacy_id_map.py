@@ -1,13 +1,15 @@
 # The legacy import's map (dbadmin.LegacyIdMap): an organization's rows are row-level secured
 # like every tenant table; the platform catalogue's (org NULL) are seen by all, as in
-# requirement_changelog.
+# requirement_changelog, and written only by a session acting for no organization (the
+# import's catalogue step), never from inside an organization's context.
 
 import django.db.models.deletion
 from django.db import migrations, models
 
-from rcm.db.rls import ORG_RULE, EnableRowLevelSecurity
+from rcm.db.rls import CURRENT_ORG, ORG_RULE, EnableRowLevelSecurity
 
 ORG_OR_PLATFORM = f"org_id IS NULL OR {ORG_RULE}"
+ORG_OR_PLATFORM_WITHOUT_ORG = f"{ORG_RULE} OR (org_id IS NULL AND {CURRENT_ORG} IS NULL)"
 
 
 class Migration(migrations.Migration):
@@ -57,5 +59,7 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        EnableRowLevelSecurity("legacy_id_map", using=ORG_OR_PLATFORM, check=ORG_OR_PLATFORM),
+        EnableRowLevelSecurity(
+            "legacy_id_map", using=ORG_OR_PLATFORM, check=ORG_OR_PLATFORM_WITHOUT_ORG
+        ),
     ]

@@ -5,10 +5,11 @@ interruption, dry or with another map changes exactly what it should."""
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 
-from dbadmin.legacy import generate
+from dbadmin.legacy import generate, idmap
+from dbadmin.legacy.idmap import digest
 from dbadmin.legacy.importer import LegacyImport
 from dbadmin.legacy.source import LegacySource
 from dbadmin.legacy.values import ValueMap
@@ -56,7 +57,7 @@ FIRST_RUN = {
     "legacy_workflow": (6, 6, 0, 0, 0, 0),
     "state_node": (8, 8, 0, 0, 0, 0),
     "micro_state": (8, 5, 0, 0, 1, 2),
-    "rcm_transition": (6, 4, 0, 0, 0, 2),
+    "rcm_transition": (8, 5, 0, 0, 1, 2),
     "batch_job": (4, 2, 0, 0, 0, 2),
     "batch_row": (14, 10, 0, 0, 0, 4),
     "rcm_trace": (9, 7, 0, 0, 0, 2),
@@ -73,7 +74,7 @@ IMPORTED_ROWS = {
     Workflow: 6,
     WorkflowRevision: 6,
     WorkflowNode: 8,
-    WorkflowTransition: 4,
+    WorkflowTransition: 5,
     MicroState: 5,
     BatchJob: 2,
     BatchJobItem: 10,
@@ -205,6 +206,70 @@ def test_credentials_found_in_config_are_sealed_and_removed_from_it(legacy_url):
     assert "names no v3 endpoint" in skipped["credential_access_log 5"]
 
 
+def stored_text(document: dict) -> str:
+    """Everything the import wrote that a reader of V8 or of its report sees, as one text: the
+    JSON report, the recorded runs, the map, and the tenant rows that hold v3 text."""
+    texts = [str(document), *(str(run.details) for run in MigrationRun.objects.all())]
+    with org_context(None):
+        texts += map(str, LegacyIdMap.objects.unscoped().values_list())
+    for org_id in ORGS:
+        with org_context(org_id):
+            texts += map(str, LegacyIdMap.objects.values_list())
+            texts += map(str, Endpoint.objects.values_list("base_url", "config"))
+            texts += map(str, WorkflowTransition.objects.values_list("action_label"))
+            texts += map(str, WorkflowNode.objects.values_list("label_conf"))
+            texts += map(str, BatchJobItem.objects.values_list("error_message"))
+            texts += map(str, WorkflowTrace.objects.values_list("action_detail"))
+            texts += map(str, CredentialAccessLog.objects.values_list("error"))
+    return "\n".join(texts)
+
+
+@pytest.mark.django_db
+def test_patient_data_in_v3_texts_is_masked_wherever_it_is_stored(legacy_url):
+    _, document, _ = import_legacy("--source", legacy_url)
+
+    stored = stored_text(document)
+    for member_id in ("W123456789", "W987654321", "04/12/1961"):
+        assert member_id not in stored
+    with org_context(LAKESIDE):
+        refused = CredentialAccessLog.objects.get(success=False, actor_user__isnull=False)
+    assert refused.error == "portal refused the new password for member [MEMBER_ID]"
+
+
+@pytest.mark.django_db
+def test_secrets_anywhere_in_an_endpoints_config_or_url_are_left_out_by_path(legacy_url):
+    _, document, _ = import_legacy("--source", legacy_url)
+
+    with org_context(SUMMIT):
+        aetna = Endpoint.objects.get(name="Aetna")
+    with org_context(CREDENTIA):
+        caqh = Endpoint.objects.get(name="CAQH")
+    assert aetna.config == {"auth": {"user": "ops"}, "headers": [{}], "max_concurrency": 4}
+    assert aetna.base_url == "https://www.aetna.com/provider"
+    assert caqh.config == {"max_concurrency": 1, "sso": {}}
+    notes = [
+        issue["reason"]
+        for issue in document["details"]["issues"]
+        if issue["path"] == "integration_endpoint"
+    ]
+    left_out = sorted(reason.split(" is left out")[0] for reason in notes)
+    assert left_out == [
+        "base_url (user:password@)",
+        "config.Client-Secret",
+        "config.auth.Password",
+        "config.headers[0].X-Api-Key",
+        "config.password",
+        "config.refresh_token",
+        "config.sso.TOTP-Seed",
+    ]
+    stored = stored_text(document)
+    for secret in (
+        "Aetna$ecret9", "svc.summit", "Nested-Pw1", "key-123abc", "cs-777", "rt-999",
+        "JBSWY3DPEHPK3PXP", "old-Summit#0",
+    ):  # fmt: skip
+        assert secret not in stored
+
+
 @pytest.mark.django_db
 def test_the_catalogue_its_new_lookup_values_and_the_requirements(legacy_url):
     _, document, _ = import_legacy("--source", legacy_url)
@@ -281,12 +346,17 @@ def test_page_memory_becomes_an_archived_workflow_cycle_included(legacy_url):
     assert round(sum(value * value for value in states["1"].text_emb), 4) == 1.0
     rejected = issues(document, "rejected")
     assert "767" in rejected["micro_state 5a000000-0000-4000-8000-000000000006"]
+    state = "5a000000-0000-4000-8000-00000000000{}".format
     assert (
-        "loops on its node"
-        in rejected[
-            "rcm_transition 5a000000-0000-4000-8000-000000000003:"
-            "5a000000-0000-4000-8000-000000000003:refresh"
-        ]
+        "loops on its node" in rejected[f"rcm_transition {state(3)}:{state(3)}:{digest('refresh')}"]
+    )
+    # Two captions naming members mask to one label: the first (by caption) keeps it.
+    assert ("2", "3", "open member [MEMBER_ID]", 4) in edges
+    assert issues(document, "skipped")[
+        f"rcm_transition {state(2)}:{state(3)}:{digest('open member W987654321')}"
+    ] == (
+        "its caption, masked, is the label of transition "
+        f"{state(2)}:{state(3)}:{digest('open member W123456789')}, which stands for both"
     )
     assert (
         "no embedding"
@@ -325,7 +395,8 @@ def test_batches_their_rows_and_traces(legacy_url):
         1,
         1,
     )
-    assert items[3].status == "failed" and items[3].error_message == "NOT_FOUND: Member not found"
+    assert items[3].status == "failed"
+    assert items[3].error_message == "NOT_FOUND: Member [MEMBER_ID] not found"
     assert items[1].status == "completed" and items[1].completed_at is not None
     assert sorted(traces) == ["01", "02", "03", "06", "07"]
     assert traces["01"].batch_job_item_id == items[1].pk
@@ -585,6 +656,46 @@ def test_changed_v3_rows_are_updated_and_only_they(legacy_copy):
 
 
 @pytest.mark.django_db
+def test_a_v3_row_moved_to_another_job_is_counted_by_that_job_only(legacy_copy, tmp_path):
+    import psycopg
+
+    map_file = tmp_path / "map.yaml"  # which imports job 2 (its status is 'retrying')
+    map_file.write_text(MAP_FILE)
+    import_legacy("--source", legacy_copy, "--map", str(map_file))
+    # The only row of job 2 (queued), moved to job 1.
+    with psycopg.connect(legacy_copy, autocommit=True) as v3:
+        v3.execute(
+            "UPDATE batch_row SET batch_id = 'b0000000-0000-4000-8000-000000000001', "
+            "row_idx = 7 WHERE row_id = 'ba000000-0000-4000-8000-000000000007'"
+        )
+
+    code, document, _ = import_legacy("--source", legacy_copy, "--map", str(map_file))
+
+    assert code == 0 and counts(document)["batch_row"][2] == 1
+    with org_context(LAKESIDE):
+        jobs = {
+            job.prompt.split(".")[0][-1]: (job.total_rows, job.pending_rows, job.processed_rows)
+            for job in BatchJob.objects.all()
+        }
+    assert jobs == {"1": (7, 1, 6), "2": (0, 0, 0)}
+
+
+@pytest.mark.django_db
+def test_a_new_secret_key_updates_the_transitions_it_renames_in_the_map(legacy_url, settings):
+    import_legacy("--source", legacy_url, "--org", str(LAKESIDE))
+    settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
+    idmap._digest_key.cache_clear()
+    try:
+        code, document, _ = import_legacy("--source", legacy_url, "--org", str(LAKESIDE))
+    finally:
+        idmap._digest_key.cache_clear()
+
+    assert code == 0
+    assert counts(document)["rcm_transition"] == (8, 0, 5, 0, 1, 2)
+    assert rows_of(WorkflowTransition) == 5
+
+
+@pytest.mark.django_db
 def test_another_organization_sees_none_of_the_map_but_the_platform_rows(legacy_url):
     import_legacy("--source", legacy_url, "--org", str(LAKESIDE), "--org", str(SUMMIT))
 
@@ -607,6 +718,29 @@ def test_another_organization_sees_none_of_the_map_but_the_platform_rows(legacy_
             "INSERT INTO legacy_id_map (org_id, legacy_table, legacy_id, target_table, "
             "target_id, row_hash, imported_at) VALUES (%s, 'x', 'y', 'z', '1', '', now())",
             [LAKESIDE],
+        )
+
+
+@pytest.mark.django_db
+def test_an_organizations_context_cannot_write_the_platforms_map_rows(legacy_url):
+    import_legacy("--source", legacy_url, "--org", str(SUMMIT))
+    with org_context(None):
+        platform_row = LegacyIdMap.objects.unscoped().filter(org_id=None).first()
+
+    refused = pytest.raises(ProgrammingError, match="row-level security")
+    with org_context(SUMMIT), refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO legacy_id_map (org_id, legacy_table, legacy_id, target_table, "
+            "target_id, row_hash, imported_at) VALUES (NULL, 'x', 'y', 'z', '1', '', now())"
+        )
+    refused = pytest.raises(ProgrammingError, match="row-level security")
+    with org_context(SUMMIT), refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE legacy_id_map SET target_id = 'elsewhere' WHERE id = %s", [platform_row.pk]
+        )
+    with org_context(None):
+        assert LegacyIdMap.objects.unscoped().get(pk=platform_row.pk).target_id == (
+            platform_row.target_id
         )
 
 

@@ -27,10 +27,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from rcm import phi
-from rcm.db.bulk import rows_copy
+from rcm.db.bulk import ids_allocate, rows_copy
 from rcm.errors import ApplicationError
 from workflows.engine import clock
 from workflows.models import (
@@ -293,7 +293,7 @@ def _chunk_write(job: BatchJob, chunk: list[ItemRecord], *, user_id, created_at)
     item_of = [ids[item.row_number] for item in chunk for _ in item.traces]
     # The traces' ids are drawn from their sequence first, so that their endpoint links can be
     # written in the same chunk (a COPY returns rows in no order that could be matched).
-    trace_ids = _trace_ids(len(steps))
+    trace_ids = ids_allocate(WorkflowTrace, len(steps))
     rows_copy(
         WorkflowTrace,
         ("id", *TRACE_FIELDS),
@@ -332,15 +332,3 @@ def _chunk_write(job: BatchJob, chunk: list[ItemRecord], *, user_id, created_at)
             if trace.endpoint_id is not None
         ),
     )
-
-
-def _trace_ids(count: int) -> list[int]:
-    if not count:
-        return []
-    meta = WorkflowTrace._meta
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, count],
-        )
-        return [row[0] for row in cursor.fetchall()]
