@@ -46,7 +46,7 @@ from django.db import connections
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from dbadmin.command import CannotRun, Failed, Result
+from dbadmin.command import CannotRun, Failed, Result, database_refusal
 from rcm import embedded
 from rcm.admin import counted
 from rcm.db.roles import as_owner, grant_maintenance_privileges, grant_runtime_privileges
@@ -169,7 +169,7 @@ class Server:
             with psycopg.connect(self.conninfo, password=self.password, autocommit=True) as conn:
                 yield conn
         except psycopg.Error as exc:
-            raise CannotRun(f"The database {self.database} refused: {str(exc).strip()}") from exc
+            raise CannotRun(f"{self.database}: {database_refusal(exc)}") from exc
 
 
 def owner_server() -> Server:

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, transaction
@@ -59,26 +60,32 @@ class Result:
 
 
 def _could_not_run(exc: Exception) -> str:
-    """Why a command stopped, in words safe to store and print.
-
-    A database error's full text carries PostgreSQL's DETAIL line, which quotes the row at
-    fault ("Failing row contains (…)", "Key (email)=(…) already exists"): patient data. Only
-    its primary message, its SQLSTATE and the constraint or table it names are kept.
-    """
+    """Why a command stopped, in words safe to store and print."""
     if isinstance(exc, CommandError):  # a refusal in words already
         return str(exc)
-    if isinstance(exc, DatabaseError):
-        cause = exc.__cause__ or exc
-        diag = getattr(cause, "diag", None)
-        if diag is not None and diag.message_primary:
-            where = diag.constraint_name or diag.table_name
-            return (
-                f"The database refused: {diag.message_primary} (SQLSTATE {diag.sqlstate}"
-                + (f", {where}" if where else "")
-                + ")"
-            )
+    return database_refusal(exc) or f"Stopped by {type(exc).__name__}: {exc}"
+
+
+def database_refusal(exc: Exception) -> str | None:
+    """A database error in words safe to store and print (None if ``exc`` is none).
+
+    Its full text carries PostgreSQL's DETAIL line, which quotes the row at fault ("Failing
+    row contains (…)", "Key (email)=(…) already exists"): patient data. Only its primary
+    message, its SQLSTATE and the constraint or table it names are kept.
+    """
+    # Django wraps the driver's error; the importer and the backups also meet psycopg's own.
+    cause = (exc.__cause__ or exc) if isinstance(exc, DatabaseError) else exc
+    diag = getattr(cause, "diag", None)
+    if diag is not None and diag.message_primary:
+        where = diag.constraint_name or diag.table_name
+        return (
+            f"The database refused: {diag.message_primary} (SQLSTATE {diag.sqlstate}"
+            + (f", {where}" if where else "")
+            + ")"
+        )
+    if isinstance(exc, DatabaseError | psycopg.Error):
         return f"The database refused: {str(exc).strip().splitlines()[0]}"
-    return f"Stopped by {type(exc).__name__}: {exc}"
+    return None
 
 
 def run_by() -> str:

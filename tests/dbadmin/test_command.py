@@ -5,6 +5,7 @@ import json
 import pytest
 from django.db import connection, transaction
 
+from dbadmin import backups
 from dbadmin.command import CannotRun, Failed, MigrationCommand, Result
 from dbadmin.models import MigrationRun
 from tests.dbadmin.helpers import command_run
@@ -16,7 +17,7 @@ class Probe(MigrationCommand):
     def add_command_arguments(self, parser):
         parser.add_argument(
             "--end",
-            choices=["ok", "failed", "raised", "cannot", "refused", "crashed"],
+            choices=["ok", "failed", "raised", "cannot", "refused", "refused_driver", "crashed"],
             default="ok",
         )
 
@@ -31,6 +32,11 @@ class Probe(MigrationCommand):
                 cursor.execute("CREATE TEMPORARY TABLE probe (email text UNIQUE)")
                 cursor.execute("INSERT INTO probe VALUES ('ada.lovelace@clinic.org')")
                 cursor.execute("INSERT INTO probe VALUES ('ada.lovelace@clinic.org')")
+        if end == "refused_driver":  # the same, met on a plain psycopg connection
+            with backups.owner_server().connect() as conn:
+                conn.execute("CREATE TEMPORARY TABLE probe (email text UNIQUE)")
+                conn.execute("INSERT INTO probe VALUES ('ada.lovelace@clinic.org')")
+                conn.execute("INSERT INTO probe VALUES ('ada.lovelace@clinic.org')")
         if end == "crashed":
             raise PermissionError(13, "Permission denied", "/srv/backups")
         return Result(ok=end == "ok", summary=f"probe {end}", details={"checks": 3})
@@ -90,12 +96,13 @@ def test_the_maintenance_role_reads_every_organization_and_writes_nothing(org_a,
 
 
 @pytest.mark.django_db
-def test_a_database_refusal_is_exit_2_without_the_row_it_quotes():
-    exit_code, out, err = probe("--end", "refused", "--json")
+@pytest.mark.parametrize("end", ["refused", "refused_driver"])
+def test_a_database_refusal_is_exit_2_without_the_row_it_quotes(end):
+    exit_code, out, err = probe("--end", end, "--json")
 
     document = json.loads(out)
     assert exit_code == 2 and document["outcome"] == "error"
-    assert document["summary"].startswith("The database refused: duplicate key value")
+    assert "The database refused: duplicate key value" in document["summary"]
     assert "SQLSTATE 23505, probe_email_key" in document["summary"]
     run = MigrationRun.objects.get()
     for said in (out, err, run.summary, json.dumps(run.details)):
