@@ -28,10 +28,9 @@ from memory import selectors
 from memory.embeddings import DIMENSION, Embedder, EmbeddingError, embedder
 from memory.models import MicroState
 from memory.selectors import Scope, nearest_in_scope
-from rcm import phi
+from rcm import clock, phi
 from rcm.context import require_org_id
 from rcm.errors import ApplicationError, Conflict
-from workflows.engine import clock
 
 INSERTED, REUSED, REPLACED = "inserted", "reused", "replaced"
 EMPTY_DOM = "The DOM snapshot is empty."

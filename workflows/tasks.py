@@ -13,10 +13,11 @@ from celery.worker.request import Request
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
 
+from rcm import clock
 from rcm.celery import OrgTask, app
 from rcm.context import org_context
 from rcm.db import outage
-from workflows.engine import clock, executor
+from workflows.engine import executor
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _take_back(*, task_id: str, kwargs: dict, error_kind: str) -> None:
 @app.task(
     base=OrgTask,
     bind=True,
-    name="workflows.node_run_execute",
+    name=executor.NODE_RUN_EXECUTE,
     wrap_in_transaction=False,
     Request=NodeRunRequest,
 )

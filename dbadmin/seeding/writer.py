@@ -24,6 +24,7 @@ from dbadmin.seeding.shapes import SHAPES, Shape, WebStep
 from dbadmin.seeding.vocabulary import Portal
 from memory import services as memory_services
 from memory.models import MicroState
+from rcm import clock
 from rcm.context import org_context
 from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
@@ -32,7 +33,6 @@ from webactions.actions import describe
 from webactions.agent import step_key
 from webactions.models import CredentialType, PortalCredential
 from webactions.services import credentials as credential_services
-from workflows.engine import clock
 from workflows.models import (
     BatchJob,
     BatchJobItem,

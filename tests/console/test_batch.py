@@ -14,12 +14,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from rcm import clock
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tests.rcm import test_admin_security
 from tests.rcm.test_admin_security import _client
 from tests.workflows.engine_helpers import published
-from workflows.engine import clock
 from workflows.models import BatchJob, BatchJobItem, WorkflowRun
 from workflows.selectors import batch as batch_selectors
 from workflows.services import batch, runs

@@ -12,11 +12,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from rcm import clock
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tests.workflows.engine_helpers import published
 from tests.workflows.test_admin import _act, _last_message, _logged_in, _staff, _url
-from workflows.engine import clock
 from workflows.models import BatchJob, BatchJobItem, WorkflowRun
 from workflows.services import batch, runs
 

@@ -7,10 +7,11 @@ import pytest
 from django.conf import settings
 from django.db.models import Count, Q
 
+from rcm import clock
 from rcm.context import org_context
 from tests.conftest import wait_for
 from tests.workflows.engine_helpers import published
-from workflows.engine import clock, executor, retry
+from workflows.engine import executor, retry
 from workflows.engine.graph import MAX_NODE_TIMEOUT_S
 from workflows.models import NodeRun, WorkflowRevision, WorkflowRun, WorkflowTrace
 from workflows.models.runs import RUN_TERMINAL

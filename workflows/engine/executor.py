@@ -33,10 +33,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 
-from rcm import messaging, phi
+from rcm import clock, messaging, phi
+from rcm.celery import app as celery_app
 from rcm.context import require_org_id
 from rcm.db import outage
-from workflows.engine import clock, kinds
+from workflows.engine import hooks, kinds
 from workflows.engine.graph import Graph, Node
 from workflows.engine.retry import RetryPolicy
 from workflows.models import (
@@ -80,12 +81,15 @@ def graph_of(run: WorkflowRun) -> Graph:
 # -- enqueueing -----------------------------------------------------------------------------
 
 
+# The task that executes a node run, sent by its name: workflows/tasks.py defines it under this
+# name and calls the engine, so the engine does not import the tasks back.
+NODE_RUN_EXECUTE = "workflows.node_run_execute"
+
+
 def enqueue(node_run: NodeRun, node: Node, *, countdown: float = 0.0) -> None:
     """Send "execute node run N" once the current transaction commits (best-effort: a message
     the broker refused is sent again by the reaper, rcm/messaging.py), to the queue of the
     node's kind (browser work has its own) or the engine's."""
-    from workflows.tasks import node_run_execute_task
-
     timeout_s = node.effective_timeout_s
 
     if countdown > MAX_COUNTDOWN_S:
@@ -101,7 +105,7 @@ def enqueue(node_run: NodeRun, node: Node, *, countdown: float = 0.0) -> None:
     # Named per message, from the settings of the moment (a test routes to its own workers).
     kind = kinds.get(node.kind) if node.kind else None
     options["queue"] = getattr(kind, "queue", None) or settings.CELERY_TASK_DEFAULT_QUEUE
-    messaging.send_after_commit(node_run_execute_task, kwargs=kwargs, **options)
+    messaging.send_after_commit(celery_app.signature(NODE_RUN_EXECUTE), kwargs=kwargs, **options)
 
 
 # -- claiming and executing -----------------------------------------------------------------
@@ -754,15 +758,9 @@ def run_finish(*, run: WorkflowRun, graph: Graph, node_runs: dict[str, NodeRun])
     _count_signature(
         run=run, graph=graph, succeeded=status == RunStatus.COMPLETED and result == "success"
     )
-    _settle_batch_item(run=run, status=status, result=result, error=error)
-
-
-def _settle_batch_item(*, run: WorkflowRun, status: str, result: str, error: str) -> None:
-    if run.batch_job_item_id is None:
-        return
-    from workflows.services.batch import batch_item_settle
-
-    batch_item_settle(run=run, status=status, result=result, error=error)
+    hooks.run_finished_announce(
+        hooks.RunFinished(run=run, status=status, result=result, error=error)
+    )
 
 
 def _count_traversals(*, graph: Graph, node_runs: dict[str, NodeRun]) -> None:
@@ -900,7 +898,11 @@ def run_expire(*, run_id: int) -> bool:
         NodeRun.objects.filter(run=run, status__in=["pending", "ready"]).update(
             status=NodeRunStatus.CANCELLED, ended_at=now, updated_at=now, error="run timed out"
         )
-        _settle_batch_item(run=run, status=RunStatus.TIMEOUT, result="", error="the run timed out")
+        hooks.run_finished_announce(
+            hooks.RunFinished(
+                run=run, status=RunStatus.TIMEOUT, result="", error="the run timed out"
+            )
+        )
         WorkflowRun.objects.filter(pk=run.pk).update(
             status=RunStatus.TIMEOUT,
             error="the run did not finish before its deadline",

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 from django.db.models import CharField, F, Func, Q, QuerySet
 
+from rcm import clock
 from rcm.context import org_context
 from rcm.db.filters import filter_given
 from rcm.errors import NotFound
-from workflows.engine import clock
 from workflows.engine.graph import Graph
 from workflows.models import BatchJob, BatchJobItem, ItemStatus, Workflow
 from workflows.models.batch import FIRST_NAME_FIELD, LAST_NAME_FIELD, MEMBER_ID_FIELD

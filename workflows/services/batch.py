@@ -28,11 +28,11 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from redis.exceptions import RedisError
 
-from rcm import messaging
+from rcm import clock, messaging
 from rcm.context import org_context
 from rcm.errors import Conflict
 from rcm.lookups import JobStatus, WorkflowStatus
-from workflows.engine import clock
+from workflows.engine import hooks
 from workflows.models import (
     BatchJob,
     BatchJobItem,
@@ -41,7 +41,6 @@ from workflows.models import (
     RunStatus,
     Workflow,
     WorkflowRevision,
-    WorkflowRun,
 )
 
 INSERT_CHUNK = 2000
@@ -329,9 +328,13 @@ UPDATE batch_job SET running_rows = running_rows - 1, processed_rows = processed
 """
 
 
-def batch_item_settle(*, run: WorkflowRun, status: str, result: str, error: str) -> None:
-    """A run of an item ended (inside the run's completion transaction): the item's status,
-    output and the job's counters move together, then a feed refills the job if it is low."""
+def batch_item_settle(finished: hooks.RunFinished) -> None:
+    """A run ended (inside the run's completion transaction; registered with the engine's
+    hooks in WorkflowsConfig.ready()): if it was an item's, the item's status, output and the
+    job's counters move together, then a feed refills the job if it is low."""
+    run, status, result, error = finished.run, finished.status, finished.result, finished.error
+    if run.batch_job_item_id is None:
+        return
     with connection.cursor() as cursor:
         cursor.execute(_SETTLE_READ_SQL, {"item": run.batch_job_item_id, "run": run.pk})
         cursor.nextset()

@@ -29,10 +29,9 @@ from typing import NoReturn
 
 from django.db import transaction
 
-from rcm import phi
+from rcm import clock, phi
 from rcm.db.bulk import ids_allocate, rows_copy
 from rcm.errors import ApplicationError
-from workflows.engine import clock
 from workflows.models import (
     BatchJob,
     BatchJobItem,

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 
+from rcm import clock
 from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import WorkflowStatus
 from tenants import selectors as tenant_selectors
-from workflows.engine import clock, executor
+from workflows.engine import executor
 from workflows.engine.graph import Graph
 from workflows.models import (
     NodeRun,
