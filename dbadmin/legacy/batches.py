@@ -223,7 +223,7 @@ def job_counters_recount(job_ids: list[int]) -> None:
     item_key = connection.ops.quote_name(item.pk.column)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {connection.ops.quote_name(job.db_table)} AS j SET "
+            f"UPDATE {connection.ops.quote_name(job.db_table)} AS j SET "  # noqa: S608 - identifiers from the models, quoted; values are parameters
             f"{column(job, 'total_rows')} = c.total_rows, {assignments}, "
             f"{column(job, 'processed_rows')} = {done} "
             f"FROM (SELECT jobs.job_id, count(i.{item_key}) AS total_rows, {counts} "
@@ -342,7 +342,7 @@ class Traces(BulkTable):
         # temporary table for rows of nothing but ids.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({org}, {trace}, "
+                f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({org}, {trace}, "  # noqa: S608 - identifiers from the models, quoted; values are parameters
                 f"{endpoint}) SELECT %s, trace, endpoint "
                 "FROM unnest(%s::bigint[], %s::bigint[]) AS written (trace, endpoint)",
                 [

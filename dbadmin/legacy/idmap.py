@@ -99,7 +99,7 @@ class IdMap:
                 _,
             ):
                 cursor.execute(
-                    f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ("
+                    f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ("  # noqa: S608 - identifiers from the model, quoted; values are parameters
                     f"{column['org']}, {column['legacy_table']}, {column['legacy_id']}, "
                     f"{column['target_table']}, {column['target_id']}, {column['row_hash']}, "
                     f"{column['imported_at']}) "

@@ -65,7 +65,7 @@ def rows_staged(
         # The column types of the real table, none of its constraints, defaults or policies.
         # Dropped below; a failure rolls its creation back with the caller's transaction.
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {stage} AS SELECT {columns} "
+            f"CREATE TEMPORARY TABLE {stage} AS SELECT {columns} "  # noqa: S608 - identifiers from the model, quoted
             f"FROM {quote(meta.db_table)} WITH NO DATA"
         )
         # Django's cursor wraps psycopg's, which alone speaks COPY.
@@ -96,7 +96,7 @@ def rows_copy(
     with rows_staged(model, fields, rows) as (cursor, stage, columns):
         returned = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
         cursor.execute(
-            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {columns} FROM {stage}"
+            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {columns} FROM {stage}"  # noqa: S608 - identifiers from the model, quoted
             + (f" RETURNING {returned}" if returning else "")
         )
         return cursor.fetchall() if returning else []
@@ -112,7 +112,7 @@ def rows_update(model: type[models.Model], fields: Sequence[str], rows: Sequence
     assignments = ", ".join(f"{name} = s.{name}" for name in changed)
     with rows_staged(model, fields, rows) as (cursor, stage, _):
         cursor.execute(
-            f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "
+            f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608 - identifiers from the model, quoted
             f"FROM {stage} AS s WHERE t.{key} = s.{key}"
         )
 

@@ -9,7 +9,7 @@ from rcm.lookups import ChannelAuthType, OrgType, UserRole, seed_operation
 # A user is visible in the organization that is their home and in every organization they are
 # a member of (DESIGN §5: identity tables widen USING to the organization's members, no more).
 APP_USER_VISIBLE = (
-    f"org_id = {CURRENT_ORG} OR EXISTS (SELECT 1 FROM user_organization m "
+    f"org_id = {CURRENT_ORG} OR EXISTS (SELECT 1 FROM user_organization m "  # noqa: S608 - constant policy text, no input
     f"WHERE m.user_id = app_user.user_id AND m.org_id = {CURRENT_ORG})"
 )
 
