@@ -40,7 +40,6 @@ NOT_FINITE = "An embedding's numbers must be finite; item {index} is {value}."
 ZERO_VECTOR = "An embedding cannot be all zeros: it has no direction to compare."
 ALIAS_SELF = "A state cannot be aliased to itself."
 ALIAS_CYCLE = "State {target} is (through its aliases) aliased to this one."
-RETIRED = "This state is retired."
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,6 @@ PRIOR_AUTH_SERVICES = (
     ("95810", "Polysomnography (sleep study)", "G47.33"),
     ("97110", "Therapeutic exercise (physical therapy)", "M54.50"),
 )
-VISIT_CODES = ("99213", "99214", "99203", "99204", "36415", "80053", "85025", "93000")
 # Claim adjustment reason codes with a remark code that explains them, as a denial reads.
 DENIALS = (
     ("CO-16", "N290", "Claim lacks information: missing rendering provider identifier"),

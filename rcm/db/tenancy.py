@@ -11,11 +11,7 @@ from django.db import models
 from rcm.context import require_org_id
 
 
-class TenantQuerySet(models.QuerySet):
-    pass
-
-
-class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+class TenantManager(models.Manager):
     def __init__(self, org_field: str = "org_id"):
         super().__init__()
         self.org_field = org_field
