@@ -29,19 +29,20 @@ class AppMigrations:
 
 
 def migrations_per_app() -> list[AppMigrations]:
-    """Each app's migrations on disk against those recorded as applied in this database."""
+    """Each app's migrations on disk against those recorded as applied in this database (none,
+    when it has no django_migrations table yet)."""
     loader = MigrationLoader(connection, ignore_no_migrations=True)
-    applied_at = _applied_at()
+    applied = loader.applied_migrations  # (app, name) -> its django_migrations row
     apps: dict[str, AppMigrations] = {}
     for app_label, name in _plan(loader):
         row = apps.setdefault(app_label, AppMigrations(app=app_label))
-        if (app_label, name) in applied_at:
+        if (app_label, name) in applied:
             row.applied += 1
             row.last_applied = name
-            row.last_applied_at = applied_at[(app_label, name)]
+            row.last_applied_at = applied[(app_label, name)].applied.isoformat()
         else:
             row.pending.append(name)
-    for app_label, name in sorted(set(applied_at) - set(loader.graph.nodes)):
+    for app_label, name in sorted(set(applied) - set(loader.graph.nodes)):
         apps.setdefault(app_label, AppMigrations(app=app_label)).unknown.append(name)
     return sorted(apps.values(), key=lambda row: row.app)
 
@@ -53,15 +54,6 @@ def _plan(loader: MigrationLoader) -> list[tuple[str, str]]:
     for leaf in sorted(loader.graph.leaf_nodes()):
         plan.update(dict.fromkeys(loader.graph.forwards_plan(leaf)))
     return list(plan)
-
-
-def _applied_at() -> dict[tuple[str, str], str]:
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT app, name, applied FROM django_migrations")
-            return {(app, name): applied.isoformat() for app, name, applied in cursor.fetchall()}
-    except DatabaseError:  # no django_migrations table: nothing has been applied
-        return {}
 
 
 def last_runs() -> dict[str, MigrationRun | None]:
