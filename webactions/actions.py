@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows.engine import templates
+from workflows import public as engine
 
 # tool -> (required keys, optional keys); every tool may also carry "timeout_ms".
 TOOLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -83,8 +83,8 @@ def target_problems(target: Any, where: str) -> list[str]:
 
 
 def _template_problems(value: Any, where: str) -> list[str]:
-    problems = [f"{where}: {problem}" for problem in templates.template_problems(value)]
-    for reference in templates.references(value, roots=("credential",)):
+    problems = [f"{where}: {problem}" for problem in engine.template_problems(value)]
+    for reference in engine.references(value, roots=("credential",)):
         if len(reference.path) < 2 or reference.path[1] not in CREDENTIAL_FIELDS:
             fields = ", ".join(f"credential.{name}" for name in CREDENTIAL_FIELDS)
             problems.append(f"{where}: {reference} is not a credential field ({fields})")
@@ -153,7 +153,7 @@ def _field_problems(fields: Any, where: str) -> list[str]:
     return problems
 
 
-def references(actions: list) -> set[templates.Reference]:
+def references(actions: list) -> set[engine.Reference]:
     """The run-context paths the action list's templates read, for publishing to check
     (credential.* is the executor's, never the run context's, and is not among them)."""
     found = set()
@@ -161,5 +161,5 @@ def references(actions: list) -> set[templates.Reference]:
         if isinstance(action, dict):
             for key in ("url", "value", "text", "key", "name"):
                 if isinstance(action.get(key), str):
-                    found |= templates.references(action[key])
+                    found |= engine.references(action[key])
     return found

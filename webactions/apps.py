@@ -8,7 +8,7 @@ class WebactionsConfig(AppConfig):
     def ready(self):
         from webactions import browser
         from webactions.kinds import WebKind
-        from workflows.engine import kinds
+        from workflows import public as engine
 
         browser.register_health_check()
-        kinds.register(WebKind())
+        engine.kind_register(WebKind())

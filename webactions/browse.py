@@ -19,7 +19,7 @@ from webactions.executor import (
     is_shown,
     run_actions,
 )
-from workflows.engine import templates
+from workflows import public as engine
 
 LOGIN_REFUSED = "login_refused"
 # A failing page's DOM beyond this is cut (masked and stored with its screenshot).
@@ -175,6 +175,6 @@ def endpoint_hosts(endpoint) -> set[str]:
 
 def _rendered(text: str, context: dict) -> str:
     try:
-        return str(templates.render_value(text, context))
-    except templates.TemplateError as exc:
+        return str(engine.render_value(text, context))
+    except engine.TemplateError as exc:
         raise ActionFailed("template_error", str(exc)) from exc

@@ -35,15 +35,15 @@ from webactions.executor import ActionFailed
 from webactions.models import PortalCredential
 from webactions.services import attempts
 from webactions.services.agent_memory import MemoryScope
-from workflows.engine import kinds, templates
-from workflows.engine.kinds import BusinessFailure, NodeResult, PermanentError, TransientError
+from workflows import public as engine
 from workflows.models import Workflow, WorkflowNode, WorkflowRun
+from workflows.public import BusinessFailure, NodeResult, PermanentError, TransientError
 from workflows.services import traces
 
 ALLOWED = ("endpoint", "credential", "actions", "outcomes")
 
 
-class WebKind(kinds.NodeKind):
+class WebKind(engine.NodeKind):
     name = "web"
 
     @property
@@ -63,7 +63,7 @@ class WebKind(kinds.NodeKind):
         problems += language.action_problems(config.get("actions"))
         outcomes = config.get("outcomes", {})
         if not isinstance(outcomes, dict) or not all(
-            isinstance(label, str) and label and label != kinds.SUCCESS and isinstance(text, str)
+            isinstance(label, str) and label and label != engine.SUCCESS and isinstance(text, str)
             and text for label, text in outcomes.items()
         ):  # fmt: skip
             problems.append("outcomes maps labels (not 'success') to texts the page shows")
@@ -74,7 +74,7 @@ class WebKind(kinds.NodeKind):
         return problems
 
     def labels(self, config):
-        return {kinds.SUCCESS, *config.get("outcomes", {})}
+        return {engine.SUCCESS, *config.get("outcomes", {})}
 
     def references(self, config):
         return language.references(config.get("actions"))
@@ -184,7 +184,7 @@ def _needs_secrets(config) -> bool:
         and (
             action.get("tool") == "totp"
             or any(
-                templates.references(action.get(key), roots=("credential",))
+                engine.references(action.get(key), roots=("credential",))
                 for key in ("value", "url", "text", "key")
                 if isinstance(action.get(key), str)
             )

@@ -18,6 +18,7 @@ from rcm.celery import OrgTask, app
 from rcm.context import org_context
 from rcm.db import outage
 from workflows.engine import executor
+from workflows.services.batch import BATCH_FEED
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def batch_upload_staging_purge_task() -> int:
     return batch_upload_staging_purge()
 
 
-@app.task(name="workflows.batch_feed")
+@app.task(name=BATCH_FEED)
 def batch_feed_task() -> int:
     """Start pending batch rows where there is room (after uploads, as rows end, and by beat
     as a safety net for a feed message that was lost)."""

@@ -13,9 +13,9 @@ from django import forms
 
 from rcm.api.parsers import JSONInputError, JSONMalformed, json_loads
 from rcm.errors import ApplicationError
-from workflows.engine import kinds
-from workflows.engine.graph import Node
+from workflows import public as engine
 from workflows.models import NodeType, TriggerRule, WorkflowNode
+from workflows.public import Node
 from workflows.services import authoring
 from workflows.services.graph_validation import MAX_LABEL_LENGTH, Code, node_config_problems
 
@@ -121,7 +121,8 @@ class NodeForm(DraftForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # The registry is filled as the apps load (webactions adds web): read it now.
-        self.fields["kind"].choices = [("", "none")] + [(name, name) for name in kinds.names()]
+        kinds = engine.kind_names()
+        self.fields["kind"].choices = [("", "none")] + [(name, name) for name in kinds]
 
     def clean_config(self) -> dict:
         text = self.cleaned_data["config"].strip()
@@ -256,7 +257,7 @@ class EdgeForm(DraftForm):
     source = forms.ChoiceField(label="From")
     label = forms.CharField(
         max_length=MAX_LABEL_LENGTH,
-        initial=kinds.SUCCESS,
+        initial=engine.SUCCESS,
         help_text="The label the source ends with that takes this way (success, not_found, …).",
     )
     target = forms.ChoiceField(label="To")

@@ -38,7 +38,6 @@ from memory.services import embedding_normalised
 from rcm.errors import ApplicationError
 from tenants.models import Endpoint
 from webactions.kinds import WebKind
-from workflows.engine.graph import Edge
 from workflows.models import (
     NodeType,
     TriggerRule,
@@ -47,6 +46,7 @@ from workflows.models import (
     WorkflowRevision,
     WorkflowTransition,
 )
+from workflows.public import Edge
 from workflows.services import authoring
 from workflows.services.graph_validation import MAX_LABEL_LENGTH, edge_problems
 

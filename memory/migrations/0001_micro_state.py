@@ -6,7 +6,6 @@
 # Django cannot express the partitioning; the state below is what makemigrations generated.
 
 import django.db.models.deletion
-import django.db.models.expressions
 import django.db.models.fields.json
 import pgvector.django.vector
 from django.db import migrations, models

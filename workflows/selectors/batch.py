@@ -22,7 +22,6 @@ from rcm.errors import NotFound
 from workflows.engine.graph import Graph
 from workflows.models import BatchJob, BatchJobItem, ItemStatus, Workflow
 from workflows.models.batch import FIRST_NAME_FIELD, LAST_NAME_FIELD, MEMBER_ID_FIELD
-from workflows.services.batch import retryable_items
 
 NOT_FOUND = "Not found."
 RESULT_CHUNK = 2000
@@ -65,6 +64,12 @@ def batch_job_list(*, workflow_id=None, status: str | None = None, since=None, u
 def batch_job_item_list(*, job: BatchJob, status: str | None = None) -> QuerySet[BatchJobItem]:
     items = BatchJobItem.objects.filter(batch_job=job)
     return items.filter(status=status) if status else items
+
+
+def retryable_items(*, job: BatchJob) -> QuerySet[BatchJobItem]:
+    """The job's rows a retry sends back: those that failed in a run. Rows that failed the
+    upload's own check (never attempted) would fail the same way."""
+    return BatchJobItem.objects.filter(batch_job=job, status=ItemStatus.FAILED, attempts__gt=0)
 
 
 def batch_job_retryable(*, job: BatchJob) -> bool:

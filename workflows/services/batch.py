@@ -29,6 +29,7 @@ from django.db.models.functions import Coalesce
 from redis.exceptions import RedisError
 
 from rcm import clock, messaging
+from rcm.celery import app as celery_app
 from rcm.context import org_context
 from rcm.errors import Conflict
 from rcm.lookups import JobStatus, WorkflowStatus
@@ -42,6 +43,7 @@ from workflows.models import (
     Workflow,
     WorkflowRevision,
 )
+from workflows.selectors.batch import retryable_items
 
 INSERT_CHUNK = 2000
 # Rows one organization may start in one turn of the feeder's round.
@@ -145,6 +147,9 @@ def job_row_create(*, workflow: Workflow, revision: WorkflowRevision, **fields) 
 # without the mark, a job of 200 slots queued a feed per ending row, each a pass over the
 # candidates under the feeder's lock. It expires so that a lost message blocks nothing (beat
 # also feeds every few seconds).
+# The feed task's name (workflows/tasks.py): sent by name, so that this service does not import
+# the tasks that call it.
+BATCH_FEED = "workflows.batch_feed"
 FEED_QUEUED_KEY = "batch:feed-queued"
 FEED_QUEUED_TTL_S = 10
 
@@ -157,15 +162,13 @@ def feed_soon() -> None:
 def feed_send() -> None:
     """Best-effort, like every message after a commit (rcm/messaging.py): beat feeds every few
     seconds, so a feed the broker refused only delays the rows."""
-    from workflows.tasks import batch_feed_task
-
     try:
         waiting = not cache.add(FEED_QUEUED_KEY, 1, timeout=FEED_QUEUED_TTL_S)
     except RedisError:
         waiting = False  # no mark to go by: sending one feed too many costs one empty pass
     if not waiting:
         # The engine's queue, named per message as executor.enqueue does.
-        messaging.send(batch_feed_task, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        messaging.send(celery_app.signature(BATCH_FEED), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 # -- feeding ------------------------------------------------------------------------------
@@ -468,12 +471,6 @@ def batch_job_retry_failed(*, job: BatchJob) -> Retried:
     feed_soon()
     job.refresh_from_db()
     return Retried(job=job, rows=retried)
-
-
-def retryable_items(*, job: BatchJob):
-    """The job's rows a retry sends back: those that failed in a run. Rows that failed the
-    upload's own check (never attempted) would fail the same way."""
-    return BatchJobItem.objects.filter(batch_job=job, status=ItemStatus.FAILED, attempts__gt=0)
 
 
 def rows_numbered(rows: Iterable[dict], *, errors: dict[int, str] | None = None) -> Iterator[Row]:
