@@ -1,6 +1,6 @@
 """Line charts of a share (0 to 100 %) drawn on the server as SVG: the home's success rates per
 day, a micro-state's success curve. Pure: numbers in, markup out; every text goes through
-``format_html``, like workflows/admin_tiers.py, whose palette and proportions these share.
+``format_html``, like workflows/drawing/tiers.py, whose palette and proportions these share.
 
 A value of None is a point with nothing to measure (a day without runs): the line breaks
 there rather than invent one.

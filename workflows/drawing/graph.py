@@ -5,7 +5,7 @@ Pure: a revision snapshot (workflows/engine/graph.py) in, SVG markup out, nothin
 database. Node keys, configs and edge labels are input that operators typed, so every text goes
 through ``format_html``, which escapes it (``django.utils.html.escape``).
 
-The layout (workflows/admin_graph_layout.py) keeps every edge out of every box but its own
+The layout (workflows/drawing/graph_layout.py) keeps every edge out of every box but its own
 two and every label clear of boxes and of other labels.
 """
 
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from workflows.admin_graph_layout import LABEL_SIZE, Layout, Link, Point, Rect, clip, text_width
+from workflows.drawing.graph_layout import LABEL_SIZE, Layout, Link, Point, Rect, clip, text_width
 from workflows.engine import templates
 from workflows.engine.graph import Graph, Node
 from workflows.engine.retry import RetryPolicy

@@ -1,11 +1,11 @@
-"""A workflow's tier mix over time as an SVG picture for the admin: a stacked bar per time
-bucket (tier 1, 2, 3 and unresolved actions, counted on the left axis) and the share of tier 1
-as a line (on the right axis), so that a portal's drift shows as the line falling and the
-repairs rising, and the healing as the line coming back.
+"""A workflow's tier mix over time as an SVG picture, for the admin and the console: a stacked
+bar per time bucket (tier 1, 2, 3 and unresolved actions, counted on the left axis) and the
+share of tier 1 as a line (on the right axis), so that a portal's drift shows as the line
+falling and the repairs rising, and the healing as the line coming back.
 
 Pure: buckets (workflows/selectors/traces.py) in, SVG markup out, nothing read from the
 database. Times are drawn in the current time zone (the server's). Every text goes through
-``format_html``, like workflows/admin_graph.py.
+``format_html``, like workflows/drawing/graph.py.
 """
 
 from __future__ import annotations
