@@ -31,11 +31,11 @@ from rcm.admin import (
 )
 from rcm.context import current_org_id, org_context, require_org_id
 from rcm.errors import ApplicationError
+from rcm.http import client_ip
 from rcm.lookups import UserRole
 from rcm.permissions import role_grantable
 from tenants import selectors, services
 from tenants.admin_login import AdminLoginForm
-from tenants.authentication import client_ip
 from tenants.middleware import AdminOrgContextMiddleware
 from tenants.models import (
     ApiKey,

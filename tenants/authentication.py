@@ -24,6 +24,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rcm.api.access import OrgAccess
 from rcm.api.request_hooks import after_request
 from rcm.context import org_context
+from rcm.http import client_ip
 from rcm.lookups import UserRole
 from tenants import selectors, services
 
@@ -212,9 +213,3 @@ def record_login(sender, request, user, **kwargs) -> None:
     level security turns that into "no row updated" and a failed log-in.
     """
     services.user_record_login(user=user, org_id=user.org_id)
-
-
-def client_ip(request) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites
-    # it, and throttling by a forged address would let an attacker dodge the limit.
-    return request.META.get("REMOTE_ADDR") or None

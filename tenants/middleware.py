@@ -5,9 +5,9 @@ import uuid
 from django.utils.functional import SimpleLazyObject
 
 from rcm.context import org_context, reset_org_id, set_org_id
+from rcm.http import client_ip
 from rcm.lookups import UserRole
 from tenants import selectors, services
-from tenants.authentication import client_ip
 from tenants.models import Organization
 
 ADMIN_PREFIX = "/admin/"
