@@ -240,13 +240,8 @@ class OrganizationAdmin(TenantAdmin):
             self.message_user(request, "You are back in your home organization.")
             return
         request.session[AdminOrgContextMiddleware.SESSION_KEY] = str(org_id)
-        services.audit_event_record(
-            action=services.AuditAction.PLATFORM_ACT,
-            org_id=org_id,
-            actor=request.user,
-            object_type="admin",
-            ip_address=client_ip(request),
-            details={"switch": True},
+        services.platform_act_record(
+            org_id=org_id, actor=request.user, ip_address=client_ip(request), via="admin_switch"
         )
         with org_context(org_id):
             name = Organization.objects.get(pk=org_id).name

@@ -146,30 +146,17 @@ class OrgJWTAuthentication(JWTAuthentication):
             # held from an append to the end of its transaction, so inside the request it would
             # queue every audited write of the platform behind this request; and a refused
             # request must not take the record of its attempt with it.
-            after_request(
-                request,
-                functools.partial(
-                    _platform_act_record,
-                    org_id=org_id,
-                    actor=user,
-                    method=request.method,
-                    path=request.path[:200],
-                    ip_address=client_ip(request),
-                ),
+            record = functools.partial(
+                services.platform_act_record,
+                org_id=org_id,
+                actor=user,
+                ip_address=client_ip(request),
+                via="api",
+                method=request.method,
+                path=request.path,
             )
+            after_request(request, lambda status: record(status=status))
         return user, access
-
-
-def _platform_act_record(status: int | None, *, org_id, actor, method, path, ip_address) -> None:
-    services.audit_event_record(
-        action=services.AuditAction.PLATFORM_ACT,
-        org_id=org_id,
-        actor=actor,
-        object_type="request",
-        object_id=method,
-        ip_address=ip_address,
-        details={"path": path, "status": status},
-    )
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
