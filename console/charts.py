@@ -1,6 +1,6 @@
 """Line charts of a share (0 to 100 %) drawn on the server as SVG: the home's success rates per
 day, a micro-state's success curve. Pure: numbers in, markup out; every text goes through
-``format_html``, like workflows/admin_tiers.py, whose palette and proportions these share.
+``format_html``, like workflows/drawing/tiers.py, whose palette and proportions these share.
 
 A value of None is a point with nothing to measure (a day without runs): the line breaks
 there rather than invent one.
@@ -14,6 +14,8 @@ from math import ceil
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+
+from rcm import svg
 
 # Okabe-Ito, told apart with every common colour-vision deficiency; then dashed repeats.
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#f0e442", "#000000")
@@ -59,12 +61,12 @@ def share_chart_svg(
         'font-size="11">'
         # A background of its own: the admin's dark theme would hide the dark texts.
         '<rect width="100%" height="100%" fill="#ffffff"/>{}</svg>',
-        _number(width),
-        _number(height),
-        _number(width),
-        _number(height),
+        svg.number(width),
+        svg.number(height),
+        svg.number(width),
+        svg.number(height),
         label,
-        _joined(parts),
+        svg.joined(parts),
     )
 
 
@@ -75,23 +77,23 @@ def _y(share: float) -> float:
 def _share_axis(plot_width: float) -> SafeString:
     ticks = []
     for share in (0, 0.25, 0.5, 0.75, 1):
-        y = _number(_y(share))
+        y = svg.number(_y(share))
         ticks.append(
             format_html(
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>'
                 '<text x="{}" y="{}" text-anchor="end" fill="{}">{}</text>',
                 LEFT,
                 y,
-                _number(LEFT + plot_width),
+                svg.number(LEFT + plot_width),
                 y,
                 GRID_COLOUR,
                 LEFT - 6,
-                _number(_y(share) + 4),
+                svg.number(_y(share) + 4),
                 AXIS_COLOUR,
                 f"{share:.0%}",
             )
         )
-    return format_html('<g class="share-axis">{}</g>', _joined(ticks))
+    return format_html('<g class="share-axis">{}</g>', svg.joined(ticks))
 
 
 def _x_axis(x_labels: Sequence[str], slot: float) -> SafeString:
@@ -109,7 +111,7 @@ def _x_axis(x_labels: Sequence[str], slot: float) -> SafeString:
         ticks.append(
             format_html(
                 '<text x="{}" y="{}" text-anchor="{}" fill="{}">{}</text>',
-                _number(x),
+                svg.number(x),
                 bottom + 16,
                 anchor,
                 AXIS_COLOUR,
@@ -120,10 +122,10 @@ def _x_axis(x_labels: Sequence[str], slot: float) -> SafeString:
         '<g class="x-axis"><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>{}</g>',
         LEFT,
         bottom,
-        _number(LEFT + len(x_labels) * slot),
+        svg.number(LEFT + len(x_labels) * slot),
         bottom,
         AXIS_COLOUR,
-        _joined(ticks),
+        svg.joined(ticks),
     )
 
 
@@ -134,7 +136,7 @@ def _line(index: int, line: Line, slot: float, dots: bool) -> SafeString:
         if value is None:
             runs.append([])
             continue
-        runs[-1].append((_number(LEFT + (position + 0.5) * slot), _number(_y(value))))
+        runs[-1].append((svg.number(LEFT + (position + 0.5) * slot), svg.number(_y(value))))
     colour = colour_of(index)
     dash = ' stroke-dasharray="5 3"' if dashed(index) else ""
     polylines = format_html_join(
@@ -167,26 +169,17 @@ def _legend(lines: Sequence[Line], left: float, top: float, width: float):
             format_html(
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="2"{}/>'
                 '<text x="{}" y="{}" fill="#222222">{}</text>',
-                _number(x),
-                _number(y + 5),
-                _number(x + 16),
-                _number(y + 5),
+                svg.number(x),
+                svg.number(y + 5),
+                svg.number(x + 16),
+                svg.number(y + 5),
                 colour_of(index),
                 SafeString(dash),
-                _number(x + 22),
-                _number(y + 9),
+                svg.number(x + 22),
+                svg.number(y + 9),
                 line.name,
             )
         )
         x += entry_width
     height = (y - top) + LEGEND_ROW if lines else 0
-    return format_html('<g class="legend">{}</g>', _joined(entries)), height
-
-
-def _joined(parts) -> SafeString:
-    return format_html_join("", "{}", ((part,) for part in parts))
-
-
-def _number(value: float) -> str:
-    """A coordinate with at most one decimal: enough for a pixel, short in the markup."""
-    return f"{value:.1f}".removesuffix(".0")
+    return format_html('<g class="legend">{}</g>', svg.joined(entries)), height

@@ -31,11 +31,11 @@ from rcm.admin import (
 )
 from rcm.context import current_org_id, org_context, require_org_id
 from rcm.errors import ApplicationError
+from rcm.http import client_ip
 from rcm.lookups import UserRole
 from rcm.permissions import role_grantable
 from tenants import selectors, services
 from tenants.admin_login import AdminLoginForm
-from tenants.authentication import client_ip
 from tenants.middleware import AdminOrgContextMiddleware
 from tenants.models import (
     ApiKey,
@@ -240,13 +240,8 @@ class OrganizationAdmin(TenantAdmin):
             self.message_user(request, "You are back in your home organization.")
             return
         request.session[AdminOrgContextMiddleware.SESSION_KEY] = str(org_id)
-        services.audit_event_record(
-            action=services.AuditAction.PLATFORM_ACT,
-            org_id=org_id,
-            actor=request.user,
-            object_type="admin",
-            ip_address=client_ip(request),
-            details={"switch": True},
+        services.platform_act_record(
+            org_id=org_id, actor=request.user, ip_address=client_ip(request), via="admin_switch"
         )
         with org_context(org_id):
             name = Organization.objects.get(pk=org_id).name

@@ -7,8 +7,9 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError
 
+from rcm.http import client_ip
 from tenants import selectors, services, throttling
-from tenants.authentication import INVALID_CREDENTIALS, client_ip
+from tenants.authentication import INVALID_CREDENTIALS
 
 TOO_MANY_FAILURES = (
     "Too many failed log-ins for this email or from this address; try again in {seconds} seconds."

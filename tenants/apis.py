@@ -17,6 +17,7 @@ from rcm.api.serializers import PageQuery
 from rcm.api.views import OrgScopedAPIView
 from rcm.context import org_context
 from rcm.errors import ApplicationError
+from rcm.http import client_ip
 from rcm.permissions import RUN
 from tenants import selectors, services, throttling
 from tenants import serializers as io
@@ -24,7 +25,6 @@ from tenants.authentication import (
     INVALID_CREDENTIALS,
     MEMBERSHIP_GONE,
     TOKEN_INVALID,
-    client_ip,
     credentials_check,
     resolve_access,
     token_pair_for,

@@ -24,6 +24,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rcm.api.access import OrgAccess
 from rcm.api.request_hooks import after_request
 from rcm.context import org_context
+from rcm.http import client_ip
 from rcm.lookups import UserRole
 from tenants import selectors, services
 
@@ -145,30 +146,17 @@ class OrgJWTAuthentication(JWTAuthentication):
             # held from an append to the end of its transaction, so inside the request it would
             # queue every audited write of the platform behind this request; and a refused
             # request must not take the record of its attempt with it.
-            after_request(
-                request,
-                functools.partial(
-                    _platform_act_record,
-                    org_id=org_id,
-                    actor=user,
-                    method=request.method,
-                    path=request.path[:200],
-                    ip_address=client_ip(request),
-                ),
+            record = functools.partial(
+                services.platform_act_record,
+                org_id=org_id,
+                actor=user,
+                ip_address=client_ip(request),
+                via="api",
+                method=request.method,
+                path=request.path,
             )
+            after_request(request, lambda status: record(status=status))
         return user, access
-
-
-def _platform_act_record(status: int | None, *, org_id, actor, method, path, ip_address) -> None:
-    services.audit_event_record(
-        action=services.AuditAction.PLATFORM_ACT,
-        org_id=org_id,
-        actor=actor,
-        object_type="request",
-        object_id=method,
-        ip_address=ip_address,
-        details={"path": path, "status": status},
-    )
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -212,9 +200,3 @@ def record_login(sender, request, user, **kwargs) -> None:
     level security turns that into "no row updated" and a failed log-in.
     """
     services.user_record_login(user=user, org_id=user.org_id)
-
-
-def client_ip(request) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites
-    # it, and throttling by a forged address would let an attacker dodge the limit.
-    return request.META.get("REMOTE_ADDR") or None

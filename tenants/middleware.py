@@ -5,9 +5,9 @@ import uuid
 from django.utils.functional import SimpleLazyObject
 
 from rcm.context import org_context, reset_org_id, set_org_id
+from rcm.http import client_ip
 from rcm.lookups import UserRole
 from tenants import selectors, services
-from tenants.authentication import client_ip
 from tenants.models import Organization
 
 ADMIN_PREFIX = "/admin/"
@@ -42,14 +42,13 @@ class AdminOrgContextMiddleware:
         try:
             if org_id is not None and org_id != user.org_id:
                 # Platform staff acting in someone else's organization: one event per request.
-                services.audit_event_record(
-                    action=services.AuditAction.PLATFORM_ACT,
+                services.platform_act_record(
                     org_id=org_id,
                     actor=user,
-                    object_type="admin",
-                    object_id=request.method,
                     ip_address=client_ip(request),
-                    details={"path": request.path[:200]},
+                    via="admin",
+                    method=request.method,
+                    path=request.path,
                 )
             return self.get_response(request)
         finally:

@@ -132,6 +132,45 @@ def login_failure_record(
     )
 
 
+def platform_act_record(
+    *,
+    org_id: uuid.UUID,
+    actor: User,
+    ip_address: str | None,
+    via: str,
+    method: str = "",
+    path: str = "",
+    status: int | None = None,
+) -> None:
+    """Platform staff acting in an organization that is not their home, audited there: one
+    event per act, whose shape this decides for every door (``via``).
+
+    * "admin": a page of the admin, by method and path; recorded before the page is made, so
+      without its status (tenants/middleware.py).
+    * "admin_switch": the admin's switch into the organization (tenants/admin.py).
+    * "api": an API request, by method and path, with its answer's status; recorded after the
+      request's transaction (tenants/authentication.py).
+    """
+    match via:
+        case "admin":
+            object_type, details = "admin", {"path": path[:200]}
+        case "admin_switch":
+            object_type, details = "admin", {"switch": True}
+        case "api":
+            object_type, details = "request", {"path": path[:200], "status": status}
+        case _:
+            raise ValueError(f"Unknown door of a platform act: {via!r}")
+    audit_event_record(
+        action=AuditAction.PLATFORM_ACT,
+        org_id=org_id,
+        actor=actor,
+        object_type=object_type,
+        object_id=method,
+        ip_address=ip_address,
+        details=details,
+    )
+
+
 def audit_chain_verify(*, using: str = "default") -> tuple[int, int | None]:
     """(rows checked, id of the first row whose hash does not match, or None).
 

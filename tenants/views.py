@@ -12,8 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from rcm.errors import ApplicationError
+from rcm.http import client_ip
 from tenants import selectors, services, throttling
-from tenants.authentication import client_ip
 
 
 class RedeemForm(SetPasswordMixin, forms.Form):

@@ -25,7 +25,7 @@ from rcm.admin import (
 )
 from rcm.context import require_org_id
 from rcm.errors import ApplicationError
-from tenants.authentication import client_ip
+from rcm.http import client_ip
 from tenants.models import Endpoint
 from webactions import selectors
 from webactions.models import (

@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from rcm import messaging
 from rcm.api.serializers import PageQuery
 from rcm.api.views import OrgScopedAPIView
+from rcm.http import client_ip
 from rcm.permissions import RUN
-from tenants.authentication import client_ip
 from webactions import selectors
 from webactions import serializers as io
 from webactions.services import attempts, web_actions

@@ -25,7 +25,7 @@ from console.access import console_view, may, page
 from console.charts import Line, colour_of, dashed, share_chart_svg
 from rcm import permissions
 from rcm.context import require_org_id
-from workflows.admin_tiers import tier_mix_svg
+from workflows.drawing.tiers import tier_mix_svg
 from workflows.models import ItemStatus
 from workflows.selectors import batch as batch_selectors
 from workflows.selectors import overview

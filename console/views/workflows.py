@@ -35,7 +35,7 @@ from rcm.context import require_org_id
 from rcm.errors import ApplicationError
 from rcm.lookups import WorkflowStatus
 from tenants import selectors as tenant_selectors
-from workflows.admin_graph import graph_svg, node_summary, retry_summary
+from workflows.drawing.graph import graph_svg, node_summary, retry_summary
 from workflows.models import Workflow
 from workflows.selectors import authoring as selectors
 from workflows.selectors.requirements import task_type_list

@@ -11,7 +11,7 @@ from rcm.context import org_context
 from rcm.lookups import UserRole
 from tests.workflows.factories import decision, entry, general, outcome, workflow_build
 from tests.workflows.test_engine import finished
-from workflows.admin_graph import EDGE_NOT_TAKEN, EDGE_TAKEN, PROBLEM_COLOUR
+from workflows.drawing.graph import EDGE_NOT_TAKEN, EDGE_TAKEN, PROBLEM_COLOUR
 from workflows.services import runs
 
 CHECK = {

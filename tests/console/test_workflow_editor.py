@@ -17,7 +17,7 @@ from rcm.context import org_context
 from rcm.lookups import UserRole, WorkflowStatus
 from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
 from tests.workflows.factories import decision, entry, general, outcome, workflow_build
-from workflows.admin_graph import PROBLEM_COLOUR
+from workflows.drawing.graph import PROBLEM_COLOUR
 from workflows.models import Workflow, WorkflowNode, WorkflowRevision, WorkflowTransition
 from workflows.services import authoring
 

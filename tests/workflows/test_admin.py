@@ -22,8 +22,9 @@ from tenants import services as tenant_services
 from tenants.models import ChannelType
 from tests.conftest import PASSWORD
 from tests.workflows.factories import entry, general, outcome, workflow_build
-from workflows.admin import NO_RUN_WEB_ACTIONS, NO_WEB_ACTIONS, NOT_PUBLISHED
-from workflows.admin_graph import (
+from workflows.admin.authoring import NO_WEB_ACTIONS, NOT_PUBLISHED
+from workflows.admin.runs import NO_RUN_WEB_ACTIONS
+from workflows.drawing.graph import (
     EDGE_NOT_TAKEN,
     EDGE_PLAIN,
     EDGE_TAKEN,
@@ -33,7 +34,7 @@ from workflows.admin_graph import (
     STATUS_COLOURS,
     graph_svg,
 )
-from workflows.admin_tiers import TIERS, tier_mix_svg
+from workflows.drawing.tiers import TIERS, tier_mix_svg
 from workflows.models import (
     NodeRun,
     NodeRunStatus,
@@ -1209,7 +1210,7 @@ def test_crossings_are_counted_as_pair_by_pair_would():
     from collections import defaultdict
     from itertools import pairwise
 
-    from workflows.admin_graph_layout import _crossings
+    from workflows.drawing.graph_layout import _crossings
 
     rng = random.Random(14)
     for _ in range(200):

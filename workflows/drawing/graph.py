@@ -5,7 +5,7 @@ Pure: a revision snapshot (workflows/engine/graph.py) in, SVG markup out, nothin
 database. Node keys, configs and edge labels are input that operators typed, so every text goes
 through ``format_html``, which escapes it (``django.utils.html.escape``).
 
-The layout (workflows/admin_graph_layout.py) keeps every edge out of every box but its own
+The layout (workflows/drawing/graph_layout.py) keeps every edge out of every box but its own
 two and every label clear of boxes and of other labels.
 """
 
@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from workflows.admin_graph_layout import LABEL_SIZE, Layout, Link, Point, Rect, clip, text_width
+from rcm import svg
+from workflows.drawing.graph_layout import LABEL_SIZE, Layout, Link, Point, Rect, clip, text_width
 from workflows.engine import templates
 from workflows.engine.graph import Graph, Node
 from workflows.engine.retry import RetryPolicy
@@ -226,10 +227,10 @@ def graph_svg(
         "<defs>{}</defs>"
         '<rect class="paper" x="0" y="0" width="{}" height="{}" rx="4" fill="#ffffff"/>'
         "{}{}{}</svg>",
-        _n(width),
-        _n(total_height),
-        _n(width),
-        _n(total_height),
+        svg.number(width),
+        svg.number(total_height),
+        svg.number(width),
+        svg.number(total_height),
         format_html_join(
             "",
             '<marker id="{}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
@@ -237,11 +238,11 @@ def graph_svg(
             '<path d="M0,0 L10,5 L0,10 z" fill="{}"/></marker>',
             ((marker, stroke) for stroke, _, marker, _ in (EDGE_PLAIN, EDGE_TAKEN, EDGE_NOT_TAKEN)),
         ),
-        _n(width),
-        _n(total_height),
-        format_html_join("", "{}", ((part,) for part in edges)),
-        format_html_join("", "{}", ((part,) for part in labels)),
-        format_html_join("", "{}", ((part,) for part in nodes)),
+        svg.number(width),
+        svg.number(total_height),
+        svg.joined(edges),
+        svg.joined(labels),
+        svg.joined(nodes),
     )
 
 
@@ -284,11 +285,6 @@ def _static_fill(node: Node) -> str:
     return NEUTRAL
 
 
-def _n(value: float) -> str:
-    """A coordinate as SVG text: one decimal, no trailing zero."""
-    return f"{value:.1f}".removesuffix(".0")
-
-
 def _node_svg(box: _Box, rect: Rect, dx: float, dy: float):
     x, y, width, height = rect
     x, y = x + dx, y + dy
@@ -297,8 +293,8 @@ def _node_svg(box: _Box, rect: Rect, dx: float, dy: float):
         format_html(
             '<text x="{}" y="{}" text-anchor="middle" font-size="{}" font-weight="bold" '
             'fill="#111111">{}</text>',
-            _n(x + width / 2),
-            _n(y + 19),
+            svg.number(x + width / 2),
+            svg.number(y + 19),
             KEY_SIZE,
             clip(box.key, inner, KEY_SIZE, bold=True),
         )
@@ -308,8 +304,8 @@ def _node_svg(box: _Box, rect: Rect, dx: float, dy: float):
             format_html(
                 '<text x="{}" y="{}" text-anchor="middle" font-size="{}" fill="#444444"{}>{}'
                 "</text>",
-                _n(x + width / 2),
-                _n(y + 36 + 15 * number),
+                svg.number(x + width / 2),
+                svg.number(y + 36 + 15 * number),
                 DETAIL_SIZE,
                 SafeString(' font-style="italic"') if number else "",
                 clip(line, inner, DETAIL_SIZE),
@@ -323,14 +319,14 @@ def _node_svg(box: _Box, rect: Rect, dx: float, dy: float):
         " marked" if box.marked else "",
         box.key,
         box.title,
-        _n(x),
-        _n(y),
-        _n(width),
-        _n(height),
+        svg.number(x),
+        svg.number(y),
+        svg.number(width),
+        svg.number(height),
         box.fill,
         stroke,
         stroke_width,
-        format_html_join("", "{}", ((text,) for text in texts)),
+        svg.joined(texts),
     )
 
 
@@ -352,15 +348,16 @@ def _path_data(points: list[Point], dx: float, dy: float) -> str:
     """Gaps (even segments) as S-curves with both control points at mid-gap height, so the
     curve never leaves the gap; rows (odd segments) as straight vertical lines."""
     (x, y), *rest = points
-    parts = [f"M{_n(x + dx)},{_n(y + dy)}"]
+    parts = [f"M{svg.number(x + dx)},{svg.number(y + dy)}"]
     for number, (end_x, end_y) in enumerate(rest):
         if number % 2:
-            parts.append(f"L{_n(end_x + dx)},{_n(end_y + dy)}")
+            parts.append(f"L{svg.number(end_x + dx)},{svg.number(end_y + dy)}")
         else:
             middle = (y + end_y) / 2 + dy
             parts.append(
-                f"C{_n(x + dx)},{_n(middle)} {_n(end_x + dx)},{_n(middle)} "
-                f"{_n(end_x + dx)},{_n(end_y + dy)}"
+                f"C{svg.number(x + dx)},{svg.number(middle)} "
+                f"{svg.number(end_x + dx)},{svg.number(middle)} "
+                f"{svg.number(end_x + dx)},{svg.number(end_y + dy)}"
             )
         x, y = end_x, end_y
     return " ".join(parts)
@@ -379,12 +376,12 @@ def _label_svg(link: Link, plate: Rect, style, dx, dy):
         link.source,
         link.target,
         full,
-        _n(x + dx),
-        _n(y + dy),
-        _n(width),
-        _n(height),
-        _n(x + dx + width / 2),
-        _n(y + dy + height - 4),
+        svg.number(x + dx),
+        svg.number(y + dy),
+        svg.number(width),
+        svg.number(height),
+        svg.number(x + dx + width / 2),
+        svg.number(y + dy + height - 4),
         LABEL_SIZE,
         style[3],
         link.label_text,

@@ -1,11 +1,11 @@
-"""A workflow's tier mix over time as an SVG picture for the admin: a stacked bar per time
-bucket (tier 1, 2, 3 and unresolved actions, counted on the left axis) and the share of tier 1
-as a line (on the right axis), so that a portal's drift shows as the line falling and the
-repairs rising, and the healing as the line coming back.
+"""A workflow's tier mix over time as an SVG picture, for the admin and the console: a stacked
+bar per time bucket (tier 1, 2, 3 and unresolved actions, counted on the left axis) and the
+share of tier 1 as a line (on the right axis), so that a portal's drift shows as the line
+falling and the repairs rising, and the healing as the line coming back.
 
 Pure: buckets (workflows/selectors/traces.py) in, SVG markup out, nothing read from the
 database. Times are drawn in the current time zone (the server's). Every text goes through
-``format_html``, like workflows/admin_graph.py.
+``format_html``, like workflows/drawing/graph.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from rcm import svg
 from workflows.selectors.traces import TierBucket
 
 # Okabe-Ito colours, told apart with every common colour-vision deficiency.
@@ -49,7 +50,7 @@ def tier_mix_svg(buckets: list[TierBucket]) -> SafeString:
     ]
     # The line last, over the bars: a falling share stays visible across tall ones.
     parts += [_share_line(buckets, slot), _legend()]
-    width, height = _number(LEFT + plot_width + RIGHT), TOP + PLOT_HEIGHT + BOTTOM
+    width, height = svg.number(LEFT + plot_width + RIGHT), TOP + PLOT_HEIGHT + BOTTOM
     return format_html(
         '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}" '
         'role="img" aria-label="tier mix over time" font-family="sans-serif" font-size="11">'
@@ -59,7 +60,7 @@ def tier_mix_svg(buckets: list[TierBucket]) -> SafeString:
         height,
         width,
         height,
-        _joined(parts),
+        svg.joined(parts),
     )
 
 
@@ -82,12 +83,12 @@ def _count_axis(ticks: list[int], scale: float, plot_width: float) -> SafeString
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>'
                 '<text x="{}" y="{}" text-anchor="end" fill="{}">{}</text>',
                 LEFT,
-                _number(y),
-                _number(LEFT + plot_width),
-                _number(y),
+                svg.number(y),
+                svg.number(LEFT + plot_width),
+                svg.number(y),
                 GRID_COLOUR,
                 LEFT - 6,
-                _number(y + 4),
+                svg.number(y + 4),
                 AXIS_COLOUR,
                 tick,
             )
@@ -96,7 +97,7 @@ def _count_axis(ticks: list[int], scale: float, plot_width: float) -> SafeString
     return format_html(
         '<g class="count-axis">{}<text x="12" y="{}" text-anchor="middle" fill="{}" '
         'transform="rotate(-90 12 {})">actions</text></g>',
-        _joined(lines),
+        svg.joined(lines),
         middle,
         AXIS_COLOUR,
         middle,
@@ -105,9 +106,10 @@ def _count_axis(ticks: list[int], scale: float, plot_width: float) -> SafeString
 
 def _share_axis(plot_width: float) -> SafeString:
     """0%, 50% and 100% of tier 1, on the right."""
-    x = _number(LEFT + plot_width + 6)
+    x = svg.number(LEFT + plot_width + 6)
     labels = (
-        (x, _number(TOP + PLOT_HEIGHT * (1 - share) + 4), f"{share:.0%}") for share in (0, 0.5, 1)
+        (x, svg.number(TOP + PLOT_HEIGHT * (1 - share) + 4), f"{share:.0%}")
+        for share in (0, 0.5, 1)
     )
     return format_html(
         '<g class="share-axis" fill="{}">{}</g>',
@@ -129,7 +131,7 @@ def _time_axis(buckets: list[TierBucket], slot: float) -> SafeString:
     bottom = TOP + PLOT_HEIGHT
     ticks = []
     for index, start in enumerate(starts):
-        x = _number(LEFT + index * step * slot)
+        x = svg.number(LEFT + index * step * slot)
         ticks.append(
             format_html(
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>'
@@ -149,22 +151,22 @@ def _time_axis(buckets: list[TierBucket], slot: float) -> SafeString:
         '<g class="time-axis"><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>{}</g>',
         LEFT,
         bottom,
-        _number(LEFT + len(buckets) * slot),
+        svg.number(LEFT + len(buckets) * slot),
         bottom,
         AXIS_COLOUR,
-        _joined(ticks),
+        svg.joined(ticks),
     )
 
 
 def _bar(bucket: TierBucket, left: float, slot: float, scale: float) -> SafeString:
     """One bucket: its tiers stacked from the bottom, and its numbers in a tooltip."""
-    x, bar_width = _number(left + slot * 0.15), _number(slot * 0.7)
+    x, bar_width = svg.number(left + slot * 0.15), svg.number(slot * 0.7)
     segments, y = [], TOP + PLOT_HEIGHT
     for field, _, colour in TIERS:
         height = getattr(bucket, field) * scale
         if height:
             y -= height
-            segments.append((x, _number(y), bar_width, _number(height), colour))
+            segments.append((x, svg.number(y), bar_width, svg.number(height), colour))
     return format_html(
         '<g class="bucket" data-start="{}" data-tier-1="{}" data-tier-2="{}" data-tier-3="{}" '
         'data-unresolved="{}"><title>{}</title>{}</g>',
@@ -194,7 +196,7 @@ def _share_line(buckets: list[TierBucket], slot: float) -> SafeString:
             points.append([])
             continue
         y = TOP + PLOT_HEIGHT * (1 - bucket.tier_1_share)
-        points[-1].append((_number(LEFT + (index + 0.5) * slot), _number(y)))
+        points[-1].append((svg.number(LEFT + (index + 0.5) * slot), svg.number(y)))
     runs = [run for run in points if len(run) > 1]
     dots = [point for run in points for point in run]
     return format_html(
@@ -240,13 +242,4 @@ def _legend() -> SafeString:
             SHARE_NAME,
         )
     )
-    return format_html('<g class="legend">{}</g>', _joined(entries))
-
-
-def _joined(parts: list[SafeString]) -> SafeString:
-    return format_html_join("", "{}", ((part,) for part in parts))
-
-
-def _number(value: float) -> str:
-    """A coordinate with at most one decimal: enough for a pixel, short in the markup."""
-    return f"{value:.1f}".removesuffix(".0")
+    return format_html('<g class="legend">{}</g>', svg.joined(entries))

@@ -1,5 +1,5 @@
 """Where the boxes, edges and labels of a workflow graph go: a layered (Sugiyama) layout,
-written out because Graphviz is not installed. ``workflows/admin_graph.py`` draws it.
+written out because Graphviz is not installed. ``workflows/drawing/graph.py`` draws it.
 
 1. **Layers.** Edges that close a cycle (a draft may hold one; publishing refuses it) are
    turned round, so that the rest is acyclic; each node goes one layer below the longest path
@@ -484,7 +484,7 @@ def _fit(wanted: list[float], spacing: list[float]) -> list[float]:
 
 def _curve_point(start, end, t: float) -> tuple[float, float]:
     """The point at ``t`` of the S-curve drawn from ``start`` to ``end``: both control points
-    at mid-height, over each end (workflows/admin_graph.py draws it so)."""
+    at mid-height, over each end (workflows/drawing/graph.py draws it so)."""
     (x0, y0), (x1, y1) = start, end
     middle = (y0 + y1) / 2
     a, b, c, d = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t**2, t**3
