@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from django.db import connection, transaction
 from rcm import clock, phi
 from rcm.context import require_org_id
 from rcm.db import outage
+from rcm.db.org_prefix import org_context_prefix
 from workflows.engine import dispatch, kinds
 from workflows.engine.completion import node_run_completion_write
 from workflows.engine.decisions import run_propagate
@@ -73,7 +73,7 @@ def _claim_one_round_trip(params: dict):
     Every node step starts with a claim, so it skips Django's transaction (BEGIN, the
     statement, COMMIT: three round trips): on a connection in autocommit, the statements of
     one simple-protocol message run as one implicit transaction, which set_config(..., true)
-    lasts for. The organization goes in as a literal (a UUID, checked by rcm.context).
+    lasts for.
     """
     org_id = require_org_id()
     connection.ensure_connection()
@@ -81,11 +81,7 @@ def _claim_one_round_trip(params: dict):
     # django.db.OperationalError, which the task's wait for the database recognises
     # (rcm/db/outage.py), and the connection is marked as having failed.
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT set_config('app.current_org_id', '{uuid.UUID(str(org_id))}', true); "
-            + _CLAIM_SQL,
-            params,
-        )
+        cursor.execute(org_context_prefix(org_id) + _CLAIM_SQL, params)
         cursor.nextset()
         return cursor.fetchone()
 
