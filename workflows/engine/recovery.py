@@ -79,7 +79,9 @@ def run_expire(*, run_id: int) -> bool:
         if run.status in RUN_TERMINAL or run.deadline_at is None or run.deadline_at > clock.now():
             return False
         now = clock.now()
-        NodeRun.objects.filter(run=run, status__in=["pending", "ready"]).update(
+        NodeRun.objects.filter(
+            run=run, status__in=[NodeRunStatus.PENDING, NodeRunStatus.READY]
+        ).update(
             status=NodeRunStatus.CANCELLED, ended_at=now, updated_at=now, error="run timed out"
         )
         hooks.run_finished_announce(
