@@ -1,9 +1,10 @@
 """Deciding what runs next: the state of each edge, which nodes run or are skipped (trigger
 rules, joins, dead paths), and the run's end (its status, result and counters).
 
-Every function here runs with the run row locked (workflows/engine/attempts.py takes the lock
-for a completion, workflows/services/runs.py for a new or cancelled run), so that two parallel
-branches finishing together decide their join exactly once.
+Every function here runs with the run row locked (a completion and the reaper lock it,
+workflows/engine/attempts.py and recovery.py; a cancel too, workflows/services/runs.py) or on
+a run nobody else sees yet (a new one), so that two parallel branches finishing together
+decide their join exactly once.
 """
 
 from __future__ import annotations
