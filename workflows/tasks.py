@@ -17,14 +17,14 @@ from rcm import clock
 from rcm.celery import OrgTask, app
 from rcm.context import org_context
 from rcm.db import outage
-from workflows.engine import executor
+from workflows.engine import attempts, dispatch, recovery
 from workflows.services.batch import BATCH_FEED
 
 logger = logging.getLogger(__name__)
 
 # How Celery reports, in the worker's main process, a pool process that died under a task:
 # killed (a crash, the OOM killer, SIGKILL), or killed at the task's hard time limit.
-_LOST = {WorkerLostError: executor.WORKER_LOST, TimeLimitExceeded: executor.TIMEOUT}
+_LOST = {WorkerLostError: attempts.WORKER_LOST, TimeLimitExceeded: attempts.TIMEOUT}
 
 
 class NodeRunRequest(Request):
@@ -48,7 +48,7 @@ class NodeRunRequest(Request):
 def _take_back(*, task_id: str, kwargs: dict, error_kind: str) -> None:
     try:
         with org_context(kwargs["org_id"]):
-            executor.node_run_recover(
+            recovery.node_run_recover(
                 node_run_id=kwargs["node_run_id"], task_id=task_id, error_kind=error_kind
             )
     except DatabaseError:
@@ -60,12 +60,12 @@ def _take_back(*, task_id: str, kwargs: dict, error_kind: str) -> None:
         connections.close_all()
 
 
-# The executor manages its own transactions: the claim commits before the kind runs (maybe
+# The engine manages its own transactions: the claim commits before the kind runs (maybe
 # for minutes), and the completion is another one.
 @app.task(
     base=OrgTask,
     bind=True,
-    name=executor.NODE_RUN_EXECUTE,
+    name=dispatch.NODE_RUN_EXECUTE,
     wrap_in_transaction=False,
     Request=NodeRunRequest,
 )
@@ -81,7 +81,7 @@ def node_run_execute_task(self, *, org_id: str, node_run_id: int) -> None:
     def execute() -> None:
         nonlocal resume
         try:
-            executor.node_run_execute(
+            attempts.node_run_execute(
                 node_run_id=node_run_id,
                 task_id=self.request.id,
                 worker=self.request.hostname or "",
@@ -116,12 +116,12 @@ def engine_reap(*, limit: int = 500) -> dict:
     for what, org_id, item_id in rows:
         with org_context(org_id):
             if what == "lease":
-                done[what] += executor.node_run_recover(node_run_id=item_id)
+                done[what] += recovery.node_run_recover(node_run_id=item_id)
             elif what == "ready":
-                executor.node_run_requeue(node_run_id=item_id)
+                recovery.node_run_requeue(node_run_id=item_id)
                 done[what] += 1
             else:
-                done[what] += executor.run_expire(run_id=item_id)
+                done[what] += recovery.run_expire(run_id=item_id)
     return done
 
 
@@ -134,7 +134,7 @@ def engine_worker_restarted(*, worker: str) -> int:
     taken = 0
     for org_id, node_run_id in rows:
         with org_context(org_id):
-            taken += executor.node_run_recover(node_run_id=node_run_id, worker=worker)
+            taken += recovery.node_run_recover(node_run_id=node_run_id, worker=worker)
     return taken
 
 

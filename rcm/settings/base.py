@@ -367,7 +367,7 @@ if CELERY_WORKER_MAX_MEMORY_PER_CHILD < 256 * 1024:
         f"got {CELERY_WORKER_MAX_MEMORY_PER_CHILD}."
     )
 
-# The engine (workflows/engine/executor.py). A claimed attempt's lease is its node's timeout
+# The engine (workflows/engine/attempts.py). A claimed attempt's lease is its node's timeout
 # plus this grace; past it the reaper takes the attempt back as lost.
 ENGINE_LEASE_GRACE_S = env.int("ENGINE_LEASE_GRACE_S", default=30)
 # A ready node run whose message has not been consumed after this long is sent again.

@@ -18,7 +18,7 @@ from rcm.context import org_context
 from rcm.workers import database_url
 from tests.conftest import wait_for
 from tests.workflows.engine_helpers import published
-from workflows.engine import executor
+from workflows.engine import attempts, dispatch, recovery
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
 from workflows.models.runs import RUN_TERMINAL
 from workflows.services import runs
@@ -112,7 +112,7 @@ def test_a_worker_sends_lost_messages_again_when_it_starts(
 ):
     workflow, _ = published(org_a.id, "start>a, a>b, b>done")
     with monkeypatch.context() as lost:
-        lost.setattr(executor, "enqueue", lambda *args, **kwargs: None)
+        lost.setattr(dispatch, "enqueue", lambda *args, **kwargs: None)
         with org_context(org_a.id):
             run = runs.run_start(workflow=workflow, input={})
     assert _node_run(org_a.id, run.pk, "a").status == "ready"
@@ -228,17 +228,17 @@ def test_only_the_claiming_task_resumes_its_claim_or_has_it_taken_back(org_a):
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={})
         call = NodeRun.objects.get(run=run, node_key="call")
-        claimed = executor.node_run_claim(node_run_id=call.pk, task_id="t1", worker="w@h")
+        claimed = attempts.node_run_claim(node_run_id=call.pk, task_id="t1", worker="w@h")
         assert claimed.node_run.attempt == 1
         # Its claim committed but the answer was lost: the same task takes it up again, as the
         # same attempt; a redelivery, another task or a first try does not.
-        assert executor.node_run_claim(node_run_id=call.pk, task_id="t1") is None
-        assert executor.node_run_claim(node_run_id=call.pk, task_id="t2", resume=True) is None
-        resumed = executor.node_run_claim(node_run_id=call.pk, task_id="t1", resume=True)
+        assert attempts.node_run_claim(node_run_id=call.pk, task_id="t1") is None
+        assert attempts.node_run_claim(node_run_id=call.pk, task_id="t2", resume=True) is None
+        resumed = attempts.node_run_claim(node_run_id=call.pk, task_id="t1", resume=True)
         assert resumed.node_run.attempt == 1
         # Lost: only for the task and the worker node that hold the claim.
-        assert not executor.node_run_recover(node_run_id=call.pk, task_id="t2")
-        assert not executor.node_run_recover(node_run_id=call.pk, worker="other@h")
-        assert executor.node_run_recover(node_run_id=call.pk, task_id="t1")
+        assert not recovery.node_run_recover(node_run_id=call.pk, task_id="t2")
+        assert not recovery.node_run_recover(node_run_id=call.pk, worker="other@h")
+        assert recovery.node_run_recover(node_run_id=call.pk, task_id="t1")
         call.refresh_from_db()
     assert (call.status, call.attempt, call.error_kind) == ("ready", 1, "worker_lost")

@@ -11,7 +11,7 @@ from rcm import clock
 from rcm.context import org_context
 from tests.conftest import wait_for
 from tests.workflows.engine_helpers import published
-from workflows.engine import executor, retry
+from workflows.engine import attempts, dispatch, retry
 from workflows.engine.graph import MAX_NODE_TIMEOUT_S
 from workflows.models import NodeRun, WorkflowRevision, WorkflowRun, WorkflowTrace
 from workflows.models.runs import RUN_TERMINAL
@@ -105,13 +105,13 @@ def test_two_hundred_concurrent_fan_out_fan_in_runs_join_once_each(worker_proces
 
 @pytest.mark.celery_worker
 def test_every_message_delivered_twice_still_runs_each_node_once(celery_worker, org_a, monkeypatch):
-    original = executor.enqueue
+    original = dispatch.enqueue
 
     def twice(node_run, node, **kwargs):
         original(node_run, node, **kwargs)
         original(node_run, node, **kwargs)
 
-    monkeypatch.setattr(executor, "enqueue", twice)
+    monkeypatch.setattr(dispatch, "enqueue", twice)
     workflow, _ = published(org_a.id, FAN)
     run_ids = _start_many(org_a.id, workflow, 5)
     wait_for(lambda: _all_finished(org_a.id, run_ids))
@@ -152,18 +152,18 @@ def test_the_retry_schedule_follows_the_policy_exactly(org_a, http_server, monke
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={})
         start = NodeRun.objects.get(run=run, node_key="start")
-        executor.node_run_execute(node_run_id=start.pk)
+        attempts.node_run_execute(node_run_id=start.pk)
         call = NodeRun.objects.get(run=run, node_key="call")
         waits = []
         for _ in range(5):
-            executor.node_run_execute(node_run_id=call.pk)
+            attempts.node_run_execute(node_run_id=call.pk)
             call.refresh_from_db()
             if call.status != "ready":
                 break
             waits.append((call.not_before - fake.now).total_seconds())
             # Too early: the claim refuses, and nothing runs.
             fake.advance(waits[-1] - 0.001)
-            executor.node_run_execute(node_run_id=call.pk)
+            attempts.node_run_execute(node_run_id=call.pk)
             call.refresh_from_db()
             assert call.status == "ready"
             fake.advance(0.001)
@@ -236,7 +236,7 @@ def test_the_reaper_times_out_a_run_past_its_deadline(org_a, monkeypatch):
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={}, timeout_s=60)
         pause = NodeRun.objects.get(run=run, node_key="pause")
-        executor.node_run_execute(node_run_id=pause.pk)  # waits: back to ready until later
+        attempts.node_run_execute(node_run_id=pause.pk)  # waits: back to ready until later
         pause.refresh_from_db()
         assert pause.status == "ready" and pause.attempt == 0
     fake.advance(61)
@@ -264,7 +264,7 @@ def test_a_lost_attempt_is_retried_once_its_lease_expires(org_a, monkeypatch, se
         run = runs.run_start(workflow=workflow, input={})
         call = NodeRun.objects.get(run=run, node_key="call")
         # A worker claims the attempt and dies before it reports.
-        assert executor.node_run_claim(node_run_id=call.pk) is not None
+        assert attempts.node_run_claim(node_run_id=call.pk) is not None
     fake.advance(14)
     assert engine_reap()["lease"] == 0  # within timeout + grace: still its worker's
     fake.advance(2)
@@ -273,7 +273,7 @@ def test_a_lost_attempt_is_retried_once_its_lease_expires(org_a, monkeypatch, se
         call.refresh_from_db()
         assert (call.status, call.error_kind, call.attempt) == ("ready", "worker_lost", 1)
         fake.advance(1)
-        executor.node_run_execute(node_run_id=call.pk)
+        attempts.node_run_execute(node_run_id=call.pk)
         run.refresh_from_db()
         lost = WorkflowTrace.objects.get(node_run=call, attempt=1)
     assert run.status == "completed"
@@ -295,10 +295,10 @@ def test_a_node_over_its_timeout_is_a_retried_timeout(org_a, http_server):
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={})
         call = NodeRun.objects.get(run=run, node_key="call")
-        executor.node_run_execute(node_run_id=call.pk)
+        attempts.node_run_execute(node_run_id=call.pk)
         call.refresh_from_db()
         assert (call.status, call.error_kind) == ("ready", "timeout")
-        executor.node_run_execute(node_run_id=call.pk)
+        attempts.node_run_execute(node_run_id=call.pk)
         call.refresh_from_db()
     assert call.status == "completed" and call.output["body"] == {"ok": 1}
 
@@ -319,6 +319,6 @@ def test_the_http_kind_refuses_internal_addresses(org_a, settings, url):
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={})
         call = NodeRun.objects.get(run=run, node_key="call")
-        executor.node_run_execute(node_run_id=call.pk)
+        attempts.node_run_execute(node_run_id=call.pk)
         call.refresh_from_db()
     assert (call.status, call.error_kind, call.attempt) == ("failed", "forbidden_address", 1)

@@ -15,10 +15,11 @@ count traversals (``workflow_transition.freq``) on the rows that still exist.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from workflows.models import NodeType, TriggerRule
+from workflows.models import NodeType, TriggerRule, WorkflowRevision, WorkflowRun
 
 # A node without its own timeout gets this one; none may exceed the maximum, which stays
 # below the broker's visibility timeout (settings.CELERY_BROKER_TRANSPORT_OPTIONS).
@@ -111,3 +112,18 @@ class Graph:
                 for edge in self.edges
             ],
         }
+
+
+# -- the revision graph, cached: revisions never change --------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def graph_of_revision(revision_id: int, workflow_id) -> Graph:
+    # Keyed with the workflow's random UUID too: a revision id alone can come back after a
+    # database is emptied and its sequences restarted (the test suite does that).
+    snapshot = WorkflowRevision.objects.filter(pk=revision_id, workflow_id=workflow_id)
+    return Graph.from_snapshot(snapshot.values_list("graph", flat=True).get())
+
+
+def graph_of(run: WorkflowRun) -> Graph:
+    return graph_of_revision(run.revision_id, run.workflow_id)

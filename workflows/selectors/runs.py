@@ -6,7 +6,7 @@ from django.db.models import Prefetch
 
 from rcm import phi
 from rcm.db.filters import filter_given
-from workflows.engine.executor import edge_state
+from workflows.engine.decisions import edge_state
 from workflows.engine.graph import Graph
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
 

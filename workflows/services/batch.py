@@ -167,7 +167,7 @@ def feed_send() -> None:
     except RedisError:
         waiting = False  # no mark to go by: sending one feed too many costs one empty pass
     if not waiting:
-        # The engine's queue, named per message as executor.enqueue does.
+        # The engine's queue, named per message as dispatch.enqueue does.
         messaging.send(celery_app.signature(BATCH_FEED), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
 
 

@@ -15,8 +15,9 @@ the current time in ``created_at`` instead of the history's own.
 
 Patient data is masked as the engine masks it (DESIGN §5): a trace's detail, error, tier
 reason and model exchange, and a row's error, lose the row's own input values (declared
-literals) and whatever has a patient-data shape before they are stored. The row's input and
-output are kept as given: that is where a row's values belong.
+literals) and whatever has a patient-data shape before they are stored. A trace's row is the
+engine's own (workflows/engine/traces.py trace_row), so it is masked and cut the same way.
+The row's input and output are kept as given: that is where a row's values belong.
 """
 
 from __future__ import annotations
@@ -29,9 +30,16 @@ from typing import NoReturn
 
 from django.db import transaction
 
-from rcm import clock, phi
+from rcm import clock
 from rcm.db.bulk import ids_allocate, rows_copy
 from rcm.errors import ApplicationError
+from workflows.engine.traces import (
+    MAX_ACTION_TYPE,
+    MAX_NODE_KEY,
+    TRACE_COLUMNS,
+    trace_masker,
+    trace_row,
+)
 from workflows.models import (
     BatchJob,
     BatchJobItem,
@@ -47,8 +55,6 @@ from workflows.services.batch import job_final_status, job_row_create
 # Rows written per COPY: large enough that the fixed cost of a round trip is shared, small
 # enough that one chunk's rows and traces stay a few megabytes in memory.
 CHUNK = 5000
-MAX_ACTION_TYPE = 64  # workflow_trace.action_type
-MAX_NODE_KEY = 64  # workflow_trace.node_key
 
 NO_ROWS = "A batch job needs at least one row."
 WRONG_REVISION = "The revision is not one of this workflow's."
@@ -112,27 +118,8 @@ ITEM_FIELDS = (
     "updated_at",
     "completed_at",
 )
-TRACE_FIELDS = (
-    "org_id",
-    "workflow_id",
-    "batch_job_item_id",
-    "node_key",
-    "attempt",
-    "action_type",
-    "action_detail",
-    "success",
-    "duration_ms",
-    "error_detail",
-    "tier",
-    "tier_reason",
-    "llm_prompt",
-    "llm_response",
-    "llm_model",
-    "llm_tokens_used",
-    "user_id",
-    "session_id",
-    "created_at",
-)
+# A trace row as the engine builds it (trace_row), then what history sets itself.
+TRACE_FIELDS = (*TRACE_COLUMNS, "session_id", "created_at")
 
 
 @transaction.atomic
@@ -254,15 +241,8 @@ def _trace_problem(trace: TraceRecord, *, since: dt.datetime, until: dt.datetime
     return ""
 
 
-def _masker(declared: dict):
-    """``phi.masker`` of a row's values, passing over what is empty: most of a trace's texts
-    (its error, the model's exchange) are, and a million traces make that worth a test."""
-    mask = phi.masker(declared)
-    return lambda value: mask(value) if value else value
-
-
 def _chunk_write(job: BatchJob, chunk: list[ItemRecord], *, user_id, created_at) -> None:
-    masks = [_masker(item.input_data) for item in chunk]
+    masks = [trace_masker(item.input_data) for item in chunk]
     ids = dict(
         rows_copy(
             BatchJobItem,
@@ -299,23 +279,28 @@ def _chunk_write(job: BatchJob, chunk: list[ItemRecord], *, user_id, created_at)
         (
             (
                 trace_id,
-                job.org_id,
-                job.workflow_id,
-                item_id,
-                trace.node_key,
-                trace.attempt,
-                trace.action_type,
-                mask(trace.detail),
-                trace.success,
-                trace.duration_ms,
-                mask(trace.error),
-                trace.tier,
-                mask(trace.tier_reason),
-                mask(trace.llm_prompt),
-                mask(trace.llm_response),
-                trace.llm_model,
-                trace.llm_tokens_used,
-                user_id,
+                *trace_row(
+                    mask=mask,
+                    org_id=job.org_id,
+                    workflow_id=job.workflow_id,
+                    run_id=None,
+                    node_run_id=None,
+                    batch_job_item_id=item_id,
+                    node_key=trace.node_key,
+                    attempt=trace.attempt,
+                    action_type=trace.action_type,
+                    success=trace.success,
+                    duration_ms=trace.duration_ms,
+                    detail=trace.detail,
+                    error=trace.error,
+                    tier=trace.tier,
+                    tier_reason=trace.tier_reason,
+                    llm_prompt=trace.llm_prompt,
+                    llm_response=trace.llm_response,
+                    llm_model=trace.llm_model,
+                    llm_tokens_used=trace.llm_tokens_used,
+                    user_id=user_id,
+                ).values(),
                 "",
                 trace.at,
             )

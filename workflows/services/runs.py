@@ -10,8 +10,8 @@ from rcm import clock
 from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import WorkflowStatus
 from tenants import selectors as tenant_selectors
-from workflows.engine import executor
-from workflows.engine.graph import Graph
+from workflows.engine import decisions
+from workflows.engine.graph import Graph, graph_of, graph_of_revision
 from workflows.models import (
     NodeRun,
     NodeRunStatus,
@@ -127,7 +127,7 @@ def runs_start_for_items(*, job, items: list) -> list[WorkflowRun]:
     """The runs of a batch's rows, on the job's own revision (every row was validated at
     upload), created together: a feeder pass starts dozens of rows while it holds the job's
     lock, which every settling row of the job waits for."""
-    graph = executor.graph_of_revision(job.revision_id, job.workflow_id)
+    graph = graph_of_revision(job.revision_id, job.workflow_id)
     now = clock.now()
     runs = WorkflowRun.objects.bulk_create(
         WorkflowRun(
@@ -164,7 +164,7 @@ def _runs_begin(*, graph: Graph, runs: list[WorkflowRun]) -> None:
     for node_run in node_runs:
         by_run[node_run.run_id][node_run.node_key] = node_run
     for run in runs:
-        executor.run_begin(run=run, graph=graph, node_runs=by_run[run.pk])
+        decisions.run_begin(run=run, graph=graph, node_runs=by_run[run.pk])
 
 
 @transaction.atomic
@@ -181,7 +181,7 @@ def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
     )
     if not NodeRun.objects.filter(run=run, status=NodeRunStatus.RUNNING).exists():
         node_runs = {nr.node_key: nr for nr in NodeRun.objects.filter(run=run)}
-        executor.run_finish(run=run, graph=executor.graph_of(run), node_runs=node_runs)
+        decisions.run_finish(run=run, graph=graph_of(run), node_runs=node_runs)
     run.refresh_from_db()
     return run
 

@@ -1,8 +1,8 @@
 """Traces that a node kind writes for the steps inside one attempt (a web node: one row per
 action), beside the one the engine writes for the attempt itself.
 
-Masked like the engine's own (DESIGN §5): patient data by shape, and the run's input values
-as declared literals, out of every detail and error before it is stored.
+Built and masked like the engine's own (workflows/engine/traces.py): patient data by shape,
+and the run's input values as declared literals, out of every detail and error.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from rcm import phi
+from workflows.engine.traces import trace_masker, trace_row
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace, WorkflowTraceEndpoint
 
 
@@ -49,29 +49,31 @@ def step_traces_record(
     node_run_id = (
         NodeRun.objects.filter(run_id=run_id, node_key=node_key).values_list("pk", flat=True).get()
     )
-    declared = (run.context or {}).get("input") or {}
+    mask = trace_masker((run.context or {}).get("input"))
     traces = WorkflowTrace.objects.bulk_create(
         WorkflowTrace(
-            org_id=run.org_id,
-            workflow_id=run.workflow_id,
-            run_id=run_id,
-            node_run_id=node_run_id,
-            batch_job_item_id=run.batch_job_item_id,
-            node_key=node_key,
-            attempt=max(attempt, 1),
-            action_type=step.action_type[:64],
-            action_detail=phi.mask_json(step.detail, declared=declared),
-            success=step.success,
-            duration_ms=max(step.duration_ms, 0),
-            error_detail=phi.mask(step.error, declared=declared)[:4000],
-            tier=step.tier,
-            # A reason may quote what the page said (a repaired label): masked like the detail.
-            tier_reason=phi.mask(step.tier_reason, declared=declared)[:1000],
-            llm_prompt=phi.mask(step.llm_prompt, declared=declared),
-            llm_response=phi.mask(step.llm_response, declared=declared),
-            llm_model=step.llm_model[:200],
-            llm_tokens_used=step.llm_tokens_used,
-            user_id=run.created_by_id,
+            **trace_row(
+                mask=mask,
+                org_id=run.org_id,
+                workflow_id=run.workflow_id,
+                run_id=run_id,
+                node_run_id=node_run_id,
+                batch_job_item_id=run.batch_job_item_id,
+                node_key=node_key,
+                attempt=attempt,
+                action_type=step.action_type,
+                success=step.success,
+                duration_ms=step.duration_ms,
+                detail=step.detail,
+                error=step.error,
+                tier=step.tier,
+                tier_reason=step.tier_reason,
+                llm_prompt=step.llm_prompt,
+                llm_response=step.llm_response,
+                llm_model=step.llm_model,
+                llm_tokens_used=step.llm_tokens_used,
+                user_id=run.created_by_id,
+            )
         )
         for step in steps
     )

@@ -15,13 +15,12 @@ short transaction, so that the setting is in force for it; with no organization 
 nothing to apply and policies see no organization (no rows).
 """
 
-import uuid
-
 import psycopg
 from django.db import transaction
 from django.db.backends.postgresql import base
 
 from rcm.context import current_org_id
+from rcm.db.org_prefix import org_context_prefix
 
 _NOT_APPLIED = object()
 _SET_SQL = "SELECT set_config('app.current_org_id', %s, true)"
@@ -54,18 +53,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Apply the organization and run the statement, in one round trip where possible.
 
         Client-side binding sends both statements in one message; the cursor then moves on to
-        the second one's result. The organization goes in as a literal: it is a UUID (checked
-        by rcm.context), so it cannot carry SQL, and adding a parameter would make any literal
-        ``%`` of a parameterless statement a placeholder. executemany and server-side cursors
-        take the separate statement.
+        the second one's result (the organization as a literal: rcm/db/org_prefix.py says why
+        that is safe). executemany and server-side cursors take the separate statement.
         """
         raw = context["cursor"].cursor
         if many or not isinstance(raw, psycopg.ClientCursor):
             self._set_org(context["cursor"], wanted)
             return execute(sql, params, many, context)
-        literal = str(uuid.UUID(wanted)) if wanted else ""
-        prefix = f"SELECT set_config('app.current_org_id', '{literal}', true); "
-        result = execute(prefix + sql, params, many, context)
+        result = execute(org_context_prefix(wanted) + sql, params, many, context)
         self.rls_applied = wanted
         raw.nextset()
         return result
