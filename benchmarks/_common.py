@@ -1,10 +1,12 @@
-"""What every benchmark shares: Django set up, and a throw-away database to measure in."""
+"""What every benchmark shares: Django set up (on import), a throw-away database to measure in,
+a Celery queue of its own, the organization and operator it measures as, and the timing sums."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,34 @@ def bench_database(name: str = "bench_rcm"):
     finally:
         with as_owner():
             teardown_databases(names, verbosity=0)
+
+
+@contextlib.contextmanager
+def bench_queue():
+    """A default Celery queue of the benchmark's own, so that its workers take only its tasks;
+    dropped afterwards with whatever is left in it."""
+    from django.conf import settings
+
+    from rcm.celery import app
+    from rcm.workers import queue_drop
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    app.conf.task_default_queue = queue
+    try:
+        yield queue
+    finally:
+        queue_drop(queue)
+
+
+def bench_operator():
+    """(organization, user): the "Bench" billing firm and its operator, in the bench database."""
+    from rcm.lookups import OrgType, UserRole
+    from tenants import services
+
+    org = services.organization_create(name="Bench", org_type=OrgType.BILLING_FIRM)
+    user = services.user_create(org_id=org.id, email="bench@bench.test", role=UserRole.OPERATOR)
+    return org, user
 
 
 def timed_gets(client, urls: list[str], label: str) -> list[float]:

@@ -43,15 +43,13 @@ import uuid
 from pathlib import Path
 
 import psutil
-from _common import bench_database
+from _common import bench_database, bench_operator, bench_queue
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from rest_framework.test import APIClient
 
-from rcm.celery import app
 from rcm.context import org_context
-from rcm.lookups import OrgType, UserRole
+from rcm.lookups import UserRole
 from rcm.progress import ProgressBar
-from rcm.workers import queue_drop
 from tenants import services as tenant_services
 from tenants.authentication import token_pair_for
 from tenants.models import ChannelType
@@ -185,40 +183,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    from django.conf import settings
-
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    app.conf.task_default_queue = queue
-    with tempfile.TemporaryDirectory() as folder, bench_database():
-        try:
-            org = tenant_services.organization_create(name="Bench", org_type=OrgType.BILLING_FIRM)
-            user = tenant_services.user_create(
-                org_id=org.id, email="bench@bench.test", role=UserRole.OPERATOR
-            )
-            with org_context(org.id):
-                workflow = eligibility_workflow(org.id, user)
-            path = Path(folder) / "eligibility.csv"
-            write_csv(path, args.rows)
-            client = APIClient()
-            token = token_pair_for(user=user, org_id=org.id, role=UserRole.OPERATOR)
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token['access']}")
-            with path.open("rb") as upload:
-                body = encode_multipart(BOUNDARY, {"workflow": str(workflow.pk), "file": upload})
-            file_mb = path.stat().st_size / (1024 * 1024)
-            with PeakRss() as memory:
-                started = time.perf_counter()
-                response = client.generic("POST", URL, body, content_type=MULTIPART_CONTENT)
-                seconds = time.perf_counter() - started
-            if response.status_code != 201:
-                raise SystemExit(f"upload answered {response.status_code}: {response.content!r}")
-            job = response.json()
-            with org_context(org.id):
-                stored = BatchJobItem.objects.filter(batch_job_id=job["id"]).count()
-            if stored != args.rows or job["total_rows"] != args.rows:
-                raise SystemExit(f"{stored} items stored, job says {job['total_rows']}")
-        finally:
-            queue_drop(queue)
+    with bench_queue(), tempfile.TemporaryDirectory() as folder, bench_database():
+        org, user = bench_operator()
+        with org_context(org.id):
+            workflow = eligibility_workflow(org.id, user)
+        path = Path(folder) / "eligibility.csv"
+        write_csv(path, args.rows)
+        client = APIClient()
+        token = token_pair_for(user=user, org_id=org.id, role=UserRole.OPERATOR)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token['access']}")
+        with path.open("rb") as upload:
+            body = encode_multipart(BOUNDARY, {"workflow": str(workflow.pk), "file": upload})
+        file_mb = path.stat().st_size / (1024 * 1024)
+        with PeakRss() as memory:
+            started = time.perf_counter()
+            response = client.generic("POST", URL, body, content_type=MULTIPART_CONTENT)
+            seconds = time.perf_counter() - started
+        if response.status_code != 201:
+            raise SystemExit(f"upload answered {response.status_code}: {response.content!r}")
+        job = response.json()
+        with org_context(org.id):
+            stored = BatchJobItem.objects.filter(batch_job_id=job["id"]).count()
+        if stored != args.rows or job["total_rows"] != args.rows:
+            raise SystemExit(f"{stored} items stored, job says {job['total_rows']}")
     print(f"rows: {stored}")
     print(f"file_mb: {file_mb:.1f}")
     print(f"ingest_seconds: {seconds:.2f}")

@@ -16,16 +16,12 @@ little).
 from __future__ import annotations
 
 import argparse
-import uuid
 
-from _common import bench_database
+from _common import bench_database, bench_operator, bench_queue
 from engine_throughput import engine_throughput, publish_noop_workflow, wait_until
 
-from rcm.celery import app
 from rcm.context import org_context
-from rcm.lookups import OrgType, UserRole
-from rcm.workers import WorkerProcess, queue_drop
-from tenants import services as tenant_services
+from rcm.workers import WorkerProcess
 from workflows.models import BatchJob, BatchJobItem
 from workflows.services import batch
 from workflows.services.runs import revision_latest
@@ -64,16 +60,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--engine-runs", type=int, default=2000)
     args = parser.parse_args()
-    from django.conf import settings
-
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    app.conf.task_default_queue = queue
-    with bench_database():
-        org = tenant_services.organization_create(name="Bench", org_type=OrgType.BILLING_FIRM)
-        user = tenant_services.user_create(
-            org_id=org.id, email="bench@bench.test", role=UserRole.OPERATOR
-        )
+    with bench_queue() as queue, bench_database():
+        org, user = bench_operator()
         with org_context(org.id):
             workflow = publish_noop_workflow(org.id, user)
         worker = WorkerProcess(queue, concurrency=2)
@@ -87,7 +75,6 @@ def main() -> None:
             engine_runs = (before + after) / 2 / STEPS_PER_RUN  # steps/s -> runs/s
         finally:
             worker.stop()
-            queue_drop(queue)
     print(f"batch_rows_per_s: {rows:.0f}")
     print(f"engine_runs_per_s: {engine_runs:.0f}")
     print(f"engine_runs_per_s_before: {before / STEPS_PER_RUN:.0f}")

@@ -24,15 +24,13 @@ import argparse
 import time
 import uuid
 
-from _common import bench_database, percentile
+from _common import bench_database, bench_operator, bench_queue, percentile
 from django.db import transaction
 
 from rcm.celery import app
 from rcm.context import org_context
-from rcm.lookups import OrgType, UserRole
 from rcm.progress import ProgressBar
-from rcm.workers import WorkerProcess, queue_drop
-from tenants import services as tenant_services
+from rcm.workers import WorkerProcess
 from workflows.models import NodeRun, WorkflowRun
 from workflows.models.runs import RUN_TERMINAL
 from workflows.services import authoring, runs
@@ -173,16 +171,8 @@ def main() -> None:
         "--handoff-runs", type=int, default=100, help="sequential runs for the hand-off figure"
     )
     args = parser.parse_args()
-    from django.conf import settings
-
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    app.conf.task_default_queue = queue
-    with bench_database():
-        org = tenant_services.organization_create(name="Bench", org_type=OrgType.BILLING_FIRM)
-        user = tenant_services.user_create(
-            org_id=org.id, email="bench@bench.test", role=UserRole.OPERATOR
-        )
+    with bench_queue() as queue, bench_database():
+        org, user = bench_operator()
         worker = WorkerProcess(
             queue, concurrency=2, include=("benchmarks.raw_celery",), loglevel=LOGLEVEL
         )
@@ -195,7 +185,6 @@ def main() -> None:
             handoffs = engine_handoffs(org.id, workflow, args.handoff_runs)
         finally:
             worker.stop()
-            queue_drop(queue)
     print(f"engine_steps_per_s: {engine_steps:.0f}")
     print(f"raw_celery_steps_per_s: {raw:.0f}")
     print(f"ratio_vs_raw_celery: {engine_steps / raw:.2f}")

@@ -42,13 +42,12 @@ import time
 import uuid
 from pathlib import Path
 
-from _common import ROOT, bench_database
+from _common import ROOT, bench_database, bench_operator
 from batch_ingest import EDGES, NODES
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from rcm.context import org_context
-from rcm.lookups import OrgType, UserRole
-from tenants import services as tenant_services
+from rcm.lookups import UserRole
 from tenants.authentication import token_pair_for
 from tests.workflows import hostile_files
 from workflows.services import authoring
@@ -70,10 +69,7 @@ def main() -> None:
         send(Path(args.send[0]), args.send[1])
         return
     with tempfile.TemporaryDirectory() as folder, bench_database(DATABASE):
-        org = tenant_services.organization_create(name="Bench", org_type=OrgType.BILLING_FIRM)
-        user = tenant_services.user_create(
-            org_id=org.id, email="bench@bench.test", role=UserRole.OPERATOR
-        )
+        org, user = bench_operator()
         with org_context(org.id):
             workflow = _workflow(org.id, user)
         token = token_pair_for(user=user, org_id=org.id, role=UserRole.OPERATOR)["access"]

@@ -9,7 +9,6 @@ from rest_framework.response import Response
 from memory import selectors, services
 from memory import serializers as io
 from memory.models import MicroState
-from rcm import phi
 from rcm.api.views import OrgScopedAPIView
 from rcm.permissions import RUN, VIEW
 from tenants import selectors as tenant_selectors
@@ -122,18 +121,12 @@ class MicroStateSearchApi(MicroStateBase):
     @extend_schema(request=io.MicroStateSearchInput, responses={200: io.MicroStateSearchOutput})
     def post(self, request):
         data = self.validated(io.MicroStateSearchInput)
-        if "text_emb" in data:
-            vector = services.embedding_normalised(data["text_emb"])
-            model_id = selectors.CLIENT_EMBEDDER
-        elif "text" in data:
-            vector, model_id = services.text_embed(text=data["text"])
-        else:
-            services.dom_check(data["dom_snapshot"])
-            # Masked as a stored page is, so that both embed alike (and nothing unmasked
-            # reaches an http embedder).
-            masked = phi.mask(data["dom_snapshot"])
-            url = phi.mask(services.url_pattern_of(data["url"]))
-            vector, model_id = services.page_embed(html=masked, url=url)
+        vector, model_id = services.search_input_embed(
+            text_emb=data.get("text_emb"),
+            text=data.get("text"),
+            dom_snapshot=data.get("dom_snapshot"),
+            url=data["url"],
+        )
         matches = selectors.micro_state_search(
             vector=vector,
             embedder=model_id,

@@ -121,6 +121,25 @@ def text_embed(*, text: str, using: Embedder | None = None):
     return _embedded(lambda: in_use.embed_text(masked)), in_use.model_id
 
 
+def search_input_embed(
+    *,
+    text_emb: Iterable[float] | None = None,
+    text: str | None = None,
+    dom_snapshot: str | None = None,
+    url: str = "",
+):
+    """(vector, embedder's model id) of what a search looks for: the caller's own embedding,
+    else a text, else a page (``dom_snapshot`` at ``url``)."""
+    if text_emb is not None:
+        return embedding_normalised(text_emb), selectors.CLIENT_EMBEDDER
+    if text is not None:
+        return text_embed(text=text)
+    dom_check(dom_snapshot)
+    # Masked as a stored page is, so that both embed alike (and nothing unmasked reaches an
+    # http embedder).
+    return page_embed(html=phi.mask(dom_snapshot), url=phi.mask(url_pattern_of(url)))
+
+
 def _embedded(embed: Callable[[], np.ndarray]) -> np.ndarray:
     try:
         return embed()

@@ -19,6 +19,9 @@ from rcm.lookups import OrgType, UserRole
 from tenants import services
 from tenants.authentication import token_pair_for
 
+# The shared helpers assert too: pytest explains their failures as it does a test's.
+pytest.register_assert_rewrite("tests.helpers")
+
 PASSWORD = "correct-horse-battery-staple"
 
 

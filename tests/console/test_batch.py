@@ -9,7 +9,6 @@ import io
 from collections import Counter
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -17,8 +16,10 @@ from django.urls import reverse
 from rcm import clock
 from rcm.context import org_context
 from rcm.lookups import UserRole
+from tests.helpers import batch_job_reload as _reload
+from tests.helpers import logged_in as _client
+from tests.helpers import messages_of as _messages
 from tests.rcm import test_admin_security
-from tests.rcm.test_admin_security import _client
 from tests.workflows.engine_helpers import published
 from workflows.models import BatchJob, BatchJobItem, WorkflowRun
 from workflows.selectors import batch as batch_selectors
@@ -91,11 +92,6 @@ def _move(tenant, job: BatchJob, error: str = "failure", **rows_by_status) -> Ba
         return BatchJob.objects.get(pk=job.pk)
 
 
-def _reload(tenant, job: BatchJob) -> BatchJob:
-    with org_context(tenant.id):
-        return BatchJob.objects.get(pk=job.pk)
-
-
 def _page(client, job: BatchJob, **params):
     response = client.get(reverse("console:batch", args=(job.pk,)), params)
     assert response.status_code == 200
@@ -104,10 +100,6 @@ def _page(client, job: BatchJob, **params):
 
 def _shown_rows(response) -> list[int]:
     return [row.row_number for row in response.context["rows"]]
-
-
-def _messages(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def _csv(response) -> list[list[str]]:

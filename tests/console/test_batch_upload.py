@@ -11,7 +11,6 @@ import time
 
 import openpyxl
 import pytest
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -19,8 +18,9 @@ from rcm.context import org_context
 from rcm.errors import NotFound
 from rcm.lookups import UserRole
 from tests.conftest import make_tenant
+from tests.helpers import logged_in as _client
+from tests.helpers import messages_of as _messages
 from tests.rcm import test_admin_security
-from tests.rcm.test_admin_security import _client
 from tests.workflows.engine_helpers import published
 from workflows.models import BatchJob, BatchJobItem, TaskType, Workflow
 from workflows.selectors import batch_upload as upload_selectors
@@ -86,10 +86,6 @@ def _posted(response, **changes) -> dict:
     for index, column, chosen in response.context["columns"]:
         data[f"column-{index}"] = changes.get(column, chosen)
     return data
-
-
-def _messages(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def _jobs(tenant) -> list[BatchJob]:

@@ -13,7 +13,8 @@ from django.utils import timezone
 from rcm.admin import counted
 from rcm.lookups import UserRole
 from tests.console import factories
-from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
+from tests.helpers import logged_in as _client
+from tests.rcm.test_admin_security import staff  # noqa: F401 (a fixture)
 from tests.workflows.test_admin import HIT, MISSED, REPAIRED, _actions
 
 # Every page the admin's index lists for platform staff, as it names them.

@@ -18,7 +18,8 @@ from memory.models import MicroState
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tests.console import factories
-from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
+from tests.helpers import logged_in as _client
+from tests.rcm.test_admin_security import staff  # noqa: F401 (a fixture)
 from tests.workflows.test_admin import HIT, MISSED, _actions
 from workflows.models import WorkflowTrace
 

@@ -19,7 +19,8 @@ from rcm import permissions
 from rcm.context import org_context
 from rcm.lookups import ROLE_RANK, UserRole
 from tests.console import factories
-from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
+from tests.helpers import logged_in as _client
+from tests.rcm.test_admin_security import staff  # noqa: F401 (a fixture)
 from tests.workflows.engine_helpers import published
 from tests.workflows.factories import entry, outcome, workflow_build
 from workflows.services import batch

@@ -8,14 +8,15 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from console.forms.workflows import NOT_AN_OBJECT, STALE
 from console.views import workflows as views
 from rcm.context import org_context
 from rcm.lookups import UserRole, WorkflowStatus
-from tests.rcm.test_admin_security import _client, staff  # noqa: F401 (a fixture)
+from tests.helpers import logged_in as _client
+from tests.helpers import messages_of as _messages
+from tests.rcm.test_admin_security import staff  # noqa: F401 (a fixture)
 from tests.workflows.factories import decision, entry, general, outcome, workflow_build
 from workflows.drawing.graph import PROBLEM_COLOUR
 from workflows.models import Workflow, WorkflowNode, WorkflowRevision, WorkflowTransition
@@ -62,10 +63,6 @@ def _graph(tenant, workflow: Workflow) -> tuple[dict, set]:
 
 def _url(name: str, workflow: Workflow | None = None) -> str:
     return reverse(f"console:{name}", args=(workflow.pk,) if workflow else ())
-
-
-def _messages(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def _node_post(workflow: Workflow, **fields) -> dict:

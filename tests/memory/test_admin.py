@@ -10,7 +10,9 @@ from memory import services
 from memory.models import MicroState
 from rcm.context import org_context
 from rcm.lookups import UserRole
-from tests.workflows.test_admin import _last_message, _logged_in, _staff
+from tests.helpers import logged_in as _logged_in
+from tests.helpers import staff_user as _staff
+from tests.workflows.test_admin import _last_message
 
 pytestmark = pytest.mark.django_db
 LIST = reverse("admin:memory_microstate_changelist")

@@ -2,7 +2,6 @@
 outcome, and every bad input answered with a clear 4xx that writes nothing."""
 
 import json
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -10,16 +9,12 @@ from django.test.utils import CaptureQueriesContext
 
 from memory.models import MicroState
 from rcm.context import org_context
+from tests.helpers import portal_page as page
 from tests.workflows.factories import entry, general, outcome, workflow_build
 from workflows.models import WorkflowNode
 
-PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "portal"
 ACTION = {"tool": "click", "target": {"role": "button", "name": "Search"}}
 URL = "/api/v2/micro-states/"
-
-
-def page(name: str) -> str:
-    return (PAGES / f"{name}.html").read_text()
 
 
 def post(client, path, body):

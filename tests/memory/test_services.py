@@ -1,8 +1,6 @@
 """The memory's services on real PostgreSQL + pgvector: the same-page rule, masking before
 storing, success scoring, retirement, aliases and re-embedding."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from django.core.management import call_command
@@ -13,14 +11,10 @@ from memory.embeddings import embedder
 from memory.models import MicroState
 from rcm.context import org_context
 from rcm.errors import ApplicationError, Conflict
+from tests.helpers import portal_page as page
 from tests.workflows.factories import entry, general, outcome, workflow_build
 
-PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "portal"
 ACTION = {"tool": "fill", "target": {"label": "Member ID"}, "value": "{{ input.member_id }}"}
-
-
-def page(name: str) -> str:
-    return (PAGES / f"{name}.html").read_text()
 
 
 def store(**kwargs) -> services.Stored:

@@ -22,6 +22,7 @@ from rcm.permissions import PERMISSIONS
 from tenants import services
 from tenants.models import Endpoint, Invitation, Membership, Organization, User
 from tests.conftest import PASSWORD
+from tests.helpers import logged_in as _client
 from tests.rcm.test_route_security import _populate
 
 STAFF_ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN, UserRole.SYS_ADMIN)
@@ -40,12 +41,6 @@ def staff(org_a, sys_admin):
         with org_context(org_a.id):
             found[role] = services.user_update(user=org_a[role], actor=None, is_staff=True)
     return found
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_every_admin_page_names_a_resource_of_the_table():

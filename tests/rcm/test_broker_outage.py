@@ -23,16 +23,11 @@ from rcm import webserver
 from rcm.context import org_context
 from rcm.workers import database_url
 from tests.conftest import PASSWORD, wait_for
+from tests.helpers import free_port as _free_port
 from tests.workflows.engine_helpers import published
 from workflows.models import BatchJob, BatchJobItem, WorkflowRun
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:

@@ -6,7 +6,6 @@ import uuid
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -27,22 +26,15 @@ from tenants.models import (
     User,
 )
 from tests.conftest import PASSWORD, invite_and_accept
+from tests.helpers import logged_in as _logged_in
+from tests.helpers import messages_of as _messages
+from tests.helpers import staff_user as _staff
 
 NEW_PASSWORD = "another-long-passphrase-9"
 
 
 def _url(model: str, view: str = "changelist", *args, app: str = "tenants") -> str:
     return reverse(f"admin:{app}_{model}_{view}", args=args)
-
-
-def _logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def _messages(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def _endpoint(tenant, name: str = "UHC") -> Endpoint:
@@ -55,12 +47,6 @@ def _endpoint(tenant, name: str = "UHC") -> Endpoint:
 def _audit(tenant, **filters) -> list[AuditEvent]:
     with org_context(tenant.id):
         return list(AuditEvent.objects.filter(**filters))
-
-
-def _staff(tenant, email: str):
-    return services.user_create(
-        org_id=tenant.id, email=email, role=UserRole.ORG_ADMIN, password=PASSWORD, is_staff=True
-    )
 
 
 @pytest.fixture

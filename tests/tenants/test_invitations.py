@@ -16,6 +16,7 @@ from rcm.lookups import UserRole
 from tenants import selectors, services, throttling
 from tenants.models import AuditEvent, Invitation, Membership
 from tests.conftest import PASSWORD, client_for
+from tests.helpers import logged_in as _staff_client
 
 INVITATIONS = "/api/v2/invitations/"
 MINE = "/api/v2/me/invitations/"
@@ -420,12 +421,6 @@ def test_an_email_change_into_a_claimed_domain_is_refused(org_a, org_b, beta_dom
 
 
 # -- the admin and the public page ---------------------------------------------------------
-
-
-def _staff_client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.django_db

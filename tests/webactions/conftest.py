@@ -1,7 +1,6 @@
 """Fixtures of the web-actions suites."""
 
 import os
-import socket
 import subprocess
 import urllib.request
 
@@ -10,6 +9,7 @@ from django.conf import settings
 
 from rcm import webserver
 from tests.conftest import wait_for
+from tests.helpers import free_port as _free_port
 from tests.webactions.llm_stub import API_KEY, ChatProvider
 
 
@@ -38,12 +38,6 @@ def portal():
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers(url: str) -> bool:

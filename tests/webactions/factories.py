@@ -1,4 +1,5 @@
-"""Bodies for the credential API that several suites need (the schema fuzz, pagination)."""
+"""Bodies that several suites need: the credential API's (the schema fuzz, pagination), and a
+sandbox patient's input row (the web kind, the agent, the executor, the web actions API)."""
 
 import json
 
@@ -15,4 +16,13 @@ def credential_body(client) -> dict:
         "name": "Front desk",
         "credential_type": "user_pass",
         "secrets": {"username": "clerk", "password": "s3cret-pass"},
+    }
+
+
+def patient_row(patient) -> dict:
+    """The eligibility workflow's input row for a sandbox patient."""
+    return {
+        "member_id": patient.member_id,
+        "dob": patient.date_of_birth.isoformat(),
+        "last_name": patient.last_name,
     }

@@ -13,6 +13,7 @@ from memory.models import MicroState
 from rcm.context import org_context
 from tenants import services as tenant_services
 from tenants.models import ChannelType
+from tests.webactions.factories import patient_row as _row
 from tests.webactions.llm_stub import TOTAL_TOKENS
 from tests.webactions.test_executor import SECRETS
 from tests.webactions.test_web_kind import _endpoint_and_credential
@@ -42,14 +43,6 @@ def _move(tenant, endpoint, portal: str, layout: str):
         return tenant_services.endpoint_update(
             endpoint=endpoint, actor=tenant["org_admin"], base_url=f"{portal}/sandbox/{layout}/"
         )
-
-
-def _row(patient) -> dict:
-    return {
-        "member_id": patient.member_id,
-        "dob": patient.date_of_birth.isoformat(),
-        "last_name": patient.last_name,
-    }
 
 
 def _attempt(tenant, endpoint, credential, row, actions=SEARCH):

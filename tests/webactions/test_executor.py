@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from rcm import addresses
+from tests.webactions.factories import patient_row as _row
 from webactions import actions, browser
 from webactions.executor import ActionFailed, guard_addresses, run_actions, trusted_prefixes
 from webactions.sandbox import views
@@ -75,14 +76,6 @@ def _run(page, portal, action_list, row, **kwargs):
         secrets=SECRETS,
         **kwargs,
     )
-
-
-def _row(patient) -> dict:
-    return {
-        "member_id": patient.member_id,
-        "dob": patient.date_of_birth.isoformat(),
-        "last_name": patient.last_name,
-    }
 
 
 @pytest.mark.parametrize("layout", ["v1", "v2"])

@@ -10,7 +10,8 @@ from django.utils import timezone
 from rcm.context import org_context
 from tenants.models import AuditEvent
 from tests.conftest import wait_for
-from tests.webactions.test_web_kind import SEARCH, _endpoint_and_credential, _row
+from tests.webactions.factories import patient_row as _row
+from tests.webactions.test_web_kind import SEARCH, _endpoint_and_credential
 from webactions.models import PortalCredential, WebAction, WebScreenshot
 from webactions.sandbox.data import sandbox_patients
 from webactions.services import attempts, web_actions

@@ -8,6 +8,7 @@ from rcm.context import org_context
 from tenants import services as tenant_services
 from tenants.models import ChannelType, Endpoint
 from tests.conftest import wait_for
+from tests.webactions.factories import patient_row as _row
 from tests.webactions.test_executor import SECRETS, eligibility_actions
 from tests.workflows.engine_helpers import published
 from webactions.kinds import WebKind
@@ -50,14 +51,6 @@ def _config(endpoint, credential) -> dict:
         "credential": credential.pk,
         "actions": SEARCH,
         "outcomes": {"not_found": "Member not found"},
-    }
-
-
-def _row(patient) -> dict:
-    return {
-        "member_id": patient.member_id,
-        "dob": patient.date_of_birth.isoformat(),
-        "last_name": patient.last_name,
     }
 
 

@@ -9,18 +9,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib import admin
-from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from rcm.context import NoOrganizationContext, org_context
 from rcm.lookups import UserRole
-from tenants import services as tenant_services
 from tenants.models import ChannelType
-from tests.conftest import PASSWORD
+from tests.helpers import logged_in as _logged_in
+from tests.helpers import messages_of as _messages
+from tests.helpers import staff_user as _staff
 from tests.workflows.factories import entry, general, outcome, workflow_build
 from workflows.admin.authoring import NO_WEB_ACTIONS, NOT_PUBLISHED
 from workflows.admin.runs import NO_RUN_WEB_ACTIONS
@@ -60,25 +59,9 @@ def _url(model: str, view: str = "changelist", *args) -> str:
     return reverse(f"admin:workflows_{model}_{view}", args=args)
 
 
-def _logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def _messages(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
-
-
 def _last_message(response) -> str:
     """What the last request said (earlier ones wait in the session: no redirect followed)."""
     return _messages(response)[-1]
-
-
-def _staff(tenant, email: str, role: str = UserRole.ORG_ADMIN):
-    return tenant_services.user_create(
-        org_id=tenant.id, email=email, role=role, password=PASSWORD, is_staff=True
-    )
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from rcm.context import org_context
 from rcm.errors import Conflict
 from tenants import services as tenant_services
 from tenants.models import ChannelType
+from tests.helpers import assert_not_found as _assert_not_found
 from workflows.models import TaskType, Workflow, WorkflowNode, WorkflowRevision, WorkflowTransition
 from workflows.services import authoring as services
 from workflows.services.authoring import STALE_VERSION, WORKFLOW_ARCHIVED, WORKFLOW_PUBLISHED
@@ -694,13 +695,6 @@ def _urls(workflow, node_id, transition_id) -> list[str]:
         url(workflow, "revisions/"),
         url(workflow, "revisions/1/"),
     ]
-
-
-def _assert_not_found(response) -> None:
-    assert response.status_code == 404, response.content
-    assert response.json() == {
-        "error": {"code": "not_found", "message": "Not found.", "details": {}}
-    }
 
 
 @pytest.mark.django_db

@@ -11,6 +11,7 @@ from rcm.context import org_context
 from tenants import services as tenant_services
 from tenants.models import ChannelType
 from tests.conftest import client_for
+from tests.helpers import assert_not_found as _assert_not_found
 from workflows.models import OrgRequirementPolicy, PayerRequirement, RequirementChangelog
 from workflows.selectors.requirements import task_type_find
 from workflows.services import requirements as services
@@ -62,13 +63,6 @@ def world(org_a, org_b):
             "policy_url": f"{POLICIES}{policy.pk}/",
         }
     return found
-
-
-def _assert_not_found(response):
-    assert response.status_code == 404, response.content
-    assert response.json() == {
-        "error": {"code": "not_found", "message": "Not found.", "details": {}}
-    }
 
 
 def _policy_count(tenant) -> int:

@@ -15,8 +15,11 @@ from django.utils import timezone
 from rcm import clock
 from rcm.context import org_context
 from rcm.lookups import UserRole
+from tests.helpers import batch_job_reload as _reload
+from tests.helpers import logged_in as _logged_in
+from tests.helpers import staff_user as _staff
 from tests.workflows.engine_helpers import published
-from tests.workflows.test_admin import _act, _last_message, _logged_in, _staff, _url
+from tests.workflows.test_admin import _act, _last_message, _url
 from workflows.models import BatchJob, BatchJobItem, WorkflowRun
 from workflows.services import batch, runs
 
@@ -73,11 +76,6 @@ def _move(tenant, job: BatchJob, **rows_by_status) -> BatchJob:
             started_at=now - dt.timedelta(seconds=10),
             speed_since=now - dt.timedelta(seconds=10),
         )
-        return BatchJob.objects.get(pk=job.pk)
-
-
-def _reload(tenant, job: BatchJob) -> BatchJob:
-    with org_context(tenant.id):
         return BatchJob.objects.get(pk=job.pk)
 
 

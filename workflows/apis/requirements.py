@@ -21,6 +21,7 @@ from rcm.permissions import VIEW
 from tenants import selectors as tenant_selectors
 from tenants.models import Endpoint
 from workflows.models import TaskType
+from workflows.requirements_validation import requirements_validate
 from workflows.selectors import requirements as selectors
 from workflows.selectors.requirements import EffectiveField
 from workflows.serializers import requirements as io
@@ -133,7 +134,7 @@ class RequirementsValidateApi(EffectiveBase):
     def post(self, request):
         data = self.validated(io.RequirementsValidateInput)
         *_, fields = self.resolve(data)
-        result = selectors.requirements_validate(fields=fields, row=data["row"])
+        result = requirements_validate(fields=fields, row=data["row"])
         return Response(io.RequirementsValidateOutput(result.as_dict()).data)
 
 

@@ -69,7 +69,7 @@ from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import RequirementType, WorkflowStatus
 from workflows.engine.graph import Graph
 from workflows.models import BatchJob, FieldType, InvalidRowPolicy, Workflow, WorkflowRevision
-from workflows.selectors.requirements import (
+from workflows.requirements_validation import (
     DEFAULT_DATE_FORMAT,
     REQUIRED,
     field_label,
