@@ -26,7 +26,8 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -253,7 +254,8 @@ def _complete_through_outage(*, attempt: Attempt, outcome) -> None:
     The waiting ends with the lease: past it the reaper takes the attempt back and a late
     record would find its claim gone anyway.
     """
-    lease_until = attempt.node_run.lease_until
+    # A running attempt's lease is set by its claim (_CLAIM_SQL) and cleared only as it ends.
+    lease_until = cast(datetime, attempt.node_run.lease_until)
     try:
         outage.retry_while_unreachable(
             lambda: node_run_complete(attempt=attempt, outcome=outcome),
@@ -850,10 +852,10 @@ def node_run_recover(
     died with it), else past its lease (the reaper: nobody reported anything).
     """
     with transaction.atomic():
-        node_run = NodeRun.objects.filter(pk=node_run_id).values("run_id").first()
-        if node_run is None:
+        row = NodeRun.objects.filter(pk=node_run_id).values("run_id").first()
+        if row is None:
             return False
-        run = WorkflowRun.objects.select_for_update().get(pk=node_run["run_id"])
+        run = WorkflowRun.objects.select_for_update().get(pk=row["run_id"])
         node_run = NodeRun.objects.select_for_update().get(pk=node_run_id)
         if node_run.status != NodeRunStatus.RUNNING:
             return False
@@ -862,7 +864,7 @@ def node_run_recover(
         elif worker:
             gone = node_run.claim_worker == worker
         else:
-            gone = node_run.lease_until <= clock.now()
+            gone = cast(datetime, node_run.lease_until) <= clock.now()  # running: has a lease
         if not gone:
             return False
         graph = graph_of(run)
