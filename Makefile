@@ -31,11 +31,17 @@ test: $(VENV)/.installed-dev chromium
 chromium:
 	@sh scripts/ensure-chromium
 
+# mypy type-checks the core ([tool.mypy] in pyproject.toml); its django-stubs plugin imports the
+# settings, which only parse these URLs: no embedded server starts for a type check.
+TYPECHECK_ENV := DATABASE_URL=postgres://typecheck@127.0.0.1:1/typecheck \
+	REDIS_URL=redis://127.0.0.1:1/0
+
 # The tooling gate, the same locally and in CI (STYLE §14).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(TYPECHECK_ENV) $(BIN)/mypy
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
 

@@ -324,7 +324,8 @@ def _alias_check(*, state: MicroState, target: MicroState) -> None:
     if target.pk == state.pk:
         raise Conflict("alias_self", ALIAS_SELF, {"aliased_to": [ALIAS_SELF]})
     # Follow the target's aliases as stored now: none may lead back to the state.
-    seen, hop = {state.pk}, target.pk
+    seen = {state.pk}
+    hop: int | None = target.pk
     while hop is not None:
         if hop in seen:
             message = ALIAS_CYCLE.format(target=target.pk)

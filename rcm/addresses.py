@@ -29,7 +29,8 @@ def internal_host(host: str) -> bool:
     Raises Unresolved when the name does not resolve.
     """
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        # An IP family's address is text (typeshed allows an int for the other families).
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except (socket.gaierror, UnicodeError) as exc:
         raise Unresolved(host) from exc
     return any(not ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses)

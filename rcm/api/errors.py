@@ -90,11 +90,15 @@ def exception_handler(exc, context):
     elif isinstance(exc.detail, str) and hasattr(exc.detail, "code") and exc.status_code != 404:
         code = exc.detail.code or code
     headers = {}
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait) + 1)
-        details = {"retry_after_seconds": int(exc.wait) + 1}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
+    # DRF's Throttled sets wait (seconds or None); its stubs leave it out.
+    wait = exc.wait if isinstance(exc, exceptions.Throttled) else None  # type: ignore[attr-defined]
+    if wait is not None:
+        headers["Retry-After"] = str(int(wait) + 1)
+        details = {"retry_after_seconds": int(wait) + 1}
+    # Set by DRF's APIView on an authentication failure, when the authenticator names a scheme.
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
     return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
 
 

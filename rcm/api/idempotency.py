@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -106,7 +107,8 @@ def idempotency_claim(*, request, org_id, user_id) -> int | None:
     stored = IdempotencyKey.objects.get(user_id=user_id, key=key)
     if stored.request_hash != fingerprint:
         raise ApplicationError("idempotency_key_reused", KEY_REUSED, status=422)
-    raise IdempotentReplay(stored.response_status, stored.response_body)
+    # Recorded in the transaction that inserted the key: a committed key always has one.
+    raise IdempotentReplay(cast(int, stored.response_status), stored.response_body)
 
 
 def idempotency_record(*, key_id: int, response, redact: tuple[str, ...] = ()) -> None:

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import BaseParser, get_encoding
+from rest_framework.parsers import (  # type: ignore[attr-defined]
+    BaseParser,
+    get_encoding,  # DRF's, which its stubs leave out
+)
 from rest_framework.renderers import JSONRenderer
 
 MAX_JSON_DEPTH = 64
@@ -52,6 +56,7 @@ def json_problem(value: Any) -> str | None:
             if problem:
                 return problem
             continue
+        children: Sequence[Any]
         if isinstance(item, dict):
             children = [*item, *item.values()]  # keys are text as much as values are
         elif isinstance(item, list | tuple):

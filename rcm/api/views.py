@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
@@ -99,11 +100,13 @@ class OrgScopedAPIView(generics.GenericAPIView):
 
     @property
     def access(self) -> OrgAccess:
-        return self.request.auth
+        # What every authentication class sets (rcm.api.access); IsAuthenticated lets no
+        # unauthenticated caller this far.
+        return cast(OrgAccess, self.request.auth)
 
     @property
     def org_id(self) -> uuid.UUID:
-        return self.request.auth.org_id
+        return self.access.org_id
 
     def validated(self, serializer_class, *, partial: bool = False) -> dict:
         """The request body checked by an input serializer (400 with field details if not)."""

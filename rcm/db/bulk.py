@@ -58,7 +58,7 @@ def rows_staged(
         if isinstance(field, models.JSONField)
     ]
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in resolved)
+    columns = ", ".join(quote(_column(model, name)) for name in fields)
     # Its own name: a temporary table named like the real one would hide it for the session.
     stage = quote(f"copy_stage_{meta.db_table}")
     with connection.cursor() as cursor:
@@ -94,7 +94,7 @@ def rows_copy(
     table; returns the ``returning`` fields of the inserted rows (in no particular order)."""
     quote = connection.ops.quote_name
     with rows_staged(model, fields, rows) as (cursor, stage, columns):
-        returned = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
+        returned = ", ".join(quote(_column(model, name)) for name in returning)
         cursor.execute(
             f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {columns} FROM {stage}"  # noqa: S608 - identifiers from the model, quoted
             + (f" RETURNING {returned}" if returning else "")
@@ -108,13 +108,22 @@ def rows_update(model: type[models.Model], fields: Sequence[str], rows: Sequence
     if not rows:
         return
     quote = connection.ops.quote_name
-    key, *changed = (quote(model._meta.get_field(name).column) for name in fields)
+    key, *changed = (quote(_column(model, name)) for name in fields)
     assignments = ", ".join(f"{name} = s.{name}" for name in changed)
     with rows_staged(model, fields, rows) as (cursor, stage, _):
         cursor.execute(
             f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608 - identifiers from the model, quoted
             f"FROM {stage} AS s WHERE t.{key} = s.{key}"
         )
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    """The column of ``model``'s field ``name`` (a field name or an attname)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        # A reverse relation or a generic foreign key: no column to write.
+        raise ValueError(f"{model.__name__}.{name} is not a column")
+    return field.column
 
 
 def ids_allocate(model: type[models.Model], count: int) -> list[int]:

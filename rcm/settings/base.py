@@ -265,8 +265,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-# Filled by `collectstatic` (runplatform runs it before starting the web server).
-STATIC_ROOT = default_var_dir().resolve() / "static"
+# Filled by `collectstatic` (runplatform runs it before starting the web server); None in the
+# tests, which serve the apps' own files.
+STATIC_ROOT: Path | None = default_var_dir().resolve() / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Compressed copies (gzip, Brotli where installed) made at collectstatic, served to clients

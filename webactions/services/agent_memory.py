@@ -16,6 +16,8 @@ from memory import selectors as memory_selectors
 from memory import services as memory_services
 from memory.models import MicroState
 from memory.selectors import Scope
+from tenants.models import Endpoint
+from workflows.models import Workflow, WorkflowNode
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,9 @@ class MemoryScope:
     node and endpoint — the log-in's steps belong to the endpoint alone, shared by every
     workflow that uses it."""
 
-    workflow: object = None  # workflows.Workflow
-    node: object = None  # workflows.WorkflowNode
-    endpoint: object = None  # tenants.Endpoint
+    workflow: Workflow | None = None
+    node: WorkflowNode | None = None
+    endpoint: Endpoint | None = None
 
     def for_phase(self, phase: str) -> MemoryScope:
         return MemoryScope(endpoint=self.endpoint) if phase == "login" else self

@@ -79,7 +79,14 @@ def browser_attempt(
         else {}
     )
     login = endpoint.config.get("login") if credential is not None else None
-    state = credentials.browser_session_state(credential=credential) if login else None
+    # The credential whose log-in is kept between attempts: only where the endpoint says how
+    # to log in (a browser log-in and its refusal happen only then).
+    login_credential = credential if login else None
+    state = (
+        credentials.browser_session_state(credential=login_credential)
+        if login_credential is not None
+        else None
+    )
     relay = Relay()
     browse = Browse(
         endpoint=endpoint,
@@ -98,16 +105,18 @@ def browser_attempt(
             secrets=_secret_values(secrets),
         ),
     )
-    key = context_key(credential, endpoint) if login else None
+    key = context_key(login_credential, endpoint) if login_credential is not None else None
     trusted = trusted_prefixes(endpoint.effective_base_url)
     future = browser_thread().submit(browse.run, storage_state=state, key=key, trusted=trusted)
     answer = answer_serving(
         future, relay=relay, stop=browse.stop, wait_s=budget_s + JOB_GRACE_S, cancelled=cancelled
     )
+    if login_credential is None:
+        return browse, answer  # no log-in, so no session to keep or forget
     if browse.new_state is not None:
-        credentials.browser_session_store(credential=credential, state=browse.new_state)
+        credentials.browser_session_store(credential=login_credential, state=browse.new_state)
     if isinstance(answer, ActionFailed) and answer.kind == LOGIN_REFUSED:
-        credentials.browser_session_forget(credential=credential)
+        credentials.browser_session_forget(credential=login_credential)
         browser_thread().forget(key)
     return browse, answer
 

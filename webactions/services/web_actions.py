@@ -14,8 +14,8 @@ actions before the next one; what the attempt did is kept.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -158,7 +158,11 @@ def web_action_run(*, web_action_id: int) -> None:
     if web_action is None:
         return
     attempt = web_action.attempt
-    endpoint = Endpoint.objects.filter(pk=web_action.endpoint_id).first()
+    endpoint = (
+        Endpoint.objects.filter(pk=web_action.endpoint_id).first()
+        if web_action.endpoint_id is not None
+        else None
+    )
     credential = web_action.credential
     problem = None
     if endpoint is None:
@@ -173,7 +177,7 @@ def web_action_run(*, web_action_id: int) -> None:
         return
     try:
         browse, answer = attempts.browser_attempt(
-            endpoint=endpoint,
+            endpoint=cast(Endpoint, endpoint),  # a missing one is a problem (above)
             credential=credential,
             actions=web_action.actions,
             outcomes=web_action.outcomes,
@@ -280,15 +284,15 @@ def _finish(
     common = {
         "results": results,
         "lease_expires_at": None,
-        "duration_ms": int((now - web_action.started_at).total_seconds() * 1000),
+        # Set when the first attempt was claimed (_claim).
+        "duration_ms": int((now - cast(datetime, web_action.started_at)).total_seconds() * 1000),
     }
-    retry = (
+    if (
         failure is not None
         and failure.transient
         and not label
         and attempt < web_action.max_attempts
-    )
-    if retry:
+    ):
         backoff = min(2**attempt, MAX_BACKOFF_S)
         if mine.update(
             **common,
@@ -299,6 +303,7 @@ def _finish(
         ):
             _send_after_commit(web_action, countdown=backoff)
         return
+    ending: dict[str, Any]
     if failure is None:
         ending = {"status": WebActionStatus.SUCCEEDED, "outputs": outputs}
     elif label:

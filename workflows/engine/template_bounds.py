@@ -231,7 +231,8 @@ def _joined(separator: Any, items: Iterable, *, convert: Callable | None = str) 
     """``separator.join(items)``, the items counted and measured as they come: a generator is
     never drawn past the limit, and no item is turned into text past it. ``convert`` makes
     each item a text, as the ``join`` filter does; str.join itself takes only texts (None)."""
-    parts, size = [], 0
+    parts: list[Any] = []
+    size = 0
     for item in itertools.islice(items, MAX_RENDERED_CHARS + 1):
         size += measure(item) + (len(separator) if parts else 0)
         _refuse_size("joining", size)
@@ -241,7 +242,7 @@ def _joined(separator: Any, items: Iterable, *, convert: Callable | None = str) 
 
 
 @pass_environment
-def _join_filter(environment, value: Iterable, d: Any = "", attribute: Any = None) -> str:
+def _join_filter(environment, value: Iterable, d: Any = "", attribute: Any = None) -> str | bytes:
     """Jinja's ``join`` as it is without autoescaping, bounded (``_joined``)."""
     if attribute is not None:
         value = map(make_attrgetter(environment, attribute), value)
@@ -343,7 +344,10 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         result = super().call(__context, __obj, *args, **kwargs)
         return _checked_result(result, f"calling {name}")
 
-    def concat(self, operands: tuple) -> str:
+    def concat(self, operands: Iterable[Any]) -> str:
+        # A tuple from the compiled ``a ~ b`` (_BoundedCodeGenerator); any other iterable (the
+        # whole output, from Template.render) is made one, as it is read twice.
+        operands = tuple(operands)
         _refuse_size("joining with ~", sum(measure(operand) for operand in operands))
         return "".join(map(str, operands))
 
@@ -364,7 +368,7 @@ def size_problems(tree: nodes.Template) -> list[str]:
     literal = sum(len(node.data) for node in tree.find_all(nodes.TemplateData))
     if literal > MAX_RENDERED_CHARS:
         found.append(LITERAL_TOO_LONG.format(size=literal, limit=MAX_RENDERED_CHARS))
-    checks = {
+    checks: dict[type[nodes.Node], Callable[[Any], list[str]]] = {
         nodes.Const: _const_problems,
         nodes.Mul: _mul_problems,
         nodes.Pow: _pow_problems,
@@ -398,7 +402,7 @@ def _const_problems(node: nodes.Const) -> list[str]:
     return []
 
 
-def _constant(node: nodes.Node) -> Any:
+def _constant(node: nodes.Expr) -> Any:
     """The value of a constant operand (a literal, or a list or tuple of literals), or None."""
     try:
         return node.as_const()
@@ -406,7 +410,7 @@ def _constant(node: nodes.Node) -> Any:
         return None
 
 
-def _sequence_length(node: nodes.Node) -> int | None:
+def _sequence_length(node: nodes.Expr) -> int | None:
     """How long an operand is if it is a text or a list: its length if known, -1 if known only
     at run time; None if it need not be a text or a list (``input.count``: a number, as a
     rule)."""
@@ -424,7 +428,7 @@ def _sequence_length(node: nodes.Node) -> int | None:
     return None
 
 
-def _repeated(node: nodes.Mul) -> tuple[int, nodes.Node] | None:
+def _repeated(node: nodes.Mul) -> tuple[int, nodes.Expr] | None:
     """(the length of the repeated text or list, the factor's node), if either operand is
     one."""
     for sequence, factor in ((node.left, node.right), (node.right, node.left)):

@@ -60,7 +60,7 @@ RUN_OUTCOMES = (
 def run_outcome(status: str, result: str) -> str:
     if status == RunStatus.COMPLETED:
         return "succeeded" if result == "success" else "failure outcome"
-    return {RunStatus.TIMEOUT: "timed out"}.get(status, status)
+    return "timed out" if status == RunStatus.TIMEOUT else status
 
 
 def day_start(day: date) -> datetime:

@@ -160,7 +160,9 @@ def requirements_effective(
         on_endpoint = Q(endpoint__isnull=True)
         if endpoint is not None:
             on_endpoint |= Q(endpoint_id=endpoint.pk)
-        policies = policies.filter(on_endpoint).exclude(pk=exclude_policy_id)
+        # pk=None excludes nothing (Django reads it as IS NULL); the stubs' lookup check refuses
+        # None.
+        policies = policies.filter(on_endpoint).exclude(pk=exclude_policy_id)  # type: ignore[misc]
         for policy in policies.order_by("effective_date", "id"):
             _policy_apply(fields, policy)
     return sorted(fields.values(), key=lambda field: field.display_order)
@@ -180,7 +182,7 @@ def _platform_fields(*, task_type: TaskType, channel_type) -> dict[str, Effectiv
             field_name=row.field_name,
             label=row.label or row.field_name,
             field_type=row.field_type,
-            rtype=row.rtype_id,
+            rtype=row.rtype_id,  # type: ignore[arg-type]  # NOT NULL; the stubs say optional
             is_array=row.is_array,
             validation=dict(row.validation or {}),
             conditional_on=row.conditional_on,
@@ -212,7 +214,7 @@ def _payer_rows_apply(fields: dict[str, EffectiveField], rows: Iterable[PayerReq
                 field_name=row.field_name,
                 label=row.label or row.field_name,
                 field_type=row.field_type,
-                rtype=row.rtype_id,
+                rtype=row.rtype_id,  # type: ignore[arg-type]  # NOT NULL; the stubs say optional
                 is_array=row.is_array,
                 validation=_merged({}, row.validation),
                 conditional_on=row.conditional_on,
@@ -225,7 +227,8 @@ def _payer_rows_apply(fields: dict[str, EffectiveField], rows: Iterable[PayerReq
             current,
             label=row.label or current.label,
             field_type=row.field_type,
-            rtype=_tighter_rtype(current.rtype, row.rtype_id),
+            # The column is NOT NULL: django-stubs type a text primary key's _id as optional.
+            rtype=_tighter_rtype(current.rtype, row.rtype_id),  # type: ignore[arg-type]
             is_array=row.is_array,
             validation=_merged(current.validation, row.validation),
             conditional_on=row.conditional_on

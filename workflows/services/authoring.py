@@ -448,7 +448,8 @@ def workflow_publish(
         now,
         now,
     )
-    workflow.latest_revision_num = revision.revision_num
+    # Not a field but workflow_list's annotation, which the caller's object may carry.
+    workflow.latest_revision_num = revision.revision_num  # type: ignore[attr-defined]
     return revision
 
 

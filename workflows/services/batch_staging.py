@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -72,9 +73,10 @@ def batch_upload_stage(*, org_id, user_id, workflow: Workflow, file: UploadedFil
     organization and user. Nothing is kept when the file is refused."""
     if not (file.name or "").lower().endswith(FILE_SUFFIXES):
         raise ApplicationError("unsupported_file_type", UNSUPPORTED_FILE)
-    upload_size_check(size=file.size)
+    size = cast(int, file.size)  # an uploaded file's is always known
+    upload_size_check(size=size)
     runnable_revision(workflow=workflow)
-    columns = upload_table_read(upload=file).columns or []
+    columns = upload_table_read(upload=file).columns
     batch_upload_staging_purge()
     _oldest_of_user_remove(org_id=str(org_id), user_id=str(user_id))
     staged = StagedUpload(
@@ -83,7 +85,7 @@ def batch_upload_stage(*, org_id, user_id, workflow: Workflow, file: UploadedFil
         user_id=str(user_id),
         workflow_id=str(workflow.pk),
         file_name=(file.name or "")[:255],
-        size=file.size,
+        size=size,
         columns=columns,
         staged_at=time.time(),
     )

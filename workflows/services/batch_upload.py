@@ -55,7 +55,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 from xml.etree.ElementTree import ParseError
 from xml.parsers import expat
 
@@ -245,13 +245,13 @@ def batch_job_upload(
     revision = runnable_revision(workflow=workflow)
     checker = RowChecker(graph=Graph.from_snapshot(revision.graph), org_id=workflow.org_id)
     if file is not None:
-        upload_size_check(size=file.size)
+        upload_size_check(size=cast(int, file.size))  # an uploaded file's is always known
         table = upload_table_read(
             upload=file, column_map=column_map, date_formats=checker.date_formats
         )
         checker.columns_check(table.columns)
     else:
-        table = UploadTable(columns=None, records=_json_records(rows or [], column_map or {}))
+        table = UploadTable(columns=[], records=_json_records(rows or [], column_map or {}))
     flow = RowFlow(checker=checker, on_invalid=on_invalid, max_rows=upload_limits()[1])
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         empty_message = NO_JSON_ROWS if file is None else NO_ROWS
@@ -392,10 +392,10 @@ class RowFlow:
 
 @dataclass
 class UploadTable:
-    """An upload's columns (after column_map; None for JSON rows) and its rows, read lazily as
+    """An upload's columns (after column_map; none for JSON rows) and its rows, read lazily as
     (row number, the row's non-blank cells by field name)."""
 
-    columns: list[str] | None
+    columns: list[str]
     records: Iterator[tuple[int, dict]]
 
 
@@ -604,7 +604,8 @@ def _undecodable(upload: UploadedFile, encoding: str) -> tuple[int, int, int] | 
 def _csv_records(upload: UploadedFile, encoding: str) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) of each CSV record, read line by line."""
     upload.seek(0)
-    text = io.TextIOWrapper(upload.file, encoding=encoding, newline="")
+    # An uploaded file's own: never None (File's type allows it for a closed one).
+    text = io.TextIOWrapper(cast(IO[bytes], upload.file), encoding=encoding, newline="")
     reader = csv.reader(_lines(text))
     try:
         for cells in reader:
@@ -649,7 +650,9 @@ def _xlsx_records(upload: UploadedFile, *, max_rows: int) -> Iterator[tuple[int,
     try:
         _xlsx_archive_check(upload.file, max_rows=max_rows)
         upload.seek(0)
-        workbook = openpyxl.load_workbook(upload.file, read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(
+            cast(IO[bytes], upload.file), read_only=True, data_only=True
+        )
     except _XLSX_ERRORS as exc:
         raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
     try:
@@ -671,10 +674,11 @@ def _xlsx_archive_check(file, *, max_rows: int) -> None:
     (``_PartScan``) with the bytes it inflates bounded by those headers."""
     # ZipFile reads the whole directory into memory as it opens; its size is in the end
     # record, which this private reader is the one ZipFile itself uses to find.
-    end = zipfile._EndRecData(file)
+    # (typeshed leaves zipfile's private names out, hence the ignores.)
+    end = zipfile._EndRecData(file)  # type: ignore[attr-defined]
     if end is None:
         raise zipfile.BadZipFile("no end of central directory")
-    directory = end[zipfile._ECD_SIZE]
+    directory = end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
     if directory > MAX_XLSX_DIRECTORY_BYTES:
         message = XLSX_DIRECTORY_TOO_LARGE.format(size=directory, limit=MAX_XLSX_DIRECTORY_BYTES)
         raise ApplicationError("xlsx_directory_too_large", message)

@@ -364,9 +364,10 @@ def _cycle_through(start: str, members: set[str], successors: dict[str, list[str
         key = queue.popleft()
         for child in successors[key]:
             if child == start:
-                path = [key]
-                while parent[path[-1]] is not None:
-                    path.append(parent[path[-1]])
+                path, step = [key], parent[key]
+                while step is not None:
+                    path.append(step)
+                    step = parent[step]
                 return path[::-1]
             if child in members and child not in parent:
                 parent[child] = key

@@ -156,7 +156,7 @@ def batch_job_record_history(
         max_concurrency=max_concurrency,
         created_by=created_by,
     )
-    counts = dict.fromkeys(ITEM_TERMINAL, 0)
+    counts: dict[str, int] = dict.fromkeys(ITEM_TERMINAL, 0)
     seen: set[int] = set()
     last_end = started_at
     for chunk in _chunks(items):

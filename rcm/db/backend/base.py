@@ -74,23 +74,24 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.rls_applied = wanted
 
     # Every way a transaction (or a savepoint holding the setting) can end forgets the marker.
+    # (The ignores: django-stubs leave these private methods of the base wrapper out.)
     def _commit(self):
         self.rls_applied = _NOT_APPLIED
-        return super()._commit()
+        return super()._commit()  # type: ignore[misc]
 
     def _rollback(self):
         self.rls_applied = _NOT_APPLIED
-        return super()._rollback()
+        return super()._rollback()  # type: ignore[misc]
 
     def _set_autocommit(self, autocommit):
         self.rls_applied = _NOT_APPLIED
-        return super()._set_autocommit(autocommit)
+        return super()._set_autocommit(autocommit)  # type: ignore[misc]
 
     def _savepoint_rollback(self, sid):
         # Forget the marker only after ROLLBACK TO SAVEPOINT has run: it goes through the
         # execute wrapper, which must not try to set_config in an aborted transaction.
         try:
-            return super()._savepoint_rollback(sid)
+            return super()._savepoint_rollback(sid)  # type: ignore[misc]
         finally:
             self.rls_applied = _NOT_APPLIED
 

@@ -33,6 +33,7 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, cast
 
 from django.conf import settings
 from django.core.management import call_command
@@ -95,8 +96,14 @@ class Child:
     argv: list[str]
     colour: str
     restarts: Restarts
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     pump: threading.Thread | None = None
+
+    def started(self) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+        """The process and the thread pumping its output, of a child `_start` has started."""
+        if self.process is None or self.pump is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return self.process, self.pump
 
 
 class GaveUp(Exception):
@@ -370,14 +377,15 @@ class Command(BaseCommand):
     def _heal_child(self, child: Child) -> None:
         now = time.monotonic()
         restarts = child.restarts
-        if restarts.due_at is None and _has_exited(child.process):
+        process, pump = child.started()
+        if restarts.due_at is None and _has_exited(process):
             # Its whole group first, while its pid is still its own (not reaped): a worker
             # killed alone leaves its pool processes behind, still holding claimed work.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.process.pid, signal.SIGKILL)
-            child.process.wait()
-            child.pump.join(timeout=5)
-            self._plan(child.name, restarts, now, _how_it_ended(child.process.returncode))
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            pump.join(timeout=5)
+            self._plan(child.name, restarts, now, _how_it_ended(process.returncode))
         elif restarts.due_at is not None and now >= restarts.due_at:
             self._say(f"Starting {child.name} again.")
             self._start(child)
@@ -385,7 +393,7 @@ class Command(BaseCommand):
 
     def _heal_servers(self) -> None:
         now = time.monotonic()
-        servers = {
+        servers: dict[str, embedded.EmbeddedPostgres | embedded.EmbeddedRedis] = {
             "postgres": embedded.EmbeddedPostgres(self._var_dir),
             "redis": embedded.EmbeddedRedis(self._var_dir),
         }
@@ -425,30 +433,30 @@ class Command(BaseCommand):
         self._stop.set()
         # Not one that died and was reaped, waiting for its restart: its pid may be another's.
         started = [
-            child
+            (child.name, *child.started())
             for child in children
             if child.process is not None and child.process.returncode is None
         ]
         # os.kill rather than Popen.terminate(), which would reap an exited child (see
         # _has_exited); an unreaped child's pid is still its own, so no other process is hit.
-        for child in started:
-            if not _has_exited(child.process):
-                os.kill(child.process.pid, signal.SIGTERM)
+        for _, process, _ in started:
+            if not _has_exited(process):
+                os.kill(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while not all(_has_exited(child.process) for child in started):
+        while not all(_has_exited(process) for _, process, _ in started):
             if time.monotonic() >= deadline or self._hurry.is_set():
                 break
             self._hurry.wait(0.1)
-        for child in started:
-            if not _has_exited(child.process):
-                self._say(f"{child.name} is still running; killing it.")
+        for name, process, _ in started:
+            if not _has_exited(process):
+                self._say(f"{name} is still running; killing it.")
             # The whole group: the child and whatever it left behind (Celery's pool processes
             # when the worker itself was killed). It is not reaped yet, so the group is its own.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.process.pid, signal.SIGKILL)
-            child.process.wait()
-        for child in started:
-            child.pump.join(timeout=5)
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        for _, _, pump in started:
+            pump.join(timeout=5)
 
     def _stop_embedded(self) -> None:
         if os.environ.get("DATABASE_URL"):
@@ -464,9 +472,11 @@ class Command(BaseCommand):
     # -- output --------------------------------------------------------------------------------
     def _pump(self, child: Child) -> None:
         prefix = self._prefix(child.name, child.colour)
-        for raw in iter(child.process.stdout.readline, b""):
+        # A pipe: _start opens the process with stdout=PIPE.
+        output = cast(IO[bytes], child.started()[0].stdout)
+        for raw in iter(output.readline, b""):
             self._write(prefix + raw.decode(errors="replace").rstrip("\r\n"))
-        child.process.stdout.close()
+        output.close()
 
     def _say(self, text: str) -> None:
         self._write(self._prefix(SUPERVISOR, "yellow") + text)
