@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -52,7 +53,7 @@ class Stored:
 # -- input checks shared by the API and the services --------------------------------------------
 
 
-def dom_check(dom_snapshot: str) -> None:
+def dom_check(dom_snapshot: str | None) -> None:
     """An empty DOM is a 400; one larger than MEMORY_MAX_DOM_BYTES a 413."""
     if not dom_snapshot or not dom_snapshot.strip():
         raise ApplicationError("empty_dom", EMPTY_DOM, {"dom_snapshot": [EMPTY_DOM]})
@@ -135,6 +136,7 @@ def search_input_embed(
     if text is not None:
         return text_embed(text=text)
     dom_check(dom_snapshot)
+    dom_snapshot = cast(str, dom_snapshot)  # dom_check refused None
     # Masked as a stored page is, so that both embed alike (and nothing unmasked reaches an
     # http embedder).
     return page_embed(html=phi.mask(dom_snapshot), url=phi.mask(url_pattern_of(url)))

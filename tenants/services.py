@@ -151,6 +151,7 @@ def platform_act_record(
     * "api": an API request, by method and path, with its answer's status; recorded after the
       request's transaction (tenants/authentication.py).
     """
+    details: dict[str, Any]
     match via:
         case "admin":
             object_type, details = "admin", {"path": path[:200]}

@@ -12,7 +12,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -176,7 +177,8 @@ def _complete_through_outage(*, attempt: Attempt, outcome) -> None:
     The waiting ends with the lease: past it the reaper takes the attempt back and a late
     record would find its claim gone anyway.
     """
-    lease_until = attempt.node_run.lease_until
+    # A running attempt's lease is set by its claim (_CLAIM_SQL) and cleared only as it ends.
+    lease_until = cast(datetime, attempt.node_run.lease_until)
     try:
         outage.retry_while_unreachable(
             lambda: node_run_complete(attempt=attempt, outcome=outcome),

@@ -7,6 +7,9 @@ its hard time limit) and is retried per the node's policy, like any system failu
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import cast
+
 from django.db import transaction
 
 from rcm import clock
@@ -32,10 +35,10 @@ def node_run_recover(
     died with it), else past its lease (the reaper: nobody reported anything).
     """
     with transaction.atomic():
-        node_run = NodeRun.objects.filter(pk=node_run_id).values("run_id").first()
-        if node_run is None:
+        row = NodeRun.objects.filter(pk=node_run_id).values("run_id").first()
+        if row is None:
             return False
-        run = WorkflowRun.objects.select_for_update().get(pk=node_run["run_id"])
+        run = WorkflowRun.objects.select_for_update().get(pk=row["run_id"])
         node_run = NodeRun.objects.select_for_update().get(pk=node_run_id)
         if node_run.status != NodeRunStatus.RUNNING:
             return False
@@ -44,7 +47,7 @@ def node_run_recover(
         elif worker:
             gone = node_run.claim_worker == worker
         else:
-            gone = node_run.lease_until <= clock.now()
+            gone = cast(datetime, node_run.lease_until) <= clock.now()  # running: has a lease
         if not gone:
             return False
         graph = graph_of(run)
