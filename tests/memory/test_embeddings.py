@@ -240,9 +240,12 @@ def test_a_2_mb_page_embeds_quickly():
     huge = html[:at] + row * (2 * 1024 * 1024 // len(row)) + html[at:]
     assert len(huge.encode()) >= 2 * 1024 * 1024
     structural = StructuralEmbedder()
-    started = time.perf_counter()
+    # CPU seconds of this process, not wall time: a busy machine (a CI neighbour, two cores
+    # shared) stretches the wall clock, not the work; what is guarded is that embedding stays
+    # linear in the page, where a quadratic step would take minutes of CPU on 2 MB.
+    started = time.process_time()
     vector = structural.embed_page(huge, url)
-    assert time.perf_counter() - started < 3.0
+    assert time.process_time() - started < 3.0
     # Thousands more rows of claims: still the claim status page.
     assert float(vector @ structural.embed_page(html, url)) > 0.95
 
