@@ -18,7 +18,8 @@ from rcm.celery import OrgTask, app
 from rcm.context import org_context
 from rcm.db import outage
 from workflows.engine import attempts, dispatch, recovery
-from workflows.services.batch import BATCH_FEED
+from workflows.services.batch import BATCH_FEED, FEED_BATCH, batch_feed, feed_send
+from workflows.services.batch_staging import batch_upload_staging_purge
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +169,6 @@ def _recover_at_start(sender, **kwargs) -> None:
 def batch_upload_staging_purge_task() -> int:
     """Uploads chosen in the console and never started, deleted once they waited too long
     (they hold patient data), even when nobody stages another file."""
-    from workflows.services.batch_staging import batch_upload_staging_purge
-
     return batch_upload_staging_purge()
 
 
@@ -177,8 +176,6 @@ def batch_upload_staging_purge_task() -> int:
 def batch_feed_task() -> int:
     """Start pending batch rows where there is room (after uploads, as rows end, and by beat
     as a safety net for a feed message that was lost)."""
-    from workflows.services.batch import FEED_BATCH, batch_feed, feed_send
-
     started = batch_feed()
     if started >= FEED_BATCH:
         feed_send()  # there may be room for more

@@ -44,6 +44,7 @@ from workflows.models import (
     WorkflowRevision,
 )
 from workflows.selectors.batch import retryable_items
+from workflows.services.runs import runs_start_for_items
 
 INSERT_CHUNK = 2000
 # Rows one organization may start in one turn of the feeder's round.
@@ -250,8 +251,6 @@ def _room(candidate: Candidate, endpoint_room: dict[int, int]) -> int:
 
 def _start_items(*, job_id: int, count: int) -> int:
     """pending -> running for the job's next ``count`` rows, with their runs and counters."""
-    from workflows.services.runs import runs_start_for_items
-
     # The job's row first, then its items: the lock order of every writer of both.
     job = (
         BatchJob.objects.select_for_update(of=("self",))
