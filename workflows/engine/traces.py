@@ -4,7 +4,9 @@ history imported in bulk (workflows/services/history.py).
 
 Masked here (DESIGN §5): every text a person reads in a trace (its detail, error, tier
 reason, the model's exchange) loses patient data by shape, and the run's input values as
-declared literals, before it is stored. Texts are cut to their columns' sizes.
+declared literals, before it is stored. Texts are cut to the engine's limits: a bounded
+column's size, and for the error and the tier reason the length a person reads (MAX_ERROR,
+MAX_TIER_REASON), so that imported history reads like live traces.
 """
 
 from __future__ import annotations

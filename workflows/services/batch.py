@@ -143,14 +143,14 @@ def job_row_create(*, workflow: Workflow, revision: WorkflowRevision, **fields) 
     )
 
 
+# The feed task's name (workflows/tasks.py): sent by name, so that this service does not import
+# the tasks that call it.
+BATCH_FEED = "workflows.batch_feed"
 # Set while a feed message waits in the queue; the feeder clears it as it starts. Every row
 # that ends below its job's refill mark asks for a feed, and one waiting feed serves them all:
 # without the mark, a job of 200 slots queued a feed per ending row, each a pass over the
 # candidates under the feeder's lock. It expires so that a lost message blocks nothing (beat
 # also feeds every few seconds).
-# The feed task's name (workflows/tasks.py): sent by name, so that this service does not import
-# the tasks that call it.
-BATCH_FEED = "workflows.batch_feed"
 FEED_QUEUED_KEY = "batch:feed-queued"
 FEED_QUEUED_TTL_S = 10
 
