@@ -69,15 +69,15 @@ from rcm.errors import ApplicationError, Conflict
 from rcm.lookups import RequirementType, WorkflowStatus
 from workflows.engine.graph import Graph
 from workflows.models import BatchJob, FieldType, InvalidRowPolicy, Workflow, WorkflowRevision
-from workflows.requirements_validation import (
+from workflows.services.batch import Row, batch_job_create
+from workflows.services.runs import NOT_PUBLISHED, NOT_RUNNABLE, InputCheck, revision_latest
+from workflows.validation.rows import (
     DEFAULT_DATE_FORMAT,
     REQUIRED,
     field_label,
     field_message,
     label_of,
 )
-from workflows.services.batch import Row, batch_job_create
-from workflows.services.runs import NOT_PUBLISHED, NOT_RUNNABLE, InputCheck, revision_latest
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_ROWS = 100_000

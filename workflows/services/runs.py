@@ -22,8 +22,8 @@ from workflows.models import (
     WorkflowRun,
 )
 from workflows.models.runs import RUN_TERMINAL
-from workflows.requirements_validation import RowValidator
 from workflows.selectors.requirements import requirements_effective
+from workflows.validation.rows import RowValidator
 
 NOT_PUBLISHED = "This workflow has never been published; publish it before running it."
 NOT_RUNNABLE = "This workflow is {status}; only an active workflow runs."
