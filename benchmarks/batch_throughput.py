@@ -23,8 +23,8 @@ from engine_throughput import engine_throughput, publish_noop_workflow, wait_unt
 from rcm.context import org_context
 from rcm.workers import WorkerProcess
 from workflows.models import BatchJob, BatchJobItem
+from workflows.selectors.runs import revision_latest
 from workflows.services import batch
-from workflows.services.runs import revision_latest
 
 STEPS_PER_RUN = 6
 

@@ -17,7 +17,7 @@ from workflows import public as engine
 from workflows.models import NodeType, TriggerRule, WorkflowNode
 from workflows.public import Node
 from workflows.services import authoring
-from workflows.services.graph_validation import MAX_LABEL_LENGTH, Code, node_config_problems
+from workflows.validation.graph import MAX_LABEL_LENGTH, Code, node_config_problems
 
 STALE = (
     "This workflow was changed by someone else since you opened it — reload the page to see "

@@ -31,6 +31,7 @@ from workflows.selectors.batch import FAILED_ROW_EXTRA, RESULT_FIXED
 from workflows.serializers.batch import BatchJobCreateInput
 from workflows.services import batch_staging
 from workflows.services import batch_upload as upload_service
+from workflows.validation.files import upload_limits
 
 KEEP, IGNORE = "__keep__", "__ignore__"
 NO_FILE = "Choose a CSV or Excel (.xlsx) file to upload."
@@ -109,7 +110,7 @@ def _choose(request):
 
 
 def _choose_page(request, form: ChooseForm, *, status: int = 200):
-    limit_bytes, limit_rows = upload_service.upload_limits()
+    limit_bytes, limit_rows = upload_limits()
     return page(
         request,
         "console/batch_upload.html",

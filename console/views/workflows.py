@@ -40,7 +40,7 @@ from workflows.models import Workflow
 from workflows.selectors import authoring as selectors
 from workflows.selectors.requirements import task_type_list
 from workflows.services import authoring
-from workflows.services.graph_validation import Problem, graph_problems
+from workflows.validation.graph import Problem, graph_problems
 
 RESOURCE = "workflow"
 RULE_MEANINGS = dict(TRIGGER_RULES)

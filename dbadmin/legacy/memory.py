@@ -48,7 +48,7 @@ from workflows.models import (
 )
 from workflows.public import Edge
 from workflows.services import authoring
-from workflows.services.graph_validation import MAX_LABEL_LENGTH, edge_problems
+from workflows.validation.graph import MAX_LABEL_LENGTH, edge_problems
 
 WORKFLOW_PATH, NODE_PATH, STATE_PATH = "legacy_workflow", "state_node", "micro_state"
 TRANSITION_PATH = "rcm_transition"

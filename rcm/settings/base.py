@@ -405,8 +405,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Batch uploads (workflows/services/batch_upload.py): the largest file and the most rows one
-# upload may carry; over either is a 413 naming the limit.
+# Batch uploads (workflows/validation/files.py): the largest file and the most rows one upload
+# may carry; over either is a 413 naming the limit.
 BATCH_MAX_UPLOAD_BYTES = env.int("BATCH_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=100_000)
 # The console's upload waits here between choosing the file and starting the batch

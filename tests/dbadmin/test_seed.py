@@ -27,7 +27,7 @@ from tenants.models import Endpoint, Membership, Organization, User
 from webactions.models import PortalCredential
 from workflows.models import BatchJob, BatchJobItem, Workflow, WorkflowRevision, WorkflowTrace
 from workflows.selectors.authoring import workflow_graph
-from workflows.services.graph_validation import graph_problems
+from workflows.validation.graph import graph_problems
 
 # "  operator@stmarys.rcm.test  <password>  (operator; ...)": one line per login printed.
 LOGIN_LINE = re.compile(r"^\s+(\S+@\S+)\s+(\S+)\s+\((\w+);", re.MULTILINE)

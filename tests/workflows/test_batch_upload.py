@@ -22,6 +22,7 @@ from tests.workflows import hostile_files
 from tests.workflows.engine_helpers import published
 from workflows.models import BatchJob, BatchJobItem, TaskType, Workflow
 from workflows.services import batch_upload
+from workflows.validation import files
 
 pytestmark = pytest.mark.django_db
 
@@ -278,7 +279,7 @@ def test_an_empty_file_is_refused(operator, org_a, simple_workflow):
 
 def test_a_header_without_rows_is_refused(operator, org_a, simple_workflow):
     error = _refused(_upload(operator, simple_workflow, b"member_id,name\n\n,\n"), 400, "no_rows")
-    assert error["message"] == batch_upload.NO_ROWS
+    assert error["message"] == files.NO_ROWS
     assert _nothing_written(org_a)
 
 
@@ -335,7 +336,7 @@ def test_a_cell_over_excels_limit_is_refused_naming_row_and_column(
 
 
 def test_a_line_without_end_is_refused(operator, org_a, simple_workflow):
-    content = b"member_id,name\n" + b"x," * (batch_upload.MAX_LINE_CHARS // 2 + 1)
+    content = b"member_id,name\n" + b"x," * (files.MAX_LINE_CHARS // 2 + 1)
     _refused(_upload(operator, simple_workflow, content), 400, "line_too_long")
 
 
@@ -343,7 +344,7 @@ def test_ten_thousand_columns_are_refused(operator, org_a, simple_workflow):
     header = ",".join(f"c{n}" for n in range(10_000))
     content = f"{header}\n{','.join('1' * 10_000)}\n".encode()
     error = _refused(_upload(operator, simple_workflow, content), 400, "too_many_columns")
-    assert error["details"] == {"limit_columns": batch_upload.MAX_COLUMNS}
+    assert error["details"] == {"limit_columns": files.MAX_COLUMNS}
 
 
 def test_a_file_over_the_size_limit_is_413(operator, org_a, simple_workflow, settings):
@@ -420,7 +421,7 @@ def test_bad_json_requests_are_400(operator, org_a, simple_workflow, fields):
 def test_empty_json_rows_are_refused(operator, org_a, simple_workflow):
     body = {"workflow": str(simple_workflow.pk), "rows": []}
     error = _refused(operator.post(URL, body, "json"), 400, "no_rows")
-    assert error["message"] == batch_upload.NO_JSON_ROWS
+    assert error["message"] == files.NO_JSON_ROWS
 
 
 @pytest.mark.parametrize(
@@ -484,7 +485,7 @@ def _peak_while_reading(content: bytes, name: str) -> tuple[int, int]:
     upload = _spooled(content, name)
     tracemalloc.start()
     try:
-        table = batch_upload.upload_table_read(upload=upload)
+        table = files.upload_table_read(upload=upload)
         count = sum(1 for _ in table.records)
         return tracemalloc.get_traced_memory()[1], count
     finally:
@@ -533,7 +534,7 @@ def _peak_of_reading(content: bytes, name: str) -> tuple[int, str]:
     tracemalloc.start()
     try:
         with pytest.raises(ApplicationError) as refused:
-            table = batch_upload.upload_table_read(upload=upload)
+            table = files.upload_table_read(upload=upload)
             sum(1 for _ in table.records)
         return tracemalloc.get_traced_memory()[1], refused.value.code
     finally:
@@ -547,7 +548,7 @@ def test_a_sheet_declaring_row_100_million_is_413_before_a_row_is_read(
     content = hostile_files.xlsx_row_gap(row=100_000_000)
     assert len(content) < 5_000
     error = _refused(_upload(operator, simple_workflow, content, "gap.xlsx"), 413, "too_many_rows")
-    assert error["message"] == batch_upload.SHEET_ROWS_DECLARED.format(
+    assert error["message"] == files.SHEET_ROWS_DECLARED.format(
         part=hostile_files.SHEET_PATH,
         row=100_000_000,
         ref="A1:B100000000",
@@ -565,7 +566,7 @@ def test_a_sheet_declaring_row_100_million_is_413_before_a_row_is_read(
 def test_a_sheet_whose_rows_jump_to_row_100_million_is_413(operator, org_a, simple_workflow):
     content = hostile_files.xlsx_row_gap(row=100_000_000, dimension=False)
     error = _refused(_upload(operator, simple_workflow, content, "gap.xlsx"), 413, "too_many_rows")
-    assert error["message"] == batch_upload.SHEET_ROW_BEYOND.format(
+    assert error["message"] == files.SHEET_ROW_BEYOND.format(
         part=hostile_files.SHEET_PATH, row=100_000_000, last=100_001, limit=100_000
     )
     assert _nothing_written(org_a)
@@ -610,7 +611,7 @@ def test_a_part_whose_header_understates_its_size_is_cut_off_there(
 
 
 def test_a_workbook_inflating_past_the_limit_is_413(operator, org_a, simple_workflow, monkeypatch):
-    monkeypatch.setattr(batch_upload, "MAX_XLSX_INFLATED_BYTES", 20_000)
+    monkeypatch.setattr(files, "MAX_XLSX_INFLATED_BYTES", 20_000)
     content = _xlsx([["member_id", "name"]] + [[f"W{n}", "Ada"] for n in range(500)])
     error = _refused(_upload(operator, simple_workflow, content, "a.xlsx"), 413, "xlsx_too_large")
     assert error["details"] == {"limit_bytes": 20_000}
@@ -620,7 +621,7 @@ def test_a_workbook_inflating_past_the_limit_is_413(operator, org_a, simple_work
 def test_a_stretch_of_xml_longer_than_any_cell_is_refused(
     operator, org_a, simple_workflow, monkeypatch
 ):
-    monkeypatch.setattr(batch_upload, "MAX_XML_TOKEN_BYTES", 1_000)
+    monkeypatch.setattr(files, "MAX_XML_TOKEN_BYTES", 1_000)
     content = hostile_files.xlsx_inflating(inflated_bytes=5_000)
     error = _refused(
         _upload(operator, simple_workflow, content, "a.xlsx"), 400, "xlsx_oversized_xml"
@@ -658,7 +659,7 @@ def test_a_workbook_directory_of_thousands_of_parts_is_refused(operator, org_a, 
     error = _refused(
         _upload(operator, simple_workflow, content, "a.xlsx"), 400, "xlsx_directory_too_large"
     )
-    assert f"at most {batch_upload.MAX_XLSX_DIRECTORY_BYTES} bytes" in error["message"]
+    assert f"at most {files.MAX_XLSX_DIRECTORY_BYTES} bytes" in error["message"]
 
 
 def test_a_part_declaring_a_document_type_is_refused_unless_a_picture(
@@ -669,7 +670,7 @@ def test_a_part_declaring_a_document_type_is_refused_unless_a_picture(
         _xlsx([["member_id", "name"], ["W1", "Ada"]]), extra=[("customXml/item1.xml", doctype)]
     )
     error = _refused(_upload(operator, simple_workflow, content, "a.xlsx"), 400, "invalid_xlsx")
-    assert error["message"] == batch_upload.XLSX_DOCTYPE.format(part="customXml/item1.xml")
+    assert error["message"] == files.XLSX_DOCTYPE.format(part="customXml/item1.xml")
     svg = b'<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd"><svg/>'
     picture = _rezipped(
         _xlsx([["member_id", "name"], ["W1", "Ada"]]), extra=[("xl/media/image1.svg", svg)]
@@ -680,7 +681,7 @@ def test_a_part_declaring_a_document_type_is_refused_unless_a_picture(
 def test_a_csv_of_blank_lines_is_413_once_past_the_row_limit(operator, org_a, simple_workflow):
     content = hostile_files.csv_blank_lines(size=1_000_000)
     error = _refused(_upload(operator, simple_workflow, content), 413, "too_many_rows")
-    assert error["message"] == batch_upload.FILE_TOO_MANY_ROWS.format(limit=100_000)
+    assert error["message"] == files.FILE_TOO_MANY_ROWS.format(limit=100_000)
     assert _nothing_written(org_a)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from workflows.engine import template_bounds as bounds
 from workflows.engine.graph import MAX_NODE_TIMEOUT_S, Edge, Graph, Node
-from workflows.services.graph_validation import (
+from workflows.validation.graph import (
     Code,
     graph_problems,
     structure_problems,

@@ -9,9 +9,9 @@ from rcm.errors import NotFound
 from tenants import services as tenant_services
 from tenants.models import ChannelType
 from workflows.models import FieldRequirement, OrgRequirementPolicy, PayerRequirement, TaskType
-from workflows.requirements_validation import RowValidator, requirements_validate
 from workflows.selectors import requirements as req
-from workflows.selectors.requirements import EffectiveField
+from workflows.validation.fields import EffectiveField
+from workflows.validation.rows import RowValidator, requirements_validate
 
 D2025 = date(2025, 6, 1)
 

@@ -19,6 +19,7 @@ from workflows.selectors import batch as selectors
 from workflows.serializers import batch as io
 from workflows.services import batch as services
 from workflows.services import batch_upload
+from workflows.validation.files import MULTIPART_SLACK_BYTES, upload_size_check
 
 UPLOAD_DESCRIPTION = (
     "Upload a batch: multipart/form-data with a `file` (CSV in UTF-8, with or without BOM, or "
@@ -85,9 +86,9 @@ class BatchJobListCreateApi(BatchJobBase):
     def post(self, request):
         multipart = (request.content_type or "").startswith("multipart/")
         # Before the body is parsed: an oversized file is refused before it is spooled.
-        batch_upload.upload_size_check(
+        upload_size_check(
             size=_content_length(request),
-            slack=batch_upload.MULTIPART_SLACK_BYTES if multipart else 0,
+            slack=MULTIPART_SLACK_BYTES if multipart else 0,
         )
         data = self.validated(io.BatchJobFileInput if multipart else io.BatchJobRowsInput)
         job = batch_upload.batch_job_upload(

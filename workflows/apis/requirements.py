@@ -21,11 +21,11 @@ from rcm.permissions import VIEW
 from tenants import selectors as tenant_selectors
 from tenants.models import Endpoint
 from workflows.models import TaskType
-from workflows.requirements_validation import requirements_validate
 from workflows.selectors import requirements as selectors
-from workflows.selectors.requirements import EffectiveField
 from workflows.serializers import requirements as io
 from workflows.services import requirements as services
+from workflows.validation.fields import EffectiveField
+from workflows.validation.rows import requirements_validate
 
 UNKNOWN_TASK_TYPE = "No task type has this id or domain/action."
 UNKNOWN_CHANNEL = "No channel type has this code."

@@ -18,7 +18,7 @@ from workflows.models import (
     WorkflowRevision,
     WorkflowTransition,
 )
-from workflows.services.graph_validation import Problem, graph_problems
+from workflows.validation.graph import Problem, graph_problems
 
 NOT_FOUND = "Not found."
 

@@ -1,8 +1,9 @@
-"""Reads for an upload before it becomes a batch: the fields its columns may fill, a guess of
-which column fills which, and a dry run of the row checks.
+"""Reads for an upload: the check of its rows (``RowChecker``, ``RowFlow``) that
+``batch_job_upload`` makes before it writes, and, before an upload becomes a batch, the fields
+its columns may fill, a guess of which column fills which, and a dry run of the row checks.
 
-Everything here goes through the upload service's own reading and checking
-(``workflows/services/batch_upload.py``), so that what the console shows before a batch starts
+The dry run reads the file with the upload's own reader (``workflows.validation.files``) and
+checks it with the upload's own checks, so that what the console shows before a batch starts
 is exactly what the upload will accept or refuse.
 """
 
@@ -10,24 +11,33 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Exists, OuterRef, QuerySet
 
-from rcm.lookups import WorkflowStatus
+from rcm.errors import ApplicationError, Conflict
+from rcm.lookups import RequirementType, WorkflowStatus
 from workflows.engine.graph import Graph
-from workflows.models import InvalidRowPolicy, Workflow, WorkflowRevision
-from workflows.services.batch_upload import (
+from workflows.models import FieldType, InvalidRowPolicy, Workflow, WorkflowRevision
+from workflows.selectors.runs import NOT_PUBLISHED, NOT_RUNNABLE, InputCheck, revision_latest
+from workflows.validation.files import (
     MAX_LISTED_ERRORS,
     NO_ROWS,
+    TOO_MANY_ROWS,
     ColumnMap,
-    RowChecker,
-    RowFlow,
-    runnable_revision,
+    Row,
     upload_limits,
     upload_table_read,
+)
+from workflows.validation.rows import (
+    DEFAULT_DATE_FORMAT,
+    REQUIRED,
+    field_label,
+    field_message,
+    label_of,
 )
 
 # Headers people give the platform's fields (after ``_normalized``: lower case, letters and
@@ -63,6 +73,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 # patient_first_name).
 SUBJECT_PREFIXES = ("patient", "member", "provider", "rendering", "subscriber")
 FILLED_TWICE = "Columns {columns} would both fill {field}; keep one and ignore the other."
+MISSING_COLUMNS = (
+    "The file has no column for these required fields: {names}. Rename the columns or map them "
+    "with column_map."
+)
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,16 @@ def _checker(workflow: Workflow) -> RowChecker:
     return RowChecker(graph=Graph.from_snapshot(revision.graph), org_id=workflow.org_id)
 
 
+def runnable_revision(*, workflow: Workflow) -> WorkflowRevision:
+    """The revision an upload of the workflow runs: its latest, if the workflow is active."""
+    if workflow.status_id != WorkflowStatus.ACTIVE:
+        raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
+    revision = revision_latest(workflow=workflow)
+    if revision is None:
+        raise Conflict("workflow_not_published", NOT_PUBLISHED)
+    return revision
+
+
 def _normalized(text: str) -> str:
     """A header as it is compared: accents off, "#" as "number", lower case, letters and
     digits only."""
@@ -205,3 +229,92 @@ def column_fill_problems(
     ]
     unfilled = [field for field in fields if field.required and field.name not in by_target]
     return clashes, unfilled
+
+
+# -- checking rows --------------------------------------------------------------------------
+
+
+class RowChecker:
+    """A run's input check (``InputCheck``) for every row of a file, plus what a file
+    needs on top: the columns every row must have, and the date formats of its cells."""
+
+    def __init__(self, *, graph: Graph, org_id):
+        self.check = InputCheck(graph=graph, org_id=org_id)
+        self.required_columns = list(self.check.required_data)
+        self.date_formats: dict[str, str] = {}
+        self.labels = {name: field_label(name) for name in self.required_columns}
+        for field in self.check.fields:
+            if not field.is_input:
+                continue
+            self.labels[field.field_name] = label_of(field)
+            if field.field_type == FieldType.DATE:
+                self.date_formats[field.field_name] = (
+                    field.validation.get("date_format") or DEFAULT_DATE_FORMAT
+                )
+            always_required = field.rtype == RequirementType.REQUIRED and not field.conditional_on
+            if always_required and field.field_name not in self.required_columns:
+                self.required_columns.append(field.field_name)
+
+    def columns_check(self, columns: list[str]) -> None:
+        """A file must have a column for every field each row needs (one error, not N)."""
+        missing = [name for name in self.required_columns if name not in columns]
+        if missing:
+            unmapped = [name for name in columns if name not in self.required_columns]
+            raise ApplicationError(
+                "missing_columns",
+                MISSING_COLUMNS.format(names=", ".join(missing)),
+                {"missing_columns": missing, "unmapped_columns": unmapped[:MAX_LISTED_ERRORS]},
+            )
+
+    def missing_message(self, name: str) -> str:
+        return field_message(self.labels.get(name) or field_label(name), REQUIRED)
+
+    def problems(self, row: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(field, message) for everything wrong with the row; blank cells are absent."""
+        found = self.check.problems(dict(row))
+        return [(name, self.missing_message(name)) for name in found.get("missing", [])] + [
+            (name, message)
+            for name, messages in found.get("errors", {}).items()
+            for message in messages
+        ]
+
+
+class RowFlow:
+    """Checked rows on their way to ``batch_job_create``, counted.
+
+    With ``reject`` no row is passed on after the first invalid one (the upload will be refused
+    and rolled back, so inserting more would be wasted), but reading goes on to count them all.
+    """
+
+    def __init__(self, *, checker: RowChecker, on_invalid: str, max_rows: int):
+        self.checker = checker
+        self.reject = on_invalid == InvalidRowPolicy.REJECT
+        self.max_rows = max_rows
+        self.count = 0
+        self.invalid_rows = 0
+        self.errors: list[dict] = []
+
+    def rows(self, records: Iterator[tuple[int, dict]], *, empty_message: str) -> Iterator[Row]:
+        for row_number, cells in records:
+            self.count += 1
+            if self.count > self.max_rows:
+                message = TOO_MANY_ROWS.format(limit=self.max_rows)
+                raise ApplicationError(
+                    "too_many_rows", message, {"limit_rows": self.max_rows}, status=413
+                )
+            problems = self.checker.problems(cells)
+            if problems:
+                self.invalid_rows += 1
+                room = MAX_LISTED_ERRORS - len(self.errors)
+                self.errors += [
+                    {"row": row_number, "field": name, "message": message}
+                    for name, message in problems[:room]
+                ]
+            if not self.reject:
+                # Each message is a sentence naming its field.
+                error = " ".join(message for _, message in problems)
+                yield Row(row_number=row_number, input_data=cells, error=error)
+            elif not self.invalid_rows:
+                yield Row(row_number=row_number, input_data=cells)
+        if self.count == 0:
+            raise ApplicationError("no_rows", empty_message)

@@ -18,7 +18,7 @@ for one task on one portal on one date (docs/requirements.md has an example):
    remove of a field that is not there (an earlier policy removed it) changes nothing.
 
 Without an endpoint only the platform rows and the policies for every portal apply. The check
-of a row against the resolved fields is ``workflows.requirements_validation``.
+of a row against the resolved fields is ``workflows.validation.rows``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
 
 from django.db.models import Q
 
@@ -43,6 +42,7 @@ from workflows.models import (
     RequirementChangelog,
     TaskType,
 )
+from workflows.validation.fields import EffectiveField
 
 SOURCE_PLATFORM = "platform"
 
@@ -52,26 +52,6 @@ RTYPE_STRICTNESS = {
     RequirementType.CONDITIONAL: 1,
     RequirementType.REQUIRED: 2,
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class EffectiveField:
-    """One field of the effective set, with the layers that shaped it (``sources``)."""
-
-    field_name: str
-    label: str
-    field_type: str
-    rtype: str
-    is_array: bool = False
-    validation: dict[str, Any] = dataclasses.field(default_factory=dict)
-    conditional_on: dict[str, Any] | None = None
-    display_order: int = 0
-    path: str = ""
-    sources: tuple[str, ...] = ()
-
-    @property
-    def is_input(self) -> bool:
-        return self.rtype != RequirementType.OUTPUT
 
 
 # -- catalogue and lists -------------------------------------------------------------------

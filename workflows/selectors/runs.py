@@ -1,14 +1,28 @@
-"""Reads of runs, node runs and traces."""
+"""Reads of runs, node runs and traces, and what a new run needs: the revision it runs and the
+check of its input (``InputCheck``, which reads the task's effective requirements)."""
 
 from __future__ import annotations
 
 from django.db.models import Prefetch
 
-from rcm import phi
+from rcm import clock, phi
 from rcm.db.filters import filter_given
+from tenants import selectors as tenant_selectors
 from workflows.engine.decisions import edge_state
 from workflows.engine.graph import Graph
-from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
+from workflows.models import (
+    NodeRun,
+    TaskType,
+    Workflow,
+    WorkflowRevision,
+    WorkflowRun,
+    WorkflowTrace,
+)
+from workflows.selectors.requirements import requirements_effective
+from workflows.validation.rows import RowValidator
+
+NOT_PUBLISHED = "This workflow has never been published; publish it before running it."
+NOT_RUNNABLE = "This workflow is {status}; only an active workflow runs."
 
 
 def _runs():
@@ -62,3 +76,49 @@ def run_edges_taken(*, run: WorkflowRun) -> set[tuple[str, str]]:
         for edge in graph.edges
         if edge.source in node_runs and edge_state(edge, node_runs) == "fired"
     }
+
+
+def revision_latest(*, workflow: Workflow) -> WorkflowRevision | None:
+    return WorkflowRevision.objects.filter(workflow=workflow).order_by("-revision_num").first()
+
+
+def _blank(value) -> bool:
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
+
+
+class InputCheck:
+    """The checks a run's input gets, prepared once (a batch upload checks every row with one).
+
+    ``required_data`` must be present and not blank; when the workflow names a task type, the
+    effective requirements of (organization, endpoint, task type, today) apply as well. Fields
+    the requirements do not know are allowed through: a workflow may carry its own.
+    """
+
+    def __init__(self, *, graph: Graph, org_id):
+        self.required_data = list(graph.required_data)
+        self.fields = []
+        self.validator: RowValidator | None = None
+        if graph.task_type_id:
+            task_type = TaskType.objects.get(pk=graph.task_type_id)
+            endpoint = tenant_selectors.endpoint_list().filter(pk=graph.endpoint_id).first()
+            self.fields = requirements_effective(
+                org_id=org_id, task_type=task_type, endpoint=endpoint, as_of=clock.now().date()
+            )
+            self.validator = RowValidator(self.fields)
+
+    def problems(self, row: dict) -> dict:
+        """What the row lacks or gets wrong: {"missing": [...], "errors": {...}}; empty if ok."""
+        missing = [name for name in self.required_data if _blank(row.get(name))]
+        problems: dict = {}
+        if self.validator is not None:
+            result = self.validator.validate(row)
+            missing += [name for name in result.missing if name not in missing]
+            if result.errors:
+                problems["errors"] = result.errors
+        if missing:
+            problems["missing"] = missing
+        return problems
+
+
+def run_input_problems(*, graph: Graph, org_id, row: dict) -> dict:
+    return InputCheck(graph=graph, org_id=org_id).problems(row)

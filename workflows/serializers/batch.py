@@ -17,7 +17,7 @@ from rcm.api.serializers import PageQuery, StrictInputSerializer
 from rcm.lookups import JobStatus
 from workflows.models import InvalidRowPolicy, ItemStatus
 from workflows.selectors import batch as selectors
-from workflows.services.batch_upload import MAX_COLUMNS
+from workflows.validation.files import MAX_COLUMNS
 
 MAX_PROMPT_CHARS = 10_000
 MAX_FIELD_NAME_CHARS = 200

@@ -10,7 +10,8 @@ leaves the version, and everything else, as it was.
 
 A draft may be incomplete (no outcome yet, a config still to fill in) but never malformed:
 structural problems refuse the save, publish problems only refuse publishing
-(``graph_validation``). Publishing freezes the draft into an immutable workflow_revision.
+(``workflows.validation.graph``). Publishing freezes the draft into an immutable
+workflow_revision.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from workflows.models import (
 )
 from workflows.selectors import authoring as selectors
 from workflows.selectors.requirements import task_type_find
-from workflows.services.graph_validation import (
+from workflows.validation.graph import (
     Problem,
     duplicate_key_problem,
     duplicate_transition_problem,

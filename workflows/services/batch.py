@@ -45,6 +45,7 @@ from workflows.models import (
 )
 from workflows.selectors.batch import retryable_items
 from workflows.services.runs import runs_start_for_items
+from workflows.validation.files import Row
 
 INSERT_CHUNK = 2000
 # Rows one organization may start in one turn of the feeder's round.
@@ -54,15 +55,6 @@ TURN = 8
 FEED_BATCH = 50
 JOB_FINISHED = "This batch job has already finished ({status})."
 NOTHING_TO_RETRY = "This batch job has no failed rows to retry."
-
-
-@dataclass(frozen=True)
-class Row:
-    """A row as uploaded: its number (1 = first data row), its input, and its problems."""
-
-    row_number: int
-    input_data: dict
-    error: str = ""
 
 
 # -- creating -----------------------------------------------------------------------------

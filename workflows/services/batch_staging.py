@@ -32,12 +32,8 @@ from django.core.files.uploadedfile import UploadedFile
 
 from rcm.errors import ApplicationError, NotFound
 from workflows.models import Workflow
-from workflows.services.batch_upload import (
-    UNSUPPORTED_FILE,
-    runnable_revision,
-    upload_size_check,
-    upload_table_read,
-)
+from workflows.selectors.batch_upload import runnable_revision
+from workflows.validation.files import UNSUPPORTED_FILE, upload_size_check, upload_table_read
 
 TOKEN_BYTES = 32
 # What secrets.token_urlsafe(TOKEN_BYTES) gives: a token that is not this shape is not looked

@@ -30,11 +30,11 @@ from workflows.models import (
     TaskType,
 )
 from workflows.selectors.requirements import (
-    EffectiveField,
     field_from_spec,
     field_modified,
     requirements_effective,
 )
+from workflows.validation.fields import EffectiveField
 
 FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$"
 SPEC_KEYS = ("label", "field_type", "rtype", "is_array", "validation", "conditional_on")

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from rcm.lookups import RequirementType
-from workflows.selectors.requirements import EffectiveField
+from workflows.validation.fields import EffectiveField
 
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
 # Array fields also accept one string with the items separated by "|" or ";" (a CSV cell).
