@@ -10,6 +10,7 @@ from django.utils.http import urlencode
 
 from rcm.admin import ReadOnlyTenantAdmin, counted, pretty_json
 from rcm.errors import ApplicationError
+from workflows.admin import display
 from workflows.models import BatchJob, BatchJobItem, ItemStatus
 from workflows.selectors import batch as batch_selectors
 from workflows.services import batch as batch_services
@@ -60,7 +61,7 @@ def _progress_bar(job: BatchJob):
 
 
 @admin.register(BatchJob)
-class BatchJobAdmin(ReadOnlyTenantAdmin):
+class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
     """Uploaded batches with their progress. Rows change only through the feeder and the runs;
     operators may cancel a batch or retry its failed rows, through the API's services."""
 
@@ -135,11 +136,6 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="progress")
     def progress(self, obj):
         return _progress_bar(obj)
-
-    @admin.display(description="revision")
-    def revision_link(self, obj):
-        url = reverse("admin:workflows_workflowrevision_change", args=(obj.revision_id,))
-        return format_html('<a href="{}">Revision {}</a>', url, obj.revision_number)
 
     @admin.display(description="rows per second")
     def rows_per_second(self, obj):

@@ -1,5 +1,8 @@
-"""What the workflows admins show alike: a refusal with its reasons, and a picture in a page."""
+"""What the workflows admins show alike: a refusal with its reasons, a picture in a page, and
+the link to the revision a job or run ran."""
 
+from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
 
 from rcm.errors import ApplicationError
@@ -21,3 +24,12 @@ def error_text(error: ApplicationError) -> str:
 
 def picture(svg, caption: str = ""):
     return format_html('<div style="overflow-x: auto">{}{}</div>', caption, svg)
+
+
+class RevisionLinked:
+    """For the admin of a row that ran a revision (``revision_id``, ``revision_number``)."""
+
+    @admin.display(description="revision")
+    def revision_link(self, obj):
+        url = reverse("admin:workflows_workflowrevision_change", args=(obj.revision_id,))
+        return format_html('<a href="{}">Revision {}</a>', url, obj.revision_number)

@@ -135,7 +135,7 @@ def _duration(seconds: float) -> str:
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(ReadOnlyTenantAdmin):
+class WorkflowRunAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
     """Runs of a revision, with the state of each node and the web actions taken (shown below
     the fields by admin/workflows/workflowrun/change_form.html, across the page: ten columns
     do not fit beside a field's label); an operator may cancel a live run."""
@@ -185,11 +185,6 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="revision", ordering="revision_number")
     def revision_number(self, obj):
         return obj.revision_number
-
-    @admin.display(description="revision")
-    def revision_link(self, obj):
-        url = reverse("admin:workflows_workflowrevision_change", args=(obj.revision_id,))
-        return format_html('<a href="{}">Revision {}</a>', url, obj.revision_number)
 
     @admin.display(description="graph")
     def picture(self, obj):
