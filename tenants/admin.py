@@ -21,6 +21,7 @@ from rest_framework import serializers
 from rcm.admin import (
     LookupAdmin,
     PlatformCatalogueAdmin,
+    RowByRowDelete,
     TenantAdmin,
     admin_role,
     adopt,
@@ -498,7 +499,7 @@ class ChannelTypeAdmin(PlatformCatalogueAdmin):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(TenantAdmin):
+class EndpointAdmin(RowByRowDelete, TenantAdmin):
     """This organization's portals. Every change is audited."""
 
     resource = "endpoint"
@@ -520,10 +521,6 @@ class EndpointAdmin(TenantAdmin):
 
     def delete_model(self, request, obj):
         services.endpoint_delete(endpoint=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for endpoint in queryset:
-            services.endpoint_delete(endpoint=endpoint, actor=request.user)
 
 
 @admin.register(ApiKey)
