@@ -9,7 +9,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from rcm.admin import ReadOnlyTenantAdmin, counted, pretty_json
-from rcm.errors import ApplicationError
 from workflows.admin import display
 from workflows.models import BatchJob, BatchJobItem, ItemStatus
 from workflows.selectors import batch as batch_selectors
@@ -184,14 +183,13 @@ class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
 
     @admin.action(description="Cancel the selected batch jobs", permissions=("run",))
     def cancel(self, request, queryset):
-        cancelled = 0
-        for job in queryset.filter(completed_at__isnull=True):
-            try:
-                batch_services.batch_job_cancel(job=job)
-            except ApplicationError as error:  # it finished in the meantime
-                self.message_user(request, f"Batch job {job.pk}: {error.message}", messages.WARNING)
-            else:
-                cancelled += 1
+        cancelled = display.rows_act(
+            self,
+            request,
+            queryset.filter(completed_at__isnull=True),
+            lambda job: batch_services.batch_job_cancel(job=job),
+            "Batch job",
+        )
         cancelled_jobs = counted(cancelled, "batch job")
         self.message_user(request, f"Cancelled {cancelled_jobs}.", messages.SUCCESS)
 
@@ -199,14 +197,13 @@ class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
         description="Retry the failed rows of the selected batch jobs", permissions=("run",)
     )
     def retry_failed(self, request, queryset):
-        retried = 0
-        for job in queryset:
-            try:
-                batch_services.batch_job_retry_failed(job=job)
-            except ApplicationError as error:  # cancelled, or no row failed in a run
-                self.message_user(request, f"Batch job {job.pk}: {error.message}", messages.WARNING)
-            else:
-                retried += 1
+        retried = display.rows_act(
+            self,
+            request,
+            queryset,
+            lambda job: batch_services.batch_job_retry_failed(job=job),
+            "Batch job",
+        )
         if retried:
             self.message_user(
                 request,

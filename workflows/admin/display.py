@@ -1,7 +1,7 @@
-"""What the workflows admins show alike: a refusal with its reasons, a picture in a page, and
-the link to the revision a job or run ran."""
+"""What the workflows admins show alike: a refusal with its reasons, a picture in a page, the
+link to the revision a job or run ran, and an action taken on each selected row."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -20,6 +20,22 @@ def error_text(error: ApplicationError) -> str:
             if isinstance(texts, list) and all(isinstance(text, str) for text in texts)
         ]
     return f"{error.message} {'; '.join(reasons)}" if reasons else error.message
+
+
+def rows_act(model_admin, request, rows, act, label: str) -> int:
+    """``act(row)`` on each row, counting those it went through for. A row whose service
+    refuses (it finished, or has nothing to retry, in the meantime) is a warning naming it."""
+    done = 0
+    for row in rows:
+        try:
+            act(row)
+        except ApplicationError as error:
+            model_admin.message_user(
+                request, f"{label} {row.pk}: {error.message}", messages.WARNING
+            )
+        else:
+            done += 1
+    return done
 
 
 def picture(svg, caption: str = ""):

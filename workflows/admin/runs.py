@@ -9,7 +9,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from rcm.admin import ReadOnlyInline, ReadOnlyTenantAdmin, counted, pretty_json
-from rcm.errors import ApplicationError
 from workflows.admin import display
 from workflows.drawing.graph import graph_svg
 from workflows.models import NodeRun, RunStatus, WorkflowRun, WorkflowTrace, WorkflowTraceEndpoint
@@ -227,14 +226,13 @@ class WorkflowRunAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
 
     @admin.action(description="Cancel the selected runs", permissions=("run",))
     def cancel(self, request, queryset):
-        cancelled = 0
-        for run in queryset.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]):
-            try:
-                run_services.run_cancel(run=run)
-            except ApplicationError as error:  # it finished in the meantime
-                self.message_user(request, f"Run {run.pk}: {error.message}", messages.WARNING)
-            else:
-                cancelled += 1
+        cancelled = display.rows_act(
+            self,
+            request,
+            queryset.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]),
+            lambda run: run_services.run_cancel(run=run),
+            "Run",
+        )
         self.message_user(request, f"Cancelled {counted(cancelled, 'run')}.", messages.SUCCESS)
 
 
