@@ -1,6 +1,7 @@
-"""Helpers the test modules of several apps share: a staff member, a logged-in browser client
-and the messages a page left, the queries a page costs, the API's not-found answer, requests
-racing each other, a batch job read again or its items moved on, a portal page, a free port."""
+"""Helpers the test modules of several apps share: a staff member, a membership ended, a
+logged-in browser client and the messages a page left, the queries a page costs, the API's
+not-found answer, requests racing each other, a batch job read again or its items moved on, a
+portal page, a free port."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from rcm import clock
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tenants import services as tenant_services
+from tenants.models import Membership
 from tests.conftest import PASSWORD
 from workflows.models import BatchJob, BatchJobItem
 
@@ -31,6 +33,17 @@ def staff_user(tenant, email: str, role: str = UserRole.ORG_ADMIN):
     return tenant_services.user_create(
         org_id=tenant.id, email=email, role=role, password=PASSWORD, is_staff=True
     )
+
+
+def membership_end(tenant, user, actor) -> None:
+    """``user``'s membership of ``tenant`` made inactive by ``actor``, one of its org_admins."""
+    with org_context(tenant.id):
+        tenant_services.membership_update(
+            membership=Membership.objects.get(user=user, org_id=tenant.id),
+            actor=actor,
+            actor_role=UserRole.ORG_ADMIN,
+            is_active=False,
+        )
 
 
 def logged_in(user) -> Client:

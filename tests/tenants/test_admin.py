@@ -25,6 +25,7 @@ from tenants.models import (
 )
 from tests.conftest import PASSWORD, invite_and_accept
 from tests.helpers import logged_in as _logged_in
+from tests.helpers import membership_end as _membership_end
 from tests.helpers import messages_of as _messages
 from tests.helpers import page_queries as _page_queries
 from tests.helpers import staff_user as _staff
@@ -87,11 +88,7 @@ def test_staff_log_in_with_the_form_and_the_login_is_recorded_at_home(staff_a, o
 
 @pytest.mark.django_db
 def test_staff_whose_home_membership_ended_see_nothing(staff_a, org_a):
-    with org_context(org_a.id):
-        membership = Membership.objects.get(user=staff_a)
-        services.membership_update(
-            membership=membership, actor=org_a["org_admin"], actor_role="org_admin", is_active=False
-        )
+    _membership_end(org_a, staff_a, org_a["org_admin"])
     client = _logged_in(staff_a)
     # The one access rule (rcm.admin.PlatformAdminSite): no live home membership, no admin.
     response = client.get(_url("endpoint"))
