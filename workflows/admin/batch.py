@@ -188,7 +188,7 @@ class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
             request,
             queryset.filter(completed_at__isnull=True),
             lambda job: batch_services.batch_job_cancel(job=job),
-            "Batch job",
+            display.refusal_by_pk("Batch job"),
         )
         cancelled_jobs = counted(cancelled, "batch job")
         self.message_user(request, f"Cancelled {cancelled_jobs}.", messages.SUCCESS)
@@ -202,7 +202,7 @@ class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
             request,
             queryset,
             lambda job: batch_services.batch_job_retry_failed(job=job),
-            "Batch job",
+            display.refusal_by_pk("Batch job"),
         )
         if retried:
             self.message_user(

@@ -22,20 +22,25 @@ def error_text(error: ApplicationError) -> str:
     return f"{error.message} {'; '.join(reasons)}" if reasons else error.message
 
 
-def rows_act(model_admin, request, rows, act, label: str) -> int:
-    """``act(row)`` on each row, counting those it went through for. A row whose service
-    refuses (it finished, or has nothing to retry, in the meantime) is a warning naming it."""
+def rows_act(model_admin, request, rows, act, refused, level=messages.WARNING) -> int:
+    """``act(row)`` on each row on its own, so that one refusal does not undo the others: how
+    many it went through for. A row whose service refuses is a message at ``level``, the text
+    ``refused(row, error)``."""
     done = 0
     for row in rows:
         try:
             act(row)
         except ApplicationError as error:
-            model_admin.message_user(
-                request, f"{label} {row.pk}: {error.message}", messages.WARNING
-            )
+            model_admin.message_user(request, refused(row, error), level)
         else:
             done += 1
     return done
+
+
+def refusal_by_pk(label: str):
+    """A refusal naming the row by its id: the job or run finished, or has nothing to retry,
+    in the meantime."""
+    return lambda row, error: f"{label} {row.pk}: {error.message}"
 
 
 def picture(svg, caption: str = ""):

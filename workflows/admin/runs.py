@@ -231,7 +231,7 @@ class WorkflowRunAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
             request,
             queryset.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]),
             lambda run: run_services.run_cancel(run=run),
-            "Run",
+            display.refusal_by_pk("Run"),
         )
         self.message_user(request, f"Cancelled {counted(cancelled, 'run')}.", messages.SUCCESS)
 
