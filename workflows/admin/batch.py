@@ -213,7 +213,7 @@ class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
 
 
 @admin.register(BatchJobItem)
-class BatchJobItemAdmin(ReadOnlyTenantAdmin):
+class BatchJobItemAdmin(display.RunLinked, ReadOnlyTenantAdmin):
     """The rows of batch jobs: a job's page links here filtered to its own rows."""
 
     resource = "batch_job_item"
@@ -249,13 +249,6 @@ class BatchJobItemAdmin(ReadOnlyTenantAdmin):
     def job_link(self, obj):
         url = reverse("admin:workflows_batchjob_change", args=(obj.batch_job_id,))
         return format_html('<a href="{}">{}</a>', url, obj.batch_job_id)
-
-    @admin.display(description="run", ordering="run_id")
-    def run_link(self, obj):
-        if obj.run_id is None:
-            return None
-        url = reverse("admin:workflows_workflowrun_change", args=(obj.run_id,))
-        return format_html('<a href="{}">{}</a>', url, obj.run_id)
 
     @admin.display(description="input")
     def input(self, obj):

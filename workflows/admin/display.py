@@ -1,5 +1,6 @@
 """What the workflows admins show alike: a refusal with its reasons, a picture in a page, the
-link to the revision a job or run ran, and an action taken on each selected row."""
+links to the revision a job or run ran and to the run a row or trace belongs to, and an action
+taken on each selected row."""
 
 from django.contrib import admin, messages
 from django.urls import reverse
@@ -54,3 +55,14 @@ class RevisionLinked:
     def revision_link(self, obj):
         url = reverse("admin:workflows_workflowrevision_change", args=(obj.revision_id,))
         return format_html('<a href="{}">Revision {}</a>', url, obj.revision_number)
+
+
+class RunLinked:
+    """For the admin of a row that may belong to a run (``run_id``, None until it has one)."""
+
+    @admin.display(description="run", ordering="run_id")
+    def run_link(self, obj):
+        if obj.run_id is None:
+            return None
+        url = reverse("admin:workflows_workflowrun_change", args=(obj.run_id,))
+        return format_html('<a href="{}">{}</a>', url, obj.run_id)

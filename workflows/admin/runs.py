@@ -245,7 +245,7 @@ class TraceEndpointInline(ReadOnlyInline):
 
 
 @admin.register(WorkflowTrace)
-class WorkflowTraceAdmin(ReadOnlyTenantAdmin):
+class WorkflowTraceAdmin(display.RunLinked, ReadOnlyTenantAdmin):
     """Each step taken, how it was decided and how long it took."""
 
     resource = "trace"
@@ -265,10 +265,3 @@ class WorkflowTraceAdmin(ReadOnlyTenantAdmin):
     list_filter = ("success", "action_type", "tier")
     date_hierarchy = "created_at"
     inlines = (TraceEndpointInline,)
-
-    @admin.display(description="run", ordering="run_id")
-    def run_link(self, obj):
-        if obj.run_id is None:
-            return None
-        url = reverse("admin:workflows_workflowrun_change", args=(obj.run_id,))
-        return format_html('<a href="{}">{}</a>', url, obj.run_id)
