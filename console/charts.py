@@ -118,14 +118,13 @@ def _x_axis(x_labels: Sequence[str], slot: float) -> SafeString:
                 text,
             )
         )
-    return format_html(
-        '<g class="x-axis"><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>{}</g>',
-        LEFT,
-        bottom,
-        svg.number(LEFT + len(x_labels) * slot),
-        bottom,
-        AXIS_COLOUR,
-        svg.joined(ticks),
+    return svg.axis_under(
+        "x-axis",
+        left=LEFT,
+        right=LEFT + len(x_labels) * slot,
+        y=bottom,
+        colour=AXIS_COLOUR,
+        ticks=ticks,
     )
 
 

@@ -171,6 +171,15 @@ class TenantAdmin(ServiceAdmin):
         super().save_model(request, obj, form, change)
 
 
+class RowByRowDelete(admin.ModelAdmin):
+    """For a page whose ``delete_model`` deletes through a service: the list's bulk delete
+    goes through it too, row by row, where Django's would delete in one SQL statement."""
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 class ReadOnlyTenantAdmin(TenantAdmin):
     """Rows the engine and the services write: shown here, never added, changed or deleted
     (whatever the API lets a role do with them, it does through its own routes)."""

@@ -21,6 +21,7 @@ from rest_framework import serializers
 from rcm.admin import (
     LookupAdmin,
     PlatformCatalogueAdmin,
+    RowByRowDelete,
     TenantAdmin,
     admin_role,
     adopt,
@@ -419,23 +420,22 @@ class InvitationAdmin(TenantAdmin):
         )
         adopt(obj, invitation)
 
-    @admin.action(description="Revoke the selected invitations", permissions=("run",))
-    def revoke(self, request, queryset):
+    @staticmethod
+    def _each_pending(request, queryset, service) -> str:
+        """``service`` on each selected invitation still open: how many, counted."""
         pending = list(queryset.filter(status=InvitationStatus.PENDING))
         for invitation in pending:
-            services.invitation_revoke(
-                invitation=invitation, actor=request.user, ip_address=client_ip(request)
-            )
-        self.message_user(request, f"Revoked {counted(len(pending), 'invitation')}.")
+            service(invitation=invitation, actor=request.user, ip_address=client_ip(request))
+        return counted(len(pending), "invitation")
+
+    @admin.action(description="Revoke the selected invitations", permissions=("run",))
+    def revoke(self, request, queryset):
+        revoked = self._each_pending(request, queryset, services.invitation_revoke)
+        self.message_user(request, f"Revoked {revoked}.")
 
     @admin.action(description="Send the selected invitations again", permissions=("run",))
     def resend(self, request, queryset):
-        pending = list(queryset.filter(status=InvitationStatus.PENDING))
-        for invitation in pending:
-            services.invitation_resend(
-                invitation=invitation, actor=request.user, ip_address=client_ip(request)
-            )
-        sent = counted(len(pending), "invitation")
+        sent = self._each_pending(request, queryset, services.invitation_resend)
         self.message_user(request, f"Sent {sent} again, with new links.")
 
     def get_urls(self):
@@ -498,7 +498,7 @@ class ChannelTypeAdmin(PlatformCatalogueAdmin):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(TenantAdmin):
+class EndpointAdmin(RowByRowDelete, TenantAdmin):
     """This organization's portals. Every change is audited."""
 
     resource = "endpoint"
@@ -520,10 +520,6 @@ class EndpointAdmin(TenantAdmin):
 
     def delete_model(self, request, obj):
         services.endpoint_delete(endpoint=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for endpoint in queryset:
-            services.endpoint_delete(endpoint=endpoint, actor=request.user)
 
 
 @admin.register(ApiKey)

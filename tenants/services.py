@@ -539,14 +539,31 @@ def _refuse_closed(invitation: Invitation) -> None:
         raise Conflict("invitation_expired", INVITATION_EXPIRED)
 
 
+def _pending_locked(invitation: Invitation) -> Invitation:
+    """The invitation's row, locked, or a refusal (409) once it is no longer open."""
+    row = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if row.status != InvitationStatus.PENDING:
+        raise Conflict("invitation_not_pending", INVITATION_NOT_PENDING)
+    return row
+
+
+def _invitation_answer(row: Invitation, status: str, *, accepted_by: User | None = None) -> None:
+    """The invitation closed with ``status`` now (and who joined, when it was accepted)."""
+    row.status = status
+    row.responded_at = timezone.now()
+    fields = ["status", "responded_at"]
+    if accepted_by is not None:
+        row.accepted_by = accepted_by
+        fields.append("accepted_by")
+    row.save(update_fields=fields)
+
+
 @transaction.atomic
 def invitation_resend(
     *, invitation: Invitation, actor: User, ip_address: str | None = None
 ) -> Invitation:
     """A new token and expiry (the old link stops working), mailed again."""
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
-    if invitation.status != InvitationStatus.PENDING:
-        raise Conflict("invitation_not_pending", INVITATION_NOT_PENDING)
+    invitation = _pending_locked(invitation)
     token = _new_token(invitation)
     invitation.save(update_fields=["token_hash", "expires_at"])
     _audit_invitation(invitation, AuditAction.INVITATION_RESENT, actor, ip_address)
@@ -558,12 +575,8 @@ def invitation_resend(
 def invitation_revoke(
     *, invitation: Invitation, actor: User, ip_address: str | None = None
 ) -> Invitation:
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
-    if invitation.status != InvitationStatus.PENDING:
-        raise Conflict("invitation_not_pending", INVITATION_NOT_PENDING)
-    invitation.status = InvitationStatus.REVOKED
-    invitation.responded_at = timezone.now()
-    invitation.save(update_fields=["status", "responded_at"])
+    invitation = _pending_locked(invitation)
+    _invitation_answer(invitation, InvitationStatus.REVOKED)
     _audit_invitation(invitation, AuditAction.INVITATION_REVOKED, actor, ip_address)
     return invitation
 
@@ -594,10 +607,7 @@ def invitation_accept(
         membership.role_id = row.role_id
         membership.is_active = True
         membership.save()
-        row.status = InvitationStatus.ACCEPTED
-        row.responded_at = timezone.now()
-        row.accepted_by = user
-        row.save(update_fields=["status", "responded_at", "accepted_by"])
+        _invitation_answer(row, InvitationStatus.ACCEPTED, accepted_by=user)
         _audit_member_added(row, membership, user, ip_address)
     return membership
 
@@ -620,9 +630,7 @@ def invitation_decline(
 ) -> None:
     with org_context(invitation.org_id):
         row = _invitee_row(invitation, user)
-        row.status = InvitationStatus.DECLINED
-        row.responded_at = timezone.now()
-        row.save(update_fields=["status", "responded_at"])
+        _invitation_answer(row, InvitationStatus.DECLINED)
         _audit_invitation(row, AuditAction.INVITATION_DECLINED, user, ip_address)
 
 
@@ -654,10 +662,7 @@ def invitation_redeem(
             full_name=full_name,
             password=password,
         )
-        row.status = InvitationStatus.ACCEPTED
-        row.responded_at = timezone.now()
-        row.accepted_by = user
-        row.save(update_fields=["status", "responded_at", "accepted_by"])
+        _invitation_answer(row, InvitationStatus.ACCEPTED, accepted_by=user)
         membership = Membership.objects.get(user=user, org_id=org_id)
         _audit_member_added(row, membership, user, ip_address)
     return user

@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from rcm.admin import (
     ReadOnlyTenantAdmin,
+    RowByRowDelete,
     TenantAdmin,
     adopt,
     changes,
@@ -118,7 +119,7 @@ class CredentialForm(forms.ModelForm):
 
 
 @admin.register(PortalCredential)
-class PortalCredentialAdmin(TenantAdmin):
+class PortalCredentialAdmin(RowByRowDelete, TenantAdmin):
     """This organization's portal logins. Secrets go in through the form and never come out."""
 
     resource = "portal_credential"
@@ -177,10 +178,6 @@ class PortalCredentialAdmin(TenantAdmin):
 
     def delete_model(self, request, obj):
         credential_services.credential_delete(credential=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for credential in queryset:
-            credential_services.credential_delete(credential=credential, actor=request.user)
 
 
 @admin.register(CredentialAccessLog)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 
 import pytest
 from django.db import connection
@@ -16,9 +15,11 @@ from django.urls import reverse
 from rcm import clock
 from rcm.context import org_context
 from rcm.lookups import UserRole
+from tests.helpers import batch_items_move as _move
 from tests.helpers import batch_job_reload as _reload
 from tests.helpers import logged_in as _client
 from tests.helpers import messages_of as _messages
+from tests.helpers import page_queries as _page_queries
 from tests.rcm import test_admin_security
 from tests.workflows.engine_helpers import published
 from workflows.models import BatchJob, BatchJobItem, WorkflowRun
@@ -65,31 +66,6 @@ def _job(tenant, count: int = 5, *, invalid=(), file_name="march.csv") -> BatchJ
             file_name=file_name,
             on_invalid="skip",
         )
-
-
-def _move(tenant, job: BatchJob, error: str = "failure", **rows_by_status) -> BatchJob:
-    """Items to the given statuses (``completed=[1, 2]``) as runs leave them, and the job's
-    counters recounted from its items (the database checks that they add up)."""
-    with org_context(tenant.id):
-        for status, numbers in rows_by_status.items():
-            BatchJobItem.objects.filter(batch_job=job, row_number__in=numbers).update(
-                status=status, attempts=1, error_message=error if status == "failed" else ""
-            )
-        counts = Counter(
-            BatchJobItem.objects.filter(batch_job=job).values_list("status", flat=True)
-        )
-        done = counts["completed"] + counts["failed"] + counts["cancelled"]
-        BatchJob.objects.filter(pk=job.pk).update(
-            pending_rows=counts["pending"],
-            running_rows=counts["running"],
-            successful_rows=counts["completed"],
-            failed_rows=counts["failed"],
-            cancelled_rows=counts["cancelled"],
-            processed_rows=done,
-            status_id="processing",
-            started_at=clock.now(),
-        )
-        return BatchJob.objects.get(pk=job.pk)
 
 
 def _page(client, job: BatchJob, **params):
@@ -372,15 +348,10 @@ def test_the_list_costs_the_same_queries_for_more_batches(staff, org_a):
     _job(org_a, 2)
     client.get(reverse("console:batches"))
 
-    def count() -> int:
-        with CaptureQueriesContext(connection) as queries:
-            assert client.get(reverse("console:batches")).status_code == 200
-        return len(queries)
-
-    before = count()
+    before = _page_queries(client, reverse("console:batches"))
     for n in range(3):
         _job(org_a, 2, file_name=f"more{n}.csv")
-    assert count() == before
+    assert _page_queries(client, reverse("console:batches")) == before
 
 
 # -- the nav and the admin ----------------------------------------------------------------------

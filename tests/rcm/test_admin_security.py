@@ -23,6 +23,7 @@ from tenants import services
 from tenants.models import Endpoint, Invitation, Membership, Organization, User
 from tests.conftest import PASSWORD
 from tests.helpers import logged_in as _client
+from tests.helpers import membership_end as _membership_end
 from tests.rcm.test_route_security import _populate
 
 STAFF_ROLES = (UserRole.VIEWER, UserRole.OPERATOR, UserRole.ORG_ADMIN, UserRole.SYS_ADMIN)
@@ -167,13 +168,7 @@ def test_an_org_admin_cannot_hand_out_or_touch_a_role_above_their_own(org_a, sta
 @pytest.mark.django_db
 def test_staff_without_a_live_home_membership_cannot_open_the_admin(org_a, staff):
     viewer = staff[UserRole.VIEWER]
-    with org_context(org_a.id):
-        services.membership_update(
-            membership=Membership.objects.get(user=viewer, org_id=org_a.id),
-            actor=staff[UserRole.ORG_ADMIN],
-            actor_role=UserRole.ORG_ADMIN,
-            is_active=False,
-        )
+    _membership_end(org_a, viewer, staff[UserRole.ORG_ADMIN])
     client = Client()
     assert client.login(email=viewer.email, password=PASSWORD) is True  # the password is right
     response = client.get("/admin/")

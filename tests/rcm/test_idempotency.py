@@ -1,16 +1,15 @@
 """Idempotency-Key on creating POSTs: one effect per key, whatever the timing."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from rcm.api.idempotency import idempotency_key_purge
 from rcm.context import org_context
 from rcm.models import IdempotencyKey
 from tenants.models import Endpoint
+from tests.helpers import race_run as _race_run
 
 URL = "/api/v2/endpoints/"
 BODY = {"name": "UHC", "channel_type": "uhc-portal"}
@@ -76,21 +75,12 @@ def test_a_malformed_key_is_400(api, org_a, key):
 @pytest.mark.django_db(transaction=True)
 def test_the_same_key_sent_twice_at_the_same_moment_makes_one_object(api, org_a):
     clients = [api(org_a, "org_admin") for _ in range(4)]
-    barrier = threading.Barrier(len(clients))
     statuses = []
 
     def send(client):
-        try:
-            barrier.wait()
-            statuses.append(_post(client, key="race").status_code)
-        finally:
-            connections.close_all()
+        statuses.append(_post(client, key="race").status_code)
 
-    threads = [threading.Thread(target=send, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _race_run(send, clients)
     assert statuses == [201] * 4
     assert _endpoints(org_a) == 1
 

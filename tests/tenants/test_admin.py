@@ -6,9 +6,7 @@ import uuid
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from rcm.context import org_context
@@ -27,7 +25,9 @@ from tenants.models import (
 )
 from tests.conftest import PASSWORD, invite_and_accept
 from tests.helpers import logged_in as _logged_in
+from tests.helpers import membership_end as _membership_end
 from tests.helpers import messages_of as _messages
+from tests.helpers import page_queries as _page_queries
 from tests.helpers import staff_user as _staff
 
 NEW_PASSWORD = "another-long-passphrase-9"
@@ -88,11 +88,7 @@ def test_staff_log_in_with_the_form_and_the_login_is_recorded_at_home(staff_a, o
 
 @pytest.mark.django_db
 def test_staff_whose_home_membership_ended_see_nothing(staff_a, org_a):
-    with org_context(org_a.id):
-        membership = Membership.objects.get(user=staff_a)
-        services.membership_update(
-            membership=membership, actor=org_a["org_admin"], actor_role="org_admin", is_active=False
-        )
+    _membership_end(org_a, staff_a, org_a["org_admin"])
     client = _logged_in(staff_a)
     # The one access rule (rcm.admin.PlatformAdminSite): no live home membership, no admin.
     response = client.get(_url("endpoint"))
@@ -489,16 +485,11 @@ def test_member_lists_run_the_same_queries_for_more_rows(staff_a, org_a, model):
     client = _logged_in(staff_a)
     client.get(_url(model))  # warm the session and content-type caches
 
-    def count() -> int:
-        with CaptureQueriesContext(connection) as queries:
-            assert client.get(_url(model)).status_code == 200
-        return len(queries)
-
-    before = count()
+    before = _page_queries(client, _url(model))
     with org_context(org_a.id):
         for number in range(3):
             services.user_create(org_id=org_a.id, email=f"m{number}@acme.test", role="viewer")
-    assert count() == before
+    assert _page_queries(client, _url(model)) == before
 
 
 @pytest.mark.django_db

@@ -7,14 +7,13 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from rcm.context import org_context
 from rcm.db.roles import as_owner
 from rcm.lookups import UserRole
 from tenants import services
 from tenants.admin_login import NO_ADMIN_ACCESS, TOO_MANY_FAILURES
 from tenants.authentication import INVALID_CREDENTIALS
-from tenants.models import Membership
 from tests.conftest import PASSWORD
+from tests.helpers import membership_end as _membership_end
 
 LOGIN_URL = reverse("admin:login")
 TOKEN_URL = "/api/v2/auth/token/"
@@ -144,11 +143,7 @@ def test_a_non_staff_user_with_the_right_password_is_told_the_truth(org_a):
 
 @pytest.mark.django_db
 def test_staff_whose_home_membership_ended_are_told_the_truth(staff, org_a):
-    with org_context(org_a.id):
-        membership = Membership.objects.get(user=staff)
-        services.membership_update(
-            membership=membership, actor=org_a["org_admin"], actor_role="org_admin", is_active=False
-        )
+    _membership_end(org_a, staff, org_a["org_admin"])
     assert admin_login(staff.email, PASSWORD) == ([NO_ADMIN_ACCESS], False)
 
 

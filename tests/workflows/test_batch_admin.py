@@ -5,18 +5,17 @@ the same queries for more rows."""
 
 import datetime as dt
 import re
-from collections import Counter
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from rcm import clock
 from rcm.context import org_context
 from rcm.lookups import UserRole
+from tests.helpers import batch_items_move as _batch_items_move
 from tests.helpers import batch_job_reload as _reload
 from tests.helpers import logged_in as _logged_in
+from tests.helpers import page_queries as _page_queries
 from tests.helpers import staff_user as _staff
 from tests.workflows.engine_helpers import published
 from tests.workflows.test_admin import _act, _last_message, _url
@@ -54,29 +53,10 @@ def _job(tenant, rows: int, *, invalid=(), file_name: str = "march.csv") -> Batc
 
 
 def _move(tenant, job: BatchJob, **rows_by_status) -> BatchJob:
-    """Items to the given statuses (``completed=[1, 2]``), as runs would leave them, with the
-    job's counters recounted from its items (the database checks that they add up)."""
-    now = clock.now()
-    with org_context(tenant.id):
-        for status, numbers in rows_by_status.items():
-            BatchJobItem.objects.filter(batch_job=job, row_number__in=numbers).update(
-                status=status, attempts=1, error_message="portal down" if status == "failed" else ""
-            )
-        counts = Counter(
-            BatchJobItem.objects.filter(batch_job=job).values_list("status", flat=True)
-        )
-        BatchJob.objects.filter(pk=job.pk).update(
-            pending_rows=counts["pending"],
-            running_rows=counts["running"],
-            successful_rows=counts["completed"],
-            failed_rows=counts["failed"],
-            cancelled_rows=counts["cancelled"],
-            processed_rows=counts["completed"] + counts["failed"] + counts["cancelled"],
-            status_id="processing",
-            started_at=now - dt.timedelta(seconds=10),
-            speed_since=now - dt.timedelta(seconds=10),
-        )
-        return BatchJob.objects.get(pk=job.pk)
+    """The job ten seconds under way, with a speed to show."""
+    return _batch_items_move(
+        tenant, job, error="portal down", started_ago=dt.timedelta(seconds=10), **rows_by_status
+    )
 
 
 def _shown(page: str, field: str) -> str:
@@ -256,15 +236,10 @@ def test_lists_run_the_same_queries_for_more_rows(staff_a, org_a, model):
     _move(org_a, _job(org_a, 2), completed=[1])
     client.get(_url(model))  # warm the session and content-type caches
 
-    def count() -> int:
-        with CaptureQueriesContext(connection) as queries:
-            assert client.get(_url(model)).status_code == 200
-        return len(queries)
-
-    before = count()
+    before = _page_queries(client, _url(model))
     _move(org_a, _job(org_a, 3, invalid=[2]), completed=[1])
     _job(org_a, 2)
-    assert count() == before
+    assert _page_queries(client, _url(model)) == before
 
 
 def test_a_runs_page_links_its_batch_row_and_job_and_tells_times_to_the_second(staff_a, org_a):

@@ -1,13 +1,11 @@
 """Batch jobs under faults: duplicate uploads at the same moment, a worker killed mid-batch."""
 
-import threading
-
 import pytest
-from django.db import connections
 from django.db.models import Count, Q
 
 from rcm.context import org_context
 from tests.conftest import wait_for
+from tests.helpers import race_run as _race_run
 from tests.workflows.engine_helpers import published
 from tests.workflows.test_batch_engine import _counters_match_items
 from workflows.models import BatchJob, BatchJobItem, NodeRun
@@ -20,24 +18,15 @@ def test_the_same_idempotency_key_at_the_same_moment_makes_one_job(api, org_a):
     workflow, _ = published(org_a.id, "start>done")
     body = {"workflow": str(workflow.pk), "rows": [{"n": "1"}, {"n": "2"}]}
     clients = [api(org_a, "operator") for _ in range(4)]
-    barrier = threading.Barrier(len(clients))
     answers = []
 
     def send(client):
-        try:
-            barrier.wait()
-            response = client.post(
-                "/api/v2/batch-jobs/", body, "json", HTTP_IDEMPOTENCY_KEY="monday-list"
-            )
-            answers.append((response.status_code, response.json()["id"]))
-        finally:
-            connections.close_all()
+        response = client.post(
+            "/api/v2/batch-jobs/", body, "json", HTTP_IDEMPOTENCY_KEY="monday-list"
+        )
+        answers.append((response.status_code, response.json()["id"]))
 
-    threads = [threading.Thread(target=send, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _race_run(send, clients)
     assert {status for status, _ in answers} == {201}
     assert len({job_id for _, job_id in answers}) == 1
     with org_context(org_a.id):

@@ -231,6 +231,14 @@ def _patient(member_id: str) -> data.Patient:
     return patient
 
 
+def _numbered(rows, number: str, missing: str):
+    """The patient's claim or authorization with this number; ``missing`` as the 404."""
+    found = next((row for row in rows if row.number == number), None)
+    if found is None:
+        raise Http404(missing)
+    return found
+
+
 @require_http_methods(["GET"])
 @_portal_page()
 def eligibility(request, portal: Layout, member_id: str):
@@ -247,9 +255,7 @@ def eligibility(request, portal: Layout, member_id: str):
 @_portal_page()
 def claim_status(request, portal: Layout, member_id: str, claim_number: str):
     patient = _patient(member_id)
-    claim = next((c for c in patient.claims if c.number == claim_number), None)
-    if claim is None:
-        raise Http404("No such claim.")
+    claim = _numbered(patient.claims, claim_number, "No such claim.")
     return _page(request, portal, "claim", {"patient": patient, "claim": claim})
 
 
@@ -257,9 +263,7 @@ def claim_status(request, portal: Layout, member_id: str, claim_number: str):
 @_portal_page()
 def authorization(request, portal: Layout, member_id: str, auth_number: str):
     patient = _patient(member_id)
-    found = next((a for a in patient.authorizations if a.number == auth_number), None)
-    if found is None:
-        raise Http404("No such authorization.")
+    found = _numbered(patient.authorizations, auth_number, "No such authorization.")
     return _page(request, portal, "authorization", {"patient": patient, "auth": found})
 
 

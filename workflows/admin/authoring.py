@@ -16,7 +16,6 @@ from django.utils.html import format_html
 
 from rcm.admin import ReadOnlyInline, ReadOnlyTenantAdmin, TenantAdmin, adopt, counted, pretty_json
 from rcm.context import require_org_id
-from rcm.errors import ApplicationError
 from rcm.lookups import WorkflowStatus
 from workflows.admin import display
 from workflows.drawing.graph import graph_svg
@@ -218,16 +217,14 @@ class WorkflowAdmin(TenantAdmin):
 
     def _each(self, request, queryset, done: str, service) -> None:
         """The service for each workflow on its own: one refusal does not undo the others."""
-        changed = 0
-        for workflow in queryset:
-            try:
-                service(workflow)
-            except ApplicationError as error:
-                self.message_user(
-                    request, f"{workflow.name}: {display.error_text(error)}", messages.ERROR
-                )
-            else:
-                changed += 1
+        changed = display.rows_act(
+            self,
+            request,
+            queryset,
+            service,
+            lambda workflow, error: f"{workflow.name}: {display.error_text(error)}",
+            messages.ERROR,
+        )
         if changed:
             self.message_user(request, f"{done} {counted(changed, 'workflow')}.", messages.SUCCESS)
 

@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from rcm.admin import ReadOnlyTenantAdmin, counted, pretty_json
-from rcm.errors import ApplicationError
+from workflows.admin import display
 from workflows.models import BatchJob, BatchJobItem, ItemStatus
 from workflows.selectors import batch as batch_selectors
 from workflows.services import batch as batch_services
@@ -60,7 +60,7 @@ def _progress_bar(job: BatchJob):
 
 
 @admin.register(BatchJob)
-class BatchJobAdmin(ReadOnlyTenantAdmin):
+class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
     """Uploaded batches with their progress. Rows change only through the feeder and the runs;
     operators may cancel a batch or retry its failed rows, through the API's services."""
 
@@ -136,11 +136,6 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
     def progress(self, obj):
         return _progress_bar(obj)
 
-    @admin.display(description="revision")
-    def revision_link(self, obj):
-        url = reverse("admin:workflows_workflowrevision_change", args=(obj.revision_id,))
-        return format_html('<a href="{}">Revision {}</a>', url, obj.revision_number)
-
     @admin.display(description="rows per second")
     def rows_per_second(self, obj):
         return batch_selectors.batch_job_progress(job=obj).rows_per_second
@@ -188,14 +183,13 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
 
     @admin.action(description="Cancel the selected batch jobs", permissions=("run",))
     def cancel(self, request, queryset):
-        cancelled = 0
-        for job in queryset.filter(completed_at__isnull=True):
-            try:
-                batch_services.batch_job_cancel(job=job)
-            except ApplicationError as error:  # it finished in the meantime
-                self.message_user(request, f"Batch job {job.pk}: {error.message}", messages.WARNING)
-            else:
-                cancelled += 1
+        cancelled = display.rows_act(
+            self,
+            request,
+            queryset.filter(completed_at__isnull=True),
+            lambda job: batch_services.batch_job_cancel(job=job),
+            display.refusal_by_pk("Batch job"),
+        )
         cancelled_jobs = counted(cancelled, "batch job")
         self.message_user(request, f"Cancelled {cancelled_jobs}.", messages.SUCCESS)
 
@@ -203,14 +197,13 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
         description="Retry the failed rows of the selected batch jobs", permissions=("run",)
     )
     def retry_failed(self, request, queryset):
-        retried = 0
-        for job in queryset:
-            try:
-                batch_services.batch_job_retry_failed(job=job)
-            except ApplicationError as error:  # cancelled, or no row failed in a run
-                self.message_user(request, f"Batch job {job.pk}: {error.message}", messages.WARNING)
-            else:
-                retried += 1
+        retried = display.rows_act(
+            self,
+            request,
+            queryset,
+            lambda job: batch_services.batch_job_retry_failed(job=job),
+            display.refusal_by_pk("Batch job"),
+        )
         if retried:
             self.message_user(
                 request,
@@ -220,7 +213,7 @@ class BatchJobAdmin(ReadOnlyTenantAdmin):
 
 
 @admin.register(BatchJobItem)
-class BatchJobItemAdmin(ReadOnlyTenantAdmin):
+class BatchJobItemAdmin(display.RunLinked, ReadOnlyTenantAdmin):
     """The rows of batch jobs: a job's page links here filtered to its own rows."""
 
     resource = "batch_job_item"
@@ -256,13 +249,6 @@ class BatchJobItemAdmin(ReadOnlyTenantAdmin):
     def job_link(self, obj):
         url = reverse("admin:workflows_batchjob_change", args=(obj.batch_job_id,))
         return format_html('<a href="{}">{}</a>', url, obj.batch_job_id)
-
-    @admin.display(description="run", ordering="run_id")
-    def run_link(self, obj):
-        if obj.run_id is None:
-            return None
-        url = reverse("admin:workflows_workflowrun_change", args=(obj.run_id,))
-        return format_html('<a href="{}">{}</a>', url, obj.run_id)
 
     @admin.display(description="input")
     def input(self, obj):

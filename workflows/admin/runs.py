@@ -9,7 +9,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from rcm.admin import ReadOnlyInline, ReadOnlyTenantAdmin, counted, pretty_json
-from rcm.errors import ApplicationError
 from workflows.admin import display
 from workflows.drawing.graph import graph_svg
 from workflows.models import NodeRun, RunStatus, WorkflowRun, WorkflowTrace, WorkflowTraceEndpoint
@@ -135,7 +134,7 @@ def _duration(seconds: float) -> str:
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(ReadOnlyTenantAdmin):
+class WorkflowRunAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
     """Runs of a revision, with the state of each node and the web actions taken (shown below
     the fields by admin/workflows/workflowrun/change_form.html, across the page: ten columns
     do not fit beside a field's label); an operator may cancel a live run."""
@@ -186,11 +185,6 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
     def revision_number(self, obj):
         return obj.revision_number
 
-    @admin.display(description="revision")
-    def revision_link(self, obj):
-        url = reverse("admin:workflows_workflowrevision_change", args=(obj.revision_id,))
-        return format_html('<a href="{}">Revision {}</a>', url, obj.revision_number)
-
     @admin.display(description="graph")
     def picture(self, obj):
         statuses = dict(obj.node_runs.values_list("node_key", "status"))
@@ -232,14 +226,13 @@ class WorkflowRunAdmin(ReadOnlyTenantAdmin):
 
     @admin.action(description="Cancel the selected runs", permissions=("run",))
     def cancel(self, request, queryset):
-        cancelled = 0
-        for run in queryset.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]):
-            try:
-                run_services.run_cancel(run=run)
-            except ApplicationError as error:  # it finished in the meantime
-                self.message_user(request, f"Run {run.pk}: {error.message}", messages.WARNING)
-            else:
-                cancelled += 1
+        cancelled = display.rows_act(
+            self,
+            request,
+            queryset.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]),
+            lambda run: run_services.run_cancel(run=run),
+            display.refusal_by_pk("Run"),
+        )
         self.message_user(request, f"Cancelled {counted(cancelled, 'run')}.", messages.SUCCESS)
 
 
@@ -252,7 +245,7 @@ class TraceEndpointInline(ReadOnlyInline):
 
 
 @admin.register(WorkflowTrace)
-class WorkflowTraceAdmin(ReadOnlyTenantAdmin):
+class WorkflowTraceAdmin(display.RunLinked, ReadOnlyTenantAdmin):
     """Each step taken, how it was decided and how long it took."""
 
     resource = "trace"
@@ -272,10 +265,3 @@ class WorkflowTraceAdmin(ReadOnlyTenantAdmin):
     list_filter = ("success", "action_type", "tier")
     date_hierarchy = "created_at"
     inlines = (TraceEndpointInline,)
-
-    @admin.display(description="run", ordering="run_id")
-    def run_link(self, obj):
-        if obj.run_id is None:
-            return None
-        url = reverse("admin:workflows_workflowrun_change", args=(obj.run_id,))
-        return format_html('<a href="{}">{}</a>', url, obj.run_id)

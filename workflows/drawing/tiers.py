@@ -147,14 +147,13 @@ def _time_axis(buckets: list[TierBucket], slot: float) -> SafeString:
                 start.strftime(shape),
             )
         )
-    return format_html(
-        '<g class="time-axis"><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>{}</g>',
-        LEFT,
-        bottom,
-        svg.number(LEFT + len(buckets) * slot),
-        bottom,
-        AXIS_COLOUR,
-        svg.joined(ticks),
+    return svg.axis_under(
+        "time-axis",
+        left=LEFT,
+        right=LEFT + len(buckets) * slot,
+        y=bottom,
+        colour=AXIS_COLOUR,
+        ticks=ticks,
     )
 
 

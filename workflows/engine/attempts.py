@@ -348,6 +348,17 @@ def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
+def _attempt_unfinished_save(
+    run, node_run, node: Node, *, fields: list[str], duration_ms: int, error: str, detail: dict
+) -> None:
+    """Save the node run's changed ``fields`` (its lease given back) and trace the attempt as
+    one that did not complete its node."""
+    node_run.save(update_fields=[*fields, "lease_until", "updated_at"])
+    attempt_trace_write(
+        run, node_run, node, success=False, duration_ms=duration_ms, error=error, detail=detail
+    )
+
+
 def node_run_record(
     *, run, node_run, graph: Graph, node: Node, outcome, duration_ms: int, node_runs=None
 ) -> None:
@@ -359,12 +370,11 @@ def node_run_record(
         # The run timed out or was cancelled while this attempt ran: its result goes nowhere.
         node_run.status = NodeRunStatus.CANCELLED
         node_run.ended_at = now
-        node_run.save(update_fields=["status", "ended_at", "lease_until", "updated_at"])
-        attempt_trace_write(
+        _attempt_unfinished_save(
             run,
             node_run,
             node,
-            success=False,
+            fields=["status", "ended_at"],
             duration_ms=duration_ms,
             error=f"run already {run.status}",
             detail={"discarded": True},
@@ -376,12 +386,11 @@ def node_run_record(
         node_run.status = NodeRunStatus.CANCELLED
         node_run.ended_at = now
         node_run.error = "cancelled on request"
-        node_run.save(update_fields=["status", "ended_at", "error", "lease_until", "updated_at"])
-        attempt_trace_write(
+        _attempt_unfinished_save(
             run,
             node_run,
             node,
-            success=False,
+            fields=["status", "ended_at", "error"],
             duration_ms=duration_ms,
             error=str(outcome),
             detail={"cancelled": True},
@@ -442,21 +451,11 @@ def _record_failure(*, run, node_run, graph, node, error, duration_ms: int, node
         delay = policy.delay_s(attempt=node_run.attempt)
         node_run.status = NodeRunStatus.READY
         node_run.not_before = now + timedelta(seconds=delay)
-        node_run.save(
-            update_fields=[
-                "status",
-                "error",
-                "error_kind",
-                "not_before",
-                "lease_until",
-                "updated_at",
-            ]
-        )
-        attempt_trace_write(
+        _attempt_unfinished_save(
             run,
             node_run,
             node,
-            success=False,
+            fields=["status", "error", "error_kind", "not_before"],
             duration_ms=duration_ms,
             error=str(error),
             detail={"error_kind": kind, "retry_in_s": round(delay, 3)},
@@ -465,14 +464,11 @@ def _record_failure(*, run, node_run, graph, node, error, duration_ms: int, node
         return
     node_run.status = NodeRunStatus.FAILED
     node_run.ended_at = now
-    node_run.save(
-        update_fields=["status", "error", "error_kind", "ended_at", "lease_until", "updated_at"]
-    )
-    attempt_trace_write(
+    _attempt_unfinished_save(
         run,
         node_run,
         node,
-        success=False,
+        fields=["status", "error", "error_kind", "ended_at"],
         duration_ms=duration_ms,
         error=str(error),
         detail={"error_kind": kind, "final": True},

@@ -109,9 +109,7 @@ def workflow_create(
 @transaction.atomic
 def workflow_update(*, workflow: Workflow, version: int, **fields) -> Workflow:
     """Change the draft's name, description, required_data, task_type or endpoint_id."""
-    unknown = sorted(set(fields) - set(WORKFLOW_FIELDS))
-    if unknown:
-        raise ApplicationError("invalid", f"Not editable: {', '.join(unknown)}.")
+    _editable_check(fields, WORKFLOW_FIELDS)
     _draft_claim(workflow=workflow, version=version)
     for name in ("name", "description", "required_data"):
         if name in fields:
@@ -169,6 +167,13 @@ def _endpoint(*, org_id: uuid.UUID, endpoint_id: int | None) -> Endpoint | None:
             "unknown_endpoint", UNKNOWN_ENDPOINT, {"endpoint_id": [UNKNOWN_ENDPOINT]}
         )
     return endpoint
+
+
+def _editable_check(fields, editable) -> None:
+    """Refuse (400) an update naming a field it may not change, before the draft is claimed."""
+    unknown = sorted(set(fields) - set(editable))
+    if unknown:
+        raise ApplicationError("invalid", f"Not editable: {', '.join(unknown)}.")
 
 
 def _draft_claim(*, workflow: Workflow, version: int) -> None:
@@ -266,9 +271,7 @@ def workflow_node_create(
 @transaction.atomic
 def workflow_node_update(*, node: WorkflowNode, version: int, **fields) -> WorkflowNode:
     """Change some of a node's ``NODE_FIELDS`` (a new key keeps its transitions)."""
-    unknown = sorted(set(fields) - set(NODE_FIELDS))
-    if unknown:
-        raise ApplicationError("invalid", f"Not editable: {', '.join(unknown)}.")
+    _editable_check(fields, NODE_FIELDS)
     _draft_claim(workflow=node.workflow, version=version)
     current = {name: getattr(node, name) for name in NODE_FIELDS}
     for name, value in _node_values(**{**current, **fields}).items():
