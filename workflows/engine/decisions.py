@@ -9,6 +9,8 @@ decide their join exactly once.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from django.db.models import F
 
 from rcm import clock
@@ -28,37 +30,47 @@ from workflows.models import (
 from workflows.models.runs import NODE_TERMINAL
 
 
-def edge_state(edge, node_runs: dict[str, NodeRun]) -> str:
-    """fired | failed | dead | open (its source has not finished). Also what a run's picture
-    asks of each edge (workflows/selectors/runs.py), so both read "fired" the same way."""
+class EdgeState(StrEnum):
+    """What an edge says of its target, from the node run of its source. Listed from the one
+    that counts most to the least, for a source that reaches its target by several edges."""
+
+    OPEN = "open"  # the source has not finished
+    FIRED = "fired"
+    FAILED = "failed"  # the source failed for good and the edge is not its error edge
+    DEAD = "dead"  # the source finished on another label, or was skipped or cancelled
+
+
+def edge_state(edge, node_runs: dict[str, NodeRun]) -> EdgeState:
+    """The edge's state now. Also what a run's picture asks of each edge
+    (workflows/selectors/runs.py), so both read "fired" the same way."""
     source = node_runs[edge.source]
     if source.status not in NODE_TERMINAL:
-        return "open"
+        return EdgeState.OPEN
     if source.status == NodeRunStatus.COMPLETED and source.label == edge.label:
-        return "fired"
+        return EdgeState.FIRED
     if source.status == NodeRunStatus.FAILED:
-        return "fired" if edge.label == kinds.ERROR_LABEL else "failed"
-    return "dead"
+        return EdgeState.FIRED if edge.label == kinds.ERROR_LABEL else EdgeState.FAILED
+    return EdgeState.DEAD
 
 
-def _incoming_states(edges, node_runs: dict[str, NodeRun]) -> list[str]:
+def _incoming_states(edges, node_runs: dict[str, NodeRun]) -> list[EdgeState]:
     """The states of a node's incoming edges, one per source: a source that reached this node
     by one edge (its ``error`` edge, say) has not also "failed" it by another."""
-    by_source: dict[str, list[str]] = {}
+    by_source: dict[str, list[EdgeState]] = {}
     for edge in edges:
         by_source.setdefault(edge.source, []).append(edge_state(edge, node_runs))
-    order = ("open", "fired", "failed", "dead")
+    order = list(EdgeState)
     return [min(states, key=order.index) for states in by_source.values()]
 
 
-def _should_run(rule: str, states: list[str]) -> bool:
-    fired = states.count("fired")
+def _should_run(rule: str, states: list[EdgeState]) -> bool:
+    fired = states.count(EdgeState.FIRED)
     if rule == TriggerRule.ALL_SUCCESS:
         return fired == len(states)
     if rule == TriggerRule.ALL_DONE:
         # Every upstream is done; the node runs unless its whole way in is a dead path.
-        return any(state in ("fired", "failed") for state in states)
-    return fired > 0 and "failed" not in states  # none_failed_min_one_success
+        return any(state in (EdgeState.FIRED, EdgeState.FAILED) for state in states)
+    return fired > 0 and EdgeState.FAILED not in states  # none_failed_min_one_success
 
 
 def run_begin(*, run: WorkflowRun, graph: Graph, node_runs: dict[str, NodeRun]) -> None:
@@ -106,7 +118,7 @@ def run_propagate(
         if node_run.status != NodeRunStatus.PENDING:
             continue
         states = _incoming_states(graph.incoming[target], node_runs)
-        if "open" in states:
+        if EdgeState.OPEN in states:
             continue
         node = graph.nodes[target]
         if not run.cancel_requested and _should_run(node.trigger_rule, states):
@@ -178,7 +190,7 @@ def run_finish(*, run: WorkflowRun, graph: Graph, node_runs: dict[str, NodeRun])
 def _count_traversals(*, graph: Graph, node_runs: dict[str, NodeRun]) -> None:
     """Add this run's traversals to the draft edges still there (once per run, at its end,
     so that concurrent runs do not queue on the same edge rows at every step)."""
-    fired = [e.id for e in graph.edges if e.id and edge_state(e, node_runs) == "fired"]
+    fired = [e.id for e in graph.edges if e.id and edge_state(e, node_runs) == EdgeState.FIRED]
     if fired:
         WorkflowTransition.objects.filter(pk__in=fired).update(freq=F("freq") + 1)
 

@@ -8,7 +8,7 @@ from django.db.models import Prefetch
 from rcm import clock, phi
 from rcm.db.filters import filter_given
 from tenants import selectors as tenant_selectors
-from workflows.engine.decisions import edge_state
+from workflows.engine.decisions import EdgeState, edge_state
 from workflows.engine.graph import Graph
 from workflows.models import (
     NodeRun,
@@ -74,7 +74,7 @@ def run_edges_taken(*, run: WorkflowRun) -> set[tuple[str, str]]:
     return {
         (edge.source, edge.target)
         for edge in graph.edges
-        if edge.source in node_runs and edge_state(edge, node_runs) == "fired"
+        if edge.source in node_runs and edge_state(edge, node_runs) == EdgeState.FIRED
     }
 
 
