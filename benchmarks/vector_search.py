@@ -118,13 +118,13 @@ def load(org_ids, vectors, owners, retired, doms) -> None:
         for org_id in org_ids:
             cursor.execute("SELECT set_config('app.current_org_id', %s, false)", [str(org_id)])
             cursor.execute(
-                "INSERT INTO micro_state (org_id, url_pattern, dom_snapshot, action_json, "
-                "semantic_spec, label, category, required, text_emb, embedder, "
+                "INSERT INTO micro_state (org_id, step_key, url_pattern, dom_snapshot, "
+                "action_json, semantic_spec, label, category, required, text_emb, embedder, "
                 "embedder_dimension, mini_score, success_count, failure_count, success_ema, "
                 "is_retired, created_at, updated_at) "
                 # The row's number in the pattern: recall compares the database's ids with
                 # the exact answer computed here.
-                "SELECT org_id, '/bench/row/' || row, dom, '{\"tool\": \"click\"}', '{}', '', "
+                "SELECT org_id, '', '/bench/row/' || row, dom, '{\"tool\": \"click\"}', '{}', '', "
                 "'', false, text_emb, %s, 768, 1, 0, 0, 1, is_retired, now(), now() "
                 "FROM bench_stage WHERE org_id = %s ORDER BY row",
                 [EMBEDDER, str(org_id)],
