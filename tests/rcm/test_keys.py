@@ -7,7 +7,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import jwt
@@ -20,6 +19,7 @@ from rest_framework.test import APIClient
 
 from rcm import embedded, keys
 from rcm.settings.base import CREDENTIAL_KEYS_REQUIRED, KEYS_REQUIRED
+from tests.conftest import wait_for
 
 ME_URL = "/api/v2/organizations/current/"
 
@@ -43,6 +43,7 @@ CONCURRENT_LOAD = """
 import pathlib, sys, time
 from rcm import keys
 go = pathlib.Path(sys.argv[1]) / "go"
+(pathlib.Path(sys.argv[1]) / f"ready-{sys.argv[2]}").touch()
 while not go.exists():
     time.sleep(0.001)
 loaded = keys.keys_load(var_dir=pathlib.Path(sys.argv[1]) / "var")
@@ -53,14 +54,15 @@ print(loaded.secret_key + " " + loaded.jwt_signing_key)
 def test_concurrent_first_starts_agree_on_one_pair_of_keys(tmp_path):
     starters = [
         subprocess.Popen(  # noqa: S603 - our interpreter, our script
-            [sys.executable, "-c", CONCURRENT_LOAD, str(tmp_path)],
+            [sys.executable, "-c", CONCURRENT_LOAD, str(tmp_path), str(number)],
             cwd=settings.BASE_DIR,
             stdout=subprocess.PIPE,
             text=True,
         )
-        for _ in range(8)
+        for number in range(8)
     ]
-    time.sleep(1.0)  # let every interpreter start and wait at the line
+    # Every interpreter has started and waits at the line before the go.
+    wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == len(starters), timeout=60)
     (tmp_path / "go").touch()
     printed = {starter.communicate(timeout=30)[0].strip() for starter in starters}
     assert all(starter.returncode == 0 for starter in starters)
@@ -82,8 +84,9 @@ def test_the_development_keys_are_git_ignored_and_in_no_tracked_file():
     git = ["git", "-C", str(settings.BASE_DIR)]
     assert subprocess.run([*git, "check-ignore", "-q", str(path)], check=False).returncode == 0
     for key in (generated.secret_key, generated.jwt_signing_key):
-        found = subprocess.run([*git, "grep", "-q", "-F", key], check=False)
-        assert found.returncode == 1  # 1: no match
+        # -e: a generated key may begin with "-", which git would read as an option (exit 129).
+        found = subprocess.run([*git, "grep", "-q", "-F", "-e", key], check=False)
+        assert found.returncode == 1, found  # 1: no match
 
 
 # -- the settings ----------------------------------------------------------------------------
