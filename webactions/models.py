@@ -215,7 +215,7 @@ class WebAction(TenantModel):
             models.Index(
                 fields=["status", "not_before"],
                 name="web_action_waiting",
-                condition=Q(status__in=["pending", "running"]),
+                condition=Q(status__in=WEB_ACTION_ACTIVE),
             )
         ]
         constraints = [

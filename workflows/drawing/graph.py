@@ -23,7 +23,7 @@ from workflows.drawing.graph_layout import LABEL_SIZE, Layout, Link, Point, Rect
 from workflows.engine import templates
 from workflows.engine.graph import Graph, Node
 from workflows.engine.retry import RetryPolicy
-from workflows.models import NodeRunStatus, NodeType
+from workflows.models import NodeRunStatus, NodeType, RunResult
 
 KEY_SIZE, DETAIL_SIZE = 13, 11  # pixels
 BOX_MIN_WIDTH, BOX_MAX_WIDTH, BOX_PADDING = 150, 280, 10
@@ -32,7 +32,7 @@ MARGIN = 16
 
 NEUTRAL = "#ffffff"
 ENTRY_COLOUR = "#bbdefb"
-RESULT_COLOURS = {"success": "#a5d6a7", "failure": "#ef9a9a"}
+RESULT_COLOURS = {RunResult.SUCCESS: "#a5d6a7", RunResult.FAILURE: "#ef9a9a"}
 STATUS_COLOURS = {
     NodeRunStatus.PENDING: NEUTRAL,
     NodeRunStatus.READY: "#ffe082",

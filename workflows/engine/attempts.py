@@ -53,13 +53,13 @@ class Attempt:
 _CLAIM_SQL = """
 WITH claimed AS (
     UPDATE node_run
-       SET status = 'running', attempt = attempt + (status = 'ready')::int,
+       SET status = %(running)s, attempt = attempt + (status = %(ready)s)::int,
            started_at = coalesce(started_at, %(now)s),
            lease_until = %(now)s + make_interval(secs => timeout_s + %(grace)s),
            claim_task_id = %(task_id)s, claim_worker = %(worker)s, updated_at = %(now)s
      WHERE id = %(id)s
-       AND (status = 'ready' AND (not_before IS NULL OR not_before <= %(now)s)
-            OR status = 'running' AND %(resume)s AND claim_task_id = %(task_id)s)
+       AND (status = %(ready)s AND (not_before IS NULL OR not_before <= %(now)s)
+            OR status = %(running)s AND %(resume)s AND claim_task_id = %(task_id)s)
     RETURNING id, org_id, run_id, node_key, attempt, started_at, lease_until, idempotency_key
 )
 SELECT c.id, c.org_id, c.run_id, c.node_key, c.attempt, c.started_at, c.lease_until,
@@ -98,6 +98,8 @@ def node_run_claim(
     attempt: its kind never ran).
     """
     params = {
+        "ready": NodeRunStatus.READY.value,
+        "running": NodeRunStatus.RUNNING.value,
         "resume": resume,
         "id": node_run_id,
         "now": clock.now(),
@@ -199,7 +201,7 @@ def _run_kind(attempt: Attempt):
     if node.node_type == NodeType.ENTRY:
         return kinds.NodeResult(output={})
     if node.node_type == NodeType.OUTCOME:
-        return kinds.NodeResult(output={"result": node.config.get("result", "success")})
+        return kinds.NodeResult(output={"result": node.outcome_result})
     kind = kinds.get(node.kind or "decision")
     if kind is None:
         return kinds.PermanentError("unknown_kind", f"no node kind {node.kind!r} is registered")

@@ -20,6 +20,7 @@ from workflows.engine.graph import Graph, Node
 from workflows.models import (
     NodeRun,
     NodeRunStatus,
+    RunResult,
     RunStatus,
     TaskSignature,
     TaskType,
@@ -84,7 +85,7 @@ def _complete_inline(run: WorkflowRun, node_run: NodeRun, node: Node) -> None:
     """Entry and outcome nodes do no work of their own: they complete where they are decided,
     in the deciding transaction, without a message and a worker's round trip."""
     now = clock.now()
-    output = {"result": node.config.get("result", "success")} if node.is_outcome else {}
+    output = {"result": node.outcome_result} if node.is_outcome else {}
     node_run.status = NodeRunStatus.COMPLETED
     node_run.label = kinds.SUCCESS
     node_run.attempt = 1
@@ -166,8 +167,11 @@ def run_finish(*, run: WorkflowRun, graph: Graph, node_runs: dict[str, NodeRun])
     else:
         status = RunStatus.FAILED
         error = "; ".join(f"{nr.node_key}: {nr.error}" for nr in failed) or "no outcome reached"
-    results = [graph.nodes[nr.node_key].config.get("result", "success") for nr in reached]
-    result = ("failure" if "failure" in results else "success") if reached else ""
+    # A run that reached several outcomes (parallel branches) failed if any of them did.
+    results = {graph.nodes[nr.node_key].outcome_result for nr in reached}
+    result: str = ""
+    if reached:
+        result = RunResult.FAILURE if RunResult.FAILURE in results else RunResult.SUCCESS
     started = run.started_at or run.created_at
     WorkflowRun.objects.filter(pk=run.pk).update(
         status=status,
@@ -180,7 +184,9 @@ def run_finish(*, run: WorkflowRun, graph: Graph, node_runs: dict[str, NodeRun])
     )
     _count_traversals(graph=graph, node_runs=node_runs)
     _count_signature(
-        run=run, graph=graph, succeeded=status == RunStatus.COMPLETED and result == "success"
+        run=run,
+        graph=graph,
+        succeeded=status == RunStatus.COMPLETED and result == RunResult.SUCCESS,
     )
     hooks.run_finished_announce(
         hooks.RunFinished(run=run, status=status, result=result, error=error)

@@ -19,7 +19,7 @@ import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from workflows.models import NodeType, TriggerRule, WorkflowRevision, WorkflowRun
+from workflows.models import NodeType, RunResult, TriggerRule, WorkflowRevision, WorkflowRun
 
 # A node without its own timeout gets this one; none may exceed the maximum, which stays
 # below the broker's visibility timeout (settings.CELERY_BROKER_TRANSPORT_OPTIONS).
@@ -45,6 +45,11 @@ class Node:
     @property
     def is_outcome(self) -> bool:
         return self.node_type == NodeType.OUTCOME
+
+    @property
+    def outcome_result(self) -> str:
+        """An outcome's result (its config's "result"; validation allows success or failure)."""
+        return self.config.get("result", RunResult.SUCCESS)
 
 
 @dataclass(frozen=True)

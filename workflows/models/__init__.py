@@ -29,7 +29,7 @@ from workflows.models.requirements import (
     PolicyOperation,
     RequirementChangelog,
 )
-from workflows.models.runs import NodeRun, NodeRunStatus, RunStatus, WorkflowRun
+from workflows.models.runs import NodeRun, NodeRunStatus, RunResult, RunStatus, WorkflowRun
 from workflows.models.traces import WorkflowTrace, WorkflowTraceEndpoint
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "PolicyOperation",
     "RequirementChangelog",
     "RequirementTypeLu",
+    "RunResult",
     "RunStatus",
     "TaskActionLu",
     "TaskDomainLu",

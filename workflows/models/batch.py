@@ -11,6 +11,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Lower
 
 from rcm.db.tenancy import TenantModel
+from rcm.lookups import JobStatus
 
 
 class InvalidRowPolicy(models.TextChoices):
@@ -74,7 +75,7 @@ class BatchJob(TenantModel):
         on_delete=models.PROTECT,
         db_column="status",
         related_name="+",
-        default="pending",
+        default=JobStatus.PENDING,
     )
     total_rows = models.PositiveIntegerField(default=0)
     pending_rows = models.PositiveIntegerField(default=0)
@@ -155,7 +156,7 @@ class BatchJobItem(TenantModel):
     row_number = models.PositiveIntegerField()
     input_data = models.JSONField(default=dict)
     output_data = models.JSONField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=ItemStatus.choices, default="pending")
+    status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING)
     error_message = models.TextField(blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
     # What the console searches a job's rows by (workflows/selectors/batch.py).
@@ -184,7 +185,7 @@ class BatchJobItem(TenantModel):
             # The feeder's pick: the next pending rows of a job, in row order.
             models.Index(
                 fields=["batch_job", "row_number"],
-                condition=Q(status="pending"),
+                condition=Q(status=ItemStatus.PENDING),
                 name="batch_job_item_pending",
             ),
             models.Index(fields=["run"], name="batch_job_item_run"),
@@ -201,7 +202,9 @@ class BatchJobItem(TenantModel):
             # an upload writes nothing here.
             models.Index(
                 fields=["batch_job", "status", "row_number"],
-                condition=Q(status__in=["running", "failed", "cancelled"]),
+                condition=Q(
+                    status__in=[ItemStatus.RUNNING, ItemStatus.FAILED, ItemStatus.CANCELLED]
+                ),
                 name="batch_job_item_status_row",
             ),
             # The console's searches within a job: member IDs and patient names starting with

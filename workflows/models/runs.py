@@ -20,11 +20,18 @@ class RunStatus(models.TextChoices):
     TIMEOUT = "timeout"
 
 
+class RunResult(models.TextChoices):
+    """The result of the outcome node a completed run ended at (its config's "result")."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
 RUN_TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT)
 # A run that did not succeed and was not called off: it failed at a node, timed out, or
 # completed at an outcome marked failure (a business answer such as "member not found").
 RUN_FAILED = Q(status__in=[RunStatus.FAILED, RunStatus.TIMEOUT]) | Q(
-    status=RunStatus.COMPLETED, result="failure"
+    status=RunStatus.COMPLETED, result=RunResult.FAILURE
 )
 
 
@@ -56,7 +63,7 @@ class WorkflowRun(TenantModel):
     input = models.JSONField(default=dict)
     # {"input": {...}, "nodes": {key: {"output": {...}, "label": "..."}}}
     context = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default="pending")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
     # The key and result ("success" | "failure") of the outcome node that ended the run.
     outcome = models.CharField(max_length=64, blank=True, default="")
     result = models.CharField(max_length=10, blank=True, default="")
@@ -98,7 +105,7 @@ class WorkflowRun(TenantModel):
             models.Index(fields=["org", "workflow", "-created_at"], name="workflow_run_listing"),
             models.Index(
                 fields=["deadline_at"],
-                condition=Q(status__in=["pending", "running"]),
+                condition=Q(status__in=[RunStatus.PENDING, RunStatus.RUNNING]),
                 name="workflow_run_open_deadline",
             ),
             # The console's home: the week's ended runs grouped by revision, day and outcome,
@@ -129,7 +136,9 @@ class NodeRun(TenantModel):
 
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="node_runs")
     node_key = models.CharField(max_length=64)
-    status = models.CharField(max_length=10, choices=NodeRunStatus.choices, default="pending")
+    status = models.CharField(
+        max_length=10, choices=NodeRunStatus.choices, default=NodeRunStatus.PENDING
+    )
     attempt = models.PositiveSmallIntegerField(default=0)
     # A claimed attempt's lease: past it, the reaper takes the attempt as lost (dead worker).
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -170,9 +179,15 @@ class NodeRun(TenantModel):
         indexes = [
             # The reaper's scans: expired leases, and ready retries whose time has come.
             models.Index(
-                fields=["lease_until"], condition=Q(status="running"), name="node_run_leases"
+                fields=["lease_until"],
+                condition=Q(status=NodeRunStatus.RUNNING),
+                name="node_run_leases",
             ),
-            models.Index(fields=["not_before"], condition=Q(status="ready"), name="node_run_ready"),
+            models.Index(
+                fields=["not_before"],
+                condition=Q(status=NodeRunStatus.READY),
+                name="node_run_ready",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -40,6 +40,7 @@ from workflows.models import (
     BatchJobItem,
     NodeRun,
     NodeRunStatus,
+    RunResult,
     RunStatus,
     Workflow,
     WorkflowRevision,
@@ -59,7 +60,7 @@ RUN_OUTCOMES = (
 
 def run_outcome(status: str, result: str) -> str:
     if status == RunStatus.COMPLETED:
-        return "succeeded" if result == "success" else "failure outcome"
+        return "succeeded" if result == RunResult.SUCCESS else "failure outcome"
     return "timed out" if status == RunStatus.TIMEOUT else status
 
 

@@ -39,6 +39,7 @@ from workflows.models import (
     BatchJobItem,
     InvalidRowPolicy,
     ItemStatus,
+    RunResult,
     RunStatus,
     Workflow,
     WorkflowRevision,
@@ -339,7 +340,7 @@ def batch_item_settle(finished: hooks.RunFinished) -> None:
         return
     if status == RunStatus.CANCELLED:
         item_status, counter = ItemStatus.CANCELLED, "cancelled_rows"
-    elif status == RunStatus.COMPLETED and result == "success":
+    elif status == RunStatus.COMPLETED and result == RunResult.SUCCESS:
         item_status, counter = ItemStatus.COMPLETED, "successful_rows"
     else:
         item_status, counter = ItemStatus.FAILED, "failed_rows"

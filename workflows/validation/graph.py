@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 from workflows.engine import kinds, retry, templates
 from workflows.engine.graph import MAX_NODE_TIMEOUT_S, Edge, Graph, Node
-from workflows.models import NodeType, TriggerRule
+from workflows.models import NodeType, RunResult, TriggerRule
 
 # Keys are slugs, so that templates can name them (nodes.search.output, nodes['check-elig']).
 KEY_PATTERN = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 MAX_LABEL_LENGTH = 64  # workflow_transition.action_label
-OUTCOME_RESULTS = ("success", "failure")
+OUTCOME_RESULTS = tuple(RunResult.values)
 # What a template may read of another node in the run context: nodes.<key>.output / .label.
 NODE_CONTEXT_PARTS = ("output", "label")
 RETRY_HINT = "to repeat a failing step, give that node a retry_policy instead of a loop"
