@@ -454,24 +454,22 @@ def release(var_dir: Path | None = None) -> bool:
     return True
 
 
-def revive(var_dir: Path | None = None) -> list[str]:
-    """Start again, each on the port it had, the embedded servers that have died; returns the
-    names of those started ("postgres", "redis").
+def revive(name: str, var_dir: Path | None = None) -> bool:
+    """Start the embedded server ``name`` ("postgres" or "redis") again on the port it had, if
+    it has died; whether it was started.
 
     The same port, because the processes using them (`make run`'s children) hold URLs with it.
-    A server still starting or stopping counts as alive: it is someone else's to finish.
+    A server still starting or stopping counts as alive: it is someone else's to finish. One
+    server a call, so that the supervisor, which heals each under its own name and restart
+    count, never brings back the other one unannounced.
     """
     var_dir = (var_dir or default_var_dir()).resolve()
-    started = []
+    server = {"postgres": EmbeddedPostgres, "redis": EmbeddedRedis}[name](var_dir)
     with _lock(var_dir):
-        for name, server in (
-            ("postgres", EmbeddedPostgres(var_dir)),
-            ("redis", EmbeddedRedis(var_dir)),
-        ):
-            if not server.is_alive():
-                server.start(server.previous_port())
-                started.append(name)
-    return started
+        if server.is_alive():
+            return False
+        server.start(server.previous_port())
+        return True
 
 
 def stop(var_dir: Path | None = None) -> None:

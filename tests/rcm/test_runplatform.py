@@ -243,13 +243,16 @@ def _redis_pid(platform) -> int | None:
 )
 def test_what_dies_is_restarted_and_ready_comes_back(platform, name, pid_of):
     pid = pid_of(platform)
+    said_before = len(platform.output())
     os.kill(pid, signal.SIGKILL)
     platform.wait_until(
         lambda: pid_of(platform) not in (None, pid), f"{name} running again", HEAL_DEADLINE_S
     )
     platform.wait_ready(HEAL_DEADLINE_S)
     ended = "stopped (its process is gone)" if name in SERVERS else "was killed by SIGKILL"
-    assert f"{name} {ended}; restarting it in 0.5s (restart 1 this minute)" in platform.output()
+    # What the supervisor said about this kill: it names what died, first of all.
+    said = platform.output()[said_before:]
+    assert f"{name} {ended}; restarting it in 0.5s (restart 1 this minute)" in said, said
 
 
 def test_work_queued_when_postgres_dies_resumes_once_it_is_back(platform):

@@ -406,7 +406,7 @@ class Command(BaseCommand):
                 self._say(f"Starting {name} again on port {port}.")
                 restarts.done(now)
                 try:
-                    embedded.revive(self._var_dir)
+                    embedded.revive(name, self._var_dir)
                 except Exception as exc:  # noqa: BLE001 - a failed start is retried, then given up
                     self._plan(name, restarts, now, f"did not start ({exc})")
                 else:
