@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -37,6 +37,11 @@ CREDENTIAL_NAME = "Imported from v3"
 # merely contains one of these words goes too (``token_url``): a setting lost is noted in the
 # report and put back by hand, a secret kept would be read by every member.
 SECRET_KEY = re.compile(r"passw(?:or)?d|pwd|secret|token|apikey|privatekey|totp|otp(?:seed)?$")
+# And in a URL's query or fragment, the short names signed and keyed links use as well
+# (``?key=…``, ``&sig=…``, ``#access_token=…``, AWS's ``X-Amz-Signature``).
+URL_SECRET_KEY = re.compile(
+    rf"{SECRET_KEY.pattern}|^(?:key|sig|signature|auth|code|sid)$|signature$"
+)
 
 
 # -- organizations ---------------------------------------------------------------------------
@@ -208,7 +213,7 @@ def _endpoint(run, row) -> tuple[str, int, object]:
     credentials = config.pop("credentials", None)
     removed: list[str] = []
     config = _secrets_removed(config, "config", removed)
-    base_url = _userinfo_removed(row.base_url or "", removed)
+    base_url = _url_secrets_removed(row.base_url or "", removed)
     for path in removed:
         run.report.note(
             ENDPOINT_PATH, row.portal_id, f"{path} is left out: a secret outside config.credentials"
@@ -256,13 +261,30 @@ def _secrets_removed(value, path: str, removed: list[str]):
     return value
 
 
-def _userinfo_removed(url: str, removed: list[str]) -> str:
-    """``url`` without a user name and password (``https://user:pass@host/``)."""
+def _url_secrets_removed(url: str, removed: list[str]) -> str:
+    """``url`` without a user name and password (``https://user:pass@host/``) and without the
+    query and fragment parameters whose names say they hold a secret."""
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    removed.append("base_url (user:password@)")
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    if "@" in parts.netloc:
+        removed.append("base_url (user:password@)")
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    query = _parameters_removed(parts.query, "base_url query", removed)
+    fragment = parts.fragment
+    if "=" in fragment:  # a fragment of parameters (an OAuth implicit grant's access_token)
+        fragment = _parameters_removed(fragment, "base_url fragment", removed)
+    return urlunsplit(parts._replace(query=query, fragment=fragment))
+
+
+def _parameters_removed(text: str, where: str, removed: list[str]) -> str:
+    """``text`` (``a=1&b=2``) without its secret parameters; as it was when it has none."""
+    kept, secrets = [], []
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        if URL_SECRET_KEY.search(re.sub(r"[_-]", "", name.lower())):
+            secrets.append(f"{where} {name}")
+        else:
+            kept.append((name, value))
+    removed += secrets
+    return urlencode(kept) if secrets else text
 
 
 def _credential(run, row, endpoint_id: int, credentials) -> None:
