@@ -17,6 +17,9 @@ from django.db import connections
 READ_ONLY_TABLES = ("audit_event", "rcm_user", "rcm_trace")
 # Records the runtime role adds to and reads, and may never rewrite or remove.
 APPEND_ONLY_TABLES = ("credential_access_log",)
+# Records the runtime role adds and finishes, and may never remove; a trigger freezes each one
+# once finished (dbadmin/migrations/0003_migration_run_history.py).
+HISTORY_TABLES = ("migration_run",)
 PRIVATE_TABLES = ("audit_chain_head",)
 
 
@@ -57,6 +60,7 @@ def grant_runtime_privileges(using: str = "default", **kwargs) -> None:
         for tables, privileges in (
             (READ_ONLY_TABLES, "INSERT, UPDATE, DELETE, TRUNCATE"),
             (APPEND_ONLY_TABLES, "UPDATE, DELETE, TRUNCATE"),
+            (HISTORY_TABLES, "DELETE, TRUNCATE"),
             (PRIVATE_TABLES, "ALL"),
         ):
             for table in tables:

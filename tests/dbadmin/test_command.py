@@ -1,9 +1,11 @@
 """The migration commands' shared contract: exit codes, ``--json`` and the migration_run record."""
 
+import contextlib
 import json
 
 import pytest
 from django.db import connection, transaction
+from django.db.utils import ProgrammingError
 
 from dbadmin import backups
 from dbadmin.command import CannotRun, Failed, MigrationCommand, Result
@@ -119,3 +121,37 @@ def test_anything_else_that_stops_a_command_is_exit_2_and_recorded():
         "Stopped by PermissionError: [Errno 13] Permission denied: '/srv/backups'"
     )
     assert MigrationRun.objects.get().outcome == "error"
+
+
+@contextlib.contextmanager
+def refused(message: str):
+    """The statement in the block is refused with ``message``; the test's transaction goes on."""
+    with pytest.raises(ProgrammingError, match=message), transaction.atomic():
+        yield
+
+
+@pytest.mark.django_db
+def test_the_runtime_role_finishes_a_run_once_and_never_rewrites_or_removes_one():
+    """The commands record their runs as the runtime role; a finished run is history."""
+    assert probe()[0] == 0
+    finished = MigrationRun.objects.get()
+    running = MigrationRun.objects.create(kind="backup", started_at=finished.started_at, run_by="x")
+
+    refusals = [
+        (MigrationRun.objects.filter(pk=finished.pk), {"outcome": "failed"}),
+        (MigrationRun.objects.filter(pk=finished.pk), {"summary": "all fine"}),
+        (MigrationRun.objects.filter(pk=running.pk), {"run_by": "someone@else"}),
+        (MigrationRun.objects.filter(pk=running.pk), {"kind": "restore"}),
+    ]
+    for rows, change in refusals:
+        with refused("migration_run keeps its history"):
+            rows.update(**change)
+    for statement in ("DELETE FROM migration_run", "TRUNCATE migration_run"):
+        with refused("permission denied"), connection.cursor() as cursor:
+            cursor.execute(statement)
+
+    # A running one is finished, once.
+    assert MigrationRun.objects.filter(pk=running.pk).update(outcome="ok", summary="done") == 1
+    with refused("migration_run keeps its history"):
+        MigrationRun.objects.filter(pk=running.pk).update(outcome="failed")
+    assert [run.outcome for run in MigrationRun.objects.order_by("pk")] == ["ok", "ok"]
