@@ -1,7 +1,7 @@
-"""Helpers the test modules of several apps share: a staff member, a membership ended, a
-logged-in browser client and the messages a page left, the queries a page costs, the API's
+"""Helpers the test modules of several apps share: a staff member, an endpoint, a membership
+ended, a logged-in browser client and the messages a page left, the queries a page costs, the API's
 not-found answer, requests racing each other, a batch job read again or its items moved on, a
-portal page, a free port."""
+portal page, a free port; a new channel type's fields."""
 
 from __future__ import annotations
 
@@ -21,11 +21,20 @@ from rcm import clock
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tenants import services as tenant_services
-from tenants.models import Membership
+from tenants.models import ChannelType, Endpoint, Membership
 from tests.conftest import PASSWORD
 from workflows.models import BatchJob, BatchJobItem
 
 PORTAL_PAGES = Path(__file__).resolve().parent / "fixtures" / "portal"
+
+# A channel type the seeded lookups do not have, as the admin's form and the API are sent it.
+NEW_CHANNEL_TYPE = {
+    "code": "cigna-portal",
+    "name": "Cigna for HCP",
+    "base_url": "https://cignaforhcp.cigna.com",
+    "endpoint_kind": "payer",
+    "access_medium": "web",
+}
 
 
 def staff_user(tenant, email: str, role: str = UserRole.ORG_ADMIN):
@@ -33,6 +42,17 @@ def staff_user(tenant, email: str, role: str = UserRole.ORG_ADMIN):
     return tenant_services.user_create(
         org_id=tenant.id, email=email, role=role, password=PASSWORD, is_staff=True
     )
+
+
+def endpoint_add(tenant, name: str, channel: str = "uhc-portal", **fields) -> Endpoint:
+    """An endpoint of ``tenant`` on the seeded channel type whose code is ``channel``."""
+    with org_context(tenant.id):
+        return tenant_services.endpoint_create(
+            org_id=tenant.id,
+            name=name,
+            channel_type=ChannelType.objects.get(code=channel),
+            **fields,
+        )
 
 
 def membership_end(tenant, user, actor) -> None:

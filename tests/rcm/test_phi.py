@@ -162,6 +162,13 @@ def _assert_gone(masked: str, row: dict) -> None:
         assert str(value).lower() not in masked.lower(), value
 
 
+def _assert_kept(masked: str, page: str, fragments: tuple[str, ...]) -> None:
+    """The masked page keeps the page's structure and each of ``fragments`` as it was."""
+    assert _tags(masked) == _tags(page)
+    for kept in fragments:
+        assert kept in masked, kept
+
+
 # --- the pages ----------------------------------------------------------------------------
 
 
@@ -187,8 +194,7 @@ def test_an_eligibility_page_gets_typed_placeholders():
 
 def test_an_eligibility_page_keeps_its_structure_amounts_and_plan():
     masked = mask(ELIGIBILITY_PAGE, declared=ELIGIBILITY_ROW)
-    assert _tags(masked) == _tags(ELIGIBILITY_PAGE)
-    for kept in (
+    fragments = (
         '<section class="card patient-card" aria-label="Patient information">',
         '<th scope="row">Member ID</th>',
         '<th scope="row">Group Number</th><td class="value">004512</td>',
@@ -198,8 +204,8 @@ def test_an_eligibility_page_keeps_its_structure_amounts_and_plan():
         '<span class="badge badge-success">Active Coverage</span>',
         "Annual deductible applies.",
         '<button type="button" class="btn btn-primary" id="new-inquiry">New Inquiry</button>',
-    ):
-        assert kept in masked, kept
+    )
+    _assert_kept(masked, ELIGIBILITY_PAGE, fragments)
 
 
 def test_a_search_form_masks_its_filled_values_and_keeps_the_form():
@@ -213,15 +219,14 @@ def test_a_search_form_masks_its_filled_values_and_keeps_the_form():
     assert 'name="ssn" value="[SSN]"' in masked
     assert 'name="acct" value="[MRN]"' in masked
     assert 'name="dos" value="[DATE]"' in masked
-    assert _tags(masked) == _tags(SEARCH_FORM)
-    for kept in (
+    fragments = (
         '<label for="memberId">Member ID</label>',
         'aria-label="Member ID" required>',
         'value="Zx9ab3Kq7LmN2pQr"',
         '<option value="00621" selected>BCBS Illinois</option>',
         '<button type="submit" class="btn btn-primary">Search</button>',
-    ):
-        assert kept in masked, kept
+    )
+    _assert_kept(masked, SEARCH_FORM, fragments)
 
 
 def test_a_claim_status_page_masks_mrn_account_and_service_dates():
@@ -238,15 +243,14 @@ def test_a_claim_status_page_masks_mrn_account_and_service_dates():
 
 def test_a_claim_status_page_keeps_claim_numbers_amounts_and_codes():
     masked = mask(CLAIM_STATUS_PAGE, declared=CLAIM_ROW)
-    assert _tags(masked) == _tags(CLAIM_STATUS_PAGE)
-    for kept in (
+    fragments = (
         '<a href="/claims/2024031500123">2024031500123</a>',
         "<th>Claim #</th><th>Service Dates</th>",
         "<td>$180.00</td><td>$112.40</td>",
         '<span class="status status-denied">Denied</span></td><td>CO-197</td>',
         "<dt>Remark</dt><dd>N130</dd>",
-    ):
-        assert kept in masked, kept
+    )
+    _assert_kept(masked, CLAIM_STATUS_PAGE, fragments)
 
 
 def test_undeclared_values_are_masked_by_shape_and_label():

@@ -24,6 +24,7 @@ from tenants.models import (
     User,
 )
 from tests.conftest import PASSWORD, invite_and_accept
+from tests.helpers import NEW_CHANNEL_TYPE
 from tests.helpers import logged_in as _logged_in
 from tests.helpers import membership_end as _membership_end
 from tests.helpers import messages_of as _messages
@@ -326,14 +327,7 @@ def test_staff_read_lookups_and_sys_admin_changes_them(staff_a, sys_admin, app, 
 
 @pytest.mark.django_db
 def test_channel_types_are_read_only_to_staff_and_editable_by_sys_admin(staff_a, sys_admin):
-    body = {
-        "code": "cigna-portal",
-        "name": "Cigna for HCP",
-        "base_url": "https://cignaforhcp.cigna.com",
-        "endpoint_kind": "payer",
-        "access_medium": "web",
-        "auth_type": "username_password",
-    }
+    body = {**NEW_CHANNEL_TYPE, "auth_type": "username_password"}
     assert _logged_in(staff_a).post(_url("channeltype", "add"), body).status_code == 403
     uhc = ChannelType.objects.get(code="uhc-portal")
     change = _url("channeltype", "change", uhc.pk)

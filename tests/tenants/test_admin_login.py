@@ -8,12 +8,12 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from rcm.db.roles import as_owner
-from rcm.lookups import UserRole
 from tenants import services
 from tenants.admin_login import NO_ADMIN_ACCESS, TOO_MANY_FAILURES
 from tenants.authentication import INVALID_CREDENTIALS
 from tests.conftest import PASSWORD
 from tests.helpers import membership_end as _membership_end
+from tests.helpers import staff_user
 
 LOGIN_URL = reverse("admin:login")
 TOKEN_URL = "/api/v2/auth/token/"
@@ -22,13 +22,7 @@ THROTTLED_PREFIX = TOO_MANY_FAILURES.split("{")[0]
 
 @pytest.fixture
 def staff(org_a):
-    return services.user_create(
-        org_id=org_a.id,
-        email="ops@acme.test",
-        role=UserRole.ORG_ADMIN,
-        password=PASSWORD,
-        is_staff=True,
-    )
+    return staff_user(org_a, "ops@acme.test")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import pytest
 
 from rcm.context import org_context
 from tenants.models import AuditEvent, ChannelType, Endpoint, Membership, Organization, User
+from tests.helpers import NEW_CHANNEL_TYPE
 
 ENDPOINTS = "/api/v2/endpoints/"
 
@@ -170,13 +171,7 @@ def test_channel_types_are_read_by_members_and_written_by_sys_admin(api, org_a, 
     listed = api(org_a, "viewer").get("/api/v2/channel-types/").json()["results"]
     assert {row["code"] for row in listed} >= {"anthem-availity", "uhc-portal"}
     staff = client_for(sys_admin, org_a.id, role="sys_admin")
-    body = {
-        "code": "cigna-portal",
-        "name": "Cigna for HCP",
-        "base_url": "https://cignaforhcp.cigna.com",
-        "endpoint_kind": "payer",
-        "access_medium": "web",
-    }
+    body = NEW_CHANNEL_TYPE
     response = staff.post("/api/v2/channel-types/", body, "json")
     assert response.status_code == 201, response.json()
     assert staff.post("/api/v2/channel-types/", body, "json").status_code == 409

@@ -17,6 +17,7 @@ from tenants import selectors, services, throttling
 from tenants.models import AuditEvent, Invitation, Membership
 from tests.conftest import PASSWORD, client_for
 from tests.helpers import logged_in as _staff_client
+from tests.helpers import staff_user
 
 INVITATIONS = "/api/v2/invitations/"
 MINE = "/api/v2/me/invitations/"
@@ -427,12 +428,8 @@ def test_an_email_change_into_a_claimed_domain_is_refused(org_a, org_b, beta_dom
 def test_staff_invite_in_the_admin_and_the_invitee_accepts_under_my_invitations(
     org_a, org_b, mailoutbox, django_capture_on_commit_callbacks
 ):
-    admin_a = services.user_create(
-        org_id=org_a.id, email="ops@acme.test", role="org_admin", password=PASSWORD, is_staff=True
-    )
-    guest = services.user_create(
-        org_id=org_b.id, email="ops@bayside.test", role="viewer", password=PASSWORD, is_staff=True
-    )
+    admin_a = staff_user(org_a, "ops@acme.test")
+    guest = staff_user(org_b, "ops@bayside.test", role="viewer")
     client = _staff_client(admin_a)
     add = reverse("admin:tenants_invitation_add")
     roles = {
@@ -507,23 +504,13 @@ def test_api_keys_answer_no_invitations(api, org_a):
 
 @pytest.mark.django_db
 def test_admin_actions_revoke_and_resend(org_a, mailoutbox, django_capture_on_commit_callbacks):
-    admin_a = services.user_create(
-        org_id=org_a.id, email="ops@acme.test", role="org_admin", password=PASSWORD, is_staff=True
-    )
+    admin_a = staff_user(org_a, "ops@acme.test")
     with org_context(org_a.id):
-        first = services.invitation_create(
-            org_id=org_a.id,
-            actor=admin_a,
-            actor_role="org_admin",
-            email="one@example.test",
-            role="viewer",
-        )
-        second = services.invitation_create(
-            org_id=org_a.id,
-            actor=admin_a,
-            actor_role="org_admin",
-            email="two@example.test",
-            role="viewer",
+        first, second = (
+            services.invitation_create(
+                org_id=org_a.id, actor=admin_a, actor_role="org_admin", email=email, role="viewer"
+            )
+            for email in ("one@example.test", "two@example.test")
         )
     client = _staff_client(admin_a)
     changelist = reverse("admin:tenants_invitation_changelist")

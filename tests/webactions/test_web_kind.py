@@ -24,7 +24,9 @@ LOGIN = {"actions": eligibility_actions("v1")[:5], "page": {"label": "Password"}
 SEARCH = [{"tool": "goto", "url": "/sandbox/v1/"}, *eligibility_actions("v1")[5:]]
 
 
-def _endpoint_and_credential(tenant, base_url: str, login: dict = LOGIN):
+def _endpoint_and_credential(tenant, base_url: str, login: dict | None = LOGIN):
+    """An endpoint at ``base_url`` whose config says how to log in (``login``; None: it does
+    not say), and a credential for it."""
     channel = ChannelType.objects.get(code="uhc-portal")
     with org_context(tenant.id):
         endpoint = tenant_services.endpoint_create(
@@ -32,7 +34,7 @@ def _endpoint_and_credential(tenant, base_url: str, login: dict = LOGIN):
             name="Sandbox",
             channel_type=channel,
             base_url=base_url,
-            config={"login": login},
+            config=None if login is None else {"login": login},
         )
         credential = credential_services.credential_create(
             org_id=tenant.id,
@@ -193,19 +195,7 @@ def test_publishing_refuses_an_endpoint_on_a_private_address(org_a, settings):
 
 @pytest.mark.django_db
 def test_validating_needs_an_endpoint_that_says_how_to_log_in(api, org_a):
-    channel = ChannelType.objects.get(code="uhc-portal")
-    with org_context(org_a.id):
-        endpoint = tenant_services.endpoint_create(
-            org_id=org_a.id, name="Plain", channel_type=channel
-        )
-        credential = credential_services.credential_create(
-            org_id=org_a.id,
-            actor=org_a["org_admin"],
-            endpoint_id=endpoint.pk,
-            name="Clerk",
-            credential_type="user_pass",
-            secrets=SECRETS,
-        )
+    _, credential = _endpoint_and_credential(org_a, "", login=None)
     refused = api(org_a, "org_admin").post(f"/api/v2/credentials/{credential.pk}/validate/")
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "no_login"
     assert (

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from rcm.context import org_context
 from tests.conftest import wait_for
-from tests.workflows.engine_helpers import published
+from tests.workflows.engine_helpers import published, published_transform
 from workflows.models import BatchJob, BatchJobItem
 from workflows.selectors.batch import batch_job_progress
 from workflows.serializers.batch import csv_cell
@@ -46,11 +46,9 @@ def _results(client, job_id, accept: str = "*/*") -> list[list[str]]:
 
 @pytest.mark.celery_worker
 def test_json_rows_run_to_completion_and_results_escape_formulas(celery_worker, api, org_a):
-    workflow, _ = published(
+    workflow, _ = published_transform(
         org_a.id,
-        "start>shape, shape>done",
-        kinds={"shape": "transform"},
-        configs={"shape": {"outputs": {"echo": "{{ input.name }}", "greeting": "hi"}}},
+        {"echo": "{{ input.name }}", "greeting": "hi"},
         required_data=["member_id", "name"],
     )
     client = api(org_a, "operator")

@@ -23,6 +23,15 @@ VALIDATE = "/api/v2/requirements/validate/"
 CHANGELOG = "/api/v2/requirement-changelog/"
 TASK_TYPES = "/api/v2/task-types/"
 
+# A new version of UHC's claim-number requirement, as a sys_admin posts it to PAYERS.
+UHC_CLAIM_NUMBER = {
+    "channel_type": "uhc-portal",
+    "task_type": "claim/check_status",
+    "field_name": "claim_number",
+    "field_type": "text",
+    "effective_date": "2026-01-01",
+}
+
 
 def _policy_body(**overrides) -> dict:
     body = {
@@ -449,13 +458,9 @@ def test_members_read_payer_requirements_with_filters(api, org_a):
 def test_sys_admin_creates_a_new_payer_version_logged_for_every_org(api, org_a, org_b, sys_admin):
     staff = client_for(sys_admin, org_a.id, role="sys_admin")
     body = {
-        "channel_type": "uhc-portal",
-        "task_type": "claim/check_status",
-        "field_name": "claim_number",
+        **UHC_CLAIM_NUMBER,
         "label": "UHC claim number",
-        "field_type": "text",
         "validation": {"pattern": "^[A-Z0-9]{10,12}$"},
-        "effective_date": "2026-01-01",
         "reason": "UHC lengthened its claim numbers",
     }
     response = staff.post(PAYERS, body, "json")
@@ -486,15 +491,7 @@ def test_sys_admin_creates_a_new_payer_version_logged_for_every_org(api, org_a, 
 )
 def test_bad_payer_input_is_400_and_writes_nothing(org_a, sys_admin, overrides, field):
     staff = client_for(sys_admin, org_a.id, role="sys_admin")
-    body = {
-        "channel_type": "uhc-portal",
-        "task_type": "claim/check_status",
-        "field_name": "claim_number",
-        "field_type": "text",
-        "effective_date": "2026-01-01",
-        "reason": "x",
-        **overrides,
-    }
+    body = {**UHC_CLAIM_NUMBER, "reason": "x", **overrides}
     before = PayerRequirement.objects.count()
     response = staff.post(PAYERS, body, "json")
     assert response.status_code == 400, response.json()

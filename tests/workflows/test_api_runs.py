@@ -4,7 +4,8 @@ import pytest
 
 from rcm.context import org_context
 from tests.conftest import wait_for
-from tests.workflows.engine_helpers import published
+from tests.helpers import endpoint_add
+from tests.workflows.engine_helpers import published, published_wait
 from workflows.models import Workflow, WorkflowRun
 
 
@@ -139,12 +140,7 @@ def test_roles_anonymous_and_filters(api, anon, org_a):
 
 @pytest.mark.celery_worker
 def test_cancel_and_rerun(celery_worker, api, org_a):
-    workflow, _ = published(
-        org_a.id,
-        "start>pause, pause>done",
-        kinds={"pause": "wait"},
-        configs={"pause": {"seconds": 30}},
-    )
+    workflow, _ = published_wait(org_a.id, 30)
     client = api(org_a, "operator")
     run_id = _start(client, workflow, {"input": {"n": 1}}).json()["id"]
     wait_for(lambda: client.get(f"/api/v2/runs/{run_id}/").json()["status"] == "running")
@@ -158,16 +154,9 @@ def test_cancel_and_rerun(celery_worker, api, org_a):
 
 @pytest.mark.django_db
 def test_the_task_types_effective_requirements_apply_to_run_input(api, org_a):
-    from tenants import services as tenant_services
-    from tenants.models import ChannelType
     from workflows.models import TaskType
 
-    with org_context(org_a.id):
-        endpoint = tenant_services.endpoint_create(
-            org_id=org_a.id,
-            name="Anthem",
-            channel_type=ChannelType.objects.get(code="anthem-availity"),
-        )
+    endpoint = endpoint_add(org_a, "Anthem", "anthem-availity")
     task_type = TaskType.objects.get(domain="eligibility", action="check")
     workflow, _ = published(
         org_a.id, "start>done", task_type_id=str(task_type.pk), endpoint_id=endpoint.pk

@@ -4,10 +4,9 @@ import pytest
 from django.db import connection
 
 from rcm.context import org_context
-from tenants import services as tenant_services
-from tenants.models import ChannelType
 from tests.conftest import make_tenant, wait_for
-from tests.workflows.engine_helpers import published
+from tests.helpers import endpoint_add
+from tests.workflows.engine_helpers import published, published_transform, published_wait
 from workflows.models import BatchJob, BatchJobItem
 from workflows.services import batch
 
@@ -64,12 +63,7 @@ def _finished(org_id, job_id, timeout=60):
 
 
 def test_a_batch_runs_every_row_with_exact_counters(celery_worker, org_a):
-    workflow, revision = published(
-        org_a.id,
-        "start>shape, shape>done",
-        kinds={"shape": "transform"},
-        configs={"shape": {"outputs": {"greeting": "hi {{ input.name }}"}}},
-    )
+    workflow, revision = published_transform(org_a.id, {"greeting": "hi {{ input.name }}"})
     job = _create(org_a, workflow, revision, [{"name": f"p{n}"} for n in range(12)])
     job = _finished(org_a.id, job.pk)
     assert job.status_id == "completed" and job.successful_rows == 12
@@ -80,20 +74,8 @@ def test_a_batch_runs_every_row_with_exact_counters(celery_worker, org_a):
 
 
 def test_max_concurrency_of_job_and_endpoint_hold_while_rows_run(celery_worker, org_a):
-    with org_context(org_a.id):
-        endpoint = tenant_services.endpoint_create(
-            org_id=org_a.id,
-            name="UHC",
-            channel_type=ChannelType.objects.get(code="uhc-portal"),
-            config={"max_concurrency": 3},
-        )
-    workflow, revision = published(
-        org_a.id,
-        "start>pause, pause>done",
-        kinds={"pause": "wait"},
-        configs={"pause": {"seconds": 0.2}},
-        endpoint_id=endpoint.pk,
-    )
+    endpoint = endpoint_add(org_a, "UHC", config={"max_concurrency": 3})
+    workflow, revision = published_wait(org_a.id, 0.2, endpoint_id=endpoint.pk)
     jobs = [
         _create(org_a, workflow, revision, [{}] * 6, max_concurrency=2),
         _create(org_a, workflow, revision, [{}] * 6, max_concurrency=2),
@@ -141,12 +123,7 @@ def test_invalid_rows_skipped_become_failed_items(db, org_a):
 
 
 def test_cancel_lets_running_rows_finish_and_cancels_the_rest(celery_worker, org_a):
-    workflow, revision = published(
-        org_a.id,
-        "start>pause, pause>done",
-        kinds={"pause": "wait"},
-        configs={"pause": {"seconds": 0.3}},
-    )
+    workflow, revision = published_wait(org_a.id, 0.3)
     job = _create(org_a, workflow, revision, [{}] * 20, max_concurrency=2)
     wait_for(lambda: _job(org_a.id, job.pk).running_rows == 2)
     with org_context(org_a.id):

@@ -6,7 +6,12 @@ from django.db.models import Count, Q
 from rcm.context import org_context
 from tests.conftest import wait_for
 from tests.helpers import race_run as _race_run
-from tests.workflows.engine_helpers import published
+from tests.workflows.engine_helpers import (
+    KILLABLE_STEP,
+    published,
+    published_http,
+    quickly_recovering_workers,
+)
 from tests.workflows.test_batch_engine import _counters_match_items
 from workflows.models import BatchJob, BatchJobItem, NodeRun
 from workflows.services import batch
@@ -38,17 +43,11 @@ def test_a_worker_killed_mid_batch_loses_no_row_and_runs_none_twice(
     worker_processes, org_a, http_server, settings
 ):
     http_server.respond("/eligibility", status=200, body={"active": True}, delay=0.5, times=1000)
-    workflow, revision = published(
-        org_a.id,
-        "start>check, check>done",
-        kinds={"check": "http"},
-        configs={"check": {"url": http_server.url("/eligibility"), "timeout_s": 5}},
-        timeouts={"check": 3},
-        retry={"check": {"maximum_attempts": 5, "initial_interval_s": 0.1, "jitter": 0}},
+    workflow, revision = published_http(
+        org_a.id, http_server.url("/eligibility"), key="check", **KILLABLE_STEP
     )
-    settings.ENGINE_REQUEUE_AFTER_S = 1
-    env = {"ENGINE_LEASE_GRACE_S": "1"}
-    first = worker_processes(concurrency=2, env=env)
+    worker_start = quickly_recovering_workers(worker_processes, settings)
+    first = worker_start()
     with org_context(org_a.id):
         job = batch.batch_job_create(
             workflow=workflow,
@@ -66,7 +65,7 @@ def test_a_worker_killed_mid_batch_loses_no_row_and_runs_none_twice(
 
     wait_for(lambda: checks_running() >= 2, timeout=30)
     first.kill()
-    worker_processes(concurrency=2, env=env)
+    worker_start()
 
     def settled() -> bool:
         engine_reap()

@@ -6,9 +6,14 @@ import pytest
 
 from rcm.context import org_context
 from tests.conftest import wait_for
-from tests.workflows.engine_helpers import published
+from tests.workflows.engine_helpers import (
+    published,
+    published_http,
+    published_transform,
+    published_wait,
+)
 from workflows.engine.template_bounds import TOO_LONG
-from workflows.models import NodeRun, WorkflowRun, WorkflowTrace
+from workflows.models import NodeRun, Workflow, WorkflowRun, WorkflowTrace
 from workflows.models.runs import RUN_TERMINAL
 from workflows.services import runs
 
@@ -32,6 +37,30 @@ def node_states(org_id, run_id) -> dict:
 def start(org_id, workflow, **input_):
     with org_context(org_id):
         return runs.run_start(workflow=workflow, input=input_)
+
+
+def patient_search(org_id, url: str, retry: dict | None = None) -> Workflow:
+    """A workflow whose node ``search`` asks ``url`` for the patient: a 404 is the label
+    not_found, which ends the run in the outcome fail_missing."""
+    workflow, _ = published_http(
+        org_id,
+        url,
+        key="search",
+        edges="start>search, search>done, search>fail_missing:not_found",
+        status_labels={"404": "not_found"},
+        retry=retry,
+    )
+    return workflow
+
+
+def failed_call_run(org_id, http_server, edges: str, **http_config) -> WorkflowRun:
+    """A run of ``edges``, to its end, whose node ``call`` asks ``http_server``'s /down
+    (``http_config`` more of its config) and gets a 500 at its only attempt."""
+    http_server.respond("/down", status=500, times=10)
+    workflow, _ = published_http(
+        org_id, http_server.url("/down"), edges=edges, retry={"maximum_attempts": 1}, **http_config
+    )
+    return finished(org_id, start(org_id, workflow).pk)
 
 
 def test_fan_out_and_join_run_every_node_once(celery_worker, org_a):
@@ -66,29 +95,16 @@ def test_a_decision_picks_a_branch_and_the_other_is_skipped(celery_worker, org_a
 
 
 def test_transform_outputs_flow_into_the_context(celery_worker, org_a):
-    workflow, _ = published(
-        org_a.id,
-        "start>shape, shape>done",
-        kinds={"shape": "transform"},
-        configs={
-            "shape": {"outputs": {"greeting": "Hello {{ input.name }}", "n": "{{ input.n * 2 }}"}}
-        },
-    )
+    outputs = {"greeting": "Hello {{ input.name }}", "n": "{{ input.n * 2 }}"}
+    workflow, _ = published_transform(org_a.id, outputs)
     run = finished(org_a.id, start(org_a.id, workflow, name="Ada", n=21).pk)
     assert run.context["nodes"]["shape"]["output"] == {"greeting": "Hello Ada", "n": 42}
 
 
 def test_a_business_failure_is_a_label_and_never_retried(celery_worker, org_a, http_server):
     http_server.respond("/patients", status=404, body={"error": "no such patient"})
-    workflow, _ = published(
-        org_a.id,
-        "start>search, search>done, search>fail_missing:not_found",
-        kinds={"search": "http"},
-        configs={
-            "search": {"url": http_server.url("/patients"), "status_labels": {"404": "not_found"}}
-        },
-        retry={"search": {"maximum_attempts": 5, "initial_interval_s": 0.01}},
-    )
+    retry = {"maximum_attempts": 5, "initial_interval_s": 0.01}
+    workflow = patient_search(org_a.id, http_server.url("/patients"), retry=retry)
     run = finished(org_a.id, start(org_a.id, workflow).pk)
     assert (run.status, run.result, run.outcome) == ("completed", "failure", "fail_missing")
     assert http_server.hits("/patients") == 1
@@ -99,12 +115,10 @@ def test_a_business_failure_is_a_label_and_never_retried(celery_worker, org_a, h
 def test_a_system_failure_is_retried_then_succeeds(celery_worker, org_a, http_server):
     http_server.respond("/flaky", status=503, times=2)
     http_server.respond("/flaky", status=200, body={"ok": True})
-    workflow, _ = published(
+    workflow, _ = published_http(
         org_a.id,
-        "start>call, call>done",
-        kinds={"call": "http"},
-        configs={"call": {"url": http_server.url("/flaky")}},
-        retry={"call": {"maximum_attempts": 4, "initial_interval_s": 0.05, "jitter": 0}},
+        http_server.url("/flaky"),
+        retry={"maximum_attempts": 4, "initial_interval_s": 0.05, "jitter": 0},
     )
     run = finished(org_a.id, start(org_a.id, workflow).pk)
     assert run.status == "completed"
@@ -123,12 +137,11 @@ def test_a_step_sends_the_same_idempotency_key_on_every_attempt(celery_worker, o
         "Idempotency-Key": "{{ step.idempotency_key }}",
         "X-Step": "{{ run.id }}/{{ node.key }}/{{ attempt }}",
     }
-    workflow, _ = published(
+    workflow, _ = published_http(
         org_a.id,
-        "start>call, call>done",
-        kinds={"call": "http"},
-        configs={"call": {"url": http_server.url("/claims"), "headers": headers}},
-        retry={"call": {"maximum_attempts": 3, "initial_interval_s": 0.05, "jitter": 0}},
+        http_server.url("/claims"),
+        headers=headers,
+        retry={"maximum_attempts": 3, "initial_interval_s": 0.05, "jitter": 0},
     )
     first = finished(org_a.id, start(org_a.id, workflow).pk)
     second = finished(org_a.id, start(org_a.id, workflow).pk)
@@ -150,12 +163,10 @@ def test_a_step_sends_the_same_idempotency_key_on_every_attempt(celery_worker, o
 
 def test_retries_exhausted_fail_the_node_and_the_run(celery_worker, org_a, http_server):
     http_server.respond("/down", status=500, times=10)
-    workflow, _ = published(
+    workflow, _ = published_http(
         org_a.id,
-        "start>call, call>done",
-        kinds={"call": "http"},
-        configs={"call": {"url": http_server.url("/down")}},
-        retry={"call": {"maximum_attempts": 2, "initial_interval_s": 0.01, "jitter": 0}},
+        http_server.url("/down"),
+        retry={"maximum_attempts": 2, "initial_interval_s": 0.01, "jitter": 0},
     )
     run = finished(org_a.id, start(org_a.id, workflow).pk)
     assert run.status == "failed" and "call" in run.error
@@ -164,15 +175,7 @@ def test_retries_exhausted_fail_the_node_and_the_run(celery_worker, org_a, http_
 
 
 def test_an_error_edge_handles_a_node_that_failed_for_good(celery_worker, org_a, http_server):
-    http_server.respond("/down", status=500, times=10)
-    workflow, _ = published(
-        org_a.id,
-        "start>call, call>done, call>fail_portal:error",
-        kinds={"call": "http"},
-        configs={"call": {"url": http_server.url("/down")}},
-        retry={"call": {"maximum_attempts": 1}},
-    )
-    run = finished(org_a.id, start(org_a.id, workflow).pk)
+    run = failed_call_run(org_a.id, http_server, "start>call, call>done, call>fail_portal:error")
     assert (run.status, run.result, run.outcome) == ("completed", "failure", "fail_portal")
 
 
@@ -215,12 +218,7 @@ def test_a_run_without_required_input_is_refused(db, org_a):
 
 
 def test_cancel_lets_running_nodes_finish_and_starts_nothing_new(celery_worker, org_a):
-    workflow, _ = published(
-        org_a.id,
-        "start>pause, pause>after, after>done",
-        kinds={"pause": "wait"},
-        configs={"pause": {"seconds": 0.5}},
-    )
+    workflow, _ = published_wait(org_a.id, 0.5, edges="start>pause, pause>after, after>done")
     run = start(org_a.id, workflow)
     wait_for(lambda: node_states(org_a.id, run.pk)["pause"][0] in ("ready", "running"))
     with org_context(org_a.id):
@@ -232,15 +230,12 @@ def test_cancel_lets_running_nodes_finish_and_starts_nothing_new(celery_worker, 
 
 
 def test_an_error_edge_and_a_label_edge_to_one_node_reach_it(celery_worker, org_a, http_server):
-    http_server.respond("/down", status=500, times=10)
-    workflow, _ = published(
+    run = failed_call_run(
         org_a.id,
+        http_server,
         "start>call, call>done, call>fail_x:not_found, call>fail_x:error",
-        kinds={"call": "http"},
-        configs={"call": {"url": http_server.url("/down"), "status_labels": {"404": "not_found"}}},
-        retry={"call": {"maximum_attempts": 1}},
+        status_labels={"404": "not_found"},
     )
-    run = finished(org_a.id, start(org_a.id, workflow).pk)
     assert (run.status, run.result, run.outcome) == ("completed", "failure", "fail_x")
     with org_context(org_a.id):
         error = NodeRun.objects.get(run=run, node_key="call").error
@@ -250,12 +245,7 @@ def test_an_error_edge_and_a_label_edge_to_one_node_reach_it(celery_worker, org_
 def test_an_error_quoting_the_row_is_stored_masked(celery_worker, org_a):
     """A template that fails on a row quotes the row's value in its error; the node run, its
     trace and the run keep the error with the value masked."""
-    workflow, _ = published(
-        org_a.id,
-        "start>shape, shape>done",
-        kinds={"shape": "transform"},
-        configs={"shape": {"outputs": {"x": "{{ {}[input.member_id] ~ '' }}"}}},
-    )
+    workflow, _ = published_transform(org_a.id, {"x": "{{ {}[input.member_id] ~ '' }}"})
     run = finished(org_a.id, start(org_a.id, workflow, member_id="W123456789").pk)
     with org_context(org_a.id):
         node_run = NodeRun.objects.get(run=run, node_key="shape")
@@ -326,14 +316,7 @@ def test_a_portal_answer_quoting_the_patient_is_stored_masked(celery_worker, org
         status=404,
         body={"error": "No member W123456789 (Maria Lopez, born 01/05/1980)", "code": "E17"},
     )
-    workflow, _ = published(
-        org_a.id,
-        "start>search, search>done, search>fail_missing:not_found",
-        kinds={"search": "http"},
-        configs={
-            "search": {"url": http_server.url("/patients"), "status_labels": {"404": "not_found"}}
-        },
-    )
+    workflow = patient_search(org_a.id, http_server.url("/patients"))
     run = finished(org_a.id, start(org_a.id, workflow, **PATIENT).pk)
     assert run.outcome == "fail_missing"
     with org_context(org_a.id):
@@ -354,12 +337,7 @@ def test_a_portal_answer_quoting_the_patient_is_stored_masked(celery_worker, org
 def test_a_template_growing_past_the_limit_fails_its_node_before_allocating(celery_worker, org_a):
     """A factor taken from the row: the publish check cannot see it; the worker refuses the
     repetition before making it (it once grew to 1.6 GB first), and the run says where."""
-    workflow, _ = published(
-        org_a.id,
-        "start>shape, shape>done",
-        kinds={"shape": "transform"},
-        configs={"shape": {"outputs": {"x": "{{ input.word * input.times }}"}}},
-    )
+    workflow, _ = published_transform(org_a.id, {"x": "{{ input.word * input.times }}"})
     run = finished(org_a.id, start(org_a.id, workflow, word="ab", times=300_000_000).pk)
     with org_context(org_a.id):
         node_run = NodeRun.objects.get(run=run, node_key="shape")

@@ -10,7 +10,14 @@ from django.db.models import Count, Q
 from rcm import clock
 from rcm.context import org_context
 from tests.conftest import wait_for
-from tests.workflows.engine_helpers import published
+from tests.workflows.engine_helpers import (
+    KILLABLE_STEP,
+    published,
+    published_http,
+    published_transform,
+    published_wait,
+    quickly_recovering_workers,
+)
 from workflows.engine import attempts, dispatch, retry
 from workflows.engine.graph import MAX_NODE_TIMEOUT_S
 from workflows.models import NodeRun, WorkflowRevision, WorkflowRun, WorkflowTrace
@@ -46,19 +53,9 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(
     worker_processes, org_a, http_server, settings
 ):
     http_server.respond("/slow", status=200, body={"ok": True}, delay=1.0, times=1000)
-    workflow, _ = published(
-        org_a.id,
-        "start>call, call>done",
-        kinds={"call": "http"},
-        configs={"call": {"url": http_server.url("/slow"), "timeout_s": 5}},
-        timeouts={"call": 3},
-        retry={"call": {"maximum_attempts": 5, "initial_interval_s": 0.1, "jitter": 0}},
-    )
-    # The killed worker's prefetched messages stay unacknowledged on the broker; the reaper
-    # sends them again once they are this old.
-    settings.ENGINE_REQUEUE_AFTER_S = 1
-    env = {"ENGINE_LEASE_GRACE_S": "1"}
-    first = worker_processes(concurrency=2, env=env)
+    workflow, _ = published_http(org_a.id, http_server.url("/slow"), **KILLABLE_STEP)
+    worker_start = quickly_recovering_workers(worker_processes, settings)
+    first = worker_start()
     run_ids = _start_many(org_a.id, workflow, 8)
 
     def calls_running() -> set[int]:
@@ -69,7 +66,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(
     wait_for(lambda: len(calls_running()) >= 2, timeout=30)
     first.kill()
     killed = calls_running()
-    worker_processes(concurrency=2, env=env)
+    worker_start()
     wait_for(
         lambda: engine_reap() is not None and _all_finished(org_a.id, run_ids),
         timeout=90,
@@ -142,13 +139,7 @@ def test_the_retry_schedule_follows_the_policy_exactly(org_a, http_server, monke
         "maximum_attempts": 5,
         "jitter": 0,
     }
-    workflow, _ = published(
-        org_a.id,
-        "start>call, call>done",
-        kinds={"call": "http"},
-        configs={"call": {"url": http_server.url("/down")}},
-        retry={"call": policy},
-    )
+    workflow, _ = published_http(org_a.id, http_server.url("/down"), retry=policy)
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={})
         start = NodeRun.objects.get(run=run, node_key="start")
@@ -191,12 +182,7 @@ def test_republishing_does_not_touch_runs_in_flight(celery_worker, org_a):
     )
     run_ids = _start_many(org_a.id, workflow, 3)
     # A new revision while they wait: another output, and the wait node gone.
-    _, second = published(
-        org_a.id,
-        "start>shape, shape>done",
-        kinds={"shape": "transform"},
-        configs={"shape": {"outputs": {"version": "two"}}},
-    )
+    _, second = published_transform(org_a.id, {"version": "two"})
     with org_context(org_a.id):
         WorkflowRevision.objects.filter(pk=second.pk).delete()
         snapshot = dict(second.graph)
@@ -227,12 +213,7 @@ def test_celery_is_configured_for_durable_work():
 def test_the_reaper_times_out_a_run_past_its_deadline(org_a, monkeypatch):
     fake = FakeClock()
     monkeypatch.setattr(clock, "now", fake)
-    workflow, _ = published(
-        org_a.id,
-        "start>pause, pause>done",
-        kinds={"pause": "wait"},
-        configs={"pause": {"seconds": 3600}},
-    )
+    workflow, _ = published_wait(org_a.id, 3600)
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={}, timeout_s=60)
         pause = NodeRun.objects.get(run=run, node_key="pause")
@@ -284,13 +265,12 @@ def test_a_lost_attempt_is_retried_once_its_lease_expires(org_a, monkeypatch, se
 def test_a_node_over_its_timeout_is_a_retried_timeout(org_a, http_server):
     http_server.respond("/slow", status=200, delay=1.5, times=1)
     http_server.respond("/slow", status=200, body={"ok": 1})
-    workflow, _ = published(
+    workflow, _ = published_http(
         org_a.id,
-        "start>call, call>done",
-        kinds={"call": "http"},
-        configs={"call": {"url": http_server.url("/slow"), "timeout_s": 5}},
-        timeouts={"call": 1},
-        retry={"call": {"maximum_attempts": 2, "initial_interval_s": 0, "jitter": 0}},
+        http_server.url("/slow"),
+        timeout_s=5,
+        node_timeout_s=1,
+        retry={"maximum_attempts": 2, "initial_interval_s": 0, "jitter": 0},
     )
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={})
@@ -309,13 +289,7 @@ def test_a_node_over_its_timeout_is_a_retried_timeout(org_a, http_server):
 )
 def test_the_http_kind_refuses_internal_addresses(org_a, settings, url):
     settings.ENGINE_HTTP_ALLOW_PRIVATE = False
-    workflow, _ = published(
-        org_a.id,
-        "start>call, call>done",
-        kinds={"call": "http"},
-        configs={"call": {"url": url}},
-        retry={"call": {"maximum_attempts": 3}},
-    )
+    workflow, _ = published_http(org_a.id, url, retry={"maximum_attempts": 3})
     with org_context(org_a.id):
         run = runs.run_start(workflow=workflow, input={})
         call = NodeRun.objects.get(run=run, node_key="call")

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from rcm.context import org_context
-from tests.workflows.engine_helpers import published
+from tests.workflows.engine_helpers import published, published_transform
 from workflows.management.commands import run_batch
 from workflows.models import BatchJob, BatchJobItem, Workflow
 
@@ -18,12 +18,8 @@ HEADER = "member_id,name"
 
 @pytest.fixture
 def workflow(org_a) -> Workflow:
-    return published(
-        org_a.id,
-        "start>shape, shape>done",
-        kinds={"shape": "transform"},
-        configs={"shape": {"outputs": {"greeting": "hi {{ input.name }}"}}},
-        required_data=["member_id", "name"],
+    return published_transform(
+        org_a.id, {"greeting": "hi {{ input.name }}"}, required_data=["member_id", "name"]
     )[0]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rcm.context import org_context
-from tests.workflows.engine_helpers import published
+from tests.workflows.engine_helpers import published, published_transform
 from tests.workflows.test_engine import finished, start
 from workflows.selectors.runs import run_edges_taken
 
@@ -36,13 +36,12 @@ def test_a_run_took_the_edges_its_nodes_labels_fired(celery_worker, org_a):
 
 @pytest.mark.celery_worker
 def test_a_node_that_failed_took_its_error_edge_and_no_other(celery_worker, org_a):
-    workflow, _ = published(
+    # Repeating a word 300 million times is refused before it is made: a failure no retry can
+    # fix, so the node fails at its first attempt.
+    workflow, _ = published_transform(
         org_a.id,
-        "start>shape, shape>done, shape>fail:error",
-        kinds={"shape": "transform"},
-        # Repeating a word 300 million times is refused before it is made: a failure no retry
-        # can fix, so the node fails at its first attempt.
-        configs={"shape": {"outputs": {"x": "{{ input.word * input.times }}"}}},
+        {"x": "{{ input.word * input.times }}"},
+        edges="start>shape, shape>done, shape>fail:error",
     )
     run = finished(org_a.id, start(org_a.id, workflow, word="ab", times=300_000_000).pk)
     assert _taken(org_a.id, run) == {("start", "shape"), ("shape", "fail")}
