@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from workflows.engine.traces import trace_masker, trace_row
+from workflows.engine.traces import step_trace_fields, trace_masker, trace_row
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace, WorkflowTraceEndpoint
 
 
@@ -61,18 +61,8 @@ def step_traces_record(
                 batch_job_item_id=run.batch_job_item_id,
                 node_key=node_key,
                 attempt=attempt,
-                action_type=step.action_type,
-                success=step.success,
-                duration_ms=step.duration_ms,
-                detail=step.detail,
-                error=step.error,
-                tier=step.tier,
-                tier_reason=step.tier_reason,
-                llm_prompt=step.llm_prompt,
-                llm_response=step.llm_response,
-                llm_model=step.llm_model,
-                llm_tokens_used=step.llm_tokens_used,
                 user_id=run.created_by_id,
+                **step_trace_fields(step),
             )
         )
         for step in steps
