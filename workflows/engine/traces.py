@@ -47,21 +47,6 @@ TRACE_COLUMNS = (
     "user_id",
 )
 
-# What a step inside an attempt did, as trace_row's arguments of the same names.
-STEP_FIELDS = (
-    "action_type",
-    "success",
-    "duration_ms",
-    "detail",
-    "error",
-    "tier",
-    "tier_reason",
-    "llm_prompt",
-    "llm_response",
-    "llm_model",
-    "llm_tokens_used",
-)
-
 
 def trace_masker(declared: dict | None) -> Callable[[Any], Any]:
     """``phi.masker`` of a run's input values, passing over what is empty: most of a trace's
@@ -117,12 +102,6 @@ def trace_row(
         "llm_tokens_used": llm_tokens_used,
         "user_id": user_id,
     }
-
-
-def step_trace_fields(step: object) -> dict[str, Any]:
-    """The ``STEP_FIELDS`` of ``step`` for ``trace_row``: a kind's step (StepTrace) and a step
-    of imported history (TraceRecord) are stored alike."""
-    return {name: getattr(step, name) for name in STEP_FIELDS}
 
 
 def attempt_trace_row(

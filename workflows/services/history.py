@@ -37,7 +37,6 @@ from workflows.engine.traces import (
     MAX_ACTION_TYPE,
     MAX_NODE_KEY,
     TRACE_COLUMNS,
-    step_trace_fields,
     trace_masker,
     trace_row,
 )
@@ -52,6 +51,7 @@ from workflows.models import (
 )
 from workflows.models.batch import ITEM_TERMINAL
 from workflows.services.batch import job_final_status, job_row_create
+from workflows.services.traces import step_trace_fields
 
 # Rows written per COPY: large enough that the fixed cost of a round trip is shared, small
 # enough that one chunk's rows and traces stay a few megabytes in memory.

@@ -7,11 +7,12 @@ and the run's input values as declared literals, out of every detail and error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from django.db import transaction
 
-from workflows.engine.traces import step_trace_fields, trace_masker, trace_row
+from workflows.engine.traces import trace_masker, trace_row
 from workflows.models import NodeRun, WorkflowRun, WorkflowTrace, WorkflowTraceEndpoint
 
 
@@ -31,6 +32,16 @@ class StepTrace:
     llm_response: str = ""
     llm_model: str = ""
     llm_tokens_used: int | None = None
+
+
+# trace_row's arguments that say what a step did; a step of imported history (TraceRecord)
+# has them too.
+STEP_FIELDS = tuple(each.name for each in fields(StepTrace))
+
+
+def step_trace_fields(step: object) -> dict[str, Any]:
+    """The ``STEP_FIELDS`` of ``step``, to pass to ``trace_row``."""
+    return {name: getattr(step, name) for name in STEP_FIELDS}
 
 
 @transaction.atomic
