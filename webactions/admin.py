@@ -195,14 +195,7 @@ class CredentialAccessLogAdmin(ReadOnlyTenantAdmin):
         "error",
     )
     readonly_fields = fields
-    list_display = (
-        "created_at",
-        "credential_id",
-        "access_type",
-        "actor_user",
-        "actor_run_id",
-        "success",
-    )
+    list_display = fields[:-1]  # all but the error, too long for a column
     list_filter = ("access_type", "success")
     list_select_related = ("actor_user",)
 

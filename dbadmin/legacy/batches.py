@@ -58,13 +58,7 @@ class BatchJobs(BulkTable):
         "max_concurrency": 4,
         "on_invalid": InvalidRowPolicy.REJECT,
         "cancel_requested": True,
-        "total_rows": 0,
-        "pending_rows": 0,
-        "running_rows": 0,
-        "successful_rows": 0,
-        "failed_rows": 0,
-        "cancelled_rows": 0,
-        "processed_rows": 0,
+        **dict.fromkeys(BatchJob.ROW_COUNTER_FIELDS, 0),
         "speed_base_rows": 0,
     }
 

@@ -107,13 +107,7 @@ class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
             {
                 "fields": (
                     "progress",
-                    "total_rows",
-                    "pending_rows",
-                    "running_rows",
-                    "successful_rows",
-                    "failed_rows",
-                    "cancelled_rows",
-                    "processed_rows",
+                    *BatchJob.ROW_COUNTER_FIELDS,
                     "rows_per_second",
                     "eta",
                     "estimated_completion_at",

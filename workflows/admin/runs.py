@@ -18,6 +18,8 @@ from workflows.services import runs as run_services
 
 NO_RUN_WEB_ACTIONS = "No web actions in this run."
 TIER_NAMES = {1: "memory", 2: "page scored", 3: "model"}
+# What a trace's step did, as the run's trace inline and the trace list both show it.
+TRACE_STEP_COLUMNS = ("node_key", "attempt", "action_type", "success", "duration_ms", "tier")
 
 
 def _web_actions_table(run: WorkflowRun):
@@ -103,16 +105,7 @@ class RunTraceInline(ReadOnlyInline):
     fk_name = "run"
     verbose_name = "trace"
     verbose_name_plural = "traces, in time order"
-    fields = (
-        "created_at",
-        "node_key",
-        "attempt",
-        "action_type",
-        "success",
-        "duration_ms",
-        "tier",
-        "error_detail",
-    )
+    fields = ("created_at", *TRACE_STEP_COLUMNS, "error_detail")
 
     def get_queryset(self, request):
         # The model's prompt and answer are the largest columns of a row; none is shown here.
@@ -249,17 +242,7 @@ class WorkflowTraceAdmin(display.RunLinked, ReadOnlyTenantAdmin):
     """Each step taken, how it was decided and how long it took."""
 
     resource = "trace"
-    list_display = (
-        "created_at",
-        "workflow",
-        "run_link",
-        "node_key",
-        "attempt",
-        "action_type",
-        "success",
-        "duration_ms",
-        "tier",
-    )
+    list_display = ("created_at", "workflow", "run_link", *TRACE_STEP_COLUMNS)
     # Not the run: that would load each run's input and context for one number.
     list_select_related = ("workflow",)
     list_filter = ("success", "action_type", "tier")

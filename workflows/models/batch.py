@@ -52,6 +52,17 @@ def _search_key(field_name: str) -> models.GeneratedField:
 class BatchJob(TenantModel):
     """One uploaded file (or JSON rows) running through one workflow revision."""
 
+    # The job's counters of its rows, in the order the pages show them.
+    ROW_COUNTER_FIELDS = (
+        "total_rows",
+        "pending_rows",
+        "running_rows",
+        "successful_rows",
+        "failed_rows",
+        "cancelled_rows",
+        "processed_rows",
+    )
+
     id = models.BigAutoField(primary_key=True, db_column="batch_job_id")
     prompt = models.TextField(blank=True, default="")  # the operator's description
     file_name = models.CharField(max_length=255, blank=True, default="")

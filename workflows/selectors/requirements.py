@@ -158,19 +158,37 @@ def _platform_fields(*, task_type: TaskType, channel_type) -> dict[str, Effectiv
     # Platform rows first, so that a channel-narrowed row replaces its platform twin.
     for row in sorted(rows, key=lambda row: row.channel_type_id is not None):
         source = SOURCE_PLATFORM if row.channel_type_id is None else f"platform:{channel_type.code}"
-        fields[row.field_name] = EffectiveField(
-            field_name=row.field_name,
-            label=row.label or row.field_name,
-            field_type=row.field_type,
-            rtype=row.rtype_id,  # type: ignore[arg-type]  # NOT NULL; the stubs say optional
-            is_array=row.is_array,
+        fields[row.field_name] = _field_from_row(
+            row,
+            source=source,
             validation=dict(row.validation or {}),
-            conditional_on=row.conditional_on,
             display_order=row.display_order,
             path=row.path or row.field_name,
-            sources=(source,),
         )
     return fields
+
+
+def _field_from_row(
+    row: FieldRequirement | PayerRequirement,
+    *,
+    source: str,
+    validation: dict,
+    display_order: int,
+    path: str,
+) -> EffectiveField:
+    """The field as a platform or payer row states it, where no layer below had it."""
+    return EffectiveField(
+        field_name=row.field_name,
+        label=row.label or row.field_name,
+        field_type=row.field_type,
+        rtype=row.rtype_id,  # type: ignore[arg-type]  # NOT NULL; the stubs say optional
+        is_array=row.is_array,
+        validation=validation,
+        conditional_on=row.conditional_on,
+        display_order=display_order,
+        path=path,
+        sources=(source,),
+    )
 
 
 def _payer_rows(*, channel, task_type: TaskType, as_of: date) -> list[PayerRequirement]:
@@ -190,17 +208,12 @@ def _payer_rows_apply(fields: dict[str, EffectiveField], rows: Iterable[PayerReq
         source = f"payer:{row.channel_type.code} v{row.version}"
         current = fields.get(row.field_name)
         if current is None:
-            fields[row.field_name] = EffectiveField(
-                field_name=row.field_name,
-                label=row.label or row.field_name,
-                field_type=row.field_type,
-                rtype=row.rtype_id,  # type: ignore[arg-type]  # NOT NULL; the stubs say optional
-                is_array=row.is_array,
+            fields[row.field_name] = _field_from_row(
+                row,
+                source=source,
                 validation=_merged({}, row.validation),
-                conditional_on=row.conditional_on,
                 display_order=_next_order(fields),
                 path=row.field_name,
-                sources=(source,),
             )
             continue
         fields[row.field_name] = dataclasses.replace(

@@ -17,6 +17,8 @@ workflow_revision.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
@@ -207,30 +209,22 @@ def _refuse(problems: list[Problem]) -> None:
 # -- nodes and transitions -----------------------------------------------------------------
 
 
-def _node_values(
-    *,
-    key: str,
-    node_type: str,
-    kind: str = "",
-    config: dict | None = None,
-    retry_policy: dict | None = None,
-    trigger_rule: str = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
-    timeout_s: int | None = None,
-    position: dict | None = None,
-) -> dict:
-    """A node's fields with the defaults filled in."""
-    if node_type == NodeType.DECISION and not kind:
-        kind = DECISION_KIND
-    return {
-        "key": key,
-        "node_type": node_type,
-        "kind": kind,
-        "config": {} if config is None else config,
-        "retry_policy": {} if retry_policy is None else retry_policy,
-        "trigger_rule": trigger_rule,
-        "timeout_s": timeout_s,
-        "position": {} if position is None else position,
-    }
+def _node_row(workflow: Workflow, fields: Mapping[str, Any]) -> WorkflowNode:
+    """An unsaved node of ``workflow`` from ``fields`` (some of NODE_FIELDS), the model's
+    defaults for the rest."""
+    _editable_check(fields, NODE_FIELDS)
+    node = WorkflowNode(org_id=workflow.org_id, workflow=workflow, **fields)
+    _node_complete(node)
+    return node
+
+
+def _node_complete(node: WorkflowNode) -> None:
+    """Fill in what a node left unsaid: a decision node's kind, and a mapping given as None."""
+    if node.node_type == NodeType.DECISION and not node.kind:
+        node.kind = DECISION_KIND
+    for name in ("config", "retry_policy", "position"):
+        if getattr(node, name) is None:
+            setattr(node, name, {})
 
 
 @transaction.atomic
@@ -249,7 +243,9 @@ def workflow_node_create(
 ) -> WorkflowNode:
     """Add a node to the draft (a decision node without a kind gets ``decision``)."""
     _draft_claim(workflow=workflow, version=version)
-    values = _node_values(
+    node = WorkflowNode(
+        org_id=workflow.org_id,
+        workflow=workflow,
         key=key,
         node_type=node_type,
         kind=kind,
@@ -259,7 +255,7 @@ def workflow_node_create(
         timeout_s=timeout_s,
         position=position,
     )
-    node = WorkflowNode(org_id=workflow.org_id, workflow=workflow, **values)
+    _node_complete(node)
     problems = node_problems(selectors.graph_node(node))
     if WorkflowNode.objects.filter(workflow=workflow, key=node.key).exists():
         problems.append(duplicate_key_problem(node.key))
@@ -273,9 +269,9 @@ def workflow_node_update(*, node: WorkflowNode, version: int, **fields) -> Workf
     """Change some of a node's ``NODE_FIELDS`` (a new key keeps its transitions)."""
     _editable_check(fields, NODE_FIELDS)
     _draft_claim(workflow=node.workflow, version=version)
-    current = {name: getattr(node, name) for name in NODE_FIELDS}
-    for name, value in _node_values(**{**current, **fields}).items():
+    for name, value in fields.items():
         setattr(node, name, value)
+    _node_complete(node)
     problems = node_problems(selectors.graph_node(node))
     siblings = WorkflowNode.objects.filter(workflow_id=node.workflow_id).exclude(pk=node.pk)
     if siblings.filter(key=node.key).exists():
@@ -349,22 +345,22 @@ def workflow_graph_replace(
     problems refuse the whole change.
     """
     _draft_claim(workflow=workflow, version=version)
-    wanted = [_node_values(**item) for item in nodes]
+    rows = [_node_row(workflow, item) for item in nodes]
     edges = [
         Edge(source=item["from"], target=item["to"], label=item.get("label", kinds.SUCCESS))
         for item in transitions
     ]
-    rows = [WorkflowNode(org_id=workflow.org_id, workflow=workflow, **v) for v in wanted]
     _refuse(structure_problems([selectors.graph_node(row) for row in rows], edges))
 
     existing = {node.key: node for node in WorkflowNode.objects.filter(workflow=workflow)}
     WorkflowNode.objects.filter(workflow=workflow).exclude(
-        key__in=[v["key"] for v in wanted]
+        key__in=[row.key for row in rows]
     ).delete()
     created, changed = [], []
     now = timezone.now()
-    for row, values in zip(rows, wanted, strict=True):
+    for row in rows:
         node = existing.get(row.key)
+        values = {name: getattr(row, name) for name in NODE_FIELDS}
         if node is None:
             created.append(row)
         elif any(getattr(node, name) != value for name, value in values.items()):

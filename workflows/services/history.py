@@ -51,6 +51,7 @@ from workflows.models import (
 )
 from workflows.models.batch import ITEM_TERMINAL
 from workflows.services.batch import job_final_status, job_row_create
+from workflows.services.traces import step_trace_fields
 
 # Rows written per COPY: large enough that the fixed cost of a round trip is shared, small
 # enough that one chunk's rows and traces stay a few megabytes in memory.
@@ -288,18 +289,8 @@ def _chunk_write(job: BatchJob, chunk: list[ItemRecord], *, user_id, created_at)
                     batch_job_item_id=item_id,
                     node_key=trace.node_key,
                     attempt=trace.attempt,
-                    action_type=trace.action_type,
-                    success=trace.success,
-                    duration_ms=trace.duration_ms,
-                    detail=trace.detail,
-                    error=trace.error,
-                    tier=trace.tier,
-                    tier_reason=trace.tier_reason,
-                    llm_prompt=trace.llm_prompt,
-                    llm_response=trace.llm_response,
-                    llm_model=trace.llm_model,
-                    llm_tokens_used=trace.llm_tokens_used,
                     user_id=user_id,
+                    **step_trace_fields(trace),
                 ).values(),
                 "",
                 trace.at,

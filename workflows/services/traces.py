@@ -7,7 +7,8 @@ and the run's input values as declared literals, out of every detail and error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from django.db import transaction
 
@@ -31,6 +32,16 @@ class StepTrace:
     llm_response: str = ""
     llm_model: str = ""
     llm_tokens_used: int | None = None
+
+
+# trace_row's arguments that say what a step did; a step of imported history (TraceRecord)
+# has them too.
+STEP_FIELDS = tuple(each.name for each in fields(StepTrace))
+
+
+def step_trace_fields(step: object) -> dict[str, Any]:
+    """The ``STEP_FIELDS`` of ``step``, to pass to ``trace_row``."""
+    return {name: getattr(step, name) for name in STEP_FIELDS}
 
 
 @transaction.atomic
@@ -61,18 +72,8 @@ def step_traces_record(
                 batch_job_item_id=run.batch_job_item_id,
                 node_key=node_key,
                 attempt=attempt,
-                action_type=step.action_type,
-                success=step.success,
-                duration_ms=step.duration_ms,
-                detail=step.detail,
-                error=step.error,
-                tier=step.tier,
-                tier_reason=step.tier_reason,
-                llm_prompt=step.llm_prompt,
-                llm_response=step.llm_response,
-                llm_model=step.llm_model,
-                llm_tokens_used=step.llm_tokens_used,
                 user_id=run.created_by_id,
+                **step_trace_fields(step),
             )
         )
         for step in steps
