@@ -26,7 +26,8 @@ class AdminLoginForm(AdminAuthenticationForm):
     Failed log-ins count in the same per-email and per-IP counters as the API's token endpoint
     (tenants/throttling.py), so guesses spread over both doors add up; past either limit every
     attempt is refused, the right password too, until the window ends. Each failure is audited
-    as the API's are (``auth.login_failed``, email and IP, never the password).
+    as the API's are (``auth.login_failed``, email and IP, never the password), and so is each
+    success (``auth.login`` in the home organization, ``via`` "admin").
 
     A wrong password, an unknown email and an inactive account get one generic message; only
     someone who proved the password learns that the account itself may not enter.
@@ -53,11 +54,16 @@ class AdminLoginForm(AdminAuthenticationForm):
                 email=email, ip_address=ip, user=None, reason="credentials", via="admin"
             )
             raise self.get_invalid_login_error()
-        if not _may_open_admin(user):
+        role = selectors.auth_home_role(user=user)
+        if not _may_open_admin(user, role):
             services.login_failure_record(
                 email=email, ip_address=ip, user=user, reason="no_admin_access", via="admin"
             )
             raise ValidationError(self.error_messages["no_admin_access"], code="no_admin_access")
+        # Audited here, once the form has decided: the view logs the user in straight after.
+        services.login_success_record(
+            user=user, org_id=user.org_id, role=role, ip_address=ip, via="admin"
+        )
         self.user_cache = user
         return self.cleaned_data
 
@@ -65,7 +71,5 @@ class AdminLoginForm(AdminAuthenticationForm):
         return ValidationError(self.error_messages["invalid_login"], code="invalid_login")
 
 
-def _may_open_admin(user) -> bool:
-    if not (user.is_active and user.is_staff):
-        return False
-    return user.is_superuser or selectors.auth_home_role(user=user) is not None
+def _may_open_admin(user, home_role: str | None) -> bool:
+    return user.is_active and user.is_staff and (user.is_superuser or home_role is not None)

@@ -74,15 +74,7 @@ class TokenApi(PublicAPIView):
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS, code="invalid_credentials")
         org_id, role, _ = access
         services.user_record_login(user=user, org_id=org_id)
-        services.audit_event_record(
-            action=services.AuditAction.LOGIN,
-            org_id=org_id,
-            actor=user,
-            object_type="user",
-            object_id=user.pk,
-            ip_address=ip,
-            details={"role": role},
-        )
+        services.login_success_record(user=user, org_id=org_id, role=role, ip_address=ip, via="api")
         return Response(token_pair_for(user=user, org_id=org_id, role=role))
 
 

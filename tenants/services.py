@@ -113,6 +113,22 @@ def audit_event_record(
         return cursor.fetchone()[0]
 
 
+def login_success_record(
+    *, user: User, org_id: uuid.UUID, role: str | None, ip_address: str | None, via: str
+) -> None:
+    """A log-in at either door (``via``: "api", the token endpoint; "admin", its form), audited
+    in the organization it entered with the role it holds there."""
+    audit_event_record(
+        action=AuditAction.LOGIN,
+        org_id=org_id,
+        actor=user,
+        object_type="user",
+        object_id=user.pk,
+        ip_address=ip_address,
+        details={"role": role, "via": via},
+    )
+
+
 def login_failure_record(
     *, email: str, ip_address: str | None, user: User | None, reason: str, via: str
 ) -> None:

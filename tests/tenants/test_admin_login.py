@@ -7,10 +7,13 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from rcm.context import org_context
 from rcm.db.roles import as_owner
+from rcm.lookups import UserRole
 from tenants import services
 from tenants.admin_login import NO_ADMIN_ACCESS, TOO_MANY_FAILURES
 from tenants.authentication import INVALID_CREDENTIALS
+from tenants.models import AuditEvent
 from tests.conftest import PASSWORD
 from tests.helpers import membership_end as _membership_end
 from tests.helpers import staff_user
@@ -166,3 +169,16 @@ def test_every_failed_admin_login_is_audited_without_the_password(staff, org_a):
     assert '"reason": "no_admin_access"' in details[2]
     assert not any(secret in detail for detail in details for secret in ("guess", PASSWORD))
     assert services.audit_chain_verify()[1] is None
+
+
+@pytest.mark.django_db
+def test_a_successful_admin_login_is_audited_in_the_home_organization(staff, org_a, sys_admin):
+    assert admin_login(staff.email, PASSWORD, ip="10.0.0.6") == ([], True)
+    assert admin_login(sys_admin.email, PASSWORD, ip="10.0.0.7") == ([], True)
+    with org_context(org_a.id):
+        events = AuditEvent.objects.filter(action="auth.login").order_by("id")
+        seen = [(e.actor_id, e.object_id, e.ip_address, e.details) for e in events]
+    assert seen == [
+        (staff.pk, str(staff.pk), "10.0.0.6", {"role": UserRole.ORG_ADMIN, "via": "admin"}),
+        (sys_admin.pk, str(sys_admin.pk), "10.0.0.7", {"role": UserRole.SYS_ADMIN, "via": "admin"}),
+    ]
