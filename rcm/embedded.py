@@ -464,7 +464,11 @@ def revive(name: str, var_dir: Path | None = None) -> bool:
     count, never brings back the other one unannounced.
     """
     var_dir = (var_dir or default_var_dir()).resolve()
-    server = {"postgres": EmbeddedPostgres, "redis": EmbeddedRedis}[name](var_dir)
+    servers: dict[str, type[EmbeddedPostgres | EmbeddedRedis]] = {
+        "postgres": EmbeddedPostgres,
+        "redis": EmbeddedRedis,
+    }
+    server = servers[name](var_dir)
     with _lock(var_dir):
         if server.is_alive():
             return False
