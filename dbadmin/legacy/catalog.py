@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from dbadmin.legacy.idmap import IdMap, digest
+from dbadmin.legacy.secrets import RULES_VERSION, url_secrets_removed
 from dbadmin.legacy.values import Unmapped
 from tenants import services as tenant_services
 from tenants.models import AccessMedium, ChannelType
@@ -103,15 +104,15 @@ def _import_portal_types(main, platform: IdMap) -> None:
             main.catalogue.channel_types[row.portal_type_id] = existing[code]
             continue
         seen[code] = row.portal_type_id
-        fields = {
-            "name": row.name[:200],
-            "base_url": (row.base_url or "")[:500],
-            "endpoint_kind": kind,
-        }
+        removed: list[str] = []
+        base_url = url_secrets_removed(row.base_url or "", "base_url", removed)
+        for path in removed:  # a channel type's URL is read by every organization's members
+            report.note(CHANNEL_PATH, row.portal_type_id, f"{path} is left out: a secret")
+        fields = {"name": row.name[:200], "base_url": base_url[:500], "endpoint_kind": kind}
         # Mapped by code, not by the v3 serial: another deployment's serial 1 is another portal.
         kept = Kept(
             CHANNEL_PATH, "portal_type", "channel_type", code, row.portal_type_id,
-            digest(row.row_md5, code, kind),
+            digest(row.row_md5, code, kind, RULES_VERSION),
         )  # fmt: skip
         existing[code] = _keep(
             main,

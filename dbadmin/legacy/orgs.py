@@ -9,15 +9,14 @@ runs in a savepoint of its step, so a refused row is rejected alone.
 from __future__ import annotations
 
 import json
-import re
 import uuid
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from dbadmin.legacy.idmap import digest
+from dbadmin.legacy.secrets import RULES_VERSION, config_secrets_removed, url_secrets_removed
 from dbadmin.legacy.tables import BulkTable, Rejected, Skipped
 from dbadmin.legacy.values import Unmapped
 from rcm.errors import ApplicationError
@@ -31,17 +30,6 @@ ORG_PATH, USER_PATH, ENDPOINT_PATH = "organization", "app_user", "integration_en
 CREDENTIAL_PATH, ACCESS_LOG_PATH = "credential", "credential_access_log"
 # The name a credential found in a v3 endpoint's config is stored under.
 CREDENTIAL_NAME = "Imported from v3"
-# Names of keys that hold a secret, found anywhere in a v3 config outside "credentials"
-# (``auth.Password``, ``headers[0].X-Api-Key``): never copied into V8's config, which anyone
-# who reads endpoints sees. Matched on the key lower-cased without "_" and "-"; a key that
-# merely contains one of these words goes too (``token_url``): a setting lost is noted in the
-# report and put back by hand, a secret kept would be read by every member.
-SECRET_KEY = re.compile(r"passw(?:or)?d|pwd|secret|token|apikey|privatekey|totp|otp(?:seed)?$")
-# And in a URL's query or fragment, the short names signed and keyed links use as well
-# (``?key=…``, ``&sig=…``, ``#access_token=…``, AWS's ``X-Amz-Signature``).
-URL_SECRET_KEY = re.compile(
-    rf"{SECRET_KEY.pattern}|^(?:key|sig|signature|auth|code|sid)$|signature$"
-)
 
 
 # -- organizations ---------------------------------------------------------------------------
@@ -212,13 +200,13 @@ def _endpoint(run, row) -> tuple[str, int, object]:
     config = dict(row.config)
     credentials = config.pop("credentials", None)
     removed: list[str] = []
-    config = _secrets_removed(config, "config", removed)
-    base_url = _url_secrets_removed(row.base_url or "", removed)
+    config = config_secrets_removed(config, "config", removed)
+    base_url = url_secrets_removed(row.base_url or "", "base_url", removed)
     for path in removed:
         run.report.note(
             ENDPOINT_PATH, row.portal_id, f"{path} is left out: a secret outside config.credentials"
         )
-    row_hash = digest(row.row_md5, channel.pk)
+    row_hash = digest(row.row_md5, channel.pk, RULES_VERSION)
     entry = run.idmap.get("integration_endpoint", "endpoint", row.portal_id)
     if entry is not None and entry.row_hash == row_hash:
         return "unchanged", int(entry.target_id), credentials
@@ -241,50 +229,6 @@ def _endpoint(run, row) -> tuple[str, int, object]:
         raise Rejected(exc.message) from exc
     run.idmap.record("integration_endpoint", "endpoint", [(row.portal_id, endpoint.pk, row_hash)])
     return ("created" if entry is None else "updated"), endpoint.pk, credentials
-
-
-def _secrets_removed(value, path: str, removed: list[str]):
-    """``value`` without the keys, at any depth, whose names say they hold a secret; the path
-    of each removed key (never its value) is added to ``removed``."""
-    if isinstance(value, dict):
-        kept = {}
-        for key, item in value.items():
-            if SECRET_KEY.search(re.sub(r"[_-]", "", str(key).lower())):
-                removed.append(f"{path}.{key}")
-            else:
-                kept[key] = _secrets_removed(item, f"{path}.{key}", removed)
-        return kept
-    if isinstance(value, list):
-        return [
-            _secrets_removed(item, f"{path}[{index}]", removed) for index, item in enumerate(value)
-        ]
-    return value
-
-
-def _url_secrets_removed(url: str, removed: list[str]) -> str:
-    """``url`` without a user name and password (``https://user:pass@host/``) and without the
-    query and fragment parameters whose names say they hold a secret."""
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        removed.append("base_url (user:password@)")
-        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
-    query = _parameters_removed(parts.query, "base_url query", removed)
-    fragment = parts.fragment
-    if "=" in fragment:  # a fragment of parameters (an OAuth implicit grant's access_token)
-        fragment = _parameters_removed(fragment, "base_url fragment", removed)
-    return urlunsplit(parts._replace(query=query, fragment=fragment))
-
-
-def _parameters_removed(text: str, where: str, removed: list[str]) -> str:
-    """``text`` (``a=1&b=2``) without its secret parameters; as it was when it has none."""
-    kept, secrets = [], []
-    for name, value in parse_qsl(text, keep_blank_values=True):
-        if URL_SECRET_KEY.search(re.sub(r"[_-]", "", name.lower())):
-            secrets.append(f"{where} {name}")
-        else:
-            kept.append((name, value))
-    removed += secrets
-    return urlencode(kept) if secrets else text
 
 
 def _credential(run, row, endpoint_id: int, credentials) -> None:
