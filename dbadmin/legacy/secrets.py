@@ -75,7 +75,8 @@ def url_secrets_removed(url: str, path: str, removed: list[str]) -> str:
 
 def _parameters_removed(text: str, where: str, removed: list[str]) -> str:
     """``text`` (``a=1&b=2``) without its secret parameters; the others as they were written."""
-    kept, secrets = [], []
+    kept: list[str] = []
+    secrets: list[str] = []
     for piece in _PARAMETER_SEPARATOR.split(text):
         name = unquote_plus(piece.partition("=")[0])
         (secrets if URL_SECRET_KEY.search(_normalised(name)) else kept).append(piece)
