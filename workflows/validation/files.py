@@ -48,10 +48,8 @@ from typing import IO, Any, cast
 from xml.etree.ElementTree import ParseError
 from xml.parsers import expat
 
-import openpyxl
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from openpyxl.utils.exceptions import InvalidFileException
 
 from rcm.api.parsers import json_problem
 from rcm.errors import ApplicationError
@@ -154,7 +152,6 @@ XLSX_MAGIC = b"PK\x03\x04"
 LEGACY_XLS_MAGIC = b"\xd0\xcf\x11\xe0"
 _XLSX_ERRORS = (
     zipfile.BadZipFile,
-    InvalidFileException,
     KeyError,
     ValueError,
     TypeError,
@@ -456,6 +453,12 @@ def _xlsx_records(upload: UploadedFile, *, max_rows: int) -> Iterator[tuple[int,
     16,384 cells. Each row ends at its last cell instead; one column past MAX_COLUMNS is kept,
     so that a wider header is still seen. openpyxl holds the shared-strings table (every
     distinct text once) in memory; the archive check bounds it."""
+    # Imported here: openpyxl takes some 180 ms to import, and only a process that reads a
+    # workbook should pay it (the engine's workers never do).
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    xlsx_errors = (*_XLSX_ERRORS, InvalidFileException)
     upload.seek(0)
     try:
         _xlsx_archive_check(upload.file, max_rows=max_rows)
@@ -463,7 +466,7 @@ def _xlsx_records(upload: UploadedFile, *, max_rows: int) -> Iterator[tuple[int,
         workbook = openpyxl.load_workbook(
             cast(IO[bytes], upload.file), read_only=True, data_only=True
         )
-    except _XLSX_ERRORS as exc:
+    except xlsx_errors as exc:
         raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
     try:
         if not workbook.worksheets:
@@ -472,7 +475,7 @@ def _xlsx_records(upload: UploadedFile, *, max_rows: int) -> Iterator[tuple[int,
         sheet.reset_dimensions()
         rows = sheet.iter_rows(values_only=True)
         yield from enumerate((list(values[: MAX_COLUMNS + 1]) for values in rows), start=1)
-    except _XLSX_ERRORS as exc:
+    except xlsx_errors as exc:
         raise ApplicationError("invalid_xlsx", INVALID_XLSX) from exc
     finally:
         workbook.close()
