@@ -454,22 +454,16 @@ def release(var_dir: Path | None = None) -> bool:
     return True
 
 
-def revive(name: str, var_dir: Path | None = None) -> bool:
-    """Start the embedded server ``name`` ("postgres" or "redis") again on the port it had, if
-    it has died; whether it was started.
+def revive(server: EmbeddedPostgres | EmbeddedRedis, var_dir: Path) -> bool:
+    """Start ``server`` (one of ``var_dir``'s) again on the port it had, if it has died;
+    whether it was started.
 
     The same port, because the processes using them (`make run`'s children) hold URLs with it.
     A server still starting or stopping counts as alive: it is someone else's to finish. One
     server a call, so that the supervisor, which heals each under its own name and restart
     count, never brings back the other one unannounced.
     """
-    var_dir = (var_dir or default_var_dir()).resolve()
-    servers: dict[str, type[EmbeddedPostgres | EmbeddedRedis]] = {
-        "postgres": EmbeddedPostgres,
-        "redis": EmbeddedRedis,
-    }
-    server = servers[name](var_dir)
-    with _lock(var_dir):
+    with _lock(var_dir.resolve()):
         if server.is_alive():
             return False
         server.start(server.previous_port())

@@ -406,11 +406,12 @@ class Command(BaseCommand):
                 self._say(f"Starting {name} again on port {port}.")
                 restarts.done(now)
                 try:
-                    embedded.revive(name, self._var_dir)
+                    started = embedded.revive(server, self._var_dir)
                 except Exception as exc:  # noqa: BLE001 - a failed start is retried, then given up
                     self._plan(name, restarts, now, f"did not start ({exc})")
                 else:
-                    self._say(f"{name} is back on port {port}.")
+                    back = "is back" if started else "was already running again"
+                    self._say(f"{name} {back} on port {port}.")
 
     def _plan(self, name: str, restarts: Restarts, now: float, reason: str) -> None:
         delay = restarts.schedule(now, reason)
