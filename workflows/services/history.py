@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -121,6 +122,7 @@ ITEM_FIELDS = (
 )
 # A trace row as the engine builds it (trace_row), then what history sets itself.
 TRACE_FIELDS = (*TRACE_COLUMNS, "session_id", "created_at")
+_TRACE_VALUES = operator.itemgetter(*TRACE_COLUMNS)
 
 
 @transaction.atomic
@@ -280,18 +282,21 @@ def _chunk_write(job: BatchJob, chunk: list[ItemRecord], *, user_id, created_at)
         (
             (
                 trace_id,
-                *trace_row(
-                    mask=mask,
-                    org_id=job.org_id,
-                    workflow_id=job.workflow_id,
-                    run_id=None,
-                    node_run_id=None,
-                    batch_job_item_id=item_id,
-                    node_key=trace.node_key,
-                    attempt=trace.attempt,
-                    user_id=user_id,
-                    **step_trace_fields(trace),
-                ).values(),
+                # By name, in the COPY's column order: a row's keys need not be in it.
+                *_TRACE_VALUES(
+                    trace_row(
+                        mask=mask,
+                        org_id=job.org_id,
+                        workflow_id=job.workflow_id,
+                        run_id=None,
+                        node_run_id=None,
+                        batch_job_item_id=item_id,
+                        node_key=trace.node_key,
+                        attempt=trace.attempt,
+                        user_id=user_id,
+                        **step_trace_fields(trace),
+                    )
+                ),
                 "",
                 trace.at,
             )
