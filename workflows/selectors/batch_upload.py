@@ -18,11 +18,11 @@ from typing import Any
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Exists, OuterRef, QuerySet
 
-from rcm.errors import ApplicationError, Conflict
+from rcm.errors import ApplicationError
 from rcm.lookups import RequirementType, WorkflowStatus
 from workflows.engine.graph import Graph
 from workflows.models import FieldType, InvalidRowPolicy, Workflow, WorkflowRevision
-from workflows.selectors.runs import NOT_PUBLISHED, NOT_RUNNABLE, InputCheck, revision_latest
+from workflows.selectors.runs import InputCheck, runnable_revision
 from workflows.validation.files import (
     MAX_LISTED_ERRORS,
     NO_ROWS,
@@ -177,16 +177,6 @@ def batch_upload_check(
 def _checker(workflow: Workflow) -> RowChecker:
     revision = runnable_revision(workflow=workflow)
     return RowChecker(graph=Graph.from_snapshot(revision.graph), org_id=workflow.org_id)
-
-
-def runnable_revision(*, workflow: Workflow) -> WorkflowRevision:
-    """The revision an upload of the workflow runs: its latest, if the workflow is active."""
-    if workflow.status_id != WorkflowStatus.ACTIVE:
-        raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
-    revision = revision_latest(workflow=workflow)
-    if revision is None:
-        raise Conflict("workflow_not_published", NOT_PUBLISHED)
-    return revision
 
 
 def _normalized(text: str) -> str:

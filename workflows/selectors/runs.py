@@ -7,6 +7,8 @@ from django.db.models import Prefetch
 
 from rcm import clock, phi
 from rcm.db.filters import filter_given
+from rcm.errors import Conflict
+from rcm.lookups import WorkflowStatus
 from tenants import selectors as tenant_selectors
 from workflows.engine.decisions import EdgeState, edge_state
 from workflows.engine.graph import Graph
@@ -80,6 +82,19 @@ def run_edges_taken(*, run: WorkflowRun) -> set[tuple[str, str]]:
 
 def revision_latest(*, workflow: Workflow) -> WorkflowRevision | None:
     return WorkflowRevision.objects.filter(workflow=workflow).order_by("-revision_num").first()
+
+
+def runnable_revision(
+    *, workflow: Workflow, revision: WorkflowRevision | None = None
+) -> WorkflowRevision:
+    """The revision a run (or an upload's runs) of the workflow executes: ``revision``, or its
+    latest; 409 unless the workflow is active and has been published."""
+    if workflow.status_id != WorkflowStatus.ACTIVE:
+        raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
+    revision = revision or revision_latest(workflow=workflow)
+    if revision is None:
+        raise Conflict("workflow_not_published", NOT_PUBLISHED)
+    return revision
 
 
 def _blank(value) -> bool:

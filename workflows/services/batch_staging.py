@@ -32,7 +32,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from rcm.errors import ApplicationError, NotFound
 from workflows.models import Workflow
-from workflows.selectors.batch_upload import runnable_revision
+from workflows.selectors.runs import runnable_revision
 from workflows.validation.files import UNSUPPORTED_FILE, upload_size_check, upload_table_read
 
 TOKEN_BYTES = 32

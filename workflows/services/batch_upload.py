@@ -33,7 +33,8 @@ from django.core.files.uploadedfile import UploadedFile
 from rcm.errors import ApplicationError
 from workflows.engine.graph import Graph
 from workflows.models import BatchJob, InvalidRowPolicy, Workflow
-from workflows.selectors.batch_upload import RowChecker, RowFlow, runnable_revision
+from workflows.selectors.batch_upload import RowChecker, RowFlow
+from workflows.selectors.runs import runnable_revision
 from workflows.services.batch import batch_job_create
 from workflows.validation.files import (
     MAX_LISTED_ERRORS,

@@ -8,7 +8,6 @@ from django.db import IntegrityError, transaction
 
 from rcm import clock
 from rcm.errors import ApplicationError, Conflict
-from rcm.lookups import WorkflowStatus
 from workflows.engine import decisions
 from workflows.engine.graph import Graph, graph_of, graph_of_revision
 from workflows.models import (
@@ -20,12 +19,7 @@ from workflows.models import (
     WorkflowRun,
 )
 from workflows.models.runs import RUN_TERMINAL
-from workflows.selectors.runs import (
-    NOT_PUBLISHED,
-    NOT_RUNNABLE,
-    revision_latest,
-    run_input_problems,
-)
+from workflows.selectors.runs import run_input_problems, runnable_revision
 
 MISSING_FIELDS = "The input lacks required fields."
 INVALID_INPUT = "The input does not satisfy the workflow's requirements."
@@ -45,11 +39,7 @@ def run_start(
     timeout_s: int | None = None,
 ) -> WorkflowRun:
     """A new run of the workflow's latest revision (or ``revision``), started asynchronously."""
-    if workflow.status_id != WorkflowStatus.ACTIVE:
-        raise Conflict("workflow_not_active", NOT_RUNNABLE.format(status=workflow.status_id))
-    revision = revision or revision_latest(workflow=workflow)
-    if revision is None:
-        raise Conflict("workflow_not_published", NOT_PUBLISHED)
+    revision = runnable_revision(workflow=workflow, revision=revision)
     graph = Graph.from_snapshot(revision.graph)
     problems = run_input_problems(graph=graph, org_id=workflow.org_id, row=input)
     if problems:
