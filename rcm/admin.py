@@ -217,6 +217,27 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+def rows_act(model_admin, request, rows, act, refused, level=messages.WARNING) -> int:
+    """``act(row)`` on each row on its own, so that one refusal does not undo the others: how
+    many it went through for. A row whose service refuses is a message at ``level``, the text
+    ``refused(row, error)``."""
+    done = 0
+    for row in rows:
+        try:
+            act(row)
+        except ApplicationError as error:
+            model_admin.message_user(request, refused(row, error), level)
+        else:
+            done += 1
+    return done
+
+
+def refusal_by_pk(label: str):
+    """A refusal naming the row by its id (the row changed in the meantime: a job or run
+    finished, an invitation was answered)."""
+    return lambda row, error: f"{label} {row.pk}: {error.message}"
+
+
 def counted(number: int, singular: str, plural: str = "") -> str:
     """A count as a sentence says it: "1 run", "3 runs", "2 batch jobs" (never "run(s)")."""
     return f"{number} {singular if number == 1 else plural or singular + 's'}"

@@ -29,6 +29,8 @@ from rcm.admin import (
     counted,
     fresh,
     is_platform_staff,
+    refusal_by_pk,
+    rows_act,
 )
 from rcm.context import current_org_id, org_context, require_org_id
 from rcm.errors import ApplicationError
@@ -420,13 +422,19 @@ class InvitationAdmin(TenantAdmin):
         )
         adopt(obj, invitation)
 
-    @staticmethod
-    def _each_pending(request, queryset, service) -> str:
-        """``service`` on each selected invitation still open: how many, counted."""
-        pending = list(queryset.filter(status=InvitationStatus.PENDING))
-        for invitation in pending:
-            service(invitation=invitation, actor=request.user, ip_address=client_ip(request))
-        return counted(len(pending), "invitation")
+    def _each_pending(self, request, queryset, service) -> str:
+        """``service`` on each selected invitation still open: how many, counted. One answered
+        since the page was drawn is refused on its own, as a message."""
+        done = rows_act(
+            self,
+            request,
+            queryset.filter(status=InvitationStatus.PENDING),
+            lambda invitation: service(
+                invitation=invitation, actor=request.user, ip_address=client_ip(request)
+            ),
+            refusal_by_pk("Invitation"),
+        )
+        return counted(done, "invitation")
 
     @admin.action(description="Revoke the selected invitations", permissions=("run",))
     def revoke(self, request, queryset):

@@ -14,10 +14,10 @@ from rest_framework.test import APIClient
 from rcm.context import org_context
 from rcm.lookups import UserRole
 from tenants import selectors, services, throttling
-from tenants.models import AuditEvent, Invitation, Membership
+from tenants.models import AuditEvent, Invitation, InvitationStatus, Membership
 from tests.conftest import PASSWORD, client_for
 from tests.helpers import logged_in as _staff_client
-from tests.helpers import staff_user
+from tests.helpers import messages_of, staff_user
 
 INVITATIONS = "/api/v2/invitations/"
 MINE = "/api/v2/me/invitations/"
@@ -522,3 +522,37 @@ def test_admin_actions_revoke_and_resend(org_a, mailoutbox, django_capture_on_co
     with org_context(org_a.id):
         statuses = dict(Invitation.objects.values_list("email", "status"))
     assert statuses == {"one@example.test": "revoked", "two@example.test": "pending"}
+
+
+@pytest.mark.django_db
+def test_an_invitation_answered_after_the_page_is_refused_alone(org_a, monkeypatch):
+    """Revoking what was accepted meanwhile is one refusal on the page, not an error page, and
+    the other selected invitations are still revoked."""
+    admin_a = staff_user(org_a, "ops@acme.test")
+    with org_context(org_a.id):
+        first, second = (
+            services.invitation_create(
+                org_id=org_a.id, actor=admin_a, actor_role="org_admin", email=email, role="viewer"
+            )
+            for email in ("one@example.test", "two@example.test")
+        )
+    revoke = services.invitation_revoke
+
+    def accepted_meanwhile(*, invitation, **kwargs):
+        if invitation.pk == first.pk:
+            Invitation.objects.filter(pk=first.pk).update(status=InvitationStatus.ACCEPTED)
+        return revoke(invitation=invitation, **kwargs)
+
+    monkeypatch.setattr(services, "invitation_revoke", accepted_meanwhile)
+    response = _staff_client(admin_a).post(
+        reverse("admin:tenants_invitation_changelist"),
+        {"action": "revoke", "_selected_action": [first.pk, second.pk]},
+    )
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        f"Invitation {first.pk}: {services.INVITATION_NOT_PENDING}",
+        "Revoked 1 invitation.",
+    ]
+    with org_context(org_a.id):
+        statuses = dict(Invitation.objects.values_list("email", "status"))
+    assert statuses == {"one@example.test": "accepted", "two@example.test": "revoked"}

@@ -14,7 +14,15 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from rcm.admin import ReadOnlyInline, ReadOnlyTenantAdmin, TenantAdmin, adopt, counted, pretty_json
+from rcm.admin import (
+    ReadOnlyInline,
+    ReadOnlyTenantAdmin,
+    TenantAdmin,
+    adopt,
+    counted,
+    pretty_json,
+    rows_act,
+)
 from rcm.context import require_org_id
 from rcm.lookups import WorkflowStatus
 from workflows.admin import display
@@ -217,7 +225,7 @@ class WorkflowAdmin(TenantAdmin):
 
     def _each(self, request, queryset, done: str, service) -> None:
         """The service for each workflow on its own: one refusal does not undo the others."""
-        changed = display.rows_act(
+        changed = rows_act(
             self,
             request,
             queryset,

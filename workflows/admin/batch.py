@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from rcm.admin import ReadOnlyTenantAdmin, counted, pretty_json
+from rcm.admin import ReadOnlyTenantAdmin, counted, pretty_json, refusal_by_pk, rows_act
 from workflows.admin import display
 from workflows.models import BatchJob, BatchJobItem, ItemStatus
 from workflows.selectors import batch as batch_selectors
@@ -177,12 +177,12 @@ class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
 
     @admin.action(description="Cancel the selected batch jobs", permissions=("run",))
     def cancel(self, request, queryset):
-        cancelled = display.rows_act(
+        cancelled = rows_act(
             self,
             request,
             queryset.filter(completed_at__isnull=True),
             lambda job: batch_services.batch_job_cancel(job=job),
-            display.refusal_by_pk("Batch job"),
+            refusal_by_pk("Batch job"),
         )
         cancelled_jobs = counted(cancelled, "batch job")
         self.message_user(request, f"Cancelled {cancelled_jobs}.", messages.SUCCESS)
@@ -191,12 +191,12 @@ class BatchJobAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
         description="Retry the failed rows of the selected batch jobs", permissions=("run",)
     )
     def retry_failed(self, request, queryset):
-        retried = display.rows_act(
+        retried = rows_act(
             self,
             request,
             queryset,
             lambda job: batch_services.batch_job_retry_failed(job=job),
-            display.refusal_by_pk("Batch job"),
+            refusal_by_pk("Batch job"),
         )
         if retried:
             self.message_user(

@@ -1,8 +1,7 @@
 """What the workflows admins show alike: a refusal with its reasons, a picture in a page, the
-links to the revision a job or run ran and to the run a row or trace belongs to, and an action
-taken on each selected row."""
+links to the revision a job or run ran and to the run a row or trace belongs to."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -21,27 +20,6 @@ def error_text(error: ApplicationError) -> str:
             if isinstance(texts, list) and all(isinstance(text, str) for text in texts)
         ]
     return f"{error.message} {'; '.join(reasons)}" if reasons else error.message
-
-
-def rows_act(model_admin, request, rows, act, refused, level=messages.WARNING) -> int:
-    """``act(row)`` on each row on its own, so that one refusal does not undo the others: how
-    many it went through for. A row whose service refuses is a message at ``level``, the text
-    ``refused(row, error)``."""
-    done = 0
-    for row in rows:
-        try:
-            act(row)
-        except ApplicationError as error:
-            model_admin.message_user(request, refused(row, error), level)
-        else:
-            done += 1
-    return done
-
-
-def refusal_by_pk(label: str):
-    """A refusal naming the row by its id: the job or run finished, or has nothing to retry,
-    in the meantime."""
-    return lambda row, error: f"{label} {row.pk}: {error.message}"
 
 
 def picture(svg, caption: str = ""):

@@ -8,7 +8,14 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from rcm.admin import ReadOnlyInline, ReadOnlyTenantAdmin, counted, pretty_json
+from rcm.admin import (
+    ReadOnlyInline,
+    ReadOnlyTenantAdmin,
+    counted,
+    pretty_json,
+    refusal_by_pk,
+    rows_act,
+)
 from workflows.admin import display
 from workflows.drawing.graph import graph_svg
 from workflows.models import NodeRun, RunStatus, WorkflowRun, WorkflowTrace, WorkflowTraceEndpoint
@@ -219,12 +226,12 @@ class WorkflowRunAdmin(display.RevisionLinked, ReadOnlyTenantAdmin):
 
     @admin.action(description="Cancel the selected runs", permissions=("run",))
     def cancel(self, request, queryset):
-        cancelled = display.rows_act(
+        cancelled = rows_act(
             self,
             request,
             queryset.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]),
             lambda run: run_services.run_cancel(run=run),
-            display.refusal_by_pk("Run"),
+            refusal_by_pk("Run"),
         )
         self.message_user(request, f"Cancelled {counted(cancelled, 'run')}.", messages.SUCCESS)
 
