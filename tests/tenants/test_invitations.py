@@ -502,16 +502,21 @@ def test_api_keys_answer_no_invitations(api, org_a):
     assert response.json()["error"]["code"] == "jwt_required"
 
 
-@pytest.mark.django_db
-def test_admin_actions_revoke_and_resend(org_a, mailoutbox, django_capture_on_commit_callbacks):
-    admin_a = staff_user(org_a, "ops@acme.test")
+def _two_invitations(org_a, admin_a) -> tuple[Invitation, Invitation]:
+    """Open invitations of one@ and two@example.test into ``org_a``, from ``admin_a``."""
     with org_context(org_a.id):
-        first, second = (
+        return tuple(
             services.invitation_create(
                 org_id=org_a.id, actor=admin_a, actor_role="org_admin", email=email, role="viewer"
             )
             for email in ("one@example.test", "two@example.test")
         )
+
+
+@pytest.mark.django_db
+def test_admin_actions_revoke_and_resend(org_a, mailoutbox, django_capture_on_commit_callbacks):
+    admin_a = staff_user(org_a, "ops@acme.test")
+    first, second = _two_invitations(org_a, admin_a)
     client = _staff_client(admin_a)
     changelist = reverse("admin:tenants_invitation_changelist")
     with django_capture_on_commit_callbacks(execute=True):
@@ -529,13 +534,7 @@ def test_an_invitation_answered_after_the_page_is_refused_alone(org_a, monkeypat
     """Revoking what was accepted meanwhile is one refusal on the page, not an error page, and
     the other selected invitations are still revoked."""
     admin_a = staff_user(org_a, "ops@acme.test")
-    with org_context(org_a.id):
-        first, second = (
-            services.invitation_create(
-                org_id=org_a.id, actor=admin_a, actor_role="org_admin", email=email, role="viewer"
-            )
-            for email in ("one@example.test", "two@example.test")
-        )
+    first, second = _two_invitations(org_a, admin_a)
     revoke = services.invitation_revoke
 
     def accepted_meanwhile(*, invitation, **kwargs):
