@@ -163,6 +163,25 @@ def test_a_small_organization_still_gets_k_results(crowded_partition):
     assert [match.state.pk for match in found] == [state.pk for state in exact]
 
 
+def test_a_walk_that_gives_up_early_is_answered_exactly(crowded_partition, monkeypatch):
+    """The HNSW walk may end before it reaches a small organization's states (here it may read
+    only 60 tuples, all org A's); the search then reads the organization's rows exactly."""
+    small, small_states, centre = crowded_partition
+    monkeypatch.setattr(selectors, "MAX_SCAN_TUPLES", 60)
+    with org_context(small.id), selectors.search_settings(10):
+        walked = list(selectors.nearest_queryset(vector=centre, k=10, embedder=EMBEDDER))
+    assert len(walked) < 10  # the walk alone gives up: the case is the one under test
+    found = search(small.id, centre, k=10)
+    exact = sorted(small_states, key=lambda s: -float(np.dot(centre, s.text_emb)))[:10]
+    assert [match.state.pk for match in found] == [state.pk for state in exact]
+
+
+def test_an_organization_with_fewer_states_than_k_gets_all_of_them(crowded_partition):
+    small, small_states, centre = crowded_partition
+    found = search(small.id, centre, k=50)
+    assert sorted(match.state.pk for match in found) == sorted(s.pk for s in small_states)
+
+
 def _plan(org_id, vector) -> str:
     with org_context(org_id), selectors.search_settings(10):
         states = selectors.nearest_queryset(vector=vector, k=10, embedder=EMBEDDER)
@@ -178,6 +197,20 @@ def test_explain_shows_the_hnsw_index_of_one_partition(crowded_partition, org_a)
         # One partition read: the organization's.
         assert plan.count("Index Scan using") == 1, plan
         assert "Sort" not in plan, plan
+
+
+def test_explain_shows_the_exact_answer_reads_one_partition_without_the_graph(
+    crowded_partition,
+):
+    small, _, centre = crowded_partition
+    with org_context(small.id), selectors.exact_settings():
+        states = selectors.nearest_queryset(vector=centre, k=10, embedder=EMBEDDER)
+        plan = states.explain(analyze=True, costs=False)
+    assert "text_emb_idx" not in plan, plan
+    # One partition read (the organization's), through its btree, then a top-k sort.
+    assert plan.count("Heap Scan on") == 1, plan
+    assert f"Heap Scan on {partition_of(small.id)} " in plan, plan
+    assert "Sort" in plan, plan
 
 
 def test_pgvector_version_is_checked_at_start():
