@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from console.views import home as home_views
+from memory import services as memory_services
 from memory.models import MicroState
 from rcm.context import org_context
 from rcm.lookups import UserRole
@@ -137,21 +138,27 @@ def test_the_memory_browser_lists_states_and_retires_one(console_for, org_a):
         for label in ("Member ID field", "Date of birth field", "Search button", "Results table")
     ]
     state = states[0]
-    # Its uses, as the web agent's traces record them: four hits, a miss, then hits again.
+    # Its uses as the web agent records them, in its traces and in the state's counters: four
+    # hits, a miss, then hits again, the last one now. The state was stored before them.
     outcomes = [True, True, True, True, False, True, True]
-    start = timezone.now() - timedelta(hours=len(outcomes))
+    start = timezone.now() - timedelta(hours=len(outcomes) - 1)
     for number, success in enumerate(outcomes):
         _actions(org_a, run, start + timedelta(hours=number), HIT if success else MISSED)
     with org_context(org_a.id):
         WorkflowTrace.objects.filter(action_type__startswith="web.").update(
             action_detail={"state": state.pk, "action": 1}
         )
+        MicroState.objects.filter(pk=state.pk).update(created_at=start - timedelta(hours=1))
+        for success in outcomes:
+            state = memory_services.micro_state_outcome_record(state=state, success=success)
     tab.open(reverse("console:memory"))
     assert tab.page.locator("table.memory-table tbody tr").count() == len(states)
     tab.shot("memory-list")
     tab.page.get_by_role("link", name=str(state.pk), exact=True).click()
     tab.page.wait_for_load_state()
     assert tab.page.locator("#success-curve svg .line circle").count() == len(outcomes)
+    facts = tab.page.locator("dl.console-facts").text_content()
+    assert "after 7 uses (6 succeeded, 1 failed)" in facts
     assert tab.page.locator("#neighbours tbody tr").count() == len(states) - 1
     frame = tab.page.frame_locator("iframe.console-snapshot")
     assert frame.locator("label").text_content() == "Member ID field"
