@@ -177,6 +177,20 @@ def nearest_in_scope(*, scope: Scope, vector: np.ndarray, fields: tuple[str, ...
     return Match(found[0], 1.0 - found[0].distance) if found else None
 
 
+def micro_state_partition(*, org_id) -> str:
+    """The name of the partition that holds (or will hold) the organization's states."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'micro_state'::regclass "
+            "AND satisfies_hash_partition('micro_state'::regclass, 32, "
+            "  (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'remainder (\\d+)'))[1]::int, "
+            "  %s::uuid)",
+            [str(org_id)],
+        )
+        return cursor.fetchone()[0]
+
+
 def micro_state_reembed_list(*, embedder: str, only_stale: bool):
     """The organization's states a re-embedding with ``embedder`` redoes, in id order. States
     stored with the caller's own embedding are left alone: only the caller's model can make

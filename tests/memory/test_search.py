@@ -49,19 +49,6 @@ def search(org_id, vector, **kwargs) -> list[selectors.Match]:
         return selectors.micro_state_search(vector=vector, embedder=EMBEDDER, **kwargs)
 
 
-def partition_of(org_id) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'micro_state'::regclass "
-            "AND satisfies_hash_partition('micro_state'::regclass, 32, "
-            "  (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'remainder (\\d+)'))[1]::int, "
-            "  %s::uuid)",
-            [str(org_id)],
-        )
-        return cursor.fetchone()[0]
-
-
 def test_results_are_the_nearest_first_with_their_similarity(org_a):
     centre = unit(RNG.normal(size=768))
     states = add_states(org_a.id, [near(centre, 0.01 * i) for i in range(1, 6)])
@@ -135,11 +122,13 @@ def test_filters_by_workflow_node_and_endpoint(org_a):
 def crowded_partition(org_a):
     """Org A holds 1,980 states around the query; a small organization sharing A's partition
     holds 20 (1 %), all farther from it than every one of A's."""
-    partition = partition_of(org_a.id)
+    partition = selectors.micro_state_partition(org_id=org_a.id)
     # Ids are drawn until one hashes into A's partition (1 in 32 each), and only that one is
     # made an organization: drawing organizations themselves, 200 tries missed once in a while.
     org_id = next(
-        candidate for candidate in iter(uuid.uuid4, None) if partition_of(candidate) == partition
+        candidate
+        for candidate in iter(uuid.uuid4, None)
+        if selectors.micro_state_partition(org_id=candidate) == partition
     )
     small = tenant_services.organization_create(
         name="Small clinic", org_type="hospital", org_id=org_id
@@ -209,7 +198,7 @@ def test_explain_shows_the_exact_answer_reads_one_partition_without_the_graph(
     assert "text_emb_idx" not in plan, plan
     # One partition read (the organization's), through its btree, then a top-k sort.
     assert plan.count("Heap Scan on") == 1, plan
-    assert f"Heap Scan on {partition_of(small.id)} " in plan, plan
+    assert f"Heap Scan on {selectors.micro_state_partition(org_id=small.id)} " in plan, plan
     assert "Sort" in plan, plan
 
 
