@@ -178,14 +178,17 @@ def nearest_in_scope(*, scope: Scope, vector: np.ndarray, fields: tuple[str, ...
 
 
 def micro_state_partition(*, org_id) -> str:
-    """The name of the partition that holds (or will hold) the organization's states."""
+    """The name of the partition that holds (or will hold) the organization's states. The
+    modulus is read from each partition's bound, as the remainder is: a re-partitioning does
+    not change this query."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'micro_state'::regclass "
-            "AND satisfies_hash_partition('micro_state'::regclass, 32, "
-            "  (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'remainder (\\d+)'))[1]::int, "
-            "  %s::uuid)",
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,"
+            " regexp_match(pg_get_expr(c.relpartbound, c.oid),"
+            "  'modulus (\\d+), remainder (\\d+)') AS bound"
+            " WHERE i.inhparent = 'micro_state'::regclass"
+            " AND satisfies_hash_partition("
+            "  'micro_state'::regclass, bound[1]::int, bound[2]::int, %s::uuid)",
             [str(org_id)],
         )
         return cursor.fetchone()[0]
