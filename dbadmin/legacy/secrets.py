@@ -13,20 +13,30 @@ import re
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 # Names of keys that hold a secret, at any depth of a config (``auth.Password``,
-# ``headers[0].X-Api-Key``). Matched on the key lower-cased without "_" and "-"; a key that
-# merely contains one of these words goes too (``token_url``).
-SECRET_KEY = re.compile(r"passw(?:or)?d|pwd|secret|token|apikey|privatekey|totp|otp(?:seed)?$")
+# ``headers[0].X-Api-Key``, ``headers.Authorization``, ``AWSAccessKeyId``). Matched on the key
+# lower-cased without "_" and "-"; a key that merely contains one of these words goes too
+# (``token_url``). A credential only at the end of a name: ``portal_credential`` holds one,
+# ``credentialing_mode`` is a setting of the credentialing domain.
+SECRET_KEY = re.compile(
+    r"passw(?:or)?d|pwd|secret|token|apikey|accesskey|privatekey|totp|otp(?:seed)?$"
+    r"|authorization|bearer|jwt|cookie|sessionid|credentials?$"
+)
+# Names that hold a secret when they hold a value, and are a section of settings when they
+# hold a mapping or a list: ``"auth": "Basic …"`` goes, ``"auth": {"user": …}`` is walked.
+SCALAR_SECRET_KEY = re.compile(r"^(?:auth|session|sid)$")
 # In a URL's parameters, also the short names of signed and keyed links (``?key=…``,
-# ``&sig=…``, AWS's ``X-Amz-Signature``), and a token only at the end of a name: a query's
-# ``token_type`` or ``tokenized`` is a setting, ``access_token`` and ``X-Amz-Security-Token``
-# are not.
+# ``&sig=…``, AWS's ``X-Amz-Signature``, Firebase's ``?auth=…``, a ``?sid=`` session), and a
+# token only at the end of a name: a query's ``token_type`` or ``tokenized`` is a setting,
+# ``access_token`` and ``X-Amz-Security-Token`` are not.
 URL_SECRET_KEY = re.compile(
-    r"passw(?:or)?d|pwd|secret|token$|apikey|privatekey|totp|otp(?:seed)?$|^(?:key|sig)$|signature$"
+    r"passw(?:or)?d|pwd|secret|token$|apikey|accesskey|privatekey|totp|otp(?:seed)?$"
+    r"|authorization|bearer|jwt|cookie|sessionid|credentials?$"
+    r"|^(?:key|sig|auth|session|sid)$|signature$"
 )
 # The version of these rules, part of the digest of every row they shape: a row imported under
 # older rules differs from its map entry, so the next import writes it again without what
 # these rules leave out.
-RULES_VERSION = "secrets-2"
+RULES_VERSION = "secrets-3"
 # A query's parameters, separated as servers split them (";" is the older form of "&").
 _PARAMETER_SEPARATOR = re.compile(r"[&;]")
 
@@ -41,7 +51,10 @@ def config_secrets_removed(value, path: str, removed: list[str]):
     if isinstance(value, dict):
         kept = {}
         for key, item in value.items():
-            if SECRET_KEY.search(_normalised(str(key))):
+            name = _normalised(str(key))
+            if SECRET_KEY.search(name) or (
+                SCALAR_SECRET_KEY.search(name) and not isinstance(item, (dict, list))
+            ):
                 removed.append(f"{path}.{key}")
             else:
                 kept[key] = config_secrets_removed(item, f"{path}.{key}", removed)
