@@ -95,9 +95,16 @@ def nearest_queryset(*, vector: np.ndarray, k: int, embedder: str, **filters):
 
 @contextlib.contextmanager
 def _transaction_settings(sql: str, params: list[str]):
+    """A transaction (or, inside one, a savepoint) with settings applied, rolled back at its
+    end: the block only reads, and a released savepoint would keep set_config(..., true)
+    values for the rest of the caller's transaction (an API request, a task, a test), where a
+    walk's settings would reach the exact read after it, and both every later statement."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        yield
+        try:
+            cursor.execute(sql, params)
+            yield
+        finally:
+            transaction.set_rollback(True)
 
 
 def search_settings(k: int):

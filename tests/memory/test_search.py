@@ -5,12 +5,13 @@ import uuid
 
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from memory import selectors
 from memory.checks import check_pgvector_version, pgvector_problem
 from memory.models import MicroState
 from rcm.context import org_context
+from rcm.db.roles import as_owner
 from tenants import services as tenant_services
 from tenants.models import ChannelType
 from tests.workflows.factories import entry, general, outcome, workflow_build
@@ -157,18 +158,40 @@ def test_a_walk_that_gives_up_early_is_answered_exactly(crowded_partition, monke
     only 60 tuples, all org A's); the search then reads the organization's rows exactly."""
     small, small_states, centre = crowded_partition
     monkeypatch.setattr(selectors, "MAX_SCAN_TUPLES", 60)
-    with org_context(small.id), selectors.search_settings(10):
-        walked = list(selectors.nearest_queryset(vector=centre, k=10, embedder=EMBEDDER))
+    with org_context(small.id), selectors.search_settings(50):
+        walked = list(selectors.nearest_queryset(vector=centre, k=50, embedder=EMBEDDER))
     assert len(walked) < 10  # the walk alone gives up: the case is the one under test
     found = search(small.id, centre, k=10)
     exact = sorted(small_states, key=lambda s: -float(np.dot(centre, s.text_emb)))[:10]
     assert [match.state.pk for match in found] == [state.pk for state in exact]
-
-
-def test_an_organization_with_fewer_states_than_k_gets_all_of_them(crowded_partition):
-    small, small_states, centre = crowded_partition
+    # Fewer states than k: every one of them.
     found = search(small.id, centre, k=50)
     assert sorted(match.state.pk for match in found) == sorted(s.pk for s in small_states)
+
+
+def _settings(*names: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join("current_setting(%s, true)" for _ in names), names)
+        return list(cursor.fetchone())
+
+
+def test_the_search_settings_end_with_their_block_inside_a_callers_transaction(
+    crowded_partition,
+):
+    """A test runs in a transaction, as an API request and a task do: a released savepoint
+    would keep set_config(..., true) values for the rest of it."""
+    small, _, centre = crowded_partition
+    names = ("enable_sort", "enable_indexscan", "hnsw.iterative_scan", "hnsw.max_scan_tuples")
+    assert connection.in_atomic_block
+    with org_context(small.id):
+        search(small.id, centre, k=50)  # a walk and then the exact read
+        before = _settings(*names)
+        with selectors.search_settings(10):
+            assert _settings("enable_sort", "hnsw.iterative_scan") == ["off", "relaxed_order"]
+        with selectors.exact_settings():
+            assert _settings("enable_sort", "enable_indexscan") == ["on", "off"]
+        assert _settings(*names) == before
+    assert before[:2] == ["on", "on"]
 
 
 def _plan(org_id, vector) -> str:
@@ -188,18 +211,45 @@ def test_explain_shows_the_hnsw_index_of_one_partition(crowded_partition, org_a)
         assert "Sort" not in plan, plan
 
 
+def _exact_plan(org_id, vector, embedder: str = EMBEDDER) -> str:
+    with org_context(org_id):
+        # A walk first, in the same transaction: the exact read must not inherit its settings.
+        with selectors.search_settings(10):
+            list(selectors.nearest_queryset(vector=vector, k=10, embedder=embedder))
+        with selectors.exact_settings():
+            states = selectors.nearest_queryset(vector=vector, k=10, embedder=embedder)
+            return states.explain(analyze=True, costs=False)
+
+
 def test_explain_shows_the_exact_answer_reads_one_partition_without_the_graph(
     crowded_partition,
 ):
     small, _, centre = crowded_partition
-    with org_context(small.id), selectors.exact_settings():
-        states = selectors.nearest_queryset(vector=centre, k=10, embedder=EMBEDDER)
-        plan = states.explain(analyze=True, costs=False)
+    plan = _exact_plan(small.id, centre)
     assert "text_emb_idx" not in plan, plan
     # One partition read (the organization's), through its btree, then a top-k sort.
     assert plan.count("Heap Scan on") == 1, plan
     assert f"Heap Scan on {selectors.micro_state_partition(org_id=small.id)} " in plan, plan
     assert "Sort" in plan, plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_exact_answer_for_an_embedder_without_states_reads_none_of_the_organizations(org_a):
+    """A caller's own vector where the server embeds (or the reverse) finds nothing; the
+    exact read behind it goes through the (org_id, embedder) index, not through every state of
+    the organization. Committed and analysed as the owner, so that the plan is the one real
+    statistics give (the runtime role may not ANALYZE)."""
+    centre = unit(RNG.normal(size=768))
+    add_states(org_a.id, [near(centre, 0.05) for _ in range(500)])
+    partition = selectors.micro_state_partition(org_id=org_a.id)
+    with as_owner(), connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {partition}")
+    found = search(org_a.id, centre, k=10)
+    assert len(found) == 10
+    with org_context(org_a.id), transaction.atomic():
+        plan = _exact_plan(org_a.id, centre, embedder="another-embedder")
+    assert f"Bitmap Index Scan on {partition}_org_id_embedder_idx" in plan, plan
+    assert "Rows Removed by Filter" not in plan, plan
 
 
 def test_pgvector_version_is_checked_at_start():
