@@ -12,27 +12,40 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-# Names of keys that hold a secret, at any depth of a config (``auth.Password``,
-# ``headers[0].X-Api-Key``, ``headers.Authorization``, ``AWSAccessKeyId``). Matched on the key
-# lower-cased without "_" and "-"; a key that merely contains one of these words goes too
-# (``token_url``). A credential only at the end of a name: ``portal_credential`` holds one,
-# ``credentialing_mode`` is a setting of the credentialing domain.
-SECRET_KEY = re.compile(
-    r"passw(?:or)?d|pwd|secret|token|apikey|accesskey|privatekey|totp|otp(?:seed)?$"
-    r"|authorization|bearer|jwt|cookie|sessionid|credentials?$"
+# Words that name a secret wherever a name is matched (a config's keys, a URL's parameters, a
+# header list's names), on the name lower-cased without "_" and "-": passwords and pass
+# phrases, keys of every kind (``X-Api-Key``, ``AWSAccessKeyId``, Azure's
+# ``Ocp-Apim-Subscription-Key``, ``signing_key``), one-time-password seeds, the header values
+# that carry a login (``Authorization``, ``Proxy-Authorization``, ``Cookie``), session ids
+# (``JSESSIONID``, ``PHPSESSID``) and signatures. Some only at the end of a
+# name, where a setting begins with the same word: ``portal_credential`` holds one,
+# ``credentialing_mode`` and ``credential_id`` do not; ``cookie_domain``, ``jwt_issuer`` and
+# ``authorization_url`` are settings.
+_SECRET_WORDS = (
+    r"passw(?:or)?d|pwd|passphrase|pass$|secret|apikey|accesskey|privatekey|key$"
+    r"|totp|otp(?:seed)?$|authorization$|bearer$|jwt$|cookies?$|sess(?:ion)?id"
+    r"|credentials?$|signature$"
 )
-# Names that hold a secret when they hold a value, and are a section of settings when they
-# hold a mapping or a list: ``"auth": "Basic …"`` goes, ``"auth": {"user": …}`` is walked.
+# A config's keys, at any depth (``auth.Password``, ``headers[0].X-Api-Key``): also a token
+# anywhere in the name (``token_url`` goes too).
+SECRET_KEY = re.compile(_SECRET_WORDS + r"|token")
+# A URL's parameters and a header list's names: a token only at the end of a name (a query's
+# ``token_type`` is a setting, ``access_token`` and ``X-Amz-Security-Token`` are not), and the
+# short names of signed, keyed and session links (``?sig=``, Firebase's ``?auth=``,
+# ``connect.sid``).
+URL_SECRET_KEY = re.compile(_SECRET_WORDS + r"|token$|^(?:sig|auth|session)$|(?:^|\.)sid$")
+# Names that hold a secret when they hold text or a list of values (``"auth": "Basic …"``,
+# ``"auth": ["ops", "pw"]``, a client's user and password), and a section of settings when
+# they hold a mapping (``"auth": {"user": …}`` is walked). A number or a flag is a setting,
+# and so is text that names a kind of login.
 SCALAR_SECRET_KEY = re.compile(r"^(?:auth|session|sid)$")
-# In a URL's parameters, also the short names of signed and keyed links (``?key=…``,
-# ``&sig=…``, AWS's ``X-Amz-Signature``, Firebase's ``?auth=…``, a ``?sid=`` session), and a
-# token only at the end of a name: a query's ``token_type`` or ``tokenized`` is a setting,
-# ``access_token`` and ``X-Amz-Security-Token`` are not.
-URL_SECRET_KEY = re.compile(
-    r"passw(?:or)?d|pwd|secret|token$|apikey|accesskey|privatekey|totp|otp(?:seed)?$"
-    r"|authorization|bearer|jwt|cookie|sessionid|credentials?$"
-    r"|^(?:key|sig|auth|session|sid)$|signature$"
+_LOGIN_KINDS = re.compile(
+    r"none|basic|digest|bearer|ntlm|negotiate|kerberos|oauth2?|saml|sso|form|cookie|token"
+    r"|apikey|certificate|mtls"
 )
+# A header or parameter list written as pairs (Postman, HAR): ``{"key": "Authorization",
+# "value": "Bearer …"}``; the pair's value goes when its name is a secret's.
+_PAIR_NAMES = ("key", "name")
 # The version of these rules, part of the digest of every row they shape: a row imported under
 # older rules differs from its map entry, so the next import writes it again without what
 # these rules leave out.
@@ -49,13 +62,15 @@ def config_secrets_removed(value, path: str, removed: list[str]):
     """``value`` without the keys, at any depth, whose names say they hold a secret; the path
     of each removed key is added to ``removed``."""
     if isinstance(value, dict):
+        pair_name = _pair_secret_name(value)
         kept = {}
         for key, item in value.items():
-            name = _normalised(str(key))
-            if SECRET_KEY.search(name) or (
-                SCALAR_SECRET_KEY.search(name) and not isinstance(item, (dict, list))
-            ):
+            if _is_pair(value) and key in _PAIR_NAMES:
+                kept[key] = item  # a pair's name, not a key named "key"
+            elif _holds_secret(_normalised(str(key)), item):
                 removed.append(f"{path}.{key}")
+            elif key == "value" and pair_name:
+                removed.append(f"{path}.value ({pair_name})")
             else:
                 kept[key] = config_secrets_removed(item, f"{path}.{key}", removed)
         return kept
@@ -67,6 +82,31 @@ def config_secrets_removed(value, path: str, removed: list[str]):
     return value
 
 
+def _holds_secret(name: str, item) -> bool:
+    if SECRET_KEY.search(name):
+        return True
+    if not SCALAR_SECRET_KEY.search(name):
+        return False
+    if isinstance(item, list):
+        return not all(isinstance(element, dict) for element in item)
+    return isinstance(item, str) and not _LOGIN_KINDS.fullmatch(_normalised(item.strip()))
+
+
+def _is_pair(mapping: dict) -> bool:
+    return "value" in mapping and any(isinstance(mapping.get(field), str) for field in _PAIR_NAMES)
+
+
+def _pair_secret_name(pair: dict) -> str:
+    """The name of a name-and-value pair whose value is a secret (``Authorization``), or ""."""
+    if not _is_pair(pair):
+        return ""
+    for field in _PAIR_NAMES:
+        name = pair.get(field)
+        if isinstance(name, str) and URL_SECRET_KEY.search(_normalised(name)):
+            return name
+    return ""
+
+
 def url_secrets_removed(url: str, path: str, removed: list[str]) -> str:
     """``url`` without a user name and password (``https://user:pass@host/``) and without the
     query and fragment parameters whose names say they hold a secret (a fragment's parameters
@@ -76,6 +116,11 @@ def url_secrets_removed(url: str, path: str, removed: list[str]) -> str:
     if "@" in parts.netloc:
         removed.append(f"{path} (user:password@)")
         parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    path_kept = "/".join(
+        _path_parameters_removed(segment, f"{path} path", removed)
+        for segment in parts.path.split("/")
+    )
+    parts = parts._replace(path=path_kept)
     query = _parameters_removed(parts.query, f"{path} query", removed)
     route, mark, parameters = parts.fragment.partition("?")
     if not mark:  # no route: the fragment is parameters (an OAuth implicit grant's) or a name
@@ -95,3 +140,21 @@ def _parameters_removed(text: str, where: str, removed: list[str]) -> str:
         (secrets if URL_SECRET_KEY.search(_normalised(name)) else kept).append(piece)
     removed += [f"{where} {unquote_plus(piece.partition('=')[0])}" for piece in secrets]
     return "&".join(piece for piece in kept if piece) if secrets else text
+
+
+def _path_parameters_removed(segment: str, where: str, removed: list[str]) -> str:
+    """A path segment without its secret parameters (``/app;jsessionid=…``)."""
+    if ";" not in segment:
+        return segment
+    name, *parameters = segment.split(";")
+    kept = [
+        parameter
+        for parameter in parameters
+        if not URL_SECRET_KEY.search(_normalised(unquote_plus(parameter.partition("=")[0])))
+    ]
+    removed += [
+        f"{where} {unquote_plus(parameter.partition('=')[0])}"
+        for parameter in parameters
+        if parameter not in kept
+    ]
+    return ";".join([name, *kept])

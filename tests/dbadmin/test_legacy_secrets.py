@@ -14,9 +14,11 @@ def removed_from_config(config: dict) -> tuple[dict, list[str]]:
 @pytest.mark.parametrize(
     "key",
     [
-        "password", "Passwd", "pwd", "client_secret", "refresh-token", "X-Api-Key",
-        "AWSAccessKeyId", "private_key", "totp_seed", "otp", "Authorization",
-        "bearer", "jwt", "Cookie", "session_id", "portal_credential", "credentials",
+        "password", "Passwd", "pwd", "passphrase", "keystore_pass", "client_secret",
+        "refresh-token", "X-Api-Key", "X-Auth-Key", "Ocp-Apim-Subscription-Key",
+        "x-functions-key", "signing_key", "AWSAccessKeyId", "private_key", "totp_seed", "otp",
+        "Authorization", "Proxy-Authorization", "bearer", "jwt", "Cookie", "Set-Cookie",
+        "session_id", "JSESSIONID", "portal_credential", "credentials", "Signature",
     ],
 )  # fmt: skip
 def test_a_key_named_as_a_secret_is_left_out_at_any_depth(key):
@@ -26,24 +28,51 @@ def test_a_key_named_as_a_secret_is_left_out_at_any_depth(key):
     assert removed == [f"config.headers[0].{key}"]
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "credentialing_mode", "credential_id", "credential_type", "keyboard_layout", "author",
+        "authority", "auth_url", "authorization_url", "oauth_scope", "sidebar",
+        "session_timeout", "cookie_domain", "jwt_issuer", "bearer_format",
+    ],
+)  # fmt: skip
+def test_settings_that_only_look_like_secrets_are_kept(key):
+    assert removed_from_config({key: "x"}) == ({key: "x"}, [])
+
+
+def test_a_token_anywhere_in_a_config_key_goes():
+    assert removed_from_config({"token_url": "https://idp/token"}) == ({}, ["config.token_url"])
+
+
 @pytest.mark.parametrize("key", ["auth", "session", "SID"])
-def test_a_short_name_is_a_secret_as_a_value_and_a_section_as_a_mapping(key):
-    kept, removed = removed_from_config({key: "Basic b3BzOnB3"})
-    assert (kept, removed) == ({}, [f"config.{key}"])
+def test_a_short_name_holds_a_secret_as_text_or_values_and_settings_as_a_mapping(key):
+    for secret in ("Basic b3BzOnB3", ["ops", "pw"]):  # a header's value, a client's auth pair
+        assert removed_from_config({key: secret}) == ({}, [f"config.{key}"])
     section = {key: {"user": "ops", "password": "pw", "scopes": ["read"]}}
     kept, removed = removed_from_config(section)
     assert kept == {key: {"user": "ops", "scopes": ["read"]}}
     assert removed == [f"config.{key}.password"]
+    # A flag, a number or the name of a kind of login is a setting.
+    for setting in (True, 3600, "basic", "OAuth2", "none"):
+        assert removed_from_config({key: setting}) == ({key: setting}, [])
 
 
-@pytest.mark.parametrize(
-    "key", ["credentialing_mode", "credential_id", "token_url", "keyboard", "author", "sidebar"]
-)
-def test_settings_that_only_look_alike_are_kept_or_named(key):
-    # token_url goes (a key that contains a secret's name goes); the others are settings.
-    kept, removed = removed_from_config({key: "x"})
-    assert removed == (["config.token_url"] if key == "token_url" else [])
-    assert kept == ({} if key == "token_url" else {key: "x"})
+def test_a_header_list_of_pairs_keeps_its_names_and_loses_the_secrets_values():
+    headers = [
+        {"key": "Authorization", "value": "Bearer eyJ0"},
+        {"key": "Accept", "value": "text/html"},
+        {"name": "X-Api-Key", "value": "k-123"},
+    ]
+    kept, removed = removed_from_config({"headers": headers})
+    assert kept["headers"] == [
+        {"key": "Authorization"},
+        {"key": "Accept", "value": "text/html"},
+        {"name": "X-Api-Key"},
+    ]
+    assert removed == [
+        "config.headers[0].value (Authorization)",
+        "config.headers[2].value (X-Api-Key)",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -68,6 +97,21 @@ def test_settings_that_only_look_alike_are_kept_or_named(key):
             "https://portal.example/?token_type=bearer&author=me&session_id=abc",
             "https://portal.example/?token_type=bearer&author=me",
             ["url query session_id"],
+        ),
+        (
+            "https://api.example/v1?PHPSESSID=1&connect.sid=2&subscription-key=3&auth_key=4&q=x",
+            "https://api.example/v1?q=x",
+            [
+                "url query PHPSESSID",
+                "url query connect.sid",
+                "url query subscription-key",
+                "url query auth_key",
+            ],
+        ),
+        (
+            "https://portal.example/app;jsessionid=ABC123/claims;view=full?lang=en",
+            "https://portal.example/app/claims;view=full?lang=en",
+            ["url path jsessionid"],
         ),
     ],
 )
